@@ -1,0 +1,86 @@
+"""Frame templates: the bytes of each flow, built once before a trial (TRex's split between a
+packet template and its rate). 60 bytes handed to the kernel are 64 on the wire with the FCS,
+the paper's minimum-size frame."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+ETH_HLEN = 14
+IP_HLEN = 20
+UDP_HLEN = 8
+MIN_FRAME = 60  # without FCS
+ETH_P_IP = 0x0800
+DEFAULT_TTL = 64
+BASE_SPORT = 1024
+DPORT = 9  # discard
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow: the fields that differ between flows. Flows of one router share its prefix."""
+
+    router: str
+    src_mac: str
+    dst_mac: str
+    src_ip: str
+    dst_ip: str
+    sport: int
+    dport: int = DPORT
+
+
+def mac_bytes(mac: str) -> bytes:
+    parts = mac.split(":")
+    if len(parts) != 6:
+        raise ValueError(f"not a MAC address: {mac!r}")
+    return bytes(int(p, 16) for p in parts)
+
+
+def inet_checksum(data: bytes) -> int:
+    """RFC 1071 ones' complement sum, the IPv4 header and UDP checksum."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def build_frame(flow: Flow, size: int = MIN_FRAME, ttl: int = DEFAULT_TTL, ident: int = 0) -> bytes:
+    """An Ethernet/IPv4/UDP frame of exactly ``size`` bytes with valid IP and UDP checksums."""
+    if size < MIN_FRAME:
+        raise ValueError(f"frame size {size} is below the Ethernet minimum {MIN_FRAME}")
+    payload_len = size - ETH_HLEN - IP_HLEN - UDP_HLEN
+    payload = bytes((i * 7) & 0xFF for i in range(payload_len))
+    src = ipaddress.IPv4Address(flow.src_ip).packed
+    dst = ipaddress.IPv4Address(flow.dst_ip).packed
+    udp_len = UDP_HLEN + payload_len
+    pseudo = src + dst + struct.pack("!BBH", 0, 17, udp_len)
+    udp_nock = struct.pack("!HHHH", flow.sport, flow.dport, udp_len, 0) + payload
+    udp_ck = inet_checksum(pseudo + udp_nock) or 0xFFFF
+    udp = struct.pack("!HHHH", flow.sport, flow.dport, udp_len, udp_ck) + payload
+    ip_nock = struct.pack("!BBHHHBBH4s4s", 0x45, 0, IP_HLEN + udp_len, ident, 0x4000, ttl, 17, 0,
+                          src, dst)
+    ip = ip_nock[:10] + struct.pack("!H", inet_checksum(ip_nock)) + ip_nock[12:]
+    eth = mac_bytes(flow.dst_mac) + mac_bytes(flow.src_mac) + struct.pack("!H", ETH_P_IP)
+    return eth + ip + udp
+
+
+def make_flows(routers: list[tuple[str, str, str]], src_mac: str, src_ip: str,
+               flows: int) -> list[Flow]:
+    """Spread ``flows`` over the routers round-robin, so traffic splits evenly between them.
+
+    ``routers`` holds (name, prefix, first-hop MAC). Flow i goes to router i mod R; flows of one
+    router differ in destination host and source port, so a flow hash (RPS, ECMP) can tell them
+    apart. With fewer flows than routers, each router still gets one flow."""
+    n = max(flows, len(routers))
+    out = []
+    for i in range(n):
+        name, prefix, dst_mac = routers[i % len(routers)]
+        net = ipaddress.IPv4Network(prefix)
+        host = 1 + (i // len(routers)) % (net.num_addresses - 2)
+        out.append(Flow(router=name, src_mac=src_mac, dst_mac=dst_mac, src_ip=src_ip,
+                        dst_ip=str(net.network_address + host), sport=BASE_SPORT + i))
+    return out

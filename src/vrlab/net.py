@@ -1,0 +1,200 @@
+"""The only code that builds and removes kernel objects (through pyroute2's netlink).
+
+``build`` applies a plan, recording each namespace, link and process in the ledger before it
+exists; ``teardown`` removes exactly what a ledger names. Objects are created inside their
+namespaces (a veth's peer is born in its own namespace), so nothing ever appears, even briefly,
+in the host's namespace."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from . import nsexec
+from .errors import KernelError, NeedRootError
+from .ledger import NETNS_DIR, Ledger, alive
+from .plan import PREFIX, Plan
+
+NUD_PERMANENT = 0x80
+NUD_NOARP = 0x40  # a static bridge fdb entry
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise NeedRootError("building namespaces needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN): "
+                            "run as root, e.g. `sudo .venv/bin/vrlab ...`; `vrlab plan` "
+                            "shows what would be built without root")
+
+
+def ns_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+@dataclass
+class _Sockets:
+    """One netlink socket per namespace for the whole build: opening one costs a fork."""
+
+    stack: ExitStack
+
+    def __post_init__(self) -> None:
+        self.socks: dict[str, IPRoute] = {}
+
+    def __call__(self, ns: str) -> IPRoute:
+        if ns not in self.socks:
+            self.socks[ns] = self.stack.enter_context(IPRoute(netns=ns))
+        return self.socks[ns]
+
+
+def _idx(ipr: IPRoute, name: str) -> int:
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise KernelError(f"link {name} not found after creating it")
+    return int(found[0])
+
+
+def build(plan: Plan, ledger: Ledger) -> None:
+    """Create every object of ``plan``. On failure the caller tears down from the ledger."""
+    require_root()
+    try:
+        _build(plan, ledger)
+    except NetlinkError as e:
+        raise KernelError(f"netlink refused a step of building {plan.scenario}: {e}") from e
+
+
+def _build(plan: Plan, ledger: Ledger) -> None:
+    for n in plan.namespaces:
+        if not n.name.startswith(PREFIX):
+            raise KernelError(f"refusing to create {n.name}: not a vrlab name")
+        ledger.record("netns", name=n.name)
+        netns.create(n.name)
+    _sysctls(plan)  # before any link exists, so IPv6 never starts on them
+    with ExitStack() as stack:
+        sock = _Sockets(stack)
+        for n in plan.namespaces:
+            ipr = sock(n.name)
+            ipr.link("set", index=_idx(ipr, "lo"), state="up")
+        for v in plan.veths:
+            ledger.record("link", ns=v.a_ns, name=v.a)
+            ledger.record("link", ns=v.b_ns, name=v.b)
+            sock(v.a_ns).link("add", ifname=v.a, kind="veth", address=v.a_mac,
+                              peer={"ifname": v.b, "net_ns_fd": v.b_ns, "address": v.b_mac})
+        for br in plan.bridges:
+            ledger.record("link", ns=br.ns, name=br.name)
+            ipr = sock(br.ns)
+            ipr.link("add", ifname=br.name, kind="bridge", address=br.mac, br_stp_state=0,
+                     br_mcast_snooping=0)
+            bi = _idx(ipr, br.name)
+            for port in br.ports:
+                ipr.link("set", index=_idx(ipr, port), master=bi)
+        for ns, names in _links_by_ns(plan).items():
+            ipr = sock(ns)
+            for name in names:
+                ipr.link("set", index=_idx(ipr, name), state="up")
+        for a in plan.addresses:
+            ipr = sock(a.ns)
+            ip, plen = a.cidr.split("/")
+            ipr.addr("add", index=_idx(ipr, a.dev), address=ip, prefixlen=int(plen))
+        for nb in plan.neighbours:
+            ipr = sock(nb.ns)
+            ipr.neigh("add", dst=nb.ip, lladdr=nb.mac, ifindex=_idx(ipr, nb.dev),
+                      state=NUD_PERMANENT)
+        bridge_of = {p: br.name for br in plan.bridges for p in br.ports}
+        for fd in plan.fdb:
+            ipr = sock(fd.ns)
+            ipr.fdb("add", ifindex=_idx(ipr, fd.dev), lladdr=fd.mac,
+                    master=_idx(ipr, bridge_of[fd.dev]), state=NUD_NOARP)
+        for rl in plan.rules:
+            sock(rl.ns).rule("add", table=rl.table, priority=rl.priority, iifname=rl.iif)
+        for rt in plan.routes:
+            ipr = sock(rt.ns)
+            ipr.route("add", dst=rt.dst, gateway=rt.via, oif=_idx(ipr, rt.dev), table=rt.table)
+
+
+def _links_by_ns(plan: Plan) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for v in plan.veths:
+        out.setdefault(v.a_ns, []).append(v.a)
+        out.setdefault(v.b_ns, []).append(v.b)
+    for br in plan.bridges:
+        out.setdefault(br.ns, []).append(br.name)
+    return out
+
+
+def _sysctls(plan: Plan) -> None:
+    by_ns: dict[str, list[tuple[str, str]]] = {}
+    for s in plan.sysctls:
+        by_ns.setdefault(s.ns, []).append((f"/proc/sys/{s.key}", s.value))
+    for ns, items in by_ns.items():
+        nsexec.run_in(ns, nsexec.write_files, items)
+
+
+# --------------------------------------------------------------------------- teardown
+
+
+def teardown(ledger: Ledger) -> list[str]:
+    """Remove what the ledger names, newest first; returns what was removed. Objects already
+    gone are fine (a namespace takes its links with it); anything not vrlab's is refused."""
+    removed: list[str] = []
+    entries = ledger.entries()
+    for e in reversed(entries):
+        if e.kind == "proc":
+            if _stop_process(int(e.data["pid"]), e.data.get("start")):
+                removed.append(f"process {e.data['pid']} ({e.data.get('what', '?')})")
+    for e in reversed(entries):
+        if e.kind == "link" and _delete_link(e.data["ns"], e.data["name"]):
+            removed.append(f"link {e.data['name']} in {e.data['ns']}")
+    for e in reversed(entries):
+        if e.kind == "netns" and e.data["name"].startswith(PREFIX) and ns_exists(e.data["name"]):
+            netns.remove(e.data["name"])
+            removed.append(f"namespace {e.data['name']}")
+    ledger.remove()
+    return removed
+
+
+def _stop_process(pid: int, start: int | None) -> bool:
+    if not alive(pid, start):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not alive(pid, start):
+                return True
+            time.sleep(0.02)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def _delete_link(ns: str, name: str) -> bool:
+    if not (name.startswith(PREFIX) and ns_exists(ns)):
+        return False
+    try:
+        with IPRoute(netns=ns) as ipr:
+            idx = ipr.link_lookup(ifname=name)
+            if not idx:
+                return False
+            ipr.link("del", index=idx[0])
+            return True
+    except NetlinkError as e:
+        if e.code == errno.ENODEV:
+            return False
+        raise
+
+
+@contextmanager
+def built(plan: Plan, ledger: Ledger) -> Iterator[Plan]:
+    """Build, yield, and always tear down, whatever happens in between."""
+    try:
+        build(plan, ledger)
+        yield plan
+    finally:
+        teardown(ledger)

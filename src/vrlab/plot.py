@@ -1,0 +1,460 @@
+"""Figures in the manner of Egi et al.: received rate against offered rate, with y = x as the
+line of no loss, so a reader sees at a glance where a system under test stops keeping up.
+
+Figures are built on a bare :class:`~matplotlib.figure.Figure` with an Agg canvas, never through
+``pyplot``: nothing global changes, no display is needed, and plotting is safe from any thread.
+Every figure is written twice, as PNG for quick viewing and as SVG with real text (not glyph
+paths) so titles and captions stay searchable and editable for a paper."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Final
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from vrlab.errors import UsageError
+from vrlab.store import SHORT_TOLERANCE, RunRow, Store, SweepPoint
+
+X_LABEL: Final = "Offered rate (kpps)"
+Y_LABEL: Final = "Received rate (kpps)"
+SHORT_LABEL: Final = "generator short of target"
+
+# Okabe-Ito: distinguishable for colour-blind readers and still apart when printed in grey.
+PALETTE: Final = (
+    "#000000",
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#E69F00",
+    "#56B4E9",
+    "#CC79A7",
+    "#F0E442",
+)
+MARKERS: Final = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+_WIDTH_IN: Final = 6.4
+_AXES_BLOCK_IN: Final = 4.6  # title + axes + tick labels + x label
+_LEFT_IN: Final = 0.85
+_RIGHT_IN: Final = 0.25
+_TOP_IN: Final = 0.45
+_BOTTOM_IN: Final = 0.6
+_CAPTION_PT: Final = 8.0
+_MARKER_SIZE: Final = 5.0
+_MARKER_EDGE: Final = 1.0
+
+
+@dataclass(frozen=True)
+class Style:
+    """Pins a series' look, e.g. to keep "native Linux" the same colour across figures."""
+
+    color: str | None = None
+    marker: str | None = None
+    linestyle: str = "-"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a figure: a sweep's points and the name the legend gives them."""
+
+    label: str
+    points: list[SweepPoint]
+    style: Style | None = None
+
+
+# -- public figures -------------------------------------------------------------------------
+
+
+def plot_sweeps(
+    series: Sequence[Series],
+    out_base: Path,
+    *,
+    title: str,
+    caption: str,
+    max_kpps: float | None = None,
+) -> list[Path]:
+    """Received against offered rate, one line per series (the paper's Figs. 2-10 layout).
+
+    Error bars are ±1 sample standard deviation over repeats: with three repeats min/max would
+    say little more and clutter the high-rate end where the lines bunch together."""
+    if not any(s.points for s in series):
+        raise UsageError(f"nothing to plot for {title!r}: no sweep points in any series")
+    short = any(p.generator_short for s in series for p in s.points)
+    fig, ax = _new_figure(title, _with_sweep_notes(caption, series, short))
+    limit = max_kpps if max_kpps is not None else _auto_limit(series)
+    _draw_identity(ax, limit)
+    for index, one in enumerate(series):
+        _draw_series(ax, one, _resolve_style(index, one.style))
+    _finish_rate_axes(ax, limit, short)
+    return _save(fig, out_base)
+
+
+def plot_per_router(
+    points: Sequence[SweepPoint],
+    out_base: Path,
+    *,
+    title: str,
+    caption: str,
+    max_kpps: float | None = None,
+    stacked: bool = True,
+) -> list[Path]:
+    """How the received rate splits between routers (the paper's Figs. 11-12 breakdown).
+
+    Stacked bars show fairness and total at once; ``stacked=False`` draws one line per router,
+    which reads better when the routers' rates cross."""
+    routers = sorted({name for p in points for name in p.router_mean_pps})
+    if not routers:
+        raise UsageError(f"nothing to plot for {title!r}: no per-router counts in the points")
+    ordered = sorted(points, key=lambda p: p.target_pps)
+    short = any(p.generator_short for p in ordered)
+    total = Series("total received", list(ordered), Style(color=PALETTE[0], marker="o"))
+    fig, ax = _new_figure(title, _with_sweep_notes(caption, [total], short))
+    limit = max_kpps if max_kpps is not None else _auto_limit([total])
+    _draw_identity(ax, limit)
+    if stacked:
+        _draw_router_stack(ax, ordered, routers)
+    else:
+        _draw_router_lines(ax, ordered, routers)
+    _draw_series(ax, total, _resolve_style(0, total.style))
+    _finish_rate_axes(ax, limit, short)
+    return _save(fig, out_base)
+
+
+def plot_bars(
+    labels: Sequence[str],
+    values: Sequence[float],
+    spreads: Sequence[float],
+    out_base: Path,
+    *,
+    title: str,
+    ylabel: str,
+    caption: str,
+) -> list[Path]:
+    """One bar per scenario (e.g. NDR); the caption must say what the spreads are."""
+    if not labels:
+        raise UsageError(f"nothing to plot for {title!r}: no bars")
+    if not len(labels) == len(values) == len(spreads):
+        raise UsageError(
+            f"plot_bars needs as many values and spreads as labels: "
+            f"{len(labels)} labels, {len(values)} values, {len(spreads)} spreads"
+        )
+    rotation = _tick_rotation(labels)
+    longest = max(len(label) for label in labels)
+    # A rotated label drops by sin(angle) of its length (~0.6 em per character at 10 pt).
+    drop_in = longest * 10 * 0.6 * math.sin(math.radians(rotation)) / 72
+    fig, ax = _new_figure(title, caption, bottom_in=_BOTTOM_IN + drop_in)
+    _draw_bars(ax, labels, values, spreads, rotation)
+    ax.set_ylabel(ylabel)
+    # Headroom above the tallest error bar for the value printed over it.
+    top = max((v + s for v, s in zip(values, spreads, strict=True)), default=0.0)
+    ax.set_ylim(0, top * 1.12 if top > 0 else 1.0)
+    ax.grid(True, axis="y", color="0.85", linewidth=0.6)
+    ax.set_axisbelow(True)
+    return _save(fig, out_base)
+
+
+def series_from_run(store: Store, run_id: int, label: str | None = None) -> Series:
+    """Labels default to the run's own label so stored runs plot without extra typing."""
+    run = store.run(run_id)
+    name = label or run.label or f"{run.scenario} (run {run.id})"
+    return Series(name, store.sweep_points(run_id))
+
+
+def caption_for_run(run: RunRow) -> str:
+    """A caption that names what a reader needs to judge the numbers: scenario, profile and
+    machine, plus the run id to find the raw trials again."""
+    machine = ", ".join(f"{key} {value}" for key, value in sorted(run.machine.items()))
+    parts = [
+        f"Scenario {run.scenario}, profile {run.profile}, run {run.id} "
+        f"({run.started_at[:10]}, {run.status}, vrlab {run.vrlab_version}).",
+    ]
+    if machine:
+        parts.append(f"Machine: {machine}.")
+    return " ".join(parts)
+
+
+# -- layout ---------------------------------------------------------------------------------
+
+
+def _new_figure(title: str, caption: str, *, bottom_in: float = _BOTTOM_IN) -> tuple[Figure, Axes]:
+    """Sized in inches so the axes keep one size however long the caption is: figures in a
+    series then line up when placed side by side. ``bottom_in`` makes room for tall tick
+    labels (rotated bar names) so they never run into the caption."""
+    lines = _wrap(caption)
+    caption_in = (len(lines) * 1.3 * _CAPTION_PT / 72 + 0.1) if lines else 0.0
+    axes_in = _AXES_BLOCK_IN - _BOTTOM_IN - _TOP_IN
+    height = caption_in + bottom_in + axes_in + _TOP_IN
+    fig = Figure(figsize=(_WIDTH_IN, height), facecolor="white")
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes(
+        (
+            _LEFT_IN / _WIDTH_IN,
+            (caption_in + bottom_in) / height,
+            (_WIDTH_IN - _LEFT_IN - _RIGHT_IN) / _WIDTH_IN,
+            axes_in / height,
+        )
+    )
+    ax.set_facecolor("white")
+    ax.set_title(title)
+    if lines:
+        fig.text(
+            0.1 / _WIDTH_IN,
+            caption_in / height,
+            "\n".join(lines),
+            fontsize=_CAPTION_PT,
+            ha="left",
+            va="top",
+            linespacing=1.3,
+        )
+    return fig, ax
+
+
+def _wrap(text: str) -> list[str]:
+    """Wrapped by hand, not with ``wrap=True``: the width is then known before layout."""
+    chars = int((_WIDTH_IN - 0.2) * 72 / (_CAPTION_PT * 0.55))
+    lines: list[str] = []
+    for paragraph in text.strip().splitlines():
+        lines += textwrap.wrap(paragraph, chars) or [""]
+    return lines
+
+
+def _save(fig: Figure, out_base: Path) -> list[Path]:
+    """Names are ``<out_base>.png``/``.svg`` even if ``out_base`` has a dot (``fig4.v2``).
+
+    Metadata dates are dropped and SVG ids salted with a constant so redrawing an unchanged
+    figure gives identical files that version control will not flag."""
+    out_base = Path(out_base)
+    paths = [out_base.with_name(out_base.name + ext) for ext in (".png", ".svg")]
+    try:
+        out_base.parent.mkdir(parents=True, exist_ok=True)
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "vrlab"}):
+            fig.savefig(
+                paths[0],
+                dpi=150,
+                facecolor="white",
+                bbox_inches="tight",
+                pad_inches=0.1,
+                metadata={"Software": None},
+            )
+            fig.savefig(
+                paths[1],
+                facecolor="white",
+                bbox_inches="tight",
+                pad_inches=0.1,
+                metadata={"Date": None},
+            )
+    except OSError as exc:
+        raise UsageError(f"cannot write figure {out_base}: {exc}") from exc
+    return paths
+
+
+# -- drawing --------------------------------------------------------------------------------
+
+
+def _resolve_style(index: int, style: Style | None) -> Style:
+    style = style or Style()
+    return Style(
+        color=style.color or PALETTE[index % len(PALETTE)],
+        marker=style.marker or MARKERS[index % len(MARKERS)],
+        linestyle=style.linestyle,
+    )
+
+
+def _kpps(pps: float) -> float:
+    return pps / 1000.0
+
+
+def _draw_identity(ax: Axes, limit: float) -> None:
+    ax.plot(
+        [0, limit],
+        [0, limit],
+        linestyle="--",
+        color="0.55",
+        linewidth=1.0,
+        label="received = offered",
+        zorder=1,
+    )
+
+
+def _draw_series(ax: Axes, series: Series, style: Style) -> None:
+    points = sorted(series.points, key=lambda p: p.target_pps)
+    ax.errorbar(
+        [_kpps(p.target_pps) for p in points],
+        [_kpps(p.mean_pps) for p in points],
+        yerr=[_kpps(p.std_pps) for p in points],
+        color=style.color,
+        marker=style.marker,
+        linestyle=style.linestyle,
+        markersize=_MARKER_SIZE,
+        markeredgewidth=_MARKER_EDGE,
+        linewidth=1.2,
+        elinewidth=0.8,
+        capsize=3,
+        label=series.label,
+        zorder=3,
+    )
+    _overlay_short(ax, [p for p in points if p.generator_short], style)
+
+
+def _overlay_short(ax: Axes, short: Sequence[SweepPoint], style: Style) -> None:
+    """A white-faced marker of the same shape and size hides the filled one beneath, so the
+    point reads as hollow while the line and error bar stay as they were."""
+    if not short:
+        return
+    ax.plot(
+        [_kpps(p.target_pps) for p in short],
+        [_kpps(p.mean_pps) for p in short],
+        linestyle="none",
+        marker=style.marker,
+        markersize=_MARKER_SIZE,
+        markeredgewidth=_MARKER_EDGE,
+        markerfacecolor="white",
+        markeredgecolor=style.color,
+        zorder=4,
+    )
+
+
+def _draw_router_stack(ax: Axes, points: Sequence[SweepPoint], routers: Sequence[str]) -> None:
+    x = [_kpps(p.target_pps) for p in points]
+    width = 0.7 * _min_step(x)
+    bottom = [0.0] * len(points)
+    for index, name in enumerate(routers):
+        heights = [_kpps(p.router_mean_pps.get(name, 0.0)) for p in points]
+        ax.bar(
+            x,
+            heights,
+            width=width,
+            bottom=bottom,
+            color=PALETTE[1 + index % (len(PALETTE) - 1)],
+            edgecolor="white",
+            linewidth=0.5,
+            label=name,
+            zorder=2,
+        )
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+
+
+def _draw_router_lines(ax: Axes, points: Sequence[SweepPoint], routers: Sequence[str]) -> None:
+    for index, name in enumerate(routers):
+        ax.plot(
+            [_kpps(p.target_pps) for p in points],
+            [_kpps(p.router_mean_pps.get(name, 0.0)) for p in points],
+            color=PALETTE[1 + index % (len(PALETTE) - 1)],
+            marker=MARKERS[1 + index % (len(MARKERS) - 1)],
+            markersize=_MARKER_SIZE - 1,
+            linewidth=1.0,
+            label=name,
+            zorder=2,
+        )
+
+
+def _tick_rotation(labels: Sequence[str]) -> int:
+    """Slant only when names are long enough to collide side by side."""
+    return 30 if any(len(label) > 10 for label in labels) else 0
+
+
+def _draw_bars(
+    ax: Axes,
+    labels: Sequence[str],
+    values: Sequence[float],
+    spreads: Sequence[float],
+    rotation: int,
+) -> None:
+    positions = list(range(len(labels)))
+    ax.bar(
+        positions,
+        list(values),
+        yerr=list(spreads),
+        color="0.7",
+        edgecolor="black",
+        linewidth=0.8,
+        capsize=4,
+        zorder=2,
+    )
+    for x, value, spread in zip(positions, values, spreads, strict=True):
+        ax.annotate(
+            f"{value:.4g}",
+            (x, value + spread),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_xticks(positions, list(labels), rotation=rotation, ha="right" if rotation else "center")
+
+
+def _finish_rate_axes(ax: Axes, limit: float, short: bool) -> None:
+    """Equal ranges on both axes keep y = x at 45 degrees, as in the paper."""
+    margin = 0.03 * limit
+    ax.set_xlim(0, limit + margin)
+    ax.set_ylim(0, limit + margin)
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel(Y_LABEL)
+    ax.grid(True, color="0.85", linewidth=0.6)
+    ax.set_axisbelow(True)
+    handles, labels = ax.get_legend_handles_labels()
+    if short:
+        handles.append(_short_proxy())
+        labels.append(SHORT_LABEL)
+    ax.legend(handles, labels, loc="upper left", fontsize=8, framealpha=0.9)
+
+
+def _short_proxy() -> Line2D:
+    return Line2D(
+        [],
+        [],
+        linestyle="none",
+        marker="o",
+        markersize=_MARKER_SIZE,
+        markeredgewidth=_MARKER_EDGE,
+        markerfacecolor="white",
+        markeredgecolor="black",
+    )
+
+
+# -- numbers for layout and captions --------------------------------------------------------
+
+
+def _auto_limit(series: Sequence[Series]) -> float:
+    """Round up to a whole 100 kpps so the axis ends on a rate the sweep could have offered."""
+    top = max(
+        max(_kpps(p.target_pps), _kpps(p.mean_pps + p.std_pps), _kpps(p.mean_achieved_pps))
+        for s in series
+        for p in s.points
+    )
+    return max(100.0, math.ceil(top / 100.0 - 1e-9) * 100.0)
+
+
+def _min_step(x: Sequence[float]) -> float:
+    steps = [b - a for a, b in pairwise(x) if b > a]
+    if steps:
+        return min(steps)
+    return max(x[0] / 10.0, 1.0) if x else 1.0
+
+
+def _with_sweep_notes(caption: str, series: Sequence[Series], short: bool) -> str:
+    """The caption states how to read the marks, so a figure cut from its page still explains
+    itself."""
+    counts = sorted({p.n for s in series for p in s.points})
+    repeats = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    notes = [
+        f"Points: mean over {repeats} repeat(s); error bars: ±1 sample standard deviation.",
+        "Dashed line: received = offered (no loss).",
+    ]
+    if short:
+        notes.append(
+            f"Hollow markers: in at least one repeat the generator offered more than "
+            f"{SHORT_TOLERANCE:.0%} below the target, so part of the gap to the dashed line "
+            "is the generator's, not the system's."
+        )
+    return "\n".join([caption.strip(), " ".join(notes)]) if caption.strip() else " ".join(notes)

@@ -1,0 +1,62 @@
+"""Pure records of what a measurement produced. Kept apart from the code that runs traffic so the
+store, the plots and the search can be tested without root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One trial: offer ``target_pps`` for ``duration_s`` and count what arrived.
+
+    ``sent`` counts every frame the generator handed to the kernel, including frames the SUT's
+    ingress backlog refused (``ingress_drops``: the veth reports them to the sender as ENOBUFS,
+    the way a NIC's full DMA ring drops on the wire); those are SUT loss. ``achieved_pps`` is what
+    the generator really offered: if it is below the target, that gap is the generator's
+    shortfall, never SUT loss."""
+
+    target_pps: float
+    duration_s: float
+    sent: int
+    received: int
+    received_by_router: dict[str, int]
+    achieved_pps: float
+    ingress_drops: int = 0
+    other_received: int = 0
+    elapsed_s: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        return max(0, self.sent - self.received)
+
+    @property
+    def loss_ratio(self) -> float:
+        return self.lost / self.sent if self.sent else 0.0
+
+    @property
+    def received_pps(self) -> float:
+        return self.received / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def shortfall(self) -> float:
+        """Fraction of the target the generator failed to offer (0 when it kept up)."""
+        if self.target_pps <= 0:
+            return 0.0
+        return max(0.0, 1.0 - self.achieved_pps / self.target_pps)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Everything needed to redraw a figure or compare a run later: what ran, where, and how."""
+
+    kind: str  # "sweep", "calibrate", "ndr", "trial"
+    scenario: str
+    spec_yaml: str
+    machine: dict[str, str]
+    placement: dict[str, str]
+    vrlab_version: str
+    profile: str
+    params: dict[str, object]
+    label: str = ""

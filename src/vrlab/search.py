@@ -1,0 +1,398 @@
+"""Throughput search as a pure function of a ``measure`` callable.
+
+RFC 2544 bisection spends most of its time on full-length trials far from the answer and lets one
+unlucky trial decide a load. The MLRsearch method (RFC 9971, FD.io CSIT) fixes both: short trials
+find the neighbourhood, only loads near the final bounds get full-length trials, and a load is
+classified from *all* its trials against a duration sum and an exceed ratio, so a rare bad trial
+neither passes nor fails it. Nothing here sleeps or reads a clock, so searches can be tested with
+simulated devices, and time is accounted as the sum of trial durations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from vrlab.errors import SearchError
+
+Measure = Callable[[float, float], tuple[int, int]]
+"""``measure(rate_pps, duration_s) -> (sent, received)``."""
+
+OnTrial = Callable[["TrialRecord"], None]
+
+_TOL = 1e-9  # relative slack so sums of float durations compare as the arithmetic intends
+_MAX_STEP = 0.5  # never jump more than half the load in one extension step
+
+
+@dataclass(frozen=True)
+class SearchGoal:
+    """What one search result must satisfy. Validated on construction so a bad CLI value fails
+    before any traffic runs; each message names the offending parameter."""
+
+    name: str
+    loss_ratio: float
+    final_trial_duration: float
+    duration_sum: float
+    exceed_ratio: float
+    width: float
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.loss_ratio < 1.0, self.name, "loss_ratio", self.loss_ratio, "[0, 1)")
+        _require(self.final_trial_duration > 0, self.name, "final_trial_duration",
+                 self.final_trial_duration, "> 0")
+        _require(self.duration_sum >= self.final_trial_duration, self.name, "duration_sum",
+                 self.duration_sum, ">= final_trial_duration")
+        _require(0.0 <= self.exceed_ratio < 1.0, self.name, "exceed_ratio", self.exceed_ratio,
+                 "[0, 1)")
+        _require(0.0 < self.width < 1.0, self.name, "width", self.width, "(0, 1)")
+
+
+def _require(ok: bool, goal: str, param: str, value: float, valid: str) -> None:
+    if not (ok and math.isfinite(value)):
+        raise SearchError(f"search goal {goal!r}: {param} must be {valid}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial's raw counts. Goal-independent on purpose: the same counts serve every goal."""
+
+    rate: float
+    duration: float
+    sent: int
+    received: int
+
+    @property
+    def loss_ratio(self) -> float:
+        return max(0, self.sent - self.received) / self.sent if self.sent > 0 else 0.0
+
+    @property
+    def forwarding_rate(self) -> float:
+        return self.received / self.duration
+
+
+@dataclass(frozen=True)
+class GoalResult:
+    """Relevant bounds for one goal at the end of the search.
+
+    ``lower_is_min``: even ``min_rate`` was classified failing; both bounds are then ``min_rate``.
+    ``upper_is_max``: ``max_rate`` passed; both bounds are then ``max_rate``.
+    ``conditional_throughput_pps`` follows RFC 9971 Appendix B: take the full-length trials at the
+    lower bound sorted by loss ratio, pad their duration total up to ``duration_sum`` with
+    imaginary trials of total loss, and walk them until ``(1 - exceed_ratio)`` of that total is
+    covered; the result is ``lower_pps * (1 - loss ratio of the trial reached)``. With exceed_ratio
+    0.5 it is a duration-weighted median; at a lower bound it never implies more loss than the goal.
+    ``trials_used``/``time_spent_s`` count the trials until this goal was met for good (trials are
+    shared, so this is the cost of the goal within the joint search, not of a search for it alone).
+    """
+
+    goal: SearchGoal
+    lower_pps: float
+    upper_pps: float
+    conditional_throughput_pps: float
+    width: float
+    trials_used: int
+    time_spent_s: float
+    lower_is_min: bool = False
+    upper_is_max: bool = False
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    goal_results: tuple[GoalResult, ...]
+    trials: tuple[TrialRecord, ...]
+    total_trial_time_s: float
+
+    def result(self, name: str) -> GoalResult:
+        for r in self.goal_results:
+            if r.goal.name == name:
+                return r
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A goal as seen by one phase: intermediate phases ask the same question with shorter trials
+    and a coarser width, so their answers are cheap hints for the next phase."""
+
+    loss_ratio: float
+    exceed_ratio: float
+    trial_duration: float
+    duration_sum: float
+    width: float
+
+
+class _Verdict(Enum):
+    LOWER = "lower"
+    UPPER = "upper"
+    UNDECIDED = "undecided"
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    lower: float | None
+    upper: float | None
+    undecided: tuple[float, ...]  # loads between the bounds that need more trials
+
+    def width(self) -> float | None:
+        if self.lower is None or self.upper is None:
+            return None
+        return (self.upper - self.lower) / self.upper
+
+
+class _Ledger:
+    """All trials so far, grouped by load, because classification uses every trial at a load."""
+
+    def __init__(self, measure: Measure, on_trial: OnTrial | None, max_trials: int) -> None:
+        self._measure = measure
+        self._on_trial = on_trial
+        self._max_trials = max_trials
+        self.trials: list[TrialRecord] = []
+        self.by_load: dict[float, list[TrialRecord]] = {}
+
+    def run(self, rate: float, duration: float) -> TrialRecord:
+        if len(self.trials) >= self._max_trials:
+            raise SearchError(f"max_trials ({self._max_trials}) reached before every goal was met")
+        sent, received = self._measure(rate, duration)
+        record = TrialRecord(rate, duration, int(sent), int(received))
+        self.trials.append(record)
+        self.by_load.setdefault(rate, []).append(record)
+        if self._on_trial is not None:
+            self._on_trial(record)
+        return record
+
+    def time_of(self, count: int) -> float:
+        return sum(t.duration for t in self.trials[:count])
+
+
+def _classify(trials: Sequence[TrialRecord], t: _Target) -> _Verdict:
+    """RFC 9971 Appendix A. Short trials may only push a load towards "upper", and only by the
+    bad time their good short time cannot balance, because a short trial sees less of the rare
+    events a full-length one would. ``optimistic``: the load passes if all missing time is good;
+    ``pessimistic``: it passes even if all missing time is bad."""
+    good_long = bad_long = good_short = bad_short = 0.0
+    for tr in trials:
+        long = tr.duration >= t.trial_duration * (1.0 - _TOL)
+        bad = tr.loss_ratio > t.loss_ratio
+        if bad and long:
+            bad_long += tr.duration
+        elif bad:
+            bad_short += tr.duration
+        elif long:
+            good_long += tr.duration
+        else:
+            good_short += tr.duration
+    balancing = good_short * t.exceed_ratio / (1.0 - t.exceed_ratio)
+    effective_bad = bad_long + max(0.0, bad_short - balancing)
+    whole = max(good_long + effective_bad, t.duration_sum)
+    allowed = whole * t.exceed_ratio + whole * _TOL
+    optimistic = effective_bad <= allowed
+    pessimistic = whole - good_long <= allowed
+    if optimistic and pessimistic:
+        return _Verdict.LOWER
+    return _Verdict.UNDECIDED if optimistic else _Verdict.UPPER
+
+
+def _bounds(by_load: dict[float, list[TrialRecord]], t: _Target) -> _Bounds:
+    """Relevant bounds: the lowest upper bound, and the highest lower bound below it, so a lucky
+    lossless trial above a known failure (loss inversion) never inflates the result."""
+    verdicts = {load: _classify(trials, t) for load, trials in by_load.items()}
+    upper = min((x for x, v in verdicts.items() if v is _Verdict.UPPER), default=None)
+    lower = max((x for x, v in verdicts.items()
+                 if v is _Verdict.LOWER and (upper is None or x < upper)), default=None)
+    undecided = tuple(sorted(x for x, v in verdicts.items() if v is _Verdict.UNDECIDED
+                             and (lower is None or x > lower) and (upper is None or x < upper)))
+    return _Bounds(lower, upper, undecided)
+
+
+def _step(bound: float, hint: float, width: float) -> float:
+    """Relative step away from a bound: the goal width at first, then twice the distance already
+    travelled from the hint, so a bad first guess costs a few trials, not a bisection of
+    everything."""
+    travelled = abs(bound - hint) / max(bound, hint)
+    return min(_MAX_STEP, max(width, 2.0 * travelled))
+
+
+def _focus(b: _Bounds, hint: float) -> float:
+    if b.lower is not None and b.upper is not None:
+        return math.sqrt(b.lower * b.upper)
+    return b.lower if b.lower is not None else b.upper if b.upper is not None else hint
+
+
+def _inner_load(lower: float, upper: float, hint: float, width: float) -> float:
+    """Between two bounds: step out from the bound nearer the hint (usually the answer is close to
+    it) unless that step passes the geometric midpoint, where plain bisection is cheaper."""
+    mid = math.sqrt(lower * upper)
+    if abs(math.log(lower / hint)) <= abs(math.log(upper / hint)):
+        return min(mid, lower / (1.0 - _step(lower, hint, width)))
+    return max(mid, upper * (1.0 - _step(upper, hint, width)))
+
+
+def _next_load(b: _Bounds, t: _Target, hint: float, lo: float, hi: float) -> float | None:
+    """The load this goal wants measured next under target ``t``, or None when it is satisfied."""
+    if b.undecided:  # finish what is open near the bounds before opening anything new
+        focus = _focus(b, hint)
+        return min(b.undecided, key=lambda x: (abs(math.log(x / focus)), x))
+    if b.lower is None and b.upper is None:
+        return hint
+    if b.upper is None:
+        assert b.lower is not None
+        return None if b.lower >= hi else min(hi, b.lower / (1.0 - _step(b.lower, hint, t.width)))
+    if b.lower is None:
+        return None if b.upper <= lo else max(lo, b.upper * (1.0 - _step(b.upper, hint, t.width)))
+    width = b.width()
+    assert width is not None
+    return None if width <= t.width * (1.0 + _TOL) else _inner_load(b.lower, b.upper, hint, t.width)
+
+
+def _phase_targets(goal: SearchGoal, initial: float, phases: int) -> list[_Target]:
+    """Durations grow geometrically to the final one while the width halves (in the compounding
+    sense: one bisection of phase i's width meets phase i+1's). Intermediate duration sums keep the
+    goal's trials-per-load ratio so the same noise tolerance applies, only on shorter trials."""
+    final, start = goal.final_trial_duration, min(initial, goal.final_trial_duration)
+    trials_per_load = goal.duration_sum / final
+    targets = []
+    for i in range(phases):
+        duration = start * (final / start) ** (i / phases)
+        width = 1.0 - (1.0 - goal.width) ** (2 ** (phases - i))
+        targets.append(_Target(goal.loss_ratio, goal.exceed_ratio, duration,
+                               duration * trials_per_load, width))
+    targets.append(_Target(goal.loss_ratio, goal.exceed_ratio, final, goal.duration_sum,
+                           goal.width))
+    return targets
+
+
+def _conditional_throughput(load: float, trials: Sequence[TrialRecord], t: _Target) -> float:
+    long = sorted((tr for tr in trials if tr.duration >= t.trial_duration * (1.0 - _TOL)),
+                  key=lambda tr: tr.loss_ratio)
+    whole = max(t.duration_sum, sum(tr.duration for tr in long))
+    remaining = whole * (1.0 - t.exceed_ratio)
+    for tr in long:
+        remaining -= tr.duration
+        if remaining <= whole * _TOL:
+            return load * (1.0 - tr.loss_ratio)
+    return 0.0  # the padding trials (missing time counted as total loss) were reached
+
+
+def _goal_result(goal: SearchGoal, t: _Target, ledger: _Ledger, used: int, lo: float,
+                 hi: float) -> GoalResult:
+    b = _bounds(ledger.by_load, t)
+    lower_is_min = b.lower is None
+    upper_is_max = b.upper is None
+    lower = lo if b.lower is None else b.lower
+    upper = hi if b.upper is None else b.upper
+    if lower_is_min:
+        upper = lo
+    if upper_is_max:
+        lower = hi
+    ct = _conditional_throughput(lower, ledger.by_load.get(lower, []), t)
+    return GoalResult(goal, lower, upper, ct, (upper - lower) / upper, used,
+                      ledger.time_of(used), lower_is_min, upper_is_max)
+
+
+def _check_bounds(min_rate: float, max_rate: float) -> None:
+    if not (math.isfinite(min_rate) and min_rate > 0):
+        raise SearchError(f"min_rate must be a finite rate > 0, got {min_rate!r}")
+    if not (math.isfinite(max_rate) and max_rate > min_rate):
+        raise SearchError(f"min_rate must be below max_rate, got min_rate={min_rate!r}, "
+                          f"max_rate={max_rate!r}")
+
+
+def _check_search(goals: Sequence[SearchGoal], initial: float, phases: int) -> None:
+    if not goals:
+        raise SearchError("goals: at least one search goal is needed")
+    names = [g.name for g in goals]
+    if len(set(names)) != len(names):
+        raise SearchError(f"goals: names must be unique, got {names}")
+    if not (math.isfinite(initial) and initial > 0):
+        raise SearchError(f"initial_trial_duration must be > 0, got {initial!r}")
+    if phases < 0:
+        raise SearchError(f"intermediate_phases must be >= 0, got {phases}")
+
+
+def mlr_search(measure: Measure, goals: Sequence[SearchGoal], min_rate: float, max_rate: float,
+               *, initial_trial_duration: float = 1.0, intermediate_phases: int = 2,
+               max_trials: int = 10_000, on_trial: OnTrial | None = None) -> SearchResult:
+    """MLRsearch-style search for every goal at once; all goals share every trial.
+
+    One short trial at ``max_rate`` yields the forwarding rate, a good first guess since an
+    overloaded device forwards about what it can. Each phase then narrows every goal's bracket to
+    the phase width with the phase's trial duration; only the last phase uses the goals' own final
+    durations, duration sums and widths, and the reported bounds are classified by that one.
+    Raises SearchError on bad parameters or if ``max_trials`` would be exceeded."""
+    _check_bounds(min_rate, max_rate)
+    _check_search(goals, initial_trial_duration, intermediate_phases)
+    ledger = _Ledger(measure, on_trial, max_trials)
+    plans = [_phase_targets(g, initial_trial_duration, intermediate_phases) for g in goals]
+    first = ledger.run(max_rate, min(p[0].trial_duration for p in plans))
+    guess = min(max_rate, max(min_rate, first.forwarding_rate))
+    if first.loss_ratio > 0 and guess < max_rate:
+        ledger.run(guess, first.duration)
+    hints = [guess] * len(goals)
+    used = [len(ledger.trials)] * len(goals)
+    for phase in range(intermediate_phases + 1):
+        targets = [p[phase] for p in plans]
+        _run_phase(ledger, targets, hints, used, min_rate, max_rate)
+        hints = [_hint(_bounds(ledger.by_load, t), h) for t, h in zip(targets, hints, strict=True)]
+    results = tuple(_goal_result(g, p[-1], ledger, u, min_rate, max_rate)
+                    for g, p, u in zip(goals, plans, used, strict=True))
+    return _search_result(results, ledger)
+
+
+def _run_phase(ledger: _Ledger, targets: Sequence[_Target], hints: Sequence[float],
+               used: list[int], lo: float, hi: float) -> None:
+    """Measure until every goal meets its target for this phase. The first unmet goal (in the
+    caller's order) chooses the load; since any trial can move every goal's bounds, all goals are
+    re-checked before each choice. ``used[i]`` ends as the trial count when goal i was last met."""
+    while True:
+        wants = [_next_load(_bounds(ledger.by_load, t), t, h, lo, hi)
+                 for t, h in zip(targets, hints, strict=True)]
+        pending = [i for i, want in enumerate(wants) if want is not None]
+        if not pending:
+            return
+        for i in pending:
+            used[i] = len(ledger.trials) + 1
+        load = wants[pending[0]]
+        assert load is not None
+        ledger.run(load, targets[pending[0]].trial_duration)
+
+
+def _hint(b: _Bounds, previous: float) -> float:
+    return b.lower if b.lower is not None else b.upper if b.upper is not None else previous
+
+
+def _search_result(results: tuple[GoalResult, ...], ledger: _Ledger) -> SearchResult:
+    return SearchResult(results, tuple(ledger.trials), ledger.time_of(len(ledger.trials)))
+
+
+def binary_search(measure: Measure, goal: SearchGoal, min_rate: float, max_rate: float, *,
+                  max_trials: int = 10_000, on_trial: OnTrial | None = None) -> SearchResult:
+    """Plain RFC 2544 bisection, the baseline MLRsearch is measured against: every trial at the
+    final duration, one trial decides a load (``duration_sum`` and ``exceed_ratio`` are ignored),
+    arithmetic midpoints until ``(upper - lower) / upper <= width``. ``min_rate`` is assumed to
+    pass until the end, where it is measured only if nothing else passed."""
+    _check_bounds(min_rate, max_rate)
+    ledger = _Ledger(measure, on_trial, max_trials)
+    duration = goal.final_trial_duration
+
+    def passes(rate: float) -> bool:
+        return ledger.run(rate, duration).loss_ratio <= goal.loss_ratio
+
+    lower, upper, lower_seen = min_rate, max_rate, False
+    if passes(max_rate):
+        lower, lower_seen = max_rate, True
+    while (upper - lower) / upper > goal.width * (1.0 + _TOL):
+        mid = (lower + upper) / 2.0
+        if passes(mid):
+            lower, lower_seen = mid, True
+        else:
+            upper = mid
+    lower_is_min = not lower_seen and not passes(min_rate)
+    upper = min_rate if lower_is_min else upper
+    single = _Target(goal.loss_ratio, 0.0, duration, duration, goal.width)
+    ct = _conditional_throughput(lower, ledger.by_load.get(lower, []), single)
+    used = len(ledger.trials)
+    result = GoalResult(goal, lower, upper, ct, (upper - lower) / upper, used, ledger.time_of(used),
+                        lower_is_min, lower == max_rate)
+    return _search_result((result,), ledger)

@@ -1,0 +1,222 @@
+"""Scenario specs: what the user asked for, validated before anything touches the kernel.
+
+A scenario is a YAML file. The built-in ones ship inside the package (``vrlab scenarios``); a user
+may pass a path instead of a name. Validation is typed (pydantic) and every problem is reported
+with its attribute path and what would be valid, the way netlab reports a bad topology: the user
+fixes the file once, not one error per run."""
+
+from __future__ import annotations
+
+import ipaddress
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import SpecError
+
+IoMode = Literal["routed", "bridged", "hybrid"]
+Forwarding = Literal["host", "guests", "mixed"]
+
+#: RFC 2544 (§C.2.2) reserves 198.18.0.0/15 for benchmarking: traffic never leaves the testbed
+#: namespaces, and these addresses cannot be confused with anything on a real network.
+BENCH_NET = ipaddress.IPv4Network("198.18.0.0/15")
+MAX_ROUTERS = 256
+MAX_GUESTS = 64
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SutSpec(_Model):
+    """How the system under test is wired: the paper's I/O channel and who forwards."""
+
+    io: IoMode = Field("routed", description="routed | bridged | hybrid I/O between ports/guests")
+    forwarding: Forwarding = Field(
+        "host", description="host: the SUT forwards everything; guests: each guest forwards its "
+        "router's share; mixed: the host forwards one share and guests the rest")
+    guests: int = Field(0, ge=0, le=MAX_GUESTS, description="number of guest namespaces")
+    bridge_nf_call_iptables: bool = Field(
+        False, description="let bridged frames traverse iptables (br_netfilter); off = pure L2")
+
+    @model_validator(mode="after")
+    def _guests_for_forwarding(self) -> SutSpec:
+        if self.forwarding == "guests" and self.guests < 1:
+            raise ValueError("forwarding: guests needs guests >= 1 (set guests: N or --guests N)")
+        if self.forwarding == "mixed" and self.guests < 1:
+            raise ValueError("forwarding: mixed needs guests >= 1 (set guests: N or --guests N)")
+        if self.io == "bridged" and (self.guests or self.forwarding != "host"):
+            raise ValueError(
+                "io: bridged is pure layer 2 (one bridge, no IP layer) and cannot reach guests; "
+                "use io: hybrid, the paper's bridged I/O channel (bridges with guests attached)")
+        return self
+
+
+class TrafficSpec(_Model):
+    """The packet template (TRex's split: what a frame looks like, apart from how fast it goes)."""
+
+    flows: int = Field(1, ge=1, le=1024, description="distinct UDP flows, spread over the routers")
+    frame_size: int = Field(60, ge=60, le=1514,
+                            description="Ethernet frame without FCS; 60 = 64 bytes on the wire")
+    routers: int | None = Field(
+        None, ge=1, le=MAX_ROUTERS,
+        description="destination prefixes (one per virtual router); default: one per forwarder")
+
+
+class ExperimentSpec(_Model):
+    """The paper's method: rates in kpps from start to stop by step, D seconds, repeats."""
+
+    rate_start_kpps: float = Field(100, gt=0)
+    rate_stop_kpps: float = Field(1500, gt=0)
+    rate_step_kpps: float = Field(100, gt=0)
+    duration_s: float = Field(10.0, gt=0, le=3600)
+    repeats: int = Field(3, ge=1, le=100)
+    warmup_s: float = Field(0.2, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _rates_ordered(self) -> ExperimentSpec:
+        if self.rate_stop_kpps < self.rate_start_kpps:
+            raise ValueError(
+                f"rate_stop_kpps ({self.rate_stop_kpps}) is below rate_start_kpps "
+                f"({self.rate_start_kpps}); make stop >= start")
+        return self
+
+    def rates_pps(self) -> list[float]:
+        """Offered rates of a sweep, computed in integer steps so 0.1 never accumulates."""
+        n = int((self.rate_stop_kpps - self.rate_start_kpps) / self.rate_step_kpps + 1e-9)
+        return [(self.rate_start_kpps + i * self.rate_step_kpps) * 1000.0 for i in range(n + 1)]
+
+
+class Scenario(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    description: str = ""
+    paper: str = Field("", description="the figure(s) of the paper this reproduces")
+    sut: SutSpec = SutSpec()
+    traffic: TrafficSpec = TrafficSpec()
+    experiment: ExperimentSpec = ExperimentSpec()
+
+    @property
+    def forwarders(self) -> list[str]:
+        """Who forwards each router's share: 'host' or 'gN'. One router per forwarder."""
+        g = [f"g{i}" for i in range(1, self.sut.guests + 1)]
+        if self.sut.forwarding == "host":
+            return ["host"]
+        if self.sut.forwarding == "guests":
+            return g
+        return ["host", *g]
+
+    @property
+    def router_count(self) -> int:
+        return self.traffic.routers or len(self.forwarders)
+
+    @model_validator(mode="after")
+    def _routers_fit(self) -> Scenario:
+        n = self.traffic.routers
+        if n is not None and self.sut.forwarding != "host" and n != len(self.forwarders):
+            raise ValueError(
+                f"traffic.routers ({n}) must equal the number of forwarders "
+                f"({len(self.forwarders)}) when sut.forwarding is {self.sut.forwarding}; "
+                "leave it unset")
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("vrlab") / "scenarios"))
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in builtin_dir().glob("*.yaml"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """A built-in name, or a path to a YAML file. Unknown names list what exists."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise SpecError(name_or_path, [("(file)", "no such file; give a path to a YAML "
+                                            "scenario or one of: " + ", ".join(builtin_names()))])
+        return p
+    q = builtin_dir() / f"{name_or_path}.yaml"
+    if not q.is_file():
+        raise SpecError(name_or_path, [("(name)", "not a built-in scenario; choose one of: "
+                                        + ", ".join(builtin_names()) + ", or give a .yaml path")])
+    return q
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top)"
+
+
+def _friendly(err: dict[str, Any], model: type[BaseModel]) -> str:
+    """pydantic's message, plus the fix where pydantic does not say it."""
+    msg = str(err["msg"])
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(model, err["loc"][:-1])
+        valid = ", ".join(parent.model_fields) if parent else "see the docs"
+        return f"unknown field; valid fields here: {valid}"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    cur: type[BaseModel] = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = cur.model_fields.get(str(part))
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        cur = ann
+    return cur
+
+
+def parse(data: object, source: str, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Validate a mapping as a scenario. ``overrides`` are dotted paths from the command line
+    (``{"sut.guests": 4}``), applied before validation so their errors name the same paths."""
+    if not isinstance(data, dict):
+        raise SpecError(source, [("(top)", "a scenario must be a YAML mapping with at least "
+                                  "'name:'")])
+    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for dotted, value in (overrides or {}).items():
+        head, _, tail = dotted.partition(".")
+        if tail:
+            sub = merged.setdefault(head, {})
+            if isinstance(sub, dict):
+                sub[tail] = value
+        else:
+            merged[head] = value
+    try:
+        return Scenario.model_validate(merged)
+    except ValidationError as e:
+        problems = [(_loc(err["loc"]), _friendly(dict(err), Scenario)) for err in e.errors()]
+        raise SpecError(source, problems) from None
+
+
+def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
+    """Load and validate a scenario; returns it with its YAML text (stored with every run)."""
+    path = resolve(name_or_path)
+    text = path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise SpecError(str(path), [(where, f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
+    scenario = parse(data, str(path), overrides)
+    if overrides:
+        text = yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    return scenario, text

@@ -1,0 +1,2 @@
+"""Traffic: the paced generator in tg, the counting sink in ts, and the agents that run them
+inside their namespaces."""

@@ -1,0 +1,127 @@
+"""Long-lived helper processes that live inside a namespace: the generator in tg, the sink in
+ts. Started once per testbed (a process start costs ~0.3 s, a trial must not), pinned to a CPU,
+and killed by the kernel if vrlab dies (PR_SET_PDEATHSIG), so even ``kill -9`` leaves no
+orphan sending traffic. They speak small dicts over a pipe."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import asdict
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .. import nsexec
+from ..errors import TrafficError
+from ..ledger import Ledger, proc_start_time
+
+
+def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
+    nsexec.die_with_parent()
+    nsexec.enter(ns)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    from pyroute2 import IPRoute
+
+    from .sender import Sender
+    from .sink import NftSink
+
+    sender: Sender | None = None
+    sink: NftSink | None = None
+    conn.send({"ok": True})
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        op = msg.get("op")
+        try:
+            if op == "sender":
+                sender = Sender(msg["dev"], msg["frames"])
+                reply: dict[str, Any] = {"ok": True}
+            elif op == "send":
+                assert sender is not None, "sender not set up"
+                reply = {"ok": True, **asdict(sender.send(msg["rate"], msg["duration"]))}
+            elif op == "sink":
+                sink = NftSink(msg["table"], msg["dev"], msg["routers"], msg["count_flows"])
+                reply = {"ok": True}
+            elif op == "read":
+                assert sink is not None, "sink not set up"
+                reply = {"ok": True, "counts": sink.read()}
+            elif op == "link_stats":
+                with IPRoute() as ipr:
+                    idx = ipr.link_lookup(ifname=msg["dev"])[0]
+                    stats = ipr.get_links(idx)[0].get("IFLA_STATS64")
+                reply = {"ok": True, "stats": dict(stats)}
+            elif op == "exit":
+                conn.send({"ok": True})
+                return
+            else:
+                reply = {"ok": False, "error": f"unknown op {op!r}"}
+        except Exception as e:  # noqa: BLE001 - reported to the controller
+            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        conn.send(reply)
+
+
+def main(argv: list[str]) -> None:
+    """Entry point of the agent process: ``python -m vrlab.traffic.agent NS CPU FD``."""
+    ns, cpu, fd = argv
+    _serve(ns, None if cpu == "-" else int(cpu), Connection(int(fd)))
+
+
+class Agent:
+    """Controller side: start in ``ns`` pinned to ``cpu``; recorded in the ledger at once.
+
+    A fresh interpreter (not fork) so the agent holds none of the controller's sockets and
+    threads; the socketpair carries pickled dicts both ways."""
+
+    def __init__(self, ns: str, cpu: int | None, ledger: Ledger, what: str) -> None:
+        self.ns = ns
+        self.what = what
+        mine, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vrlab.traffic.agent", ns, "-" if cpu is None else str(cpu),
+             str(theirs.fileno())], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.conn = Connection(mine.detach())
+        ledger.record("proc", pid=self.proc.pid, start=proc_start_time(self.proc.pid),
+                      what=what, ns=ns)
+        self._wait(timeout=30)
+
+    def _wait(self, timeout: float | None) -> dict[str, Any]:
+        if timeout is not None and not self.conn.poll(timeout):
+            raise TrafficError(f"{self.what} agent in {self.ns} did not answer in {timeout}s")
+        try:
+            reply: dict[str, Any] = self.conn.recv()
+        except EOFError:
+            raise TrafficError(f"{self.what} agent in {self.ns} died (exit code "
+                               f"{self.proc.poll()})") from None
+        if not reply.get("ok"):
+            raise TrafficError(f"{self.what} agent in {self.ns}: {reply.get('error')}")
+        return reply
+
+    def call(self, op: str, timeout: float | None = 60, **kw: Any) -> dict[str, Any]:
+        try:
+            self.conn.send({"op": op, **kw})
+        except (BrokenPipeError, OSError):
+            raise TrafficError(f"{self.what} agent in {self.ns} is gone") from None
+        return self._wait(timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.call("exit", timeout=5)
+            except TrafficError:
+                pass
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(2)
+        self.conn.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
