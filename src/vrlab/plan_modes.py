@@ -121,6 +121,8 @@ def _layer3(b: _Builder, *, hybrid: bool) -> Plan:
                     Address(sut, out_dev, cidr(TS_NET, GATEWAY))]
     _endpoints(b, left, right, TG_NET, TS_NET, TS_HOST)
     b.sysctls.append(Sysctl(sut, "net/ipv4/ip_forward", "1"))
+    for ns in (sut, *guests):
+        _no_rp_filter(b, ns)
     b.routes.append(Route(tg, str(ROUTER_NET), host_ip(TG_NET, GATEWAY), left.a))
     b.neighbours += [
         Neighbour(tg, left.a, host_ip(TG_NET, GATEWAY), in_mac),
@@ -142,6 +144,16 @@ def _layer3(b: _Builder, *, hybrid: bool) -> Plan:
     if not hybrid and guests:
         b.routes.append(Route(sut, str(ROUTER_NET), ts_ip, out_dev, RETURN_TABLE))
     return b.build(traffic, sut, left.b)
+
+
+def _no_rp_filter(b: _Builder, ns: str) -> None:
+    """Turn reverse-path filtering off where frames are forwarded. A new namespace inherits its
+    IPv4 settings from the host's, and most distributions set rp_filter to 2 (loose): a routed
+    guest, which has no route back to the generator's subnet, would then drop every frame, and
+    the host (with 1, strict) every frame coming back from a guest. Set for ``default`` too,
+    before any link exists, so every device of the namespace starts with it off."""
+    for key in ("all", "default"):
+        b.sysctls.append(Sysctl(ns, f"net/ipv4/conf/{key}/rp_filter", "0"))
 
 
 def _hybrid_guest(b: _Builder, i: int, g: str, a: Veth, z: Veth, ts_ip: str,

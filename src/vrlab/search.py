@@ -39,19 +39,19 @@ class SearchGoal:
     width: float
 
     def __post_init__(self) -> None:
-        _require(0.0 <= self.loss_ratio < 1.0, self.name, "loss_ratio", self.loss_ratio, "[0, 1)")
-        _require(self.final_trial_duration > 0, self.name, "final_trial_duration",
-                 self.final_trial_duration, "> 0")
-        _require(self.duration_sum >= self.final_trial_duration, self.name, "duration_sum",
-                 self.duration_sum, ">= final_trial_duration")
-        _require(0.0 <= self.exceed_ratio < 1.0, self.name, "exceed_ratio", self.exceed_ratio,
-                 "[0, 1)")
-        _require(0.0 < self.width < 1.0, self.name, "width", self.width, "(0, 1)")
-
-
-def _require(ok: bool, goal: str, param: str, value: float, valid: str) -> None:
-    if not (ok and math.isfinite(value)):
-        raise SearchError(f"search goal {goal!r}: {param} must be {valid}, got {value!r}")
+        checks = (
+            ("loss_ratio", 0.0 <= self.loss_ratio < 1.0, "in [0, 1)"),
+            ("final_trial_duration", self.final_trial_duration > 0, "> 0"),
+            ("duration_sum", self.duration_sum >= self.final_trial_duration, ">= final duration"),
+            ("exceed_ratio", 0.0 <= self.exceed_ratio < 1.0, "in [0, 1)"),
+            ("width", 0.0 < self.width < 1.0, "in (0, 1)"),
+        )
+        for param, ok, valid in checks:
+            value = getattr(self, param)
+            if not (ok and math.isfinite(value)):
+                raise SearchError(
+                    f"search goal {self.name!r}: {param} must be {valid}, got {value!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -135,11 +135,6 @@ class _Bounds:
     upper: float | None
     undecided: tuple[float, ...]  # loads between the bounds that need more trials
 
-    def width(self) -> float | None:
-        if self.lower is None or self.upper is None:
-            return None
-        return (self.upper - self.lower) / self.upper
-
 
 class _Ledger:
     """All trials so far, grouped by load, because classification uses every trial at a load."""
@@ -198,12 +193,17 @@ def _bounds(by_load: dict[float, list[TrialRecord]], t: _Target) -> _Bounds:
     """Relevant bounds: the lowest upper bound, and the highest lower bound below it, so a lucky
     lossless trial above a known failure (loss inversion) never inflates the result."""
     verdicts = {load: _classify(trials, t) for load, trials in by_load.items()}
-    upper = min((x for x, v in verdicts.items() if v is _Verdict.UPPER), default=None)
-    lower = max((x for x, v in verdicts.items()
-                 if v is _Verdict.LOWER and (upper is None or x < upper)), default=None)
-    undecided = tuple(sorted(x for x, v in verdicts.items() if v is _Verdict.UNDECIDED
-                             and (lower is None or x > lower) and (upper is None or x < upper)))
-    return _Bounds(lower, upper, undecided)
+
+    def loads(kind: _Verdict, above: float | None, below: float | None) -> list[float]:
+        return sorted(
+            x
+            for x, v in verdicts.items()
+            if v is kind and (above is None or x > above) and (below is None or x < below)
+        )
+
+    upper = next(iter(loads(_Verdict.UPPER, None, None)), None)
+    lower = next(reversed(loads(_Verdict.LOWER, None, upper)), None)
+    return _Bounds(lower, upper, tuple(loads(_Verdict.UNDECIDED, lower, upper)))
 
 
 def _step(bound: float, hint: float, width: float) -> float:
@@ -241,9 +241,9 @@ def _next_load(b: _Bounds, t: _Target, hint: float, lo: float, hi: float) -> flo
         return None if b.lower >= hi else min(hi, b.lower / (1.0 - _step(b.lower, hint, t.width)))
     if b.lower is None:
         return None if b.upper <= lo else max(lo, b.upper * (1.0 - _step(b.upper, hint, t.width)))
-    width = b.width()
-    assert width is not None
-    return None if width <= t.width * (1.0 + _TOL) else _inner_load(b.lower, b.upper, hint, t.width)
+    if (b.upper - b.lower) / b.upper <= t.width * (1.0 + _TOL):
+        return None
+    return _inner_load(b.lower, b.upper, hint, t.width)
 
 
 def _phase_targets(goal: SearchGoal, initial: float, phases: int) -> list[_Target]:
@@ -256,16 +256,20 @@ def _phase_targets(goal: SearchGoal, initial: float, phases: int) -> list[_Targe
     for i in range(phases):
         duration = start * (final / start) ** (i / phases)
         width = 1.0 - (1.0 - goal.width) ** (2 ** (phases - i))
-        targets.append(_Target(goal.loss_ratio, goal.exceed_ratio, duration,
-                               duration * trials_per_load, width))
-    targets.append(_Target(goal.loss_ratio, goal.exceed_ratio, final, goal.duration_sum,
-                           goal.width))
+        targets.append(
+            _Target(goal.loss_ratio, goal.exceed_ratio, duration, duration * trials_per_load, width)
+        )
+    targets.append(
+        _Target(goal.loss_ratio, goal.exceed_ratio, final, goal.duration_sum, goal.width)
+    )
     return targets
 
 
 def _conditional_throughput(load: float, trials: Sequence[TrialRecord], t: _Target) -> float:
-    long = sorted((tr for tr in trials if tr.duration >= t.trial_duration * (1.0 - _TOL)),
-                  key=lambda tr: tr.loss_ratio)
+    long = sorted(
+        (tr for tr in trials if tr.duration >= t.trial_duration * (1.0 - _TOL)),
+        key=lambda tr: tr.loss_ratio,
+    )
     whole = max(t.duration_sum, sum(tr.duration for tr in long))
     remaining = whole * (1.0 - t.exceed_ratio)
     for tr in long:
@@ -275,28 +279,48 @@ def _conditional_throughput(load: float, trials: Sequence[TrialRecord], t: _Targ
     return 0.0  # the padding trials (missing time counted as total loss) were reached
 
 
-def _goal_result(goal: SearchGoal, t: _Target, ledger: _Ledger, used: int, lo: float,
-                 hi: float) -> GoalResult:
+def _goal_result(
+    goal: SearchGoal, t: _Target, ledger: _Ledger, used: int, lo: float, hi: float
+) -> GoalResult:
     b = _bounds(ledger.by_load, t)
-    lower_is_min = b.lower is None
-    upper_is_max = b.upper is None
-    lower = lo if b.lower is None else b.lower
-    upper = hi if b.upper is None else b.upper
-    if lower_is_min:
-        upper = lo
-    if upper_is_max:
-        lower = hi
-    ct = _conditional_throughput(lower, ledger.by_load.get(lower, []), t)
-    return GoalResult(goal, lower, upper, ct, (upper - lower) / upper, used,
-                      ledger.time_of(used), lower_is_min, upper_is_max)
+    if b.lower is None:  # even min_rate failed
+        return _result(goal, lo, lo, t, ledger, used, lower_is_min=True)
+    if b.upper is None:  # max_rate passed
+        return _result(goal, hi, hi, t, ledger, used, upper_is_max=True)
+    return _result(goal, b.lower, b.upper, t, ledger, used)
+
+
+def _result(
+    goal: SearchGoal,
+    lower: float,
+    upper: float,
+    t: _Target,
+    ledger: _Ledger,
+    used: int,
+    *,
+    lower_is_min: bool = False,
+    upper_is_max: bool = False,
+) -> GoalResult:
+    return GoalResult(
+        goal=goal,
+        lower_pps=lower,
+        upper_pps=upper,
+        conditional_throughput_pps=_conditional_throughput(lower, ledger.by_load.get(lower, []), t),
+        width=(upper - lower) / upper,
+        trials_used=used,
+        time_spent_s=ledger.time_of(used),
+        lower_is_min=lower_is_min,
+        upper_is_max=upper_is_max,
+    )
 
 
 def _check_bounds(min_rate: float, max_rate: float) -> None:
     if not (math.isfinite(min_rate) and min_rate > 0):
         raise SearchError(f"min_rate must be a finite rate > 0, got {min_rate!r}")
     if not (math.isfinite(max_rate) and max_rate > min_rate):
-        raise SearchError(f"min_rate must be below max_rate, got min_rate={min_rate!r}, "
-                          f"max_rate={max_rate!r}")
+        raise SearchError(
+            f"min_rate must be below max_rate, got min_rate={min_rate!r}, max_rate={max_rate!r}"
+        )
 
 
 def _check_search(goals: Sequence[SearchGoal], initial: float, phases: int) -> None:
@@ -311,9 +335,17 @@ def _check_search(goals: Sequence[SearchGoal], initial: float, phases: int) -> N
         raise SearchError(f"intermediate_phases must be >= 0, got {phases}")
 
 
-def mlr_search(measure: Measure, goals: Sequence[SearchGoal], min_rate: float, max_rate: float,
-               *, initial_trial_duration: float = 1.0, intermediate_phases: int = 2,
-               max_trials: int = 10_000, on_trial: OnTrial | None = None) -> SearchResult:
+def mlr_search(
+    measure: Measure,
+    goals: Sequence[SearchGoal],
+    min_rate: float,
+    max_rate: float,
+    *,
+    initial_trial_duration: float = 1.0,
+    intermediate_phases: int = 2,
+    max_trials: int = 10_000,
+    on_trial: OnTrial | None = None,
+) -> SearchResult:
     """MLRsearch-style search for every goal at once; all goals share every trial.
 
     One short trial at ``max_rate`` yields the forwarding rate, a good first guess since an
@@ -335,19 +367,29 @@ def mlr_search(measure: Measure, goals: Sequence[SearchGoal], min_rate: float, m
         targets = [p[phase] for p in plans]
         _run_phase(ledger, targets, hints, used, min_rate, max_rate)
         hints = [_hint(_bounds(ledger.by_load, t), h) for t, h in zip(targets, hints, strict=True)]
-    results = tuple(_goal_result(g, p[-1], ledger, u, min_rate, max_rate)
-                    for g, p, u in zip(goals, plans, used, strict=True))
+    results = tuple(
+        _goal_result(g, p[-1], ledger, u, min_rate, max_rate)
+        for g, p, u in zip(goals, plans, used, strict=True)
+    )
     return _search_result(results, ledger)
 
 
-def _run_phase(ledger: _Ledger, targets: Sequence[_Target], hints: Sequence[float],
-               used: list[int], lo: float, hi: float) -> None:
+def _run_phase(
+    ledger: _Ledger,
+    targets: Sequence[_Target],
+    hints: Sequence[float],
+    used: list[int],
+    lo: float,
+    hi: float,
+) -> None:
     """Measure until every goal meets its target for this phase. The first unmet goal (in the
     caller's order) chooses the load; since any trial can move every goal's bounds, all goals are
     re-checked before each choice. ``used[i]`` ends as the trial count when goal i was last met."""
     while True:
-        wants = [_next_load(_bounds(ledger.by_load, t), t, h, lo, hi)
-                 for t, h in zip(targets, hints, strict=True)]
+        wants = [
+            _next_load(_bounds(ledger.by_load, t), t, h, lo, hi)
+            for t, h in zip(targets, hints, strict=True)
+        ]
         pending = [i for i, want in enumerate(wants) if want is not None]
         if not pending:
             return
@@ -366,8 +408,15 @@ def _search_result(results: tuple[GoalResult, ...], ledger: _Ledger) -> SearchRe
     return SearchResult(results, tuple(ledger.trials), ledger.time_of(len(ledger.trials)))
 
 
-def binary_search(measure: Measure, goal: SearchGoal, min_rate: float, max_rate: float, *,
-                  max_trials: int = 10_000, on_trial: OnTrial | None = None) -> SearchResult:
+def binary_search(
+    measure: Measure,
+    goal: SearchGoal,
+    min_rate: float,
+    max_rate: float,
+    *,
+    max_trials: int = 10_000,
+    on_trial: OnTrial | None = None,
+) -> SearchResult:
     """Plain RFC 2544 bisection, the baseline MLRsearch is measured against: every trial at the
     final duration, one trial decides a load (``duration_sum`` and ``exceed_ratio`` are ignored),
     arithmetic midpoints until ``(upper - lower) / upper <= width``. ``min_rate`` is assumed to
@@ -388,11 +437,10 @@ def binary_search(measure: Measure, goal: SearchGoal, min_rate: float, max_rate:
             lower, lower_seen = mid, True
         else:
             upper = mid
-    lower_is_min = not lower_seen and not passes(min_rate)
-    upper = min_rate if lower_is_min else upper
     single = _Target(goal.loss_ratio, 0.0, duration, duration, goal.width)
-    ct = _conditional_throughput(lower, ledger.by_load.get(lower, []), single)
     used = len(ledger.trials)
-    result = GoalResult(goal, lower, upper, ct, (upper - lower) / upper, used, ledger.time_of(used),
-                        lower_is_min, lower == max_rate)
+    if not lower_seen and not passes(min_rate):
+        result = _result(goal, min_rate, min_rate, single, ledger, used + 1, lower_is_min=True)
+    else:
+        result = _result(goal, lower, upper, single, ledger, used, upper_is_max=lower == max_rate)
     return _search_result((result,), ledger)

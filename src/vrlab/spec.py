@@ -66,37 +66,12 @@ class TrafficSpec(_Model):
         description="destination prefixes (one per virtual router); default: one per forwarder")
 
 
-class ExperimentSpec(_Model):
-    """The paper's method: rates in kpps from start to stop by step, D seconds, repeats."""
-
-    rate_start_kpps: float = Field(100, gt=0)
-    rate_stop_kpps: float = Field(1500, gt=0)
-    rate_step_kpps: float = Field(100, gt=0)
-    duration_s: float = Field(10.0, gt=0, le=3600)
-    repeats: int = Field(3, ge=1, le=100)
-    warmup_s: float = Field(0.2, ge=0, le=60)
-
-    @model_validator(mode="after")
-    def _rates_ordered(self) -> ExperimentSpec:
-        if self.rate_stop_kpps < self.rate_start_kpps:
-            raise ValueError(
-                f"rate_stop_kpps ({self.rate_stop_kpps}) is below rate_start_kpps "
-                f"({self.rate_start_kpps}); make stop >= start")
-        return self
-
-    def rates_pps(self) -> list[float]:
-        """Offered rates of a sweep, computed in integer steps so 0.1 never accumulates."""
-        n = int((self.rate_stop_kpps - self.rate_start_kpps) / self.rate_step_kpps + 1e-9)
-        return [(self.rate_start_kpps + i * self.rate_step_kpps) * 1000.0 for i in range(n + 1)]
-
-
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     description: str = ""
     paper: str = Field("", description="the figure(s) of the paper this reproduces")
     sut: SutSpec = SutSpec()
     traffic: TrafficSpec = TrafficSpec()
-    experiment: ExperimentSpec = ExperimentSpec()
 
     @property
     def forwarders(self) -> list[str]:

@@ -1,0 +1,67 @@
+"""Named experiment profiles: the paper's method, and a short one for demos and CI.
+
+The paper: 100 to 1500 kpps in 100 kpps steps, 10 s per rate, 3 repeats, the mean kept. The
+quick profile keeps the same rates (the figure keeps its shape) with 2 s trials and one repeat,
+about a minute per sweep; a user's flags override either."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    rate_start_kpps: float
+    rate_stop_kpps: float
+    rate_step_kpps: float
+    duration_s: float
+    repeats: int
+    warmup_s: float
+    calib_final_s: float  # final trial duration of searches (calibration, NDR)
+
+    def rates_pps(self) -> list[float]:
+        n = int((self.rate_stop_kpps - self.rate_start_kpps) / self.rate_step_kpps + 1e-9)
+        return [(self.rate_start_kpps + i * self.rate_step_kpps) * 1e3 for i in range(n + 1)]
+
+
+PROFILES = {
+    "paper": Profile("paper", 100, 1500, 100, 10.0, 3, 0.5, 10.0),
+    "quick": Profile("quick", 100, 1500, 100, 2.0, 1, 0.2, 1.0),
+}
+
+
+def get(name: str) -> Profile:
+    if name not in PROFILES:
+        raise UsageError(f"--profile {name!r}: choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def parse_rates(text: str) -> tuple[float, float, float]:
+    """``START:STOP:STEP`` in kpps, e.g. ``100:1500:100``."""
+    try:
+        start, stop, step = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise UsageError(f"--rates {text!r}: write START:STOP:STEP in kpps, e.g. 100:1500:100")\
+            from None
+    if start <= 0 or step <= 0 or stop < start:
+        raise UsageError(f"--rates {text!r}: need 0 < START <= STOP and STEP > 0")
+    return start, stop, step
+
+
+def with_overrides(p: Profile, rates: str | None, duration: float | None,
+                   repeats: int | None) -> Profile:
+    if rates:
+        a, b, c = parse_rates(rates)
+        p = replace(p, rate_start_kpps=a, rate_stop_kpps=b, rate_step_kpps=c)
+    if duration is not None:
+        if duration <= 0:
+            raise UsageError("--duration must be positive (seconds)")
+        p = replace(p, duration_s=duration)
+    if repeats is not None:
+        if repeats < 1:
+            raise UsageError("--repeats must be at least 1")
+        p = replace(p, repeats=repeats)
+    return p
