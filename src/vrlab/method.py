@@ -113,7 +113,7 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
 
     result = search.mlr_search(measure, goals, min_rate, max_rate,
                                initial_trial_duration=min(1.0, goals[0].final_trial_duration))
-    for g in result.goals:
+    for g in result.goal_results:
         ctx.store.finish_search(
             sids[g.goal.name], lower_pps=g.lower_pps, upper_pps=g.upper_pps,
             conditional_pps=g.conditional_throughput_pps, width=g.width,
@@ -139,7 +139,7 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
                                          0.02)
                 res = run_search(ctx, tb, run_id, [goal], CALIB_MIN_PPS, CALIB_MAX_PPS,
                                  {"flows": flows}, progress, count_shortfall_as_loss=True)
-                found[flows] = res.goals[0].lower_pps
+                found[flows] = res.goal_results[0].lower_pps
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"

@@ -352,7 +352,9 @@ def mlr_search(
     overloaded device forwards about what it can. Each phase then narrows every goal's bracket to
     the phase width with the phase's trial duration; only the last phase uses the goals' own final
     durations, duration sums and widths, and the reported bounds are classified by that one.
-    Raises SearchError on bad parameters or if ``max_trials`` would be exceeded."""
+    If even ``min_rate`` fails a goal, its result is ``min_rate`` with ``lower_is_min=True``; if
+    ``max_rate`` passes, ``max_rate`` with ``upper_is_max=True``. Raises SearchError on bad
+    parameters or if ``max_trials`` would be exceeded."""
     _check_bounds(min_rate, max_rate)
     _check_search(goals, initial_trial_duration, intermediate_phases)
     ledger = _Ledger(measure, on_trial, max_trials)
@@ -437,10 +439,11 @@ def binary_search(
             lower, lower_seen = mid, True
         else:
             upper = mid
+    lower_is_min = not lower_seen and not passes(min_rate)
     single = _Target(goal.loss_ratio, 0.0, duration, duration, goal.width)
     used = len(ledger.trials)
-    if not lower_seen and not passes(min_rate):
-        result = _result(goal, min_rate, min_rate, single, ledger, used + 1, lower_is_min=True)
+    if lower_is_min:
+        result = _result(goal, min_rate, min_rate, single, ledger, used, lower_is_min=True)
     else:
         result = _result(goal, lower, upper, single, ledger, used, upper_is_max=lower == max_rate)
     return _search_result((result,), ledger)
