@@ -41,6 +41,16 @@ def _overrides(guests: int | None, flows: int | None, routers: int | None) -> di
     return o
 
 
+def _placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--sink-rx", type=click.Choice(["sut", "generator"]), default="sut",
+                     show_default=True,
+                     help="CPU for the sink's receive processing: the SUT's (keeps the "
+                     "generator's CPU free) or the generator's.")(f)
+    f = click.option("--pin/--no-pin", default=True, show_default=True,
+                     help="Generator on CPU 0, SUT receive processing (RPS) on CPU 1.")(f)
+    return f
+
+
 def _scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--routers", type=int, default=None,
                      help="Destination prefixes (virtual routers) to split traffic over.")(f)
@@ -132,15 +142,19 @@ def _progress(total: int, what: str) -> Iterator[Callable[[str, TrialResult | No
                 note += (f"  rx {res.received_pps / 1e3:.0f} kpps  loss {res.loss_ratio:.2%}"
                          + ("  [yellow]generator short[/]" if res.shortfall > 0.02 else ""))
             prog.update(task, advance=1, last=note)
+            if not console.is_terminal:  # a log gets one line per trial instead of a live bar
+                console.print(f"[{prog.tasks[0].completed}/{total}] {note}", markup=False)
 
         yield step
 
 
-def _ctx(db: Path | None, pin: bool, profile: profiles.Profile, label: str) -> Any:
+def _ctx(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Profile,
+         label: str) -> Any:
     from .method import RunContext
     from .store import Store
 
-    return RunContext(Store(db), placement.choose(pin), profile, label)
+    where: placement.SinkWith = "generator" if sink_rx == "generator" else "sut"
+    return RunContext(Store(db), placement.choose(pin, where), profile, label)
 
 
 def _profile(name: str, rates: str | None, duration: float | None,
@@ -157,8 +171,7 @@ def _profile(name: str, rates: str | None, duration: float | None,
 @click.option("--rates", default=None, help="START:STOP:STEP in kpps (overrides the profile).")
 @click.option("--duration", type=float, default=None, help="Seconds per trial.")
 @click.option("--repeats", type=int, default=None, help="Trials per rate (the mean is kept).")
-@click.option("--pin/--no-pin", default=True, show_default=True,
-              help="Generator+sink on CPU 0, SUT receive processing (RPS) on CPU 1.")
+@_placement_options
 @click.option("--label", default="", help="A label stored with the run and shown in figures.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True, help="Where the figure is written.")
@@ -166,16 +179,17 @@ def _profile(name: str, rates: str | None, duration: float | None,
 @_db_option
 def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | None,
           profile_name: str, rates: str | None, duration: float | None, repeats: int | None,
-          pin: bool, label: str, out_dir: Path, plot: bool, db: Path | None) -> None:
+          pin: bool, sink_rx: str, label: str, out_dir: Path, plot: bool,
+          db: Path | None) -> None:
     """Measure SCENARIO the paper's way: received rate at each offered rate."""
     from . import method
 
     sc, text = spec.load(scenario, _overrides(guests, flows, routers))
     prof = _profile(profile_name, rates, duration, repeats)
     net.require_root()
-    ctx = _ctx(db, pin, prof, label)
+    ctx = _ctx(db, pin, sink_rx, prof, label)
     n = len(prof.rates_pps()) * prof.repeats
-    cal = method.calibrated_max(ctx.store, sc.traffic.flows)
+    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
     console.print(f"sweep [bold]{sc.name}[/]: {n} trials of {prof.duration_s:g} s "
                   f"({prof.name} profile); {ctx.placement.describe()}; db {ctx.store.path}")
     if cal is None:
@@ -220,11 +234,11 @@ def _plot_runs(store: Any, run_ids: list[int], base: Path, title: str) -> None:
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
               help="Final trial length of the search: quick 1 s, paper 10 s.")
-@click.option("--pin/--no-pin", default=True, show_default=True)
+@_placement_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True)
 @_db_option
-def calibrate(flows_csv: str, profile_name: str, pin: bool, out_dir: Path,
+def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, out_dir: Path,
               db: Path | None) -> None:
     """The paper's Fig. 4: link tg straight to ts and find, for each flow count, the highest
     rate the generator and sink carry with no loss. Sweeps flag rates above it."""
@@ -237,7 +251,7 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, out_dir: Path,
     if any(not 1 <= f <= 1024 for f in flows):
         raise click.BadParameter("flow counts must be 1-1024", param_hint="--flows")
     net.require_root()
-    ctx = _ctx(db, pin, profiles.get(profile_name), "")
+    ctx = _ctx(db, pin, sink_rx, profiles.get(profile_name), "")
     console.print(f"calibrating tg→ts for {flows} flows; {ctx.placement.describe()}")
     with _progress(0, "calibrate") as step:
         run_id, found = method.calibrate(ctx, flows, step)
@@ -245,6 +259,51 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, out_dir: Path,
     for f, r in found.items():
         t.add_row(str(f), f"{r / 1e3:.1f}")
     out.print(t)
+
+
+@cli.command()
+@click.option("--profile", "profile_name", default="quick", show_default=True,
+              type=click.Choice(list(profiles.PROFILES)),
+              help="quick: 2 s trials, 1 repeat, rates to just beyond the calibrated maximum "
+              "(~10-15 min). paper: 100-1500 kpps, 10 s, 3 repeats (hours).")
+@click.option("--only", multiple=True, help="Run only these figures (fig4, fig5, fig7 ... fig12);"
+              " repeat the flag for several.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_OUT / "reproduce", show_default=True,
+              help="Where figures, report.md and report.html go.")
+@click.option("--skip-calibration", is_flag=True,
+              help="Reuse the newest calibration in the database instead of running one.")
+@_placement_options
+@_db_option
+def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
+              pin: bool, sink_rx: str, db: Path | None) -> None:
+    """Run the paper's experiments, draw its figures and write a report that sets each of its
+    claims beside what this machine measured."""
+    from . import reproduce as repro
+
+    figs = repro.select(list(only))
+    net.require_root()
+    ctx = _ctx(db, pin, sink_rx, profiles.get(profile_name), "")
+    console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); "
+                  f"{ctx.placement.describe()}; db {ctx.store.path}")
+    cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[last]}"))
+    with Progress(*cols, console=console) as prog:
+        task = prog.add_task("calibrating", total=None, last="")
+
+        def phase(name: str, total: int) -> None:
+            prog.update(task, description=name, total=total or None, completed=0)
+
+        def step(msg: str, res: TrialResult | None) -> None:
+            note = msg if res is None else f"{msg}  rx {res.received_pps / 1e3:.0f} kpps"
+            prog.update(task, advance=1, last=note)
+            if not console.is_terminal:
+                t = prog.tasks[0]
+                console.print(f"[{t.completed}/{t.total or '?'}] {note}", markup=False)
+
+        report = repro.reproduce(ctx, figs, out_dir, step, calibrate=not skip_calibration,
+                                 on_phase=phase)
+    out.print(f"wrote {report} and {report.with_suffix('.html')}")
 
 
 # --------------------------------------------------------------------------- results

@@ -33,10 +33,14 @@ class RunContext:
     label: str = ""
 
 
-def calibrated_max(store: Store, flows: int) -> float | None:
+def calibrated_max(store: Store, flows: int,
+                   where: placement.Placement | None = None) -> float | None:
     """The highest rate the testbed carried loss-free tg→ts with ``flows`` flows, from the
-    latest calibration run (the lower bound of its NDR search), or None if never calibrated."""
+    latest calibration run with the same CPU placement (the lower bound of its NDR search), or
+    None if never calibrated so."""
     for run in reversed(store.runs(kind="calibrate")):
+        if run.status != "done" or (where is not None and run.placement != where.as_record()):
+            continue
         for s in store.searches(run.id):
             if s.result.get("flows") == flows and s.lower_pps:
                 return float(s.lower_pps)
@@ -52,11 +56,12 @@ def _start(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
 
 
 def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
-          progress: Progress = _noop) -> int:
-    """Offer each rate of the profile ``repeats`` times; returns the run id."""
+          progress: Progress = _noop, plan_for: Callable[[str], plan.Plan] | None = None) -> int:
+    """Offer each rate of the profile ``repeats`` times; returns the run id. ``plan_for``
+    replaces the scenario's own plan (the direct tg→ts link of the paper's Fig. 4)."""
     p = ctx.profile
     rates = p.rates_pps()
-    cal = calibrated_max(ctx.store, scenario.traffic.flows)
+    cal = calibrated_max(ctx.store, scenario.traffic.flows, ctx.placement)
     params: dict[str, object] = {
         "rates_pps": rates, "duration_s": p.duration_s, "repeats": p.repeats,
         "warmup_s": p.warmup_s, "flows": scenario.traffic.flows,
@@ -65,7 +70,8 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     run_id = _start(ctx, "sweep", scenario.name, spec_yaml, params)
     status = "failed"
     try:
-        with Testbed(lambda rid: plan.make_plan(scenario, rid), ctx.placement,
+        make = plan_for or (lambda rid: plan.make_plan(scenario, rid))
+        with Testbed(make, ctx.placement,
                      TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                      label=f"sweep {scenario.name}") as tb:
             for rate in rates:

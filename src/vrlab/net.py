@@ -20,11 +20,16 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from . import nsexec
 from .errors import KernelError, NeedRootError
-from .ledger import NETNS_DIR, Ledger, alive
+from .ledger import NETNS_DIR, Entry, Ledger, alive
 from .plan import PREFIX, Plan
 
 NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40  # a static bridge fdb entry
+#: Every link vrlab creates is put in this link group ("vrl" in ASCII), so teardown can delete
+#: all of a namespace's links in one RTM_DELLINK (``ip link del group``): the kernel then
+#: unregisters them as one batch, paying its RCU grace period once instead of once per veth
+#: (about 20 ms each here, which made 64 guests take seconds to tear down).
+LINK_GROUP = 0x76726C
 
 
 def require_root() -> None:
@@ -82,15 +87,16 @@ def _build(plan: Plan, ledger: Ledger) -> None:
             ipr = sock(n.name)
             ipr.link("set", index=_idx(ipr, "lo"), state="up")
         for v in plan.veths:
-            ledger.record("link", ns=v.a_ns, name=v.a)
-            ledger.record("link", ns=v.b_ns, name=v.b)
-            sock(v.a_ns).link("add", ifname=v.a, kind="veth", address=v.a_mac,
-                              peer={"ifname": v.b, "net_ns_fd": v.b_ns, "address": v.b_mac})
+            ledger.record("link", ns=v.a_ns, name=v.a, group=LINK_GROUP)
+            ledger.record("link", ns=v.b_ns, name=v.b, group=LINK_GROUP)
+            sock(v.a_ns).link("add", ifname=v.a, kind="veth", address=v.a_mac, group=LINK_GROUP,
+                              peer={"ifname": v.b, "net_ns_fd": v.b_ns, "address": v.b_mac,
+                                    "group": LINK_GROUP})
         for br in plan.bridges:
-            ledger.record("link", ns=br.ns, name=br.name)
+            ledger.record("link", ns=br.ns, name=br.name, group=LINK_GROUP)
             ipr = sock(br.ns)
             ipr.link("add", ifname=br.name, kind="bridge", address=br.mac, br_stp_state=0,
-                     br_mcast_snooping=0)
+                     br_mcast_snooping=0, group=LINK_GROUP)
             bi = _idx(ipr, br.name)
             for port in br.ports:
                 ipr.link("set", index=_idx(ipr, port), master=bi)
@@ -145,12 +151,17 @@ def teardown(ledger: Ledger) -> list[str]:
     removed: list[str] = []
     entries = ledger.entries()
     for e in reversed(entries):
-        if e.kind == "proc":
-            if _stop_process(int(e.data["pid"]), e.data.get("start")):
-                removed.append(f"process {e.data['pid']} ({e.data.get('what', '?')})")
-    for e in reversed(entries):
-        if e.kind == "link" and _delete_link(e.data["ns"], e.data["name"]):
-            removed.append(f"link {e.data['name']} in {e.data['ns']}")
+        if e.kind == "proc" and _stop_process(int(e.data["pid"]), e.data.get("start")):
+            removed.append(f"process {e.data['pid']} ({e.data.get('what', '?')})")
+    with ExitStack() as stack:  # one socket per namespace, closed before the namespaces go
+        sock = _Sockets(stack)
+        batch, done = _delete_link_groups(sock, entries)
+        removed += batch
+        for e in reversed(entries):  # what no group took (e.g. older ledgers): one by one
+            if e.kind != "link" or (e.data.get("group") and e.data["ns"] in done):
+                continue
+            if _delete_link(sock, e.data["ns"], e.data["name"]):
+                removed.append(f"link {e.data['name']} in {e.data['ns']}")
     for e in reversed(entries):
         if e.kind == "netns" and e.data["name"].startswith(PREFIX) and ns_exists(e.data["name"]):
             netns.remove(e.data["name"])
@@ -174,16 +185,49 @@ def _stop_process(pid: int, start: int | None) -> bool:
     return True
 
 
-def _delete_link(ns: str, name: str) -> bool:
+def _delete_link_groups(sock: _Sockets, entries: list[Entry]) -> tuple[list[str], set[str]]:
+    """Delete, in one batch per namespace, the links of the link groups the ledger names, but
+    only in namespaces the ledger says this run created (they are about to be removed with
+    everything in them anyway). A veth goes with its peer, so later namespaces find less.
+    Returns what was removed and the namespaces whose grouped links are now all gone."""
+    ours = {e.data["name"] for e in entries
+            if e.kind == "netns" and e.data["name"].startswith(PREFIX)}
+    groups: dict[str, set[int]] = {}  # newest first, like the rest of teardown
+    for e in reversed(entries):
+        if e.kind == "link" and e.data.get("group") and e.data["ns"] in ours:
+            groups.setdefault(e.data["ns"], set()).add(int(e.data["group"]))
+    removed: list[str] = []
+    done: set[str] = set()
+    for ns, gs in groups.items():
+        if not ns_exists(ns):
+            continue
+        ipr = sock(ns)
+        for g in sorted(gs):
+            names = [lk.get("IFLA_IFNAME") for lk in ipr.get_links()
+                     if lk.get("IFLA_GROUP") == g]
+            if not names:
+                continue
+            try:
+                ipr.link("del", group=g)
+            except NetlinkError as e:
+                if e.code != errno.ENODEV:  # nothing left to delete: fine
+                    raise
+            removed += [f"link {name} in {ns}" for name in names]
+        done.add(ns)
+    return removed, done
+
+
+def _delete_link(sock: _Sockets, ns: str, name: str) -> bool:
+    """Delete one link (a veth takes its peer with it: the peer's entry then finds nothing)."""
     if not (name.startswith(PREFIX) and ns_exists(ns)):
         return False
     try:
-        with IPRoute(netns=ns) as ipr:
-            idx = ipr.link_lookup(ifname=name)
-            if not idx:
-                return False
-            ipr.link("del", index=idx[0])
-            return True
+        ipr = sock(ns)
+        idx = ipr.link_lookup(ifname=name)
+        if not idx:
+            return False
+        ipr.link("del", index=idx[0])
+        return True
     except NetlinkError as e:
         if e.code == errno.ENODEV:
             return False

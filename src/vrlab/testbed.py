@@ -116,7 +116,7 @@ class Testbed:
         p, led = self.plan, self.ledger
         assert p is not None and led is not None
         t = p.traffic
-        self.sink = Agent(t.ts_ns, self.placement.sink_cpu, led, "sink")
+        self.sink = Agent(t.ts_ns, self.placement.generator_cpu, led, "sink")
         self.gen = Agent(t.tg_ns, self.placement.generator_cpu, led, "generator")
         self.sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
                        routers={r.name: r.prefix for r in t.routers},

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from pyroute2 import IPRoute
 
-from vrlab import placement, plan, spec, testbed
+from vrlab import placement, plan, spec, testbed  # not Testbed bare: pytest would collect it
 from vrlab.frames import Flow
 from vrlab.ledger import NETNS_DIR
 from vrlab.plan import Plan, if_name

@@ -1,0 +1,77 @@
+"""The paper's figures as data: which sweeps each needs and how it is drawn. A sweep needed by
+several figures (the native baselines) is measured once per reproduction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SweepKey:
+    """One sweep of a reproduction: a scenario with N guests, or the direct tg→ts link."""
+
+    scenario: str  # built-in scenario name, or "direct"
+    guests: int | None = None
+    flows: int = 1
+
+    @property
+    def key(self) -> str:
+        g = "" if self.guests is None else f"-n{self.guests}"
+        f = "" if self.flows == 1 else f"-f{self.flows}"
+        return f"{self.scenario}{g}{f}"
+
+    @property
+    def label(self) -> str:
+        if self.scenario == "direct":
+            return f"TG→TS, {self.flows} flow{'s' if self.flows > 1 else ''}"
+        if self.guests is None:
+            return self.scenario
+        return f"{self.scenario}, N={self.guests}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    paper: str
+    title: str
+    series: tuple[SweepKey, ...]
+    per_router: bool = False  # the breakdown figures: one panel per sweep, routers stacked
+
+
+def _n(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
+    return tuple(SweepKey(scenario, n) for n in ns)
+
+
+NATIVE_R, NATIVE_B, NATIVE_H = (SweepKey("native-routed"), SweepKey("native-bridged"),
+                                SweepKey("native-hybrid"))
+IDLE_N = (1, 2, 4, 6)
+GUEST_N = (1, 2, 4, 6)
+MIXED_N = (2, 3, 4, 6)
+
+FIGURES: dict[str, Figure] = {f.name: f for f in (
+    Figure("fig4", "Fig. 4", "TG to TS link performance (generator calibration)",
+           tuple(SweepKey("direct", None, f) for f in (1, 8, 32))),
+    Figure("fig5", "Fig. 5", "Native: bridged vs routed vs hybrid",
+           (NATIVE_B, NATIVE_R, NATIVE_H)),
+    Figure("fig7", "Fig. 7", "Host bridged forwarding with N idle guests vs native",
+           (NATIVE_H, *_n("host-bridged", IDLE_N))),
+    Figure("fig8", "Fig. 8", "Host routed forwarding with N idle guests vs native",
+           (NATIVE_R, *_n("host-routed", IDLE_N))),
+    Figure("fig9", "Fig. 9", "Guest-only aggregate forwarding, bridged and routed, vs native",
+           (NATIVE_R, *_n("guest-bridged", GUEST_N), *_n("guest-routed", GUEST_N))),
+    Figure("fig10", "Fig. 10", "Host plus N guests, aggregate, bridged and routed, vs native",
+           (NATIVE_R, *_n("mixed-bridged", MIXED_N), *_n("mixed-routed", MIXED_N))),
+    Figure("fig11", "Fig. 11", "Per-router breakdown: host + 3 guests",
+           (SweepKey("mixed-bridged", 3), SweepKey("mixed-routed", 3)), per_router=True),
+    Figure("fig12", "Fig. 12", "Per-router breakdown: host + 6 guests",
+           (SweepKey("mixed-bridged", 6), SweepKey("mixed-routed", 6)), per_router=True),
+)}
+
+
+def needed(names: list[str]) -> list[SweepKey]:
+    """Every sweep the named figures need, each once, in a stable order."""
+    seen: dict[str, SweepKey] = {}
+    for n in names:
+        for s in FIGURES[n].series:
+            seen.setdefault(s.key, s)
+    return list(seen.values())

@@ -1,0 +1,117 @@
+"""Shared fixtures: every test gets its own ledger directory and results database, and whatever a
+test built (in-process or through a CLI subprocess) is torn down from those ledgers afterwards,
+whether the test passed or not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+try:  # hypothesis keeps no example database in the work tree
+    from hypothesis import settings
+
+    settings.register_profile("vrlab", database=None, deadline=None)
+    settings.load_profile("vrlab")
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    pass
+
+
+@dataclass(frozen=True)
+class VrlabEnv:
+    """Where this test's vrlab keeps its state, and how to run the CLI against it."""
+
+    state_dir: Path
+    db: Path
+    env: dict[str, str]  # for subprocesses: the isolated paths, and PYTHONPATH reaching src/
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    def ledger_paths(self) -> list[Path]:
+        return sorted(self.runs_dir.glob("*.jsonl")) if self.runs_dir.is_dir() else []
+
+    def cli_args(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "vrlab.cli", *args]
+
+    def run_cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.cli_args(*args), env=self.env, capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    def spawn_cli(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.cli_args(*args), env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def run_sealed(self, argv: Sequence[str],
+                   timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        """Run ``argv`` and return, with its result, the namespaces it created.
+
+        As root, ``argv`` runs in a private mount namespace whose /run/netns is an empty tmpfs:
+        whatever it creates is listed there, and vanishes with it, whatever other vrlab runs do
+        on the host meanwhile. Without root it cannot create any; the host's list is compared."""
+        if os.geteuid() != 0:
+            before = _netns_names()
+            r = subprocess.run(list(argv), env=self.env, capture_output=True, text=True,
+                               timeout=timeout, check=False)
+            return r, sorted(_netns_names() - before)
+        listing = self.state_dir.parent / f"netns-{os.urandom(4).hex()}.txt"
+        script = ('mkdir -p /run/netns && mount -t tmpfs vrltest-seal /run/netns || exit 99\n'
+                  '"$@"; rc=$?\nls -1 /run/netns > "$VRLTEST_LISTING"\nexit $rc\n')
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                            "sealed", *argv], env={**self.env, "VRLTEST_LISTING": str(listing)},
+                           capture_output=True, text=True, timeout=timeout, check=False)
+        assert r.returncode != 99, f"could not seal /run/netns: {r.stderr}"
+        return r, listing.read_text().split()
+
+    def run_cli_sealed(self, *args: str,
+                       timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        return self.run_sealed(self.cli_args(*args), timeout)
+
+
+def _netns_names() -> set[str]:
+    d = Path("/run/netns")
+    return set(os.listdir(d)) if d.is_dir() else set()
+
+
+def _subprocess_env(state_dir: Path, db: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["VRLAB_STATE_DIR"] = str(state_dir)
+    env["VRLAB_DB"] = str(db)
+    paths: Sequence[str] = [str(SRC), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def _teardown_everything(state_dir: Path) -> None:
+    """Remove whatever any ledger under ``state_dir`` names (a failed test's leftovers)."""
+    runs = state_dir / "runs"
+    if os.geteuid() != 0 or not runs.is_dir():
+        return
+    from vrlab import ledger, net
+
+    for path in sorted(runs.glob("*.jsonl")):
+        try:
+            net.teardown(ledger.Ledger(path))
+        except Exception as e:  # noqa: BLE001 - keep cleaning the others, then report
+            print(f"conftest: tearing down {path} failed: {e}", file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def vrlab_env(tmp_path_factory: pytest.TempPathFactory,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[VrlabEnv]:
+    root = tmp_path_factory.mktemp("vrlab")
+    state_dir, db = root / "state", root / "results.sqlite"
+    monkeypatch.setenv("VRLAB_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("VRLAB_DB", str(db))
+    try:
+        yield VrlabEnv(state_dir, db, _subprocess_env(state_dir, db))
+    finally:
+        _teardown_everything(state_dir)

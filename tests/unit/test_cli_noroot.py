@@ -1,0 +1,133 @@
+"""The ``vrlab`` command where it needs no root: help, plans, and refusing bad input before
+anything is built. Run as a subprocess (``python -m vrlab.cli``), the way a user runs it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from vrlab import spec
+from vrlab.cli import cli
+from vrlab.plan import make_plan
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
+
+SUBCOMMANDS = sorted(cli.commands)
+
+
+def assert_nothing_built(env: VrlabEnv, created: list[str]) -> None:
+    assert env.ledger_paths() == [], "a ledger was started, so something was about to be built"
+    assert created == [], f"namespaces were created: {created}"
+
+
+# --------------------------------------------------------------------------- help
+
+
+def test_the_documented_subcommands_exist() -> None:
+    assert {"plan", "sweep", "calibrate", "clean", "status", "scenarios", "results",
+            "export", "plot"} <= set(SUBCOMMANDS)
+
+
+def test_top_level_help(vrlab_env: VrlabEnv) -> None:
+    r = vrlab_env.run_cli("--help")
+    assert r.returncode == 0, r.stderr
+    for name in SUBCOMMANDS:
+        assert name in r.stdout
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_every_subcommand_has_help(vrlab_env: VrlabEnv, sub: str) -> None:
+    r = vrlab_env.run_cli(sub, "--help")
+    assert r.returncode == 0, r.stderr
+    assert f"Usage: python -m vrlab.cli {sub}" in r.stdout
+    assert not vrlab_env.ledger_paths()
+
+
+def test_version(vrlab_env: VrlabEnv) -> None:
+    import vrlab
+
+    r = vrlab_env.run_cli("--version")
+    assert r.returncode == 0 and vrlab.__version__ in r.stdout
+
+
+def test_scenarios_lists_every_builtin(vrlab_env: VrlabEnv) -> None:
+    r = vrlab_env.run_cli("scenarios")
+    assert r.returncode == 0, r.stderr
+    for name in spec.builtin_names():
+        assert name in r.stdout
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def test_plan_prints_what_would_be_built(vrlab_env: VrlabEnv) -> None:
+    r, created = vrlab_env.run_cli_sealed("plan", "native-routed")
+    assert r.returncode == 0, r.stderr
+    p = make_plan(spec.load("native-routed")[0], "XXXX")
+    text = r.stdout
+    for title in ("namespaces", "addresses", "routes", "neighbours"):
+        assert title in text
+    for n in p.namespaces:
+        assert n.name in text
+    for a in p.addresses:
+        assert a.cidr in text
+    for rt in p.routes:
+        assert rt.dst in text and rt.via in text
+    for nb in p.neighbours:
+        assert nb.ip in text and nb.mac in text
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_plan_options_override_the_scenario(vrlab_env: VrlabEnv) -> None:
+    r = vrlab_env.run_cli("plan", "host-routed", "--guests", "3", "--routers", "4")
+    assert r.returncode == 0, r.stderr
+    assert "vrlXXXX-g3" in r.stdout and "vrlXXXX-g4" not in r.stdout
+    for i in range(4):
+        assert f"198.19.{i}.0/24" in r.stdout
+    assert "198.19.4.0/24" not in r.stdout
+
+
+def test_plan_of_a_bad_file_names_the_field_and_builds_nothing(vrlab_env: VrlabEnv,
+                                                               tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsut:\n  io: bridgd\n")
+    r, created = vrlab_env.run_cli_sealed("plan", str(bad))
+    assert r.returncode == 2
+    err = " ".join(r.stderr.split())  # the console may wrap long lines
+    assert str(bad) in err
+    assert "sut.io" in err
+    assert "'routed', 'bridged' or 'hybrid'" in err
+    assert "Traceback" not in r.stderr
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_plan_of_an_unknown_name_lists_the_builtins(vrlab_env: VrlabEnv) -> None:
+    r = vrlab_env.run_cli("plan", "no-such-scenario")
+    assert r.returncode == 2
+    err = " ".join(r.stderr.split())
+    for name in spec.builtin_names():
+        assert name in err
+
+
+def test_bad_guest_count_on_the_command_line(vrlab_env: VrlabEnv) -> None:
+    r = vrlab_env.run_cli("plan", "host-routed", "--guests", "65")
+    assert r.returncode == 2
+    assert "sut.guests" in r.stderr
+
+
+@pytest.mark.parametrize(("args", "hint"), [
+    (["--rates", "10:5:1"], "--rates"),
+    (["--rates", "fast"], "START:STOP:STEP"),
+    (["--duration", "0"], "--duration"),
+    (["--repeats", "0"], "--repeats"),
+])
+def test_sweep_refuses_bad_values_before_building(vrlab_env: VrlabEnv, args: list[str],
+                                                  hint: str) -> None:
+    r, created = vrlab_env.run_cli_sealed("sweep", "native-routed", "--no-plot", *args)
+    assert r.returncode == 2, r.stderr
+    assert hint in r.stderr
+    assert_nothing_built(vrlab_env, created)
+    assert not vrlab_env.db.exists(), "no run may be stored for a refused sweep"
