@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+import vrlab
+
+#: Where this session imports vrlab from (the source tree, or an installed copy): CLI subprocesses
+#: are pointed at the same place, so in-process and subprocess tests exercise the same code.
+VRLAB_PATH = Path(vrlab.__file__).resolve().parents[1]
 
 try:  # hypothesis keeps no example database in the work tree
     from hypothesis import settings
@@ -85,7 +89,8 @@ def _subprocess_env(state_dir: Path, db: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["VRLAB_STATE_DIR"] = str(state_dir)
     env["VRLAB_DB"] = str(db)
-    paths: Sequence[str] = [str(SRC), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths: Sequence[str] = [str(VRLAB_PATH), *rest]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
@@ -100,7 +105,7 @@ def _teardown_everything(state_dir: Path) -> None:
     for path in sorted(runs.glob("*.jsonl")):
         try:
             net.teardown(ledger.Ledger(path))
-        except Exception as e:  # noqa: BLE001 - keep cleaning the others, then report
+        except Exception as e:  # keep cleaning the others, then report
             print(f"conftest: tearing down {path} failed: {e}", file=sys.stderr)
 
 

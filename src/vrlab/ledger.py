@@ -34,6 +34,8 @@ def proc_start_time(pid: int) -> int | None:
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):  # exited, only waiting for its parent to reap it
+        return None
     return int(fields[19])
 
 

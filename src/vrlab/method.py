@@ -12,7 +12,7 @@ from .profiles import Profile
 from .results import RunInfo, TrialResult
 from .spec import Scenario
 from .store import Store
-from .testbed import Testbed, TrafficSettings
+from .testbed import Interrupted, Testbed, TrafficSettings
 
 Progress = Callable[[str, TrialResult | None], None]
 CALIB_FLOWS = (1, 8, 32)
@@ -80,7 +80,7 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
                     ctx.store.add_trial(run_id, res, repeat=rep)
                     progress(f"{rate / 1e3:.0f} kpps #{rep + 1}", res)
         status = "done"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
         raise
     finally:
@@ -147,7 +147,7 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
                                  {"flows": flows}, progress, count_shortfall_as_loss=True)
                 found[flows] = res.goal_results[0].lower_pps
         status = "done"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
         raise
     finally:

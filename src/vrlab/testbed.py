@@ -51,6 +51,7 @@ class TrafficSettings:
 
 
 class Testbed:
+    __test__ = False  # not a pytest class, whatever its name
     def __init__(self, plan_for: Any, placement: Placement, traffic: TrafficSettings,
                  label: str = "testbed") -> None:
         """``plan_for(run_id) -> Plan``: the plan is made once the run id is known."""
@@ -87,13 +88,15 @@ class Testbed:
         self.close()
 
     def close(self) -> None:
-        for agent in (self.gen, self.sink):
-            if agent is not None:
-                agent.close()
-        self.gen = self.sink = None
-        if self.ledger is not None:
-            net.teardown(self.ledger)
-            self.ledger = None
+        try:
+            for agent in (self.gen, self.sink):
+                if agent is not None:
+                    agent.close()
+        finally:
+            self.gen = self.sink = None
+            if self.ledger is not None:
+                net.teardown(self.ledger)  # removes the agents too, by pid and start time
+                self.ledger = None
         if self._old_term is not None:
             signal.signal(signal.SIGTERM, self._old_term)
             self._old_term = None

@@ -10,6 +10,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,12 +38,13 @@ DURATION_S = 0.5
 
 
 def native_routed(overrides: dict[str, Any] | None = None,
-                  settings: TrafficSettings = TrafficSettings(),
+                  settings: TrafficSettings | None = None,
                   plan_for: Callable[[str], Plan] | None = None) -> vtestbed.Testbed:
     """A native-routed testbed (not yet entered); ``plan_for`` replaces its plan."""
     sc, _ = spec.load("native-routed", overrides)
     make = plan_for or (lambda rid: plan.make_plan(sc, rid))
-    return vtestbed.Testbed(make, placement.choose(True), settings, label="test_testbed")
+    return vtestbed.Testbed(make, placement.choose(True), settings or TrafficSettings(),
+                            label="test_testbed")
 
 
 def run_namespaces(run_id: str) -> list[str]:
@@ -73,10 +75,10 @@ def expected_split(flows: list[Flow], sent: int) -> dict[str, int]:
     return out
 
 
-def assert_gone(run_id: str, led_path: os.PathLike[str], pids: list[tuple[int, int | None]]) -> None:
+def assert_gone(run_id: str, led_path: Path, pids: list[tuple[int, int | None]]) -> None:
     assert run_namespaces(run_id) == [], "namespaces of the run survived teardown"
     assert host_links(run_id) == []
-    assert not os.path.exists(led_path), "the ledger survived teardown"
+    assert not led_path.exists(), "the ledger survived teardown"
     assert pids and not [p for p, s in pids if alive(p, s)], "an agent survived teardown"
 
 

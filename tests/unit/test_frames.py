@@ -143,6 +143,10 @@ def test_any_flow_count_is_distinct_even_and_on_prefix(nrouters: int, nflows: in
     fl = make_flows(rs, "02:76:6c:00:00:01", "198.18.0.1", nflows)
     assert len(fl) == max(nflows, nrouters), "each router gets at least one flow"
     assert len({(f.src_ip, f.dst_ip, f.sport, f.dport) for f in fl}) == len(fl)
+    assert len({f.sport for f in fl}) == len(fl)
+    for name, _, _ in rs:  # a router's flows differ in destination host too, as far as it can
+        dsts = [f.dst_ip for f in fl if f.router == name]
+        assert len(set(dsts)) == min(len(dsts), 254)
     per = Counter(f.router for f in fl)
     assert len(per) == nrouters and max(per.values()) - min(per.values()) <= 1
     prefix = {name: ipaddress.IPv4Network(p) for name, p, _ in rs}

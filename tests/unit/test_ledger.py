@@ -154,3 +154,27 @@ def test_proc_start_time_survives_odd_process_names(tmp_path: Path) -> None:
         assert alive(p.pid, start)
     finally:
         p.communicate(b"")
+
+
+def process_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "-"
+
+
+def test_a_killed_but_unreaped_owner_is_dead(vrlab_env: VrlabEnv) -> None:
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        start = proc_start_time(p.pid)
+        p.kill()
+        deadline = time.monotonic() + 5
+        while process_state(p.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)  # not p.poll(): that would reap it
+        assert process_state(p.pid) == "Z"
+        vrlab_env.runs_dir.mkdir(parents=True)
+        path = vrlab_env.runs_dir / "zzzs.jsonl"
+        path.write_text(json.dumps({"kind": "owner", "pid": p.pid, "start": start}) + "\n")
+        assert not Ledger(path).owner_alive(), "a zombie runs nothing and owns nothing"
+    finally:
+        p.wait()

@@ -80,6 +80,7 @@ class Agent:
     def __init__(self, ns: str, cpu: int | None, ledger: Ledger, what: str) -> None:
         self.ns = ns
         self.what = what
+        self._busy = False
         mine, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vrlab.traffic.agent", ns, "-" if cpu is None else str(cpu),
@@ -95,7 +96,7 @@ class Agent:
             raise TrafficError(f"{self.what} agent in {self.ns} did not answer in {timeout}s")
         try:
             reply: dict[str, Any] = self.conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             raise TrafficError(f"{self.what} agent in {self.ns} died (exit code "
                                f"{self.proc.poll()})") from None
         if not reply.get("ok"):
@@ -107,10 +108,18 @@ class Agent:
             self.conn.send({"op": op, **kw})
         except (BrokenPipeError, OSError):
             raise TrafficError(f"{self.what} agent in {self.ns} is gone") from None
-        return self._wait(timeout)
+        self._busy = True
+        reply = self._wait(timeout)
+        self._busy = False
+        return reply
 
     def close(self) -> None:
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and self._busy:
+            # a call was cut short (SIGTERM, Ctrl-C): the agent is still busy and would not
+            # answer "exit" before the timeout; it holds nothing that needs a polite goodbye
+            self.proc.kill()
+            self.proc.wait(2)
+        elif self.proc.poll() is None:
             try:
                 self.call("exit", timeout=5)
             except TrafficError:
