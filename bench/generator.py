@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vrlab import nsexec, placement, plan, search, sysinfo  # noqa: E402
-from vrlab.frames import build_frame  # noqa: E402
-from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
+from vrlab import nsexec, placement, plan, search, sysinfo
+from vrlab.frames import build_frame
+from vrlab.testbed import Testbed, TrafficSettings
 
 FINAL_S = 2.0
 ACCURACY_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -120,11 +119,12 @@ def main() -> None:
         tgs = f"{float(tg) / 1e3:>14.1f}" if tg else f"{'failed':>14}"  # type: ignore[arg-type]
         # (each row: the same link, frame, sink and CPU placement for both generators)
         ratio = f"{v / float(tg):>8.2f}" if tg else f"{'-':>8}"  # type: ignore[arg-type]
-        print(f"{'CPU ' + str(pl.sink_cpu) + ' (' + ('gen' if pl.sink_cpu == pl.generator_cpu else 'SUT') + ')':<22}"
+        where = "gen" if pl.sink_cpu == pl.generator_cpu else "SUT"
+        print(f"{f'CPU {pl.sink_cpu} ({where})':<22}"
               f"{v / 1e3:>12.1f}{tgs}{ratio}  {r['trafgen_note']}")
     same = rows[0]  # both generators run in this placement: the like-for-like ratio
     default = rows[1]  # vrlab's default placement
-    print(f"\nrate accuracy (default placement, rates as fractions of its maximum):")
+    print("\nrate accuracy (default placement, rates as fractions of its maximum):")
     print(f"{'requested (kpps)':>18}{'at sink (kpps)':>16}{'error':>9}")
     acc = default["accuracy"]
     assert isinstance(acc, list)

@@ -54,7 +54,7 @@ Points = Mapping[str, Sequence[SweepPoint]]
 
 
 def _get(points: Points, key: str) -> Summary | None:
-    return summarize(points[key]) if key in points and points[key] else None
+    return summarize(points[key]) if points.get(key) else None
 
 
 def generator(cal: Mapping[int, float]) -> Claim:

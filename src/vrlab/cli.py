@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, ledger, net, plan, placement, profiles, spec
+from . import __version__, ledger, net, placement, plan, profiles, spec
 from .errors import VrlabError
 from .results import TrialResult
 
@@ -167,7 +167,8 @@ def _profile(name: str, rates: str | None, duration: float | None,
 @_scenario_options
 @click.option("--profile", "profile_name", default="paper", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="paper: 100-1500 kpps by 100, 10 s, 3 repeats. quick: same rates, 2 s, 1 repeat.")
+              help="paper: 100-1500 kpps by 100, 10 s, 3 repeats. "
+              "quick: same rates, 2 s, 1 repeat.")
 @click.option("--rates", default=None, help="START:STOP:STEP in kpps (overrides the profile).")
 @click.option("--duration", type=float, default=None, help="Seconds per trial.")
 @click.option("--repeats", type=int, default=None, help="Trials per rate (the mean is kept).")
@@ -304,6 +305,79 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
         report = repro.reproduce(ctx, figs, out_dir, step, calibrate=not skip_calibration,
                                  on_phase=phase)
     out.print(f"wrote {report} and {report.with_suffix('.html')}")
+
+
+@cli.command("ndr")
+@click.argument("scenario")
+@_scenario_options
+@click.option("--profile", "profile_name", default="quick", show_default=True,
+              type=click.Choice(list(profiles.PROFILES)),
+              help="Final trial length: quick 1 s, paper 10 s.")
+@click.option("--final-duration", type=float, default=None,
+              help="Seconds of the trials that decide the result (overrides the profile).")
+@click.option("--duration-sum", type=float, default=None,
+              help="Seconds of final trials needed to decide a load. Default: 3 final trials.")
+@click.option("--exceed-ratio", type=float, default=0.5, show_default=True,
+              help="Share of that time allowed to fail while a load still passes.")
+@click.option("--width", type=float, default=0.02, show_default=True,
+              help="Goal width: stop when (upper-lower)/upper is at most this.")
+@click.option("--pdr-loss", type=float, default=0.005, show_default=True,
+              help="Loss ratio of the partial drop rate (FD.io CSIT: 0.5%).")
+@click.option("--min-kpps", type=float, default=10.0, show_default=True)
+@click.option("--max-kpps", type=float, default=None,
+              help="Upper bound of the search. Default: the calibrated maximum for this flow "
+              "count and placement (so generator shortfall never counts as SUT loss).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@_placement_options
+@_db_option
+def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
+            profile_name: str, final_duration: float | None, duration_sum: float | None,
+            exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
+            max_kpps: float | None, as_json: bool, pin: bool, sink_rx: str,
+            db: Path | None) -> None:
+    """Find SCENARIO's throughput: NDR (no loss, RFC 2544) and PDR (partial drop), by an
+    MLRsearch-style search (RFC 9971): short trials first, full-length ones near the bounds."""
+    import json
+
+    from . import method
+
+    sc, text = spec.load(scenario, _overrides(guests, flows, routers))
+    prof = profiles.get(profile_name)
+    goals = method.ndr_goals(final_duration or prof.calib_final_s, width, pdr_loss,
+                             duration_sum, exceed_ratio)
+    net.require_root()
+    ctx = _ctx(db, pin, sink_rx, prof, "")
+    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
+    if max_kpps is not None:
+        hi = max_kpps * 1e3
+    elif cal is not None:
+        hi = cal
+    else:
+        raise click.UsageError("no calibration for this flow count and placement in "
+                               f"{ctx.store.path}: run `vrlab calibrate --flows "
+                               f"{sc.traffic.flows}` first, or give --max-kpps")
+    if min_kpps * 1e3 >= hi:
+        raise click.BadParameter(f"must be below the upper bound {hi / 1e3:.0f} kpps",
+                                 param_hint="--min-kpps")
+    console.print(f"ndr [bold]{sc.name}[/]: search {min_kpps:.0f}-{hi / 1e3:.0f} kpps; "
+                  f"{ctx.placement.describe()}")
+    with _progress(0, f"ndr {sc.name}") as step:
+        res = method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, step)
+    if as_json:
+        out.print_json(json.dumps(res.as_json()))
+        return
+    t = Table("goal", "loss ratio", "lower kpps", "upper kpps", "conditional kpps", "width",
+              "trials", "trial time s", title=f"ndr run {res.run_id}: {sc.name}")
+    for g in res.result.goal_results:
+        flag = " (search floor)" if g.lower_is_min else " (search ceiling)" if g.upper_is_max \
+            else ""
+        t.add_row(g.goal.name, f"{g.goal.loss_ratio:g}", f"{g.lower_pps / 1e3:.1f}{flag}",
+                  f"{g.upper_pps / 1e3:.1f}", f"{g.conditional_throughput_pps / 1e3:.1f}",
+                  f"{g.width:.2%}", str(g.trials_used), f"{g.time_spent_s:.1f}")
+    out.print(t)
+    out.print(f"{len(res.result.trials)} trials, {res.result.total_trial_time_s:.1f} s of "
+              f"traffic, {res.wall_s:.1f} s wall" + (f"; generator short in {res.short_trials}"
+                                                     " trial(s)" if res.short_trials else ""))
 
 
 # --------------------------------------------------------------------------- results

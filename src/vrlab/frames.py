@@ -42,7 +42,7 @@ def inet_checksum(data: bytes) -> int:
     """RFC 1071 ones' complement sum, the IPv4 header and UDP checksum."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF

@@ -57,7 +57,7 @@ def run_in(ns: str, fn: Callable[..., T], *args: Any, with_sysfs: bool = False) 
             if with_sysfs:
                 private_sysfs()
             res: tuple[str, Any] = ("ok", fn(*args))
-        except BaseException as e:  # noqa: BLE001 - reported to the parent
+        except BaseException as e:
             res = ("err", f"{type(e).__name__}: {e}")
         with os.fdopen(w, "wb") as f:
             f.write(pickle.dumps(res))

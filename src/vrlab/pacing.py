@@ -21,14 +21,14 @@ def burst_size(rate_pps: float, quantum_s: float = QUANTUM_S, max_batch: int = M
 
 
 def total_frames(rate_pps: float, duration_s: float) -> int:
-    return int(round(rate_pps * duration_s))
+    return round(rate_pps * duration_s)
 
 
 def due(rate_pps: float, elapsed_s: float, total: int) -> int:
     """Frames that should have left by ``elapsed_s``."""
     if elapsed_s <= 0:
         return 0
-    return min(total, int(math.floor(rate_pps * elapsed_s)))
+    return min(total, math.floor(rate_pps * elapsed_s))
 
 
 def next_send_time(rate_pps: float, sent: int, burst: int) -> float:

@@ -159,7 +159,8 @@ class _Macs:
 
     def next(self) -> str:
         self.n += 1
-        return f"02:76:6c:{(self.n >> 16) & 0xFF:02x}:{(self.n >> 8) & 0xFF:02x}:{self.n & 0xFF:02x}"
+        n = self.n
+        return f"02:76:6c:{(n >> 16) & 0xFF:02x}:{(n >> 8) & 0xFF:02x}:{n & 0xFF:02x}"
 
 
 # --------------------------------------------------------------------------- addressing

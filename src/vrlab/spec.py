@@ -45,9 +45,11 @@ class SutSpec(_Model):
     @model_validator(mode="after")
     def _guests_for_forwarding(self) -> SutSpec:
         if self.forwarding == "guests" and self.guests < 1:
-            raise ValueError("forwarding: guests needs guests >= 1 (set guests: N or --guests N)")
+            raise ValueError("guests: forwarding 'guests' needs at least 1 guest "
+                             "(set guests: N or --guests N)")
         if self.forwarding == "mixed" and self.guests < 1:
-            raise ValueError("forwarding: mixed needs guests >= 1 (set guests: N or --guests N)")
+            raise ValueError("guests: forwarding 'mixed' needs at least 1 guest "
+                             "(set guests: N or --guests N)")
         if self.io == "bridged" and (self.guests or self.forwarding != "host"):
             raise ValueError(
                 "io: bridged is pure layer 2 (one bridge, no IP layer) and cannot reach guests; "
@@ -92,7 +94,7 @@ class Scenario(_Model):
         n = self.traffic.routers
         if n is not None and self.sut.forwarding != "host" and n != len(self.forwarders):
             raise ValueError(
-                f"traffic.routers ({n}) must equal the number of forwarders "
+                f"traffic.routers: {n} must equal the number of forwarders "
                 f"({len(self.forwarders)}) when sut.forwarding is {self.sut.forwarding}; "
                 "leave it unset")
         return self
@@ -177,8 +179,20 @@ def parse(data: object, source: str, overrides: dict[str, Any] | None = None) ->
     try:
         return Scenario.model_validate(merged)
     except ValidationError as e:
-        problems = [(_loc(err["loc"]), _friendly(dict(err), Scenario)) for err in e.errors()]
+        problems = [_problem(dict(err)) for err in e.errors()]
         raise SpecError(source, problems) from None
+
+
+def _problem(err: dict[str, Any]) -> tuple[str, str]:
+    """A cross-field check is reported by pydantic at the model; its message starts with the
+    field it is about (``guests: ...``), so the path names that field instead."""
+    loc = tuple(err["loc"])
+    msg = _friendly(err, Scenario)
+    head, sep, rest = msg.partition(": ")
+    model = _model_at(Scenario, loc)
+    if sep and model is not None and head.split(".")[0] in model.model_fields:
+        return _loc((*loc, *head.split("."))), rest
+    return _loc(loc), msg
 
 
 def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
@@ -190,7 +204,8 @@ def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> tuple[Sc
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise SpecError(str(path), [(where, f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
+        problem = getattr(e, "problem", e)
+        raise SpecError(str(path), [(where, f"not valid YAML: {problem}")]) from None
     scenario = parse(data, str(path), overrides)
     if overrides:
         text = yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)

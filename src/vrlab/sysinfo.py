@@ -8,23 +8,25 @@ import platform
 from importlib import metadata
 
 
-def _cpu_model() -> str:
+def _lines(path: str) -> list[str]:
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open(path) as f:
+            return f.readlines()
     except OSError:
-        pass
+        return []
+
+
+def _cpu_model() -> str:
+    for line in _lines("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown"
 
 
 def _mem_gib() -> str:
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                return f"{int(line.split()[1]) / 1048576:.1f}"
-    except OSError:
-        pass
+    for line in _lines("/proc/meminfo"):
+        if line.startswith("MemTotal"):
+            return f"{int(line.split()[1]) / 1048576:.1f}"
     return "?"
 
 

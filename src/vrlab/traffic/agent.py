@@ -5,6 +5,7 @@ orphan sending traffic. They speak small dicts over a pipe."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -60,7 +61,7 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                 return
             else:
                 reply = {"ok": False, "error": f"unknown op {op!r}"}
-        except Exception as e:  # noqa: BLE001 - reported to the controller
+        except Exception as e:
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
         conn.send(reply)
 
@@ -120,10 +121,8 @@ class Agent:
             self.proc.kill()
             self.proc.wait(2)
         elif self.proc.poll() is None:
-            try:
+            with contextlib.suppress(TrafficError):
                 self.call("exit", timeout=5)
-            except TrafficError:
-                pass
             try:
                 self.proc.wait(2)
             except subprocess.TimeoutExpired:
