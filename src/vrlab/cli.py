@@ -343,7 +343,8 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
 
     sc, text = spec.load(scenario, _overrides(guests, flows, routers))
     prof = profiles.get(profile_name)
-    goals = method.ndr_goals(final_duration or prof.calib_final_s, width, pdr_loss,
+    final = prof.calib_final_s if final_duration is None else final_duration
+    goals = method.ndr_goals(final, width, pdr_loss,
                              duration_sum, exceed_ratio)
     net.require_root()
     ctx = _ctx(db, pin, sink_rx, prof, "")

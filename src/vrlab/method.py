@@ -43,7 +43,8 @@ def calibrated_max(store: Store, flows: int,
         if run.status != "done" or (where is not None and run.placement != where.as_record()):
             continue
         for s in store.searches(run.id):
-            if s.result.get("flows") == flows and s.lower_pps:
+            if s.result.get("flows") == flows and s.lower_pps and \
+                    not s.result.get("lower_is_min"):
                 return float(s.lower_pps)
     return None
 
@@ -163,7 +164,8 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
                min_rate: float, max_rate: float, meta: dict[str, object],
                progress: Progress = _noop, count_shortfall_as_loss: bool = False,
                warmup_s: float = 0.2) -> search.SearchResult:
-    """Run an MLRsearch over ``tb``, storing every trial under one search id per goal.
+    """Run an MLRsearch over ``tb``. Each goal gets a search row for its result; the trials,
+    shared by all goals, are stored once, under the first goal's search id.
 
     For calibration the generator's shortfall is the testbed's own limit, so it counts as loss
     (``count_shortfall_as_loss``). For a SUT it never does: searches are capped at the
@@ -204,8 +206,10 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
         for flows in flows_list:
             with Testbed(plan.calibration_plan, ctx.placement, TrafficSettings(flows),
                          label="calibrate") as tb:
-                goal = search.SearchGoal("NDR", 0.0, p.calib_final_s, p.calib_final_s, 0.0,
-                                         0.02)
+                # three final trials' worth per load, decided by the majority of that time:
+                # one lucky trial must not set the ceiling every later sweep trusts
+                goal = search.SearchGoal("NDR", 0.0, p.calib_final_s, 3 * p.calib_final_s,
+                                         0.5, 0.02)
                 res = run_search(ctx, tb, run_id, [goal], CALIB_MIN_PPS, CALIB_MAX_PPS,
                                  {"flows": flows}, progress, count_shortfall_as_loss=True)
                 found[flows] = res.goal_results[0].lower_pps

@@ -261,11 +261,16 @@ def _save(fig: Figure, out_base: Path) -> list[Path]:
 
 
 def _resolve_style(index: int, style: Style | None) -> Style:
+    """The first series (the baseline) alone is black; later ones cycle the other colours, and
+    from the second cycle on they are dashed, so no two of up to 15 series look alike."""
     style = style or Style()
+    cycle, pos = divmod(index - 1, len(PALETTE) - 1)
+    color = PALETTE[0] if index == 0 else PALETTE[1 + pos]
+    dashed = index > 0 and cycle > 0 and style.linestyle == "-"
     return Style(
-        color=style.color or PALETTE[index % len(PALETTE)],
+        color=style.color or color,
         marker=style.marker or MARKERS[index % len(MARKERS)],
-        linestyle=style.linestyle,
+        linestyle="--" if dashed else style.linestyle,
     )
 
 

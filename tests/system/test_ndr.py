@@ -1,0 +1,143 @@
+"""``vrlab ndr`` for real: a throughput search on native-routed, its JSON, and what it stores;
+and the refusals that must come before anything is built.
+
+Needs root. Each command runs as a ``python -m vrlab.cli`` subprocess in a private mount
+namespace whose /run/netns is its own (``run_cli_sealed``), against the per-test state dir and
+database of the ``vrlab_env`` fixture, so what it leaves behind is seen and nothing leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from vrlab.results import TrialResult
+from vrlab.store import Store
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
+]
+
+MIN_PPS, MAX_PPS, WIDTH, FINAL_S = 20_000.0, 200_000.0, 0.1, 0.5
+#: Far beyond what this 2-core testbed forwards loss-free, so the search must bisect.
+OVERLOAD_PPS = 1_500_000.0
+
+
+def ndr_args(max_pps: float) -> tuple[str, ...]:
+    return ("ndr", "native-routed", "--max-kpps", f"{max_pps / 1e3:g}", "--min-kpps",
+            f"{MIN_PPS / 1e3:g}", "--final-duration", f"{FINAL_S:g}", "--width", f"{WIDTH:g}",
+            "--json")
+
+
+def assert_nothing_built(env: VrlabEnv, created: list[str]) -> None:
+    assert created == [], f"namespaces were created: {created}"
+    assert env.ledger_paths() == [], "a ledger was started, so something was about to be built"
+
+
+def stored_runs(env: VrlabEnv) -> list[Any]:
+    if not env.db.exists():
+        return []
+    with Store(env.db) as st:
+        return st.runs()
+
+
+def run_ndr(env: VrlabEnv, max_pps: float) -> tuple[dict[str, Any], list[TrialResult]]:
+    """Run the search, check what every search must satisfy, and return its JSON and the
+    trials stored for it."""
+    r, left = env.run_cli_sealed(*ndr_args(max_pps), timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert left == [], f"the search left namespaces behind: {left}"
+    assert env.ledger_paths() == [], "the ledger outlived a clean teardown"
+    data: dict[str, Any] = json.loads(r.stdout)
+
+    assert (data["min_pps"], data["max_pps"]) == (MIN_PPS, max_pps)
+    goals = data["goals"]
+    assert set(goals) == {"NDR", "PDR"}
+    assert goals["NDR"]["loss_ratio"] == 0.0
+    assert goals["PDR"]["loss_ratio"] == 0.005
+    for name, g in goals.items():
+        assert g["goal_width"] == WIDTH and g["final_trial_s"] == FINAL_S
+        assert MIN_PPS <= g["lower_pps"] <= g["upper_pps"] <= max_pps, (name, g)
+        assert g["width"] <= WIDTH + 1e-9 or g["upper_is_max"], (name, g)
+        assert g["width"] == pytest.approx((g["upper_pps"] - g["lower_pps"]) / g["upper_pps"])
+        assert g["conditional_throughput_pps"] <= g["lower_pps"]
+        assert 0 < g["trials_used"] <= data["trials"]
+    # a load with no loss also passes 0.5% loss: PDR is never below NDR
+    assert goals["NDR"]["lower_pps"] <= goals["PDR"]["lower_pps"]
+
+    with Store(env.db) as st:
+        [run] = st.runs(kind="ndr")
+        assert (run.scenario, run.status) == ("native-routed", "done")
+        assert run.id == data["run_id"]
+        assert (run.params["min_pps"], run.params["max_pps"]) == (MIN_PPS, max_pps)
+        searches = {s.goal: s for s in st.searches(run.id)}
+        assert set(searches) == {"NDR", "PDR"}
+        for name, s in searches.items():
+            assert s.finished_at is not None
+            assert (s.lower_pps, s.upper_pps) == (goals[name]["lower_pps"],
+                                                  goals[name]["upper_pps"])
+            assert s.result["upper_is_max"] == goals[name]["upper_is_max"]
+        trials = st.trials(run.id)
+        assert len(trials) == data["trials"] == run.trial_count
+        ids = {s.id for s in searches.values()}
+        assert all(t.search_id in ids for t in trials), [t.search_id for t in trials]
+        rates = [t.result.target_pps for t in trials]
+        assert all(MIN_PPS <= x <= max_pps for x in rates)
+        assert rates[0] == max_pps, "the search opens with a trial at the maximum rate"
+        assert sum(t.result.duration_s for t in trials) == pytest.approx(data["trial_time_s"])
+        short = sum(t.result.shortfall > 0.02 for t in trials)
+        assert data["generator_short_trials"] == short
+    return data, [t.result for t in trials]
+
+
+def test_ndr_within_a_loss_free_range(vrlab_env: VrlabEnv) -> None:
+    """200 kpps is well within what native-routed forwards here: the maximum passes."""
+    data, _ = run_ndr(vrlab_env, MAX_PPS)
+    for g in data["goals"].values():
+        if g["upper_is_max"]:
+            assert g["lower_pps"] == g["upper_pps"] == MAX_PPS
+            assert g["width"] == 0.0
+
+
+def test_ndr_bisects_an_overloaded_range(vrlab_env: VrlabEnv) -> None:
+    data, trials = run_ndr(vrlab_env, OVERLOAD_PPS)
+    ndr = data["goals"]["NDR"]
+    if ndr["upper_is_max"]:
+        pytest.skip("the generator could not overload native-routed here: nothing to bisect")
+    for name, g in data["goals"].items():
+        assert g["width"] <= WIDTH + 1e-9, (name, g)
+        assert not g["lower_is_min"], "native-routed forwards 20 kpps without loss"
+        # the bounds are loads that were measured with final-length trials, not interpolated
+        at_upper = [t for t in trials if t.target_pps == g["upper_pps"]]
+        at_lower = [t for t in trials if t.target_pps == g["lower_pps"]]
+        assert at_lower and at_upper, (name, g)
+        assert any(t.duration_s == FINAL_S for t in at_lower)
+        # the upper bound failed the goal in at least one trial, the lower bound in at most
+        # half of its trial time (exceed ratio 0.5)
+        assert any(t.loss_ratio > g["loss_ratio"] for t in at_upper), (name, at_upper)
+        bad = sum(t.duration_s for t in at_lower if t.loss_ratio > g["loss_ratio"])
+        assert bad <= 0.5 * sum(t.duration_s for t in at_lower)
+
+
+def test_ndr_without_calibration_or_max_exits_2(vrlab_env: VrlabEnv) -> None:
+    r, created = vrlab_env.run_cli_sealed("ndr", "native-routed")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    err = " ".join(r.stderr.split())
+    assert "no calibration" in err and "vrlab calibrate" in err and "--max-kpps" in err
+    assert_nothing_built(vrlab_env, created)
+    assert stored_runs(vrlab_env) == [], "no run may be stored for a refused search"
+
+
+def test_ndr_with_min_above_max_exits_2(vrlab_env: VrlabEnv) -> None:
+    r, created = vrlab_env.run_cli_sealed("ndr", "native-routed", "--max-kpps", "50",
+                                          "--min-kpps", "60")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "--min-kpps" in r.stderr and "50 kpps" in r.stderr
+    assert_nothing_built(vrlab_env, created)
+    assert stored_runs(vrlab_env) == []

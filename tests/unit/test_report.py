@@ -1,0 +1,317 @@
+"""The reproduction's report, figures and planning, from a real results database filled with
+synthetic trials: no root, no traffic.
+
+Each simulated sweep forwards everything up to a device capacity and drops the rest; the
+expected verdicts follow from those capacities and the thresholds in ``vrlab.claims``."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vrlab import claims, figures, placement, profiles, reproduce
+from vrlab.errors import UsageError
+from vrlab.figures import FIGURES, SweepKey
+from vrlab.method import RunContext
+from vrlab.results import RunInfo, TrialResult
+from vrlab.store import Store
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+VERDICTS = ("holds", "differs", "not measurable")
+RATES = [k * 100_000.0 for k in range(1, 7)]  # 100-600 kpps offered
+DURATION = 2.0
+REPEATS = 2
+GENERATOR_MAX = 550_000.0  # the simulated generator offers no more than this
+
+
+@dataclass(frozen=True)
+class Device:
+    capacity: float  # pps forwarded at most; the rest is lost
+    host_share: float | None = None  # mixed scenarios: r0's share of what is received
+
+
+# fig5 and fig11's sweeps. Native: bridged and routed within 10%, hybrid 32% below bridged
+# (claim 2 holds); mixed bridged: the host gets 40% and each of 3 guests 20% (claim 7 holds).
+DEVICES = {
+    "native-bridged": Device(500_000),
+    "native-routed": Device(480_000),
+    "native-hybrid": Device(340_000),
+    "mixed-bridged-n3": Device(400_000, host_share=0.4),
+    "mixed-routed-n3": Device(420_000, host_share=0.25),
+}
+EXPECTED = {1: "differs", 2: "holds", 3: "not measurable", 4: "not measurable",
+            5: "not measurable", 6: "not measurable", 7: "holds"}
+
+
+def info(key: SweepKey) -> RunInfo:
+    return RunInfo(kind="sweep", scenario=key.scenario, spec_yaml=f"name: {key.scenario}\n",
+                   machine={"cpu": "test cpu", "kernel": "6.1.0"},
+                   placement={"pinned": "True", "generator_cpu": "0", "sut_cpu": "1"},
+                   vrlab_version="0.1.0", profile="quick",
+                   params={"rates_pps": RATES, "duration_s": DURATION, "repeats": REPEATS},
+                   label=key.key)
+
+
+def trial(key: SweepKey, dev: Device, rate: float, repeat: int,
+          generator_max: float = GENERATOR_MAX) -> TrialResult:
+    """The generator offers at most ``generator_max``; the device forwards at most its capacity,
+    1% below it on the first repeat and 1% above on the second (so the mean is the capacity and
+    the spread is non-zero where it saturates)."""
+    offered = min(rate, generator_max)
+    sent = round(offered * DURATION)
+    capacity = dev.capacity * (1 + 0.01 * (2 * repeat - 1))
+    received = round(min(offered, capacity) * DURATION)
+    routers: dict[str, int] = {}
+    if dev.host_share is not None:
+        n = key.guests or 0
+        routers["r0"] = round(received * dev.host_share)
+        for i in range(1, n + 1):
+            routers[f"r{i}"] = round(received * (1 - dev.host_share) / n)
+    else:
+        routers["r0"] = received
+    return TrialResult(target_pps=rate, duration_s=DURATION, sent=sent, received=received,
+                       received_by_router=routers, achieved_pps=offered)
+
+
+def fill(store: Store, keys: list[SweepKey],
+         generator_max: float = GENERATOR_MAX) -> dict[str, int]:
+    runs = {}
+    for key in keys:
+        run_id = store.start_run(info(key))
+        for rate in RATES:
+            for rep in range(REPEATS):
+                res = trial(key, DEVICES[key.key], rate, rep, generator_max)
+                store.add_trial(run_id, res, repeat=rep)
+        store.finish_run(run_id, "done")
+        runs[key.key] = run_id
+    return runs
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "results.sqlite") as s:
+        yield s
+
+
+@dataclass(frozen=True)
+class Report:
+    md: Path
+    text: str
+    runs: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
+    """Drawn once for the module: the figures take most of a second each."""
+    figs = ["fig5", "fig11"]
+    keys = figures.needed(figs)
+    assert {k.key for k in keys} == set(DEVICES)
+    root = tmp_path_factory.mktemp("report")
+    with Store(root / "results.sqlite") as store:
+        runs = fill(store, keys)
+        cal = {1: GENERATOR_MAX, 8: GENERATOR_MAX * 0.98, 32: GENERATOR_MAX * 0.97}
+        out = root / "out"
+        out.mkdir()
+        md = reproduce.write_report(store, figs, runs, cal, out, "quick")
+        yield Report(md, md.read_text(), runs)
+
+
+def claim_rows(text: str) -> dict[int, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0].isdigit():
+            rows[int(cells[0])] = cells
+    return rows
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_report_files_exist(report: Report) -> None:
+    assert report.md.name == "report.md" and report.md.is_file()
+    html = report.md.with_suffix(".html")
+    assert html.is_file()
+    body = html.read_text()
+    assert "<table" in body and "<img" in body
+
+
+def test_claims_table_has_seven_judged_rows(report: Report) -> None:
+    assert "| # | claim (paper) | figure | verdict | measured here | why |" in report.text
+    rows = claim_rows(report.text)
+    assert sorted(rows) == list(range(1, 8))
+    for cells in rows.values():
+        assert len(cells) == 6
+        assert re.fullmatch(r"\*\*(.+)\*\*", cells[3]), cells[3]
+        assert cells[3].strip("*") in VERDICTS
+
+
+def test_claim_verdicts_follow_the_devices(report: Report) -> None:
+    rows = claim_rows(report.text)
+    assert {n: cells[3].strip("*") for n, cells in rows.items()} == EXPECTED
+    # the measured column carries the simulated peaks
+    assert "bridged 500 kpps, routed 480 kpps, hybrid 340 kpps" in rows[2][4]
+    assert "550 kpps" in rows[1][4]
+
+
+def test_figures_are_drawn_and_linked(report: Report) -> None:
+    out = report.md.parent
+    images = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report.text)
+    assert sorted(images) == ["fig11-mixed-bridged-n3.png", "fig11-mixed-routed-n3.png",
+                              "fig5.png"]
+    for name in images:
+        png = out / name
+        assert png.read_bytes()[:8] == PNG_MAGIC
+        svg = png.with_suffix(".svg")
+        assert svg.is_file() and "<svg" in svg.read_text()[:1000]
+    html = report.md.with_suffix(".html").read_text()
+    for name in images:
+        assert f'src="{name}"' in html
+
+
+def test_figure_tables_name_their_series_and_runs(report: Report) -> None:
+    fig5 = section(report.text, "## Fig. 5:")
+    for key in ("native-bridged", "native-routed", "native-hybrid"):
+        assert f"| {key} (run {report.runs[key]}) |" in fig5
+    fig11 = section(report.text, "## Fig. 11:")
+    assert f"| mixed-bridged, N=3 (run {report.runs['mixed-bridged-n3']}) |" in fig11
+    assert "native" not in fig11.split("| series |")[1]
+
+
+def test_generator_shortfall_is_listed_per_point(report: Report) -> None:
+    """The simulated generator tops out at 550 kpps, so only the 600 kpps point fell short,
+    by (600 - 550) / 600 = 8%, beyond the 2% tolerance."""
+    short = [f"{r / 1e3:.0f}" for r in RATES if 1 - min(r, GENERATOR_MAX) / r > 0.02]
+    assert short == ["600"]
+    fig5 = section(report.text, "## Fig. 5:")
+    rows = [line for line in fig5.splitlines() if line.startswith("| native-")]
+    assert len(rows) == 3
+    for line in rows:
+        assert line.rstrip().endswith("| 600 kpps |"), line
+
+
+def test_no_shortfall_reads_none(store: Store, tmp_path: Path) -> None:
+    runs = fill(store, figures.needed(["fig5"]), generator_max=max(RATES))  # it keeps up
+    md = reproduce.write_report(store, ["fig5"], runs, {}, tmp_path, "quick")
+    rows = [line for line in md.read_text().splitlines() if line.startswith("| native-")]
+    assert len(rows) == 3 and all(line.rstrip().endswith("| none |") for line in rows)
+    assert claim_rows(md.read_text())[1][3] == "**not measurable**"
+
+
+def test_peaks_and_spread_in_figure_table(report: Report) -> None:
+    fig5 = section(report.text, "## Fig. 5:")
+    row = next(line for line in fig5.splitlines() if line.startswith("| native-hybrid"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    cap = DEVICES["native-hybrid"].capacity
+    # peak = mean of the two repeats where it saturates: 0.99 and 1.01 times the capacity
+    assert cells[1] == f"{cap / 1e3:.0f} kpps"
+    # sample std of (0.99c, 1.01c) is 0.02c / sqrt(2); 0 where nothing is lost
+    assert cells[2] == f"{cap * 0.02 / math.sqrt(2) / 1e3:.1f} kpps"
+
+
+def test_report_without_runs_is_all_not_measurable(store: Store, tmp_path: Path) -> None:
+    md = reproduce.write_report(store, [], {}, {}, tmp_path, "quick")
+    rows = claim_rows(md.read_text())
+    assert sorted(rows) == list(range(1, 8))
+    assert all(cells[3] == "**not measurable**" for cells in rows.values())
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def test_select_rejects_unknown_figure() -> None:
+    with pytest.raises(UsageError, match="fig99") as e:
+        reproduce.select(["fig5", "fig99"])
+    assert str(e.value).startswith("--only fig99:")  # only the bad name is blamed
+    assert e.value.exit_code == 2
+
+
+def test_select_keeps_paper_order() -> None:
+    assert reproduce.select(None) == list(FIGURES)
+    assert reproduce.select([]) == list(FIGURES)
+    assert reproduce.select(["fig11", "fig5"]) == ["fig5", "fig11"]
+
+
+def test_needed_shares_baselines() -> None:
+    keys = figures.needed(["fig8", "fig9", "fig10"])
+    names = [k.key for k in keys]
+    assert names.count("native-routed") == 1
+    assert len(names) == len(set(names))
+    every = [s.key for f in ("fig8", "fig9", "fig10") for s in FIGURES[f].series]
+    assert set(names) == set(every) and len(every) - len(names) == 2
+    assert names[0] == "native-routed"  # first appearance keeps its place
+
+
+def test_needed_for_every_figure_is_unique() -> None:
+    keys = figures.needed(list(FIGURES))
+    assert len(keys) == len({k.key for k in keys})
+    assert sum(k.key.startswith("native-") for k in keys) == 3
+
+
+def test_sweep_keys() -> None:
+    assert SweepKey("native-routed").key == "native-routed"
+    assert SweepKey("mixed-bridged", 3).key == "mixed-bridged-n3"
+    assert SweepKey("direct", None, 8).key == "direct-f8"
+    assert SweepKey("direct", None, 8).label == "TG→TS, 8 flows"
+
+
+# --------------------------------------------------------------------------- quick rates
+
+
+def ctx(store: Store, name: str) -> RunContext:
+    return RunContext(store, placement.choose(False), profiles.get(name))
+
+
+@pytest.mark.parametrize("cal, stop", [
+    (500_000.0, 600.0),  # 600 kpps exactly: no rounding up
+    (501_000.0, 700.0),  # 601.2 kpps rounds up to 700
+    (610_000.0, 800.0),  # 732 kpps
+    (1_000_000.0, 1200.0),
+    (1_250_000.0, 1500.0),
+    (1_300_000.0, 1500.0),  # 1560 kpps capped at the paper's 1500
+    (2_900_000.0, 1500.0),
+    (50_000.0, 200.0),  # never fewer than two rates
+])
+def test_quick_rates_stop_beyond_calibrated_max(store: Store, cal: float, stop: float) -> None:
+    c = ctx(store, "quick")
+    got = reproduce.rates_for(c, cal).profile
+    assert got.rate_stop_kpps == stop
+    assert got.rates_pps()[-1] == stop * 1e3
+    assert got.rates_pps()[-1] >= min(cal * 1.2, 1_500_000)
+    # everything else of the profile is kept
+    assert (got.rate_start_kpps, got.rate_step_kpps, got.duration_s, got.repeats) == (
+        c.profile.rate_start_kpps, c.profile.rate_step_kpps, c.profile.duration_s,
+        c.profile.repeats)
+
+
+def test_quick_rates_without_calibration_unchanged(store: Store) -> None:
+    c = ctx(store, "quick")
+    assert reproduce.rates_for(c, None) is c
+
+
+def test_paper_profile_rates_unchanged(store: Store) -> None:
+    c = ctx(store, "paper")
+    got = reproduce.rates_for(c, 500_000.0)
+    assert got.profile == profiles.get("paper")
+    assert got.profile.rates_pps()[-1] == 1_500_000.0
+
+
+def test_trials_for_counts_shared_sweeps_once(store: Store) -> None:
+    c = reproduce.rates_for(ctx(store, "quick"), 500_000.0)  # 100-600 kpps: 6 rates, 1 repeat
+    assert reproduce.trials_for(c, ["fig5"]) == 3 * 6
+    assert reproduce.trials_for(c, ["fig5", "fig8"]) == (3 + 4) * 6
+
+
+def test_claims_thresholds_are_printed(report: Report) -> None:
+    assert f"similar = within {claims.SIMILAR:.0%}" in report.text
