@@ -36,6 +36,7 @@ class Figure:
     title: str
     series: tuple[SweepKey, ...]
     per_router: bool = False  # the breakdown figures: one panel per sweep, routers stacked
+    ndr: bool = False  # a throughput search per series (bar chart), not a sweep
 
 
 def _n(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
@@ -65,13 +66,23 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
            (SweepKey("mixed-bridged", 3), SweepKey("mixed-routed", 3)), per_router=True),
     Figure("fig12", "Fig. 12", "Per-router breakdown: host + 6 guests",
            (SweepKey("mixed-bridged", 6), SweepKey("mixed-routed", 6)), per_router=True),
+    Figure("ndr", "RFC 2544", "Throughput (NDR) of the native and host configurations",
+           (NATIVE_B, NATIVE_R, NATIVE_H, *_n("host-bridged", IDLE_N),
+            *_n("host-routed", IDLE_N)), ndr=True),
 )}
+
+
+def searches(names: list[str]) -> list[SweepKey]:
+    """The configurations whose throughput the named figures search for."""
+    return [s for n in names if FIGURES[n].ndr for s in FIGURES[n].series]
 
 
 def needed(names: list[str]) -> list[SweepKey]:
     """Every sweep the named figures need, each once, in a stable order."""
     seen: dict[str, SweepKey] = {}
     for n in names:
+        if FIGURES[n].ndr:
+            continue
         for s in FIGURES[n].series:
             seen.setdefault(s.key, s)
     return list(seen.values())

@@ -78,7 +78,8 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
                      label=f"sweep {scenario.name}") as tb:
             for rate in rates:
                 for rep in range(p.repeats):
-                    res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s)
+                    res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s,
+                                   residual_s=p.residual_s)
                     ctx.store.add_trial(run_id, res, repeat=rep)
                     progress(f"{rate / 1e3:.0f} kpps #{rep + 1}", res)
         status = "done"
@@ -150,7 +151,8 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
                      label=f"ndr {scenario.name}") as tb:
             result = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
                                 {"scenario": scenario.name}, count,
-                                warmup_s=ctx.profile.warmup_s)
+                                warmup_s=ctx.profile.warmup_s,
+                                residual_s=ctx.profile.residual_s)
         status = "done"
     except (KeyboardInterrupt, Interrupted):
         status = "interrupted"
@@ -163,7 +165,7 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
 def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.SearchGoal],
                min_rate: float, max_rate: float, meta: dict[str, object],
                progress: Progress = _noop, count_shortfall_as_loss: bool = False,
-               warmup_s: float = 0.2) -> search.SearchResult:
+               warmup_s: float = 0.2, residual_s: float = 0.2) -> search.SearchResult:
     """Run an MLRsearch over ``tb``. Each goal gets a search row for its result; the trials,
     shared by all goals, are stored once, under the first goal's search id.
 
@@ -174,7 +176,7 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
     first_sid = next(iter(sids.values()))
 
     def measure(rate: float, duration: float) -> tuple[int, int]:
-        res = tb.trial(rate, duration, warmup_s=warmup_s)
+        res = tb.trial(rate, duration, warmup_s=warmup_s, residual_s=residual_s)
         ctx.store.add_trial(run_id, res, search_id=first_sid)
         progress(f"{rate / 1e3:.0f} kpps for {duration:g}s", res)
         if count_shortfall_as_loss:
@@ -211,7 +213,8 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
                 goal = search.SearchGoal("NDR", 0.0, p.calib_final_s, 3 * p.calib_final_s,
                                          0.5, 0.02)
                 res = run_search(ctx, tb, run_id, [goal], CALIB_MIN_PPS, CALIB_MAX_PPS,
-                                 {"flows": flows}, progress, count_shortfall_as_loss=True)
+                                 {"flows": flows}, progress, count_shortfall_as_loss=True,
+                                 warmup_s=p.warmup_s, residual_s=p.residual_s)
                 found[flows] = res.goal_results[0].lower_pps
         status = "done"
     except (KeyboardInterrupt, Interrupted):

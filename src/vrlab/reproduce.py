@@ -12,9 +12,9 @@ from pathlib import Path
 
 from . import claims, method, plan, plot, spec, sysinfo
 from .errors import UsageError
-from .figures import FIGURES, Figure, SweepKey, needed
+from .figures import FIGURES, Figure, SweepKey, needed, searches
 from .method import Progress, RunContext
-from .store import Store, SweepPoint
+from .store import SearchRow, Store, SweepPoint
 
 QUICK_HEADROOM = 1.2  # quick profile: offer up to 20% beyond the calibrated maximum
 
@@ -44,6 +44,30 @@ def trials_for(ctx: RunContext, figs: list[str]) -> int:
     return len(needed(figs)) * len(ctx.profile.rates_pps()) * ctx.profile.repeats
 
 
+def _load(key: SweepKey) -> tuple[spec.Scenario, str]:
+    overrides: dict[str, object] = {"traffic.flows": key.flows}
+    if key.guests is not None:
+        overrides["sut.guests"] = key.guests
+    return spec.load(key.scenario, overrides)
+
+
+def run_ndr(ctx: RunContext, key: SweepKey, cal_max: float | None,
+            progress: Progress) -> int:
+    """One NDR/PDR search, capped at the calibrated maximum so the generator's shortfall is
+    never taken for the SUT's loss."""
+    p = ctx.profile
+    sc, text = _load(key)
+    goals = method.ndr_goals(p.calib_final_s, p.ndr_width,
+                             duration_sum_s=p.calib_final_s * p.ndr_sum_trials)
+    hi = cal_max or method.CALIB_MAX_PPS
+
+    def step(msg: str, res: object) -> None:
+        progress(f"ndr {key.key} {msg}", res)  # type: ignore[arg-type]
+
+    return method.ndr(replace(ctx, label=key.key), sc, text, goals, method.CALIB_MIN_PPS, hi,
+                      step).run_id
+
+
 def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str) -> int:
     inner = progress
 
@@ -56,10 +80,7 @@ def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str) 
         text = "name: direct\n"
         ctx2 = replace(ctx, label=key.key)
         return method.sweep(ctx2, sc, text, progress, plan_for=plan.calibration_plan)
-    overrides: dict[str, object] = {"traffic.flows": key.flows}
-    if key.guests is not None:
-        overrides["sut.guests"] = key.guests
-    sc, text = spec.load(key.scenario, overrides)
+    sc, text = _load(key)
     return method.sweep(replace(ctx, label=key.key), sc, text, progress)
 
 
@@ -86,9 +107,14 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
     runs: dict[str, int] = {}
     for key in keys:
         runs[key.key] = run_sweep(rctx, key, progress, session)
+    ndr_keys = searches(figs)
+    if ndr_keys and on_phase:
+        on_phase(f"{len(ndr_keys)} throughput searches (NDR/PDR)", 0)
+    ndr_runs = {k.key: run_ndr(rctx, k, cal.get(1), progress) for k in ndr_keys}
     (out / "runs.json").write_text(json.dumps({"session": session, "runs": runs,
-                                               "calibration": cal}, indent=2))
-    return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name)
+                                               "ndr_runs": ndr_runs, "calibration": cal},
+                                              indent=2))
+    return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name, ndr_runs)
 
 
 def _points(store: Store, runs: dict[str, int]) -> dict[str, list[SweepPoint]]:
@@ -112,10 +138,56 @@ def _draw(store: Store, fig: Figure, runs: dict[str, int], out: Path, caption: s
                             caption=caption + note)
 
 
+def _ndr_rows(store: Store, ndr_runs: dict[str, int]) -> dict[str, dict[str, SearchRow]]:
+    return {k: {s.goal: s for s in store.searches(r)} for k, r in ndr_runs.items()}
+
+
+def _bounds(s: SearchRow | None) -> str:
+    if s is None or s.lower_pps is None or s.upper_pps is None:
+        return "n/a"
+    floor = " (floor)" if s.result.get("lower_is_min") else ""
+    ceil = " (ceiling: calibrated max)" if s.result.get("upper_is_max") else ""
+    return f"{s.lower_pps / 1e3:.0f}-{s.upper_pps / 1e3:.0f} kpps{floor}{ceil}"
+
+
+def _ndr_section(store: Store, ndr_runs: dict[str, int], out: Path,
+                 caption: str) -> list[str]:
+    rows = _ndr_rows(store, ndr_runs)
+    fig = FIGURES["ndr"]
+    labels, values, spreads = [], [], []
+    for s in fig.series:
+        ndr = rows.get(s.key, {}).get("NDR")
+        if ndr and ndr.lower_pps is not None and ndr.upper_pps is not None:
+            labels.append(s.label)
+            values.append(ndr.lower_pps / 1e3)
+            spreads.append((ndr.upper_pps - ndr.lower_pps) / 1e3)
+    lines = [f"## {fig.paper}: {fig.title}", "",
+             "NDR: the highest rate with no loss (RFC 2544 §26.1); PDR: at most 0.5% loss "
+             "(FD.io CSIT). MLRsearch-style search (RFC 9971), capped at the generator's "
+             "calibrated maximum; bounds are the final lower and upper loads.", ""]
+    if labels:
+        paths = plot.plot_bars(labels, values, spreads, out / "ndr", title=fig.title,
+                               ylabel="NDR lower bound (kpps)",
+                               caption=caption + " Bars: NDR lower bound; whisker: the search's "
+                               "final interval (upper minus lower bound).")
+        lines += [f"![NDR]({p.name})" for p in paths if p.suffix == ".png"]
+    lines += ["", "| configuration | NDR | PDR (0.5%) | trials | time of traffic |",
+              "|---|---|---|---|---|"]
+    for s in fig.series:
+        g = rows.get(s.key, {})
+        n = g.get("NDR")
+        lines.append(f"| {s.label} (run {ndr_runs.get(s.key, '-')}) | {_bounds(n)} | "
+                     f"{_bounds(g.get('PDR'))} | {n.trials_used if n else '-'} | "
+                     f"{f'{n.time_spent_s:.0f} s' if n else '-'} |")
+    return [*lines, ""]
+
+
 def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[int, float],
-                 out: Path, profile: str) -> Path:
+                 out: Path, profile: str, ndr_runs: dict[str, int] | None = None) -> Path:
     m = sysinfo.machine()
-    first = store.run(next(iter(runs.values()))) if runs else None
+    ndr_runs = ndr_runs or {}
+    ndr_rows = _ndr_rows(store, ndr_runs)
+    first = store.run(next(iter({**runs, **ndr_runs}.values()))) if runs or ndr_runs else None
     placement = first.placement if first else {}
     caption = (f"vrlab, profile {profile}; {sysinfo.one_line(m)}; placement: "
                + ", ".join(f"{k}={v}" for k, v in placement.items() if v))
@@ -127,7 +199,9 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
         f"- profile: {profile}; placement: "
         + (", ".join(f"{k}={v}" for k, v in placement.items() if v) or "n/a"),
         f"- database: `{store.path}`; runs: "
-        + ", ".join(f"{k}={v}" for k, v in runs.items()),
+        + ", ".join(f"{k}={v}" for k, v in runs.items())
+        + ("; throughput searches: " + ", ".join(f"{k}={v}" for k, v in ndr_runs.items())
+           if ndr_runs else ""),
         "",
         "Frames are 60 bytes (64 on the wire). Guests are network namespaces: they forward in "
         "the host's own kernel with no hypervisor switch, unlike a Xen domU. Where this machine "
@@ -145,11 +219,14 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
               f"more than {claims.SATURATED_LOSS:.0%} (otherwise its peak is shown as ≥).", ""]
     for name in figs:
         fig = FIGURES[name]
+        if fig.ndr:
+            lines += _ndr_section(store, ndr_runs, out, caption)
+            continue
         paths = _draw(store, fig, runs, out, caption, cal.get(1))
         lines += [f"## {fig.paper}: {fig.title}", ""]
         lines += [f"![{fig.paper}]({p.name})" for p in paths if p.suffix == ".png"]
-        lines += ["", "| series | peak received | max spread (std) | points where the generator "
-                  "fell short |", "|---|---|---|---|"]
+        lines += ["", "| series | peak received | NDR | max spread (std) | points where the "
+                  "generator fell short |", "|---|---|---|---|---|"]
         for s in fig.series:
             p = pts.get(s.key, [])
             if not p:
@@ -157,6 +234,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
             short = [f"{x.target_pps / 1e3:.0f}" for x in p if x.generator_short]
             sm = claims.summarize(p)
             lines.append(f"| {s.label} (run {runs[s.key]}) | {sm.fmt()} | "
+                         f"{_bounds(ndr_rows.get(s.key, {}).get('NDR'))} | "
                          f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | "
                          f"{', '.join(short) + ' kpps' if short else 'none'} |")
         lines.append("")

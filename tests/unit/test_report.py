@@ -216,8 +216,9 @@ def test_peaks_and_spread_in_figure_table(report: Report) -> None:
     cap = DEVICES["native-hybrid"].capacity
     # peak = mean of the two repeats where it saturates: 0.99 and 1.01 times the capacity
     assert cells[1] == f"{cap / 1e3:.0f} kpps"
+    assert cells[2] == "n/a"  # no throughput search in this report
     # sample std of (0.99c, 1.01c) is 0.02c / sqrt(2); 0 where nothing is lost
-    assert cells[2] == f"{cap * 0.02 / math.sqrt(2) / 1e3:.1f} kpps"
+    assert cells[3] == f"{cap * 0.02 / math.sqrt(2) / 1e3:.1f} kpps"
 
 
 def test_report_without_runs_is_all_not_measurable(store: Store, tmp_path: Path) -> None:
@@ -315,3 +316,30 @@ def test_trials_for_counts_shared_sweeps_once(store: Store) -> None:
 
 def test_claims_thresholds_are_printed(report: Report) -> None:
     assert f"similar = within {claims.SIMILAR:.0%}" in report.text
+
+
+def test_ndr_section_reports_each_search_and_draws_bars(store: Store, tmp_path: Path) -> None:
+    keys = [k.key for k in FIGURES["ndr"].series][:3]
+    ndr_runs = {}
+    for i, key in enumerate(keys):
+        rid = store.start_run(RunInfo(kind="ndr", scenario=key, spec_yaml="", machine={},
+                                      placement={}, vrlab_version="t", profile="quick",
+                                      params={}, label=key))
+        for goal, loss, lo in (("NDR", 0.0, 100_000.0 * (i + 1)),
+                               ("PDR", 0.005, 120_000.0 * (i + 1))):
+            sid = store.start_search(rid, goal, loss)
+            store.finish_search(sid, lower_pps=lo, upper_pps=lo * 1.02, conditional_pps=lo,
+                                width=0.02 / 1.02, trials_used=7, time_spent_s=9.0,
+                                result={"lower_is_min": False, "upper_is_max": False})
+        store.finish_run(rid)
+        ndr_runs[key] = rid
+    md = reproduce.write_report(store, ["ndr"], {}, {}, tmp_path, "quick", ndr_runs)
+    text = md.read_text()
+    sec = section(text, "## RFC 2544:")
+    for i, key in enumerate(keys):
+        lo = 100 * (i + 1)
+        row = next(line for line in sec.splitlines() if f"(run {ndr_runs[key]})" in line)
+        assert f"{lo}-{lo * 1.02:.0f} kpps" in row
+        assert f"{120 * (i + 1)}-" in row  # the PDR bounds, from its own search
+    assert (tmp_path / "ndr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ndr.png" in text
