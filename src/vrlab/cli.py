@@ -295,6 +295,7 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
         def phase(name: str, total: int) -> None:
             """Each phase gets its own bar: a search's trial count is not known ahead."""
             prog.update(tasks[-1], last="done")
+            prog.stop_task(tasks[-1])
             tasks.append(prog.add_task(name, total=total or None, last=""))
 
         def step(msg: str, res: TrialResult | None) -> None:

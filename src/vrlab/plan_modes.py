@@ -141,7 +141,7 @@ def _layer3(b: _Builder, *, hybrid: bool) -> Plan:
     traffic = _traffic(b, left, right, dst_macs)
     for r in traffic.routers:
         _route_router(b, r, sut, out_dev, ts_ip, hybrid)
-    if not hybrid and guests:
+    if b.rules:
         b.routes.append(Route(sut, str(ROUTER_NET), ts_ip, out_dev, RETURN_TABLE))
     return b.build(traffic, sut, left.b)
 
@@ -178,8 +178,11 @@ def _routed_guest(b: _Builder, i: int, g: str, a: Veth, z: Veth) -> None:
                      Neighbour(g, a.b, host_ip(inn, GATEWAY), a.a_mac),
                      Neighbour(sut, z.a, host_ip(out, 1), z.b_mac),
                      Neighbour(g, z.b, host_ip(out, GATEWAY), z.a_mac)]
-    b.rules.append(Rule(sut, z.a, RETURN_TABLE, RULE_PRIORITY + i))
     if b.scenario.sut.forwarding != "host":
+        # Only a forwarding guest sends frames back. The kernel walks every rule for every
+        # packet it routes, so a rule for an idle guest would tax the host's own forwarding
+        # (bench/rule_cost.py), which Xen's idle domUs did not.
+        b.rules.append(Rule(sut, z.a, RETURN_TABLE, RULE_PRIORITY + i))
         b.sysctls.append(Sysctl(g, "net/ipv4/ip_forward", "1"))
 
 
