@@ -190,7 +190,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
     first = store.run(next(iter({**runs, **ndr_runs}.values()))) if runs or ndr_runs else None
     placement = first.placement if first else {}
     caption = (f"vrlab, profile {profile}; {sysinfo.one_line(m)}; placement: "
-               + ", ".join(f"{k}={v}" for k, v in placement.items() if v))
+               + ", ".join(f"{k}={v}" for k, v in placement.items() if v) + ".")
     pts = _points(store, runs)
     lines = [
         "# vrlab: *Evaluating Xen for Router Virtualization*, reproduced on this machine", "",
