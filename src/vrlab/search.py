@@ -6,6 +6,13 @@ find the neighbourhood, only loads near the final bounds get full-length trials,
 classified from *all* its trials against a duration sum and an exceed ratio, so a rare bad trial
 neither passes nor fails it. Nothing here sleeps or reads a clock, so searches can be tested with
 simulated devices, and time is accounted as the sum of trial durations.
+
+Real devices are not sharp. The native-routed testbed loses frames in rare bursts (a CPU stall
+overflows a receive backlog), so the chance that a trial sees any loss grows with its duration:
+a zero-loss bound found with short trials drops when the trials get longer, and the final phase
+must walk down from it. The choices below that exist for such devices (and say so) are doubling
+steps, the forwarding rate of a failed trial as a measured hint, starting a zero-loss goal's phase
+lower once its bound has dropped, and a midpoint-first start for loss-ratio goals.
 """
 
 from __future__ import annotations
@@ -207,11 +214,17 @@ def _bounds(by_load: dict[float, list[TrialRecord]], t: _Target) -> _Bounds:
 
 
 def _step(bound: float, hint: float, width: float) -> float:
-    """Relative step away from a bound: the goal width at first, then twice the distance already
-    travelled from the hint, so a bad first guess costs a few trials, not a bisection of
-    everything."""
+    """Relative step away from a bound: the goal width at first, then the distance already
+    travelled from the hint, so the distance doubles and a bad first guess costs a few trials,
+    not a bisection of everything. Doubling, not more: on a noisy device the first pass or fail
+    may come at any step, and a longer jump past it leaves a wider gap to bisect back (tripling
+    cost 0.5-0.9 more final-duration trials per search on the bursty simulated devices)."""
     travelled = abs(bound - hint) / max(bound, hint)
-    return min(_MAX_STEP, max(width, 2.0 * travelled))
+    return min(_MAX_STEP, max(width, travelled))
+
+
+def _narrow(lower: float, upper: float, width: float) -> bool:
+    return (upper - lower) / upper <= width * (1.0 + _TOL)
 
 
 def _focus(b: _Bounds, hint: float) -> float:
@@ -220,30 +233,64 @@ def _focus(b: _Bounds, hint: float) -> float:
     return b.lower if b.lower is not None else b.upper if b.upper is not None else hint
 
 
-def _inner_load(lower: float, upper: float, hint: float, width: float) -> float:
+def _inner_load(lower: float, upper: float, hint: float, width: float, implied: float) -> float:
     """Between two bounds: step out from the bound nearer the hint (usually the answer is close to
-    it) unless that step passes the geometric midpoint, where plain bisection is cheaper."""
+    it) unless that step passes the geometric midpoint, where plain bisection is cheaper. If the
+    upper bound's trials put the answer lower than that (``implied``, but not below the lower
+    bound, which passed), they are the better hint: they were measured, the hint was inherited."""
+    load = _toward(lower, upper, hint, width)
+    if load > implied >= lower * (1.0 - width):
+        return _toward(lower, upper, max(implied, lower), width)
+    return load
+
+
+def _toward(lower: float, upper: float, hint: float, width: float) -> float:
     mid = math.sqrt(lower * upper)
     if abs(math.log(lower / hint)) <= abs(math.log(upper / hint)):
         return min(mid, lower / (1.0 - _step(lower, hint, width)))
     return max(mid, upper * (1.0 - _step(upper, hint, width)))
 
 
-def _next_load(b: _Bounds, t: _Target, hint: float, lo: float, hi: float) -> float | None:
-    """The load this goal wants measured next under target ``t``, or None when it is satisfied."""
-    if b.undecided:  # finish what is open near the bounds before opening anything new
+def _next_load(
+    b: _Bounds,
+    t: _Target,
+    hint: float,
+    lo: float,
+    hi: float,
+    started: Sequence[float],
+    implied: float,
+) -> float | None:
+    """The load this goal wants measured next under target ``t``, or None when it is satisfied.
+
+    ``started``: the undecided loads that already have a trial of this phase's duration; they are
+    finished first, as their trials are sunk cost. Loads with only shorter trials are mere hints.
+    While the hint (the previous phase's bound) is unconfirmed at this phase, a goal with a loss
+    ratio measures the midpoint between it and the upper bound: a loss ratio does not drift with
+    trial duration, so the hint most likely passes, and a passing midpoint finishes the goal in one
+    trial instead of two. A zero-loss goal measures the hint itself, as longer trials see more of
+    the rare events that cause any loss at all, so its bound tends to drop.
+    Below an upper bound with no lower one, the step goes at least down to ``implied``, the load
+    the upper bound's trials say the device can carry (see ``_implied``), even past ``_MAX_STEP``:
+    one measured jump plus a bisection back is cheaper than halving all the way down."""
+    if started:
         focus = _focus(b, hint)
-        return min(b.undecided, key=lambda x: (abs(math.log(x / focus)), x))
+        return min(started, key=lambda x: (abs(math.log(x / focus)), x))
     if b.lower is None and b.upper is None:
+        return hint
+    if b.lower is not None and b.upper is not None and _narrow(b.lower, b.upper, t.width):
+        return None
+    if b.upper is not None and (b.lower is None or b.lower < hint) and hint < b.upper:
+        if t.loss_ratio > 0 and not _narrow(hint, b.upper, t.width):
+            return math.sqrt(hint * b.upper)
         return hint
     if b.upper is None:
         assert b.lower is not None
         return None if b.lower >= hi else min(hi, b.lower / (1.0 - _step(b.lower, hint, t.width)))
     if b.lower is None:
-        return None if b.upper <= lo else max(lo, b.upper * (1.0 - _step(b.upper, hint, t.width)))
-    if (b.upper - b.lower) / b.upper <= t.width * (1.0 + _TOL):
-        return None
-    return _inner_load(b.lower, b.upper, hint, t.width)
+        if b.upper <= lo:
+            return None
+        return max(lo, min(b.upper * (1.0 - _step(b.upper, hint, t.width)), implied))
+    return _inner_load(b.lower, b.upper, hint, t.width, implied)
 
 
 def _phase_targets(goal: SearchGoal, initial: float, phases: int) -> list[_Target]:
@@ -364,11 +411,22 @@ def mlr_search(
     if first.loss_ratio > 0 and guess < max_rate:
         ledger.run(guess, first.duration)
     hints = [guess] * len(goals)
+    dropped = [False] * len(goals)
     used = [len(ledger.trials)] * len(goals)
     for phase in range(intermediate_phases + 1):
         targets = [p[phase] for p in plans]
-        _run_phase(ledger, targets, hints, used, min_rate, max_rate)
-        hints = [_hint(_bounds(ledger.by_load, t), h) for t, h in zip(targets, hints, strict=True)]
+        starts = [
+            _start(t, p[phase - 1].width, h, min_rate) if d else h
+            for p, t, h, d in zip(plans, targets, hints, dropped, strict=True)
+        ]
+        _run_phase(ledger, targets, starts, used, min_rate, max_rate)
+        bounds = [_hint(_bounds(ledger.by_load, t), h) for t, h in zip(targets, hints, strict=True)]
+        # Phase 0 starts from the forwarding-rate guess, not from a bound, so it says nothing.
+        dropped = [
+            phase > 0 and b < h and _failed_at_or_below(ledger.trials, h, t)
+            for b, h, t in zip(bounds, hints, targets, strict=True)
+        ]
+        hints = bounds
     results = tuple(
         _goal_result(g, p[-1], ledger, u, min_rate, max_rate)
         for g, p, u in zip(goals, plans, used, strict=True)
@@ -388,10 +446,12 @@ def _run_phase(
     caller's order) chooses the load; since any trial can move every goal's bounds, all goals are
     re-checked before each choice. ``used[i]`` ends as the trial count when goal i was last met."""
     while True:
-        wants = [
-            _next_load(_bounds(ledger.by_load, t), t, h, lo, hi)
-            for t, h in zip(targets, hints, strict=True)
-        ]
+        wants = []
+        for t, h in zip(targets, hints, strict=True):
+            b = _bounds(ledger.by_load, t)
+            started = _started(b, t, ledger.by_load)
+            implied = _implied(ledger.by_load[b.upper], t) if b.upper is not None else math.inf
+            wants.append(_next_load(b, t, h, lo, hi, started, implied))
         pending = [i for i, want in enumerate(wants) if want is not None]
         if not pending:
             return
@@ -400,6 +460,50 @@ def _run_phase(
         load = wants[pending[0]]
         assert load is not None
         ledger.run(load, targets[pending[0]].trial_duration)
+
+
+def _started(b: _Bounds, t: _Target, by_load: dict[float, list[TrialRecord]]) -> list[float]:
+    """The undecided loads that already have a trial of the target's duration."""
+    long = t.trial_duration * (1.0 - _TOL)
+    return [x for x in b.undecided if any(tr.duration >= long for tr in by_load[x])]
+
+
+def _failed_at_or_below(trials: Sequence[TrialRecord], load: float, t: _Target) -> bool:
+    """A trial of the target's duration lost more than the goal allows, and more than one frame
+    (a whole-frame count can miss ``rate × duration`` by one), at or below ``load``."""
+    long = t.trial_duration * (1.0 - _TOL)
+    return any(
+        tr.rate <= load
+        and tr.duration >= long
+        and tr.loss_ratio > t.loss_ratio
+        and tr.sent - tr.received > 1
+        for tr in trials
+    )
+
+
+def _implied(trials: Sequence[TrialRecord], t: _Target) -> float:
+    """The load at which the device would just meet the target, judged from the failed trials at
+    one load: what it forwarded there, plus the loss the target allows. Exact for a device that
+    forwards up to a limit and drops the rest, and far better than geometric steps after a fall
+    from a wrong hint: on the real testbed a short trial at the generator's ceiling can pass,
+    then every longer one loses 5-10% and the walk down took 7 steps at 1, 1, 2, 4, ... percent.
+    Bursty loss of a fraction of a percent implies almost no step, so the geometric one wins."""
+    bad = [tr for tr in trials if tr.loss_ratio > t.loss_ratio]
+    return max((tr.forwarding_rate / (1.0 - t.loss_ratio) for tr in bad), default=math.inf)
+
+
+def _start(t: _Target, previous_width: float, hint: float, lo: float) -> float:
+    """Where a phase begins for a goal whose bound (the hint) dropped when trials last got longer.
+
+    A zero-loss goal starts one previous-phase width below its hint. Its loss comes from rare
+    events (a CPU stall overflowing a backlog) that longer trials meet more often, so a bound that
+    dropped once will likely drop again: starting lower saves the fail at the hint and the first
+    step down, and costs one step up if the bound holds. Only the direction of the drop is used;
+    its size is too noisy to extrapolate from (that cost time on the bursty simulated devices).
+    A goal with a loss ratio starts at its hint: a ratio averages over the trial and does not
+    drift with its duration. A sharp device's bound does not drop (unless a load sits within a
+    frame of its limit), so it does not pay for this either."""
+    return max(lo, hint * (1.0 - previous_width)) if t.loss_ratio == 0 else hint
 
 
 def _hint(b: _Bounds, previous: float) -> float:
