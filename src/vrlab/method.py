@@ -5,7 +5,8 @@ still keeps what it measured)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import __version__, placement, plan, search, sysinfo
@@ -57,6 +58,23 @@ def _start(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
         profile=ctx.profile.name, params=params, label=ctx.label))
 
 
+@contextmanager
+def _run(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
+         params: dict[str, object]) -> Iterator[int]:
+    """A stored run whose status tells how it ended: done, interrupted (Ctrl-C, SIGTERM) or
+    failed; trials stored before the end stay, so a cut-short run keeps what it measured."""
+    run_id = _start(ctx, kind, scenario, spec_yaml, params)
+    status = "failed"
+    try:
+        yield run_id
+        status = "done"
+    except (KeyboardInterrupt, Interrupted):
+        status = "interrupted"
+        raise
+    finally:
+        ctx.store.finish_run(run_id, status)
+
+
 def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
           progress: Progress = _noop, plan_for: Callable[[str], plan.Plan] | None = None) -> int:
     """Offer each rate of the profile ``repeats`` times; returns the run id. ``plan_for``
@@ -69,25 +87,17 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
         "warmup_s": p.warmup_s, "flows": scenario.traffic.flows,
         "frame_size": scenario.traffic.frame_size, "guests": scenario.sut.guests,
         "calibrated_max_pps": cal}
-    run_id = _start(ctx, "sweep", scenario.name, spec_yaml, params)
-    status = "failed"
-    try:
-        make = plan_for or (lambda rid: plan.make_plan(scenario, rid))
-        with Testbed(make, ctx.placement,
-                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
-                     label=f"sweep {scenario.name}") as tb:
-            for rate in rates:
-                for rep in range(p.repeats):
-                    res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s,
-                                   residual_s=p.residual_s)
-                    ctx.store.add_trial(run_id, res, repeat=rep)
-                    progress(f"{rate / 1e3:.0f} kpps #{rep + 1}", res)
-        status = "done"
-    except (KeyboardInterrupt, Interrupted):
-        status = "interrupted"
-        raise
-    finally:
-        ctx.store.finish_run(run_id, status)
+    make = plan_for or (lambda rid: plan.make_plan(scenario, rid))
+    with _run(ctx, "sweep", scenario.name, spec_yaml, params) as run_id, \
+            Testbed(make, ctx.placement,
+                    TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
+                    label=f"sweep {scenario.name}") as tb:
+        for rate in rates:
+            for rep in range(p.repeats):
+                res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s,
+                               residual_s=p.residual_s)
+                ctx.store.add_trial(run_id, res, repeat=rep)
+                progress(f"{rate / 1e3:.0f} kpps #{rep + 1}", res)
     return run_id
 
 
@@ -134,8 +144,6 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
     params: dict[str, object] = {
         "min_pps": min_rate, "max_pps": max_rate, "flows": scenario.traffic.flows,
         "goals": [g.__dict__ for g in goals], "guests": scenario.sut.guests}
-    run_id = _start(ctx, "ndr", scenario.name, spec_yaml, params)
-    status = "failed"
     short = 0
 
     def count(msg: str, res: TrialResult | None) -> None:
@@ -145,20 +153,13 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
         progress(msg, res)
 
     t0 = time.monotonic()
-    try:
-        with Testbed(lambda rid: plan.make_plan(scenario, rid), ctx.placement,
-                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
-                     label=f"ndr {scenario.name}") as tb:
-            result = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
-                                {"scenario": scenario.name}, count,
-                                warmup_s=ctx.profile.warmup_s,
-                                residual_s=ctx.profile.residual_s)
-        status = "done"
-    except (KeyboardInterrupt, Interrupted):
-        status = "interrupted"
-        raise
-    finally:
-        ctx.store.finish_run(run_id, status)
+    with _run(ctx, "ndr", scenario.name, spec_yaml, params) as run_id, \
+            Testbed(lambda rid: plan.make_plan(scenario, rid), ctx.placement,
+                    TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
+                    label=f"ndr {scenario.name}") as tb:
+        result = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
+                            {"scenario": scenario.name}, count,
+                            warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
     return NdrOutcome(run_id, result, min_rate, max_rate, time.monotonic() - t0, short)
 
 
@@ -201,10 +202,8 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
     """The paper's Fig. 4: tg linked straight to ts; for each flow count, the highest rate the
     generator and sink carry with no loss and no shortfall (NDR search)."""
     p = ctx.profile
-    run_id = _start(ctx, "calibrate", "calibration", "", {"flows": list(flows_list)})
     found: dict[int, float] = {}
-    status = "failed"
-    try:
+    with _run(ctx, "calibrate", "calibration", "", {"flows": list(flows_list)}) as run_id:
         for flows in flows_list:
             with Testbed(plan.calibration_plan, ctx.placement, TrafficSettings(flows),
                          label="calibrate") as tb:
@@ -216,10 +215,4 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
                                  {"flows": flows}, progress, count_shortfall_as_loss=True,
                                  warmup_s=p.warmup_s, residual_s=p.residual_s)
                 found[flows] = res.goal_results[0].lower_pps
-        status = "done"
-    except (KeyboardInterrupt, Interrupted):
-        status = "interrupted"
-        raise
-    finally:
-        ctx.store.finish_run(run_id, status)
     return run_id, found
