@@ -467,7 +467,8 @@ def status() -> None:
         t.add_row(led.run_id, str(o.get("pid", "?")),
                   "alive" if led.owner_alive() else "[red]dead: `vrlab clean` removes it[/]",
                   f"{sum(n in net_ns for n in nss)}/{len(nss)}", str(len(procs)))
-    out.print(t)
+    if t.row_count:
+        out.print(t)
     strays = [n for n in ours if n not in known]
     if strays:
         out.print(f"[yellow]vrlab-named namespaces with no ledger (not removed by clean): "
