@@ -229,7 +229,7 @@ def _plot_runs(store: Any, run_ids: list[int], base: Path, title: str) -> None:
         out.print(f"wrote {p}")
 
 
-@cli.command()
+@cli.command(short_help="Fig. 4: the highest loss-free rate tg→ts, per flow count.")
 @click.option("--flows", "flows_csv", default="1,8,32", show_default=True,
               help="Comma-separated flow counts to calibrate.")
 @click.option("--profile", "profile_name", default="quick", show_default=True,

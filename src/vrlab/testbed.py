@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
@@ -52,7 +53,8 @@ class TrafficSettings:
 
 class Testbed:
     __test__ = False  # not a pytest class, whatever its name
-    def __init__(self, plan_for: Any, placement: Placement, traffic: TrafficSettings,
+    def __init__(self, plan_for: Callable[[str], Plan], placement: Placement,
+                 traffic: TrafficSettings,
                  label: str = "testbed") -> None:
         """``plan_for(run_id) -> Plan``: the plan is made once the run id is known."""
         self._plan_for = plan_for
