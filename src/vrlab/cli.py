@@ -10,7 +10,14 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from . import __version__, ledger, net, placement, plan, profiles, spec
@@ -129,23 +136,40 @@ def _plan_sections(p: plan.Plan) -> list[tuple[str, list[dict[str, object]]]]:
 # --------------------------------------------------------------------------- measuring
 
 
+class _Bars:
+    """One progress bar per phase (a search's trial count is not known ahead, so its bar has
+    no total); on a log rather than a terminal, one line per trial instead of a live bar."""
+
+    def __init__(self, prog: Progress) -> None:
+        self.prog = prog
+        self.task: TaskID | None = None
+
+    def phase(self, name: str, total: int = 0) -> None:
+        if self.task is not None:
+            self.prog.update(self.task, last="done")
+            self.prog.stop_task(self.task)
+        self.task = self.prog.add_task(name, total=total or None, last="")
+
+    def step(self, msg: str, res: TrialResult | None) -> None:
+        assert self.task is not None
+        note = msg
+        if res is not None:
+            note += (f"  rx {res.received_pps / 1e3:.0f} kpps  loss {res.loss_ratio:.2%}"
+                     + ("  [yellow]generator short[/]" if res.shortfall > 0.02 else ""))
+        self.prog.update(self.task, advance=1, last=note)
+        if not console.is_terminal:
+            t = self.prog.tasks[-1]
+            console.print(f"[{t.completed}/{t.total or '?'}] {note}", markup=False)
+
+
 @contextmanager
-def _progress(total: int, what: str) -> Iterator[Callable[[str, TrialResult | None], None]]:
+def _progress(what: str, total: int = 0) -> Iterator[_Bars]:
     cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("{task.fields[last]}"))
-    with Progress(*cols, console=console, transient=False) as prog:
-        task = prog.add_task(what, total=total, last="")
-
-        def step(msg: str, res: TrialResult | None) -> None:
-            note = msg
-            if res is not None:
-                note += (f"  rx {res.received_pps / 1e3:.0f} kpps  loss {res.loss_ratio:.2%}"
-                         + ("  [yellow]generator short[/]" if res.shortfall > 0.02 else ""))
-            prog.update(task, advance=1, last=note)
-            if not console.is_terminal:  # a log gets one line per trial instead of a live bar
-                console.print(f"[{prog.tasks[0].completed}/{total}] {note}", markup=False)
-
-        yield step
+    with Progress(*cols, console=console) as prog:
+        bars = _Bars(prog)
+        bars.phase(what, total)
+        yield bars
 
 
 def _ctx(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Profile,
@@ -196,8 +220,8 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     if cal is None:
         console.print("[yellow]no calibration in this database yet: run `vrlab calibrate` to "
                       "learn which rates the generator can honestly offer[/]")
-    with _progress(n, sc.name) as step:
-        run_id = method.sweep(ctx, sc, text, step)
+    with _progress(sc.name, n) as bars:
+        run_id = method.sweep(ctx, sc, text, bars.step)
     _print_sweep(ctx.store, run_id, cal)
     if plot:
         _plot_runs(ctx.store, [run_id], out_dir / f"sweep-{sc.name}-{run_id}",
@@ -254,8 +278,8 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, out_di
     net.require_root()
     ctx = _ctx(db, pin, sink_rx, profiles.get(profile_name), "")
     console.print(f"calibrating tg→ts for {flows} flows; {ctx.placement.describe()}")
-    with _progress(0, "calibrate") as step:
-        run_id, found = method.calibrate(ctx, flows, step)
+    with _progress("calibrate") as bars:
+        run_id, found = method.calibrate(ctx, flows, bars.step)
     t = Table("flows", "highest loss-free rate (kpps)", title=f"calibration run {run_id}")
     for f, r in found.items():
         t.add_row(str(f), f"{r / 1e3:.1f}")
@@ -287,26 +311,9 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
     ctx = _ctx(db, pin, sink_rx, profiles.get(profile_name), "")
     console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); "
                   f"{ctx.placement.describe()}; db {ctx.store.path}")
-    cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[last]}"))
-    with Progress(*cols, console=console) as prog:
-        tasks = [prog.add_task("calibrating", total=None, last="")]
-
-        def phase(name: str, total: int) -> None:
-            """Each phase gets its own bar: a search's trial count is not known ahead."""
-            prog.update(tasks[-1], last="done")
-            prog.stop_task(tasks[-1])
-            tasks.append(prog.add_task(name, total=total or None, last=""))
-
-        def step(msg: str, res: TrialResult | None) -> None:
-            note = msg if res is None else f"{msg}  rx {res.received_pps / 1e3:.0f} kpps"
-            prog.update(tasks[-1], advance=1, last=note)
-            if not console.is_terminal:
-                t = prog.tasks[-1]
-                console.print(f"[{t.completed}/{t.total or '?'}] {note}", markup=False)
-
-        report = repro.reproduce(ctx, figs, out_dir, step, calibrate=not skip_calibration,
-                                 on_phase=phase)
+    with _progress("reproduce") as bars:
+        report = repro.reproduce(ctx, figs, out_dir, bars.step,
+                                 calibrate=not skip_calibration, on_phase=bars.phase)
     out.print(f"wrote {report} and {report.with_suffix('.html')}")
 
 
@@ -365,8 +372,8 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
                                  param_hint="--min-kpps")
     console.print(f"ndr [bold]{sc.name}[/]: search {min_kpps:.0f}-{hi / 1e3:.0f} kpps; "
                   f"{ctx.placement.describe()}")
-    with _progress(0, f"ndr {sc.name}") as step:
-        res = method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, step)
+    with _progress(f"ndr {sc.name}") as bars:
+        res = method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, bars.step)
     if as_json:
         out.print_json(json.dumps(res.as_json()))
         return

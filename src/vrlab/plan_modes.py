@@ -85,7 +85,7 @@ def _bridged(b: _Builder) -> Plan:
     """Pure L2: tg and ts share one subnet through the SUT's bridge; the IP layer never runs."""
     tg, sut, ts = b.namespace("tg"), b.namespace("sut"), b.namespace("ts")
     left, right = _cable(b, tg, sut, ts)
-    br = b.bridge("br0", sut, [left.b, right.a])
+    b.bridge("br0", sut, [left.b, right.a])
     _endpoints(b, left, right, TG_NET, TG_NET, 2)
     ts_ip = host_ip(TG_NET, 2)
     b.routes.append(Route(tg, str(ROUTER_NET), ts_ip, left.a))
@@ -93,7 +93,6 @@ def _bridged(b: _Builder) -> Plan:
                      Neighbour(ts, right.b, host_ip(TG_NET, TG_HOST), left.a_mac)]
     b.fdb += [Fdb(sut, right.a, right.b_mac), Fdb(sut, left.b, left.a_mac)]
     _bridge_nf(b, sut)
-    del br
     return b.build(_traffic(b, left, right, {"host": right.b_mac}), sut, left.b)
 
 
@@ -111,11 +110,11 @@ def _layer3(b: _Builder, *, hybrid: bool) -> Plan:
     if hybrid:
         br0 = b.bridge("br0", sut, [left.b, *(a.a for a, _ in chans)])
         br1 = b.bridge("br1", sut, [right.a, *(z.a for _, z in chans)])
-        in_dev, in_mac, out_dev = br0.name, br0.mac, br1.name
+        in_dev, in_mac, out_dev, out_mac = br0.name, br0.mac, br1.name, br1.mac
         b.fdb += [Fdb(sut, left.b, left.a_mac), Fdb(sut, right.a, right.b_mac)]
         _bridge_nf(b, sut)
     else:
-        in_dev, in_mac, out_dev = left.b, left.b_mac, right.a
+        in_dev, in_mac, out_dev, out_mac = left.b, left.b_mac, right.a, right.a_mac
     ts_ip = host_ip(TS_NET, TS_HOST)
     b.addresses += [Address(sut, in_dev, cidr(TG_NET, GATEWAY)),
                     Address(sut, out_dev, cidr(TS_NET, GATEWAY))]
@@ -126,8 +125,7 @@ def _layer3(b: _Builder, *, hybrid: bool) -> Plan:
     b.routes.append(Route(tg, str(ROUTER_NET), host_ip(TG_NET, GATEWAY), left.a))
     b.neighbours += [
         Neighbour(tg, left.a, host_ip(TG_NET, GATEWAY), in_mac),
-        Neighbour(ts, right.b, host_ip(TS_NET, GATEWAY), right.a_mac if not hybrid
-                  else b.bridges[-1].mac),
+        Neighbour(ts, right.b, host_ip(TS_NET, GATEWAY), out_mac),
         Neighbour(sut, in_dev, host_ip(TG_NET, TG_HOST), left.a_mac),
         Neighbour(sut, out_dev, ts_ip, right.b_mac),
     ]
