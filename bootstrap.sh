@@ -16,8 +16,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # iproute2: `ip netns` paths; nftables/libnftables1: the sink's counters; netsniff-ng: trafgen,
-# the reference generator of bench/generator.py; bird2: routing daemons for guest control planes.
-APT_PACKAGES=(python3 python3-venv iproute2 nftables libnftables1 netsniff-ng bird2)
+# the reference generator of bench/generator.py; bird2: routing daemons for guest control planes;
+# iputils-ping: `vrlab exec SITE -- ping`, in the docs and the platform's tests.
+APT_PACKAGES=(python3 python3-venv iproute2 nftables libnftables1 netsniff-ng bird2 iputils-ping)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

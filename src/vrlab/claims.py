@@ -130,15 +130,20 @@ def bridged_costs(points: Points, n: int) -> Claim:
                  f"bridged forwards {ratio:.0%} of routed (holds at ≤ {MUCH_LOWER:.0%})")
 
 
-def guests_only(points: Points, ns: Sequence[int]) -> Claim:
+def guests_only(points: Points, ns: Sequence[int], kind: str = "") -> Claim:
+    """Claim 5; ``kind="userspace"`` judges the same claim on guests whose forwarder is a
+    userspace engine process (the sweeps keyed ``...-userspace``)."""
     quote = ("Guest-only forwarding is far below host forwarding (about 6x lower with 6 "
              "guests) and falls as N grows; bridged and routed are similar.")
+    figure = "Fig. 9" + (f" ({kind} guests)" if kind else "")
+    sfx = f"-{kind}" if kind else ""
     ref = _get(points, "native-routed")
     parts, verdicts = [], []
     lo, hi = min(ns), max(ns)
     peaks: dict[str, float] = {}
     for io in ("bridged", "routed"):
-        first, last = _get(points, f"guest-{io}-n{lo}"), _get(points, f"guest-{io}-n{hi}")
+        first = _get(points, f"guest-{io}-n{lo}{sfx}")
+        last = _get(points, f"guest-{io}-n{hi}{sfx}")
         if not (ref and first and last):
             continue
         factor = ref.peak_pps / last.peak_pps if last.peak_pps else float("inf")
@@ -148,10 +153,11 @@ def guests_only(points: Points, ns: Sequence[int]) -> Claim:
                      f" = {factor:.1f}x")
         verdicts += [factor >= FAR_BELOW, falls]
     if not parts or ref is None:
-        return Claim(5, quote, "Fig. 9", "not measurable", "missing sweeps", "run fig9")
+        return Claim(5, quote, figure, "not measurable", "missing sweeps",
+                     "run fig9u" if kind else "run fig9")
     similar = len(peaks) == 2 and _rel(peaks["bridged"], peaks["routed"]) <= 2 * SIMILAR
     verdicts.append(similar)
-    return Claim(5, quote, "Fig. 9", "holds" if all(verdicts) else "differs",
+    return Claim(5, quote, figure, "holds" if all(verdicts) else "differs",
                  "; ".join(parts) + f"; native routed {ref.fmt()}",
                  f"far below = native at least {FAR_BELOW:.0f}x the guests' aggregate; falls = "
                  f"N={hi} at most {FALLS:.0%} of N={lo}; similar = bridged and routed within "
@@ -206,6 +212,30 @@ def breakdown(points: Points, ns: Sequence[int]) -> Claim:
 def all_claims(points: Points, cal: Mapping[int, float]) -> list[Claim]:
     from .figures import GUEST_N, IDLE_N, MIXED_N
 
-    return [generator(cal), native(points), idle_guests(points, IDLE_N),
-            bridged_costs(points, max(IDLE_N)), guests_only(points, GUEST_N),
-            mixed_falls(points, MIXED_N), breakdown(points, (3, 6))]
+    out = [generator(cal), native(points), idle_guests(points, IDLE_N),
+           bridged_costs(points, max(IDLE_N)), guests_only(points, GUEST_N),
+           mixed_falls(points, MIXED_N), breakdown(points, (3, 6))]
+    user = guests_only(points, GUEST_N, "userspace")
+    if user.verdict != "not measurable":  # issue 6's guests, judged beside the namespace ones
+        out.insert(5, user)
+    return out
+
+
+def which_kind(points: Points) -> str:
+    """One sentence: which guest kind reproduces the paper's Fig. 9 shape here."""
+    from .figures import GUEST_N
+
+    kinds = {"netns": guests_only(points, GUEST_N),
+             "userspace": guests_only(points, GUEST_N, "userspace")}
+    done = {k: c for k, c in kinds.items() if c.verdict != "not measurable"}
+    if len(done) < 2:
+        return ""
+    holds = [k for k, c in done.items() if c.verdict == "holds"]
+    if holds:
+        who = " and ".join(f"`{k}`" for k in holds)
+        return (f"Guest kinds: {who} guests reproduce the shape of the paper's Fig. 9 (far "
+                "below native, falling as N grows); " + "; ".join(
+                    f"{k}: {c.measured}" for k, c in done.items()) + ".")
+    return ("Guest kinds: neither `netns` nor `userspace` guests reproduce the shape of the "
+            "paper's Fig. 9 on this machine; " + "; ".join(
+                f"{k}: {c.measured}" for k, c in done.items()) + ".")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,8 +38,13 @@ def _db_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         "~/.local/share/vrlab/results.sqlite")(f)
 
 
-def _overrides(guests: int | None, flows: int | None, routers: int | None) -> dict[str, Any]:
+def _overrides(guests: int | None, flows: int | None, routers: int | None,
+               engine: str | None = None, guest_kind: str | None = None) -> dict[str, Any]:
     o: dict[str, Any] = {}
+    if guest_kind is not None:
+        o["sut.guest_kind"] = guest_kind
+    if engine is not None:
+        o["sut.engine"] = engine
     if guests is not None:
         o["sut.guests"] = guests
     if flows is not None:
@@ -59,6 +65,15 @@ def _placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--guest-kind", type=click.Choice(["netns", "userspace"]), default=None,
+                     help="guest-*/mixed-* scenarios: forwarding guests forward in their "
+                     "kernel (netns) or with a userspace engine process each (like a Xen "
+                     "domU, scheduled by the OS).")(f)
+    f = click.option("--engine", type=click.Choice(["ebpf", "guests", "userspace"]),
+                     default=None,
+                     help="Scenario 'shared' only: who forwards for the routers: the one "
+                     "shared eBPF engine, each router in its own guest, or one shared "
+                     "userspace engine process.")(f)
     f = click.option("--routers", type=int, default=None,
                      help="Destination prefixes (virtual routers) to split traffic over.")(f)
     f = click.option("--flows", type=int, default=None, help="UDP flows, 1-1024 (paper: 1-32).")(f)
@@ -94,10 +109,11 @@ def scenarios() -> None:
 @cli.command("plan")
 @click.argument("scenario")
 @_scenario_options
-def plan_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None) -> None:
+def plan_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
+             engine: str | None, guest_kind: str | None) -> None:
     """Print the namespaces, links, addresses, routes and neighbour entries SCENARIO would
     create. Needs no root and touches nothing."""
-    sc, _ = spec.load(scenario, _overrides(guests, flows, routers))
+    sc, _ = spec.load(scenario, _overrides(guests, flows, routers, engine, guest_kind))
     p = plan.make_plan(sc, "XXXX")
     out.print(f"[bold]{sc.name}[/]: {' '.join(sc.description.split())}")
     out.print("(run id XXXX stands for the 4-hex id each run picks)\n")
@@ -130,6 +146,18 @@ def _plan_sections(p: plan.Plan) -> list[tuple[str, list[dict[str, object]]]]:
                      if "disable_ipv6" not in s.key]),
         ("traffic", [{"router": r.name, "prefix": r.prefix, "first-hop mac": r.dst_mac,
                       "forwarded by": r.forwarder} for r in p.traffic.routers]),
+        ("userspace forwarding engines", [{"engine": e, "namespace": p.sut_ns if e == "shared"
+                                           else plan.ns_name(p.run_id, e)}
+                                          for e in p.userspace_engines]),
+        ("virtual routers (platform in the SUT)", [] if p.platform is None else [
+            {"router": r.name, "forwarding": r.forwarding, "guest": r.guest_ns,
+             "engine table": r.table,
+             "ports": "; ".join(f"{q.name} {q.address} ({q.engine_if} on {q.uplink})"
+                                for q in r.ports),
+             "control plane": "; ".join(
+                 [f"{rt.to} via {rt.via}" for rt in r.spec.control_plane.routes]
+                 + [f"arp {nb.address} {nb.mac}" for nb in r.spec.control_plane.neighbors])}
+            for r in p.platform.routers]),
     ]
 
 
@@ -203,13 +231,14 @@ def _profile(name: str, rates: str | None, duration: float | None,
 @click.option("--plot/--no-plot", default=True, show_default=True)
 @_db_option
 def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-          profile_name: str, rates: str | None, duration: float | None, repeats: int | None,
-          pin: bool, sink_rx: str, label: str, out_dir: Path, plot: bool,
+          engine: str | None, guest_kind: str | None, profile_name: str, rates: str | None,
+          duration: float | None,
+          repeats: int | None, pin: bool, sink_rx: str, label: str, out_dir: Path, plot: bool,
           db: Path | None) -> None:
     """Measure SCENARIO the paper's way: received rate at each offered rate."""
     from . import method
 
-    sc, text = spec.load(scenario, _overrides(guests, flows, routers))
+    sc, text = spec.load(scenario, _overrides(guests, flows, routers, engine, guest_kind))
     prof = _profile(profile_name, rates, duration, repeats)
     net.require_root()
     ctx = _ctx(db, pin, sink_rx, prof, label)
@@ -341,7 +370,9 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
 @_placement_options
 @_db_option
 def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-            profile_name: str, final_duration: float | None, duration_sum: float | None,
+            engine: str | None, guest_kind: str | None, profile_name: str,
+            final_duration: float | None,
+            duration_sum: float | None,
             exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
             max_kpps: float | None, as_json: bool, pin: bool, sink_rx: str,
             db: Path | None) -> None:
@@ -351,7 +382,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
 
     from . import method
 
-    sc, text = spec.load(scenario, _overrides(guests, flows, routers))
+    sc, text = spec.load(scenario, _overrides(guests, flows, routers, engine, guest_kind))
     prof = profiles.get(profile_name)
     final = prof.calib_final_s if final_duration is None else final_duration
     goals = method.ndr_goals(final, width, pdr_loss,
@@ -476,11 +507,13 @@ def status() -> None:
                   f"{sum(n in net_ns for n in nss)}/{len(nss)}", str(len(procs)))
     if t.row_count:
         out.print(t)
+    from .cli_platform import print_platforms
+    platforms = print_platforms(out)
     strays = [n for n in ours if n not in known]
     if strays:
         out.print(f"[yellow]vrlab-named namespaces with no ledger (not removed by clean): "
                   f"{', '.join(strays)}[/]")
-    if not t.row_count and not strays:
+    if not t.row_count and not strays and not platforms:
         out.print("nothing built by vrlab exists on this host")
 
 
@@ -500,7 +533,21 @@ def clean(force: bool) -> None:
         for what in net.teardown(led):
             out.print(f"removed {what}")
             n += 1
+        from .platform.manage import all_states
+        for st in all_states():  # a platform whose objects just went: forget it too
+            if st.run_id == led.run_id:
+                st.remove()
+                shutil.rmtree(st.workdir, ignore_errors=True)
     out.print(f"clean: {n} object(s) removed")
+
+
+def _platform_commands() -> None:
+    from .cli_platform import down, exec_, up
+    for c in (up, down, exec_):
+        cli.add_command(c)
+
+
+_platform_commands()
 
 
 def main() -> None:

@@ -113,10 +113,12 @@ class Ledger:
         return out
 
     def owner(self) -> dict[str, Any]:
+        """The latest owner: a platform hands its ledger from ``vrlab up`` to its agent."""
+        found: dict[str, Any] = {}
         for e in self.entries():
             if e.kind == "owner":
-                return e.data
-        return {}
+                found = e.data
+        return found
 
     def owner_alive(self) -> bool:
         o = self.owner()

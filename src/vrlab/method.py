@@ -35,13 +35,29 @@ class RunContext:
     label: str = ""
 
 
+def placed(ctx: RunContext, scenario: Scenario) -> RunContext:
+    """The placement a scenario runs with: userspace engines take the SUT's CPU."""
+    if scenario.userspace:
+        from dataclasses import replace
+        return replace(ctx, placement=placement.for_userspace(ctx.placement))
+    return ctx
+
+
+#: what calibration depends on: the direct tg→ts link has no SUT, so where a SUT's receive
+#: work or engines would run does not matter
+_CALIBRATION_KEYS = ("pinned", "generator_cpu", "sink_cpu", "cpus")
+
+
 def calibrated_max(store: Store, flows: int,
                    where: placement.Placement | None = None) -> float | None:
     """The highest rate the testbed carried loss-free tg→ts with ``flows`` flows, from the
     latest calibration run with the same CPU placement (the lower bound of its NDR search), or
     None if never calibrated so."""
     for run in reversed(store.runs(kind="calibrate")):
-        if run.status != "done" or (where is not None and run.placement != where.as_record()):
+        if run.status != "done":
+            continue
+        if where is not None and any(run.placement.get(k) != where.as_record().get(k)
+                                     for k in _CALIBRATION_KEYS):
             continue
         for s in store.searches(run.id):
             if s.result.get("flows") == flows and s.lower_pps and \
@@ -79,6 +95,7 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
           progress: Progress = _noop, plan_for: Callable[[str], plan.Plan] | None = None) -> int:
     """Offer each rate of the profile ``repeats`` times; returns the run id. ``plan_for``
     replaces the scenario's own plan (the direct tg→ts link of the paper's Fig. 4)."""
+    ctx = placed(ctx, scenario)
     p = ctx.profile
     rates = p.rates_pps()
     cal = calibrated_max(ctx.store, scenario.traffic.flows, ctx.placement)
@@ -141,6 +158,7 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
         min_rate: float, max_rate: float, progress: Progress = _noop) -> NdrOutcome:
     """Throughput search on a scenario; ``max_rate`` should be the calibrated maximum so the
     generator's shortfall never masquerades as SUT loss."""
+    ctx = placed(ctx, scenario)
     params: dict[str, object] = {
         "min_pps": min_rate, "max_pps": max_rate, "flows": scenario.traffic.flows,
         "goals": [g.__dict__ for g in goals], "guests": scenario.sut.guests}

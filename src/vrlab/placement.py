@@ -27,15 +27,31 @@ class Placement:
     sink_cpu: int | None  # the sink's receive processing (RPS on the sink's port)
     sut_cpu: int | None  # the SUT's receive processing (RPS on its ingress port)
     cpus: int
+    engine_cpu: int | None = None  # userspace forwarding engines (issue 6), when there are any
 
     def as_record(self) -> dict[str, str]:
-        return {k: "" if v is None else str(v) for k, v in asdict(self).items()}
+        rec = {k: "" if v is None else str(v) for k, v in asdict(self).items()}
+        if self.engine_cpu is None:
+            del rec["engine_cpu"]  # records from before userspace engines stay comparable
+        return rec
 
     def describe(self) -> str:
         if not self.pinned:
             return f"unpinned ({self.cpus} CPUs, kernel's choice)"
+        engines = "" if self.engine_cpu is None else \
+            f", userspace engines on CPU {self.engine_cpu}"
         return (f"generator on CPU {self.generator_cpu}, SUT receive (RPS) on CPU "
-                f"{self.sut_cpu}, sink receive (RPS) on CPU {self.sink_cpu}")
+                f"{self.sut_cpu}, sink receive (RPS) on CPU {self.sink_cpu}{engines}")
+
+
+def for_userspace(pl: Placement) -> Placement:
+    """Userspace engines get the SUT's CPU to themselves and the kernel's receive work moves to
+    the generator's CPU: measured (bench/userspace_engine.py), a forwarding process that shares
+    its CPU with the softirq that feeds it livelocks (19-116 kpps instead of ~0.5 Mpps)."""
+    if not pl.pinned:
+        return pl
+    return Placement(True, pl.generator_cpu, pl.sink_cpu, pl.generator_cpu, pl.cpus,
+                     engine_cpu=pl.sut_cpu)
 
 
 def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None) -> Placement:

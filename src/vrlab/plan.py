@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 
 from .spec import Scenario
 
@@ -132,6 +133,12 @@ class Plan:
     sut_ns: str
     sut_ingress: str  # the SUT's port facing tg: where RPS steers receive processing
     guest_ns: tuple[str, ...] = ()
+    #: the virtual-router platform built inside the SUT (scenario ``shared``), a
+    #: :class:`vrlab.platform.layout.PlatformLayout`; None for the paper's configurations
+    platform: Any = None
+    #: userspace forwarding engines the testbed starts (issue 6): "shared" (one in the SUT for
+    #: every router) or a guest's role name ("g1"), each in its namespace
+    userspace_engines: tuple[str, ...] = ()
 
     def ns(self, role: str) -> str:
         return next(n.name for n in self.namespaces if n.role == role)

@@ -62,10 +62,49 @@ def _endpoints(b: _Builder, left: Veth, right: Veth, tg_net: ipaddress.IPv4Netwo
 
 
 def build(b: _Builder) -> Plan:
-    io = b.scenario.sut.io
-    if io == "bridged":
+    sut = b.scenario.sut
+    if sut.forwarding == "shared" and sut.engine == "userspace":
+        return _shared_userspace(b)
+    if sut.forwarding == "shared":
+        from .plan_shared import shared
+        return shared(b)
+    if sut.io == "bridged":
         return _bridged(b)
-    return _layer3(b, hybrid=(io == "hybrid"))
+    p = _layer3(b, hybrid=(sut.io == "hybrid"))
+    if sut.guest_kind == "userspace":
+        return _userspace_guests(p)
+    return p
+
+
+def _userspace_guests(p: Plan) -> Plan:
+    """Forwarding guests whose forwarder is a process (issue 6): kernel forwarding off in them,
+    one userspace engine each."""
+    from dataclasses import replace
+
+    from .engine.fromplan import kernel_forwarding_off
+
+    forwarding = sorted({r.forwarder for r in p.traffic.routers if r.forwarder != "host"})
+    nss = [ns_name(p.run_id, g) for g in forwarding]
+    return replace(kernel_forwarding_off(p, nss), userspace_engines=tuple(forwarding))
+
+
+def _shared_userspace(b: _Builder) -> Plan:
+    """``shared --engine userspace``: the paper's routed SUT with N routers, each with a MAC of
+    its own, all forwarded by one userspace engine process (its own table per router) while the
+    SUT's kernel forwards nothing."""
+    from dataclasses import replace
+
+    from .engine.fromplan import kernel_forwarding_off, with_router_macs
+    from .spec import Scenario, SutSpec, TrafficSpec
+
+    sc = b.scenario
+    host = Scenario(name=sc.name, description=sc.description, paper=sc.paper,
+                    sut=SutSpec(io="routed", forwarding="host"),
+                    traffic=TrafficSpec(flows=sc.traffic.flows, frame_size=sc.traffic.frame_size,
+                                        routers=sc.router_count))
+    p = _layer3(_Builder(b.run_id, host), hybrid=False)
+    p = kernel_forwarding_off(with_router_macs(p), [p.sut_ns])
+    return replace(p, userspace_engines=("shared",))
 
 
 def _traffic(b: _Builder, left: Veth, right: Veth, dst_macs: dict[str, str]) -> TrafficPlan:

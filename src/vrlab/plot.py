@@ -162,6 +162,45 @@ def plot_bars(
     return _save(fig, out_base)
 
 
+def plot_scaling(
+    series: dict[str, list[tuple[int, float, bool]]],
+    out_base: Path,
+    *,
+    title: str,
+    ylabel: str,
+    caption: str,
+    reference: tuple[str, float] | None = None,
+) -> list[Path]:
+    """A rate against the number of routers, one line per way of forwarding; points that are
+    only floors (the search hit its ceiling) are drawn hollow. ``reference``: a horizontal line
+    (the native router)."""
+    if not any(series.values()):
+        raise UsageError(f"nothing to plot for {title!r}: no points")
+    fig, ax = _new_figure(title, caption)
+    for i, (label, pts) in enumerate(series.items()):
+        pts = sorted(pts)
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        colour = f"C{i}"
+        ax.plot(xs, ys, "-", color=colour, label=label)
+        for x, y, floor in pts:
+            ax.plot([x], [y], "o", color=colour, markerfacecolor="none" if floor else colour)
+    if reference is not None:
+        ax.axhline(reference[1], color="0.4", linestyle="--", linewidth=1,
+                   label=reference[0])
+        ax.axhline(0.9 * reference[1], color="0.6", linestyle=":", linewidth=1,
+                   label=f"0.9 x {reference[0]}")
+    ax.set_xscale("log", base=2)
+    ns = sorted({p[0] for pts in series.values() for p in pts})
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_xlabel("virtual routers N (traffic split evenly)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, color="0.85", linewidth=0.6)
+    ax.legend(loc="lower left", fontsize=8)
+    return _save(fig, out_base)
+
+
 def series_from_run(store: Store, run_id: int, label: str | None = None) -> Series:
     """Labels default to the run's own label so stored runs plot without extra typing."""
     run = store.run(run_id)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import claims, method, plan, plot, spec, sysinfo
+from . import claims, figures, method, plan, plot, spec, sysinfo
 from .errors import UsageError
 from .figures import FIGURES, Figure, SweepKey, needed, searches
 from .method import Progress, RunContext
@@ -48,6 +48,12 @@ def _load(key: SweepKey) -> tuple[spec.Scenario, str]:
     overrides: dict[str, object] = {"traffic.flows": key.flows}
     if key.guests is not None:
         overrides["sut.guests"] = key.guests
+    if key.routers is not None:
+        overrides["traffic.routers"] = key.routers
+    if key.engine is not None:
+        overrides["sut.engine"] = key.engine
+    if key.guest_kind is not None:
+        overrides["sut.guest_kind"] = key.guest_kind
     return spec.load(key.scenario, overrides)
 
 
@@ -182,6 +188,74 @@ def _ndr_section(store: Store, ndr_runs: dict[str, int], out: Path,
     return [*lines, ""]
 
 
+SHARED_GOAL = 0.9  # issue 5: the shared engine's aggregate >= 0.9 x one native router
+
+
+def _shared_section(store: Store, ndr_runs: dict[str, int], out: Path,
+                    caption: str) -> list[str]:
+    """The paper's future work, measured: aggregate NDR against N for the shared engine and
+    for forwarding in each guest, beside one native router."""
+    rows = _ndr_rows(store, ndr_runs)
+    fig = FIGURES["shared"]
+
+    def ndr(key: SweepKey) -> SearchRow | None:
+        r = rows.get(key.key, {}).get("NDR")
+        return r if r is not None and r.lower_pps is not None else None
+
+    native = ndr(figures.NATIVE_R)
+    series: dict[str, list[tuple[int, float, bool]]] = {}
+    for s in fig.series:
+        r = ndr(s)
+        if s.routers is None or r is None or r.lower_pps is None:
+            continue
+        name = ("shared eBPF engine" if s.engine == "ebpf" else "each router in its guest")
+        series.setdefault(name, []).append(
+            (s.routers, r.lower_pps / 1e3, bool(r.result.get("upper_is_max"))))
+    lines = [f"## Beyond the paper: {fig.title}", "",
+             "The paper (Sec. 6) predicts that forwarding in the guests costs too much and that "
+             "virtual routers should share one forwarding engine in the privileged domain, "
+             "each guest keeping only its control plane; it left that engine as future work. "
+             "Here it is built (`vrlab up`, scenario `shared`): N routers with the same "
+             "addresses, each with a control-plane guest; the eBPF engine looks every frame "
+             "up in its own router's kernel table. Beside it, the same routers forwarding in "
+             "their guests, and one native router. Aggregate NDR (0 loss), traffic split "
+             "evenly; a hollow point reached the search's ceiling (the generator's calibrated "
+             "maximum), so it is only a floor.", ""]
+    if series:
+        ref = ("one native router", native.lower_pps / 1e3) if native and native.lower_pps \
+            else None
+        paths = plot.plot_scaling(series, out / "shared", title=fig.title,
+                                  ylabel="aggregate NDR (kpps)", caption=caption,
+                                  reference=ref)
+        lines += [f"![shared engine]({p.name})" for p in paths if p.suffix == ".png"]
+    lines += ["", "| N | shared engine NDR | guests NDR | shared / native | guests / native |",
+              "|---|---|---|---|---|"]
+    base = native.lower_pps if native and native.lower_pps else None
+    verdicts = []
+    for n in figures.SHARED_N:
+        sh = ndr(SweepKey("shared", None, n, n, "ebpf"))
+        gu = ndr(SweepKey("shared", None, n, n, "guests"))
+
+        def ratio(r: SearchRow | None) -> str:
+            if r is None or r.lower_pps is None or not base:
+                return "n/a"
+            return f"{r.lower_pps / base:.2f}"
+
+        if sh is not None and sh.lower_pps is not None and base:
+            verdicts.append(sh.lower_pps >= SHARED_GOAL * base)
+        lines.append(f"| {n} | {_bounds(sh)} | {_bounds(gu)} | {ratio(sh)} | {ratio(gu)} |")
+    if native is not None:
+        lines.append(f"\nOne native router (native-routed): NDR {_bounds(native)}.")
+    if verdicts:
+        held = all(verdicts)
+        lines.append(f"\n**Verdict: {'holds' if held else 'differs'}** — the shared engine "
+                     f"{'keeps' if held else 'does not keep'} at least {SHARED_GOAL:.0%} of one "
+                     "native router's loss-free rate at every N measured. Where both are at "
+                     "the generator's ceiling, this machine cannot tell them apart by rate; "
+                     "`bench/shared_engine.py` adds the SUT's CPU time per frame, which can.")
+    return [*lines, ""]
+
+
 def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[int, float],
                  out: Path, profile: str, ndr_runs: dict[str, int] | None = None) -> Path:
     m = sysinfo.machine()
@@ -213,12 +287,18 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
     for c in claims.all_claims(pts, cal):
         lines.append(f"| {c.number} | {c.quote} | {c.figure} | **{c.verdict}** | {c.measured} "
                      f"| {c.why} |")
+    kinds = claims.which_kind(pts)
+    if kinds:
+        lines += ["", kinds]
     lines += ["", f"Thresholds: similar = within {claims.SIMILAR:.0%}; much lower = at most "
               f"{claims.MUCH_LOWER:.0%}; far below = at least {claims.FAR_BELOW:.0f}x; falls = "
               f"at most {claims.FALLS:.0%}; a sweep reached the SUT's limit when some point lost "
               f"more than {claims.SATURATED_LOSS:.0%} (otherwise its peak is shown as ≥).", ""]
     for name in figs:
         fig = FIGURES[name]
+        if fig.scaling:
+            lines += _shared_section(store, ndr_runs, out, caption)
+            continue
         if fig.ndr:
             lines += _ndr_section(store, ndr_runs, out, caption)
             continue

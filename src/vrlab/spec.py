@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import SpecError
 
 IoMode = Literal["routed", "bridged", "hybrid"]
-Forwarding = Literal["host", "guests", "mixed"]
+Forwarding = Literal["host", "guests", "mixed", "shared"]
+Engine = Literal["ebpf", "guests", "userspace"]
+GuestKind = Literal["netns", "userspace"]
 
 #: RFC 2544 (§C.2.2) reserves 198.18.0.0/15 for benchmarking: traffic never leaves the testbed
 #: namespaces, and these addresses cannot be confused with anything on a real network.
@@ -37,7 +39,16 @@ class SutSpec(_Model):
     io: IoMode = Field("routed", description="routed | bridged | hybrid I/O between ports/guests")
     forwarding: Forwarding = Field(
         "host", description="host: the SUT forwards everything; guests: each guest forwards its "
-        "router's share; mixed: the host forwards one share and guests the rest")
+        "router's share; mixed: the host forwards one share and guests the rest; shared: the "
+        "virtual-router platform, one router per traffic.routers, each with a control-plane "
+        "guest, forwarded as sut.engine says")
+    engine: Engine = Field(
+        "ebpf", description="forwarding: shared only. ebpf: the one shared engine in the host; "
+        "guests: each router forwards in its own guest (the paper's domU case); userspace: one "
+        "shared userspace (Python/numpy) engine process for every router")
+    guest_kind: GuestKind = Field(
+        "netns", description="how a forwarding guest forwards: netns = its kernel's IP "
+        "forwarding; userspace = a forwarding process of its own, scheduled like a Xen domU")
     guests: int = Field(0, ge=0, le=MAX_GUESTS, description="number of guest namespaces")
     bridge_nf_call_iptables: bool = Field(
         False, description="let bridged frames traverse iptables (br_netfilter); off = pure L2")
@@ -50,6 +61,17 @@ class SutSpec(_Model):
         if self.forwarding == "mixed" and self.guests < 1:
             raise ValueError("guests: forwarding 'mixed' needs at least 1 guest "
                              "(set guests: N or --guests N)")
+        if self.forwarding == "shared" and self.guests:
+            raise ValueError("guests: forwarding 'shared' gives every router its own guest; "
+                             "set the number of routers with traffic.routers (--routers N) "
+                             "and leave guests at 0")
+        if self.forwarding == "shared" and self.io != "routed":
+            raise ValueError("io: the shared platform's ports are routed (macvlan ports on the "
+                             "uplinks); use io: routed")
+        if self.guest_kind == "userspace" and self.forwarding not in ("guests", "mixed"):
+            raise ValueError("guest_kind: only forwarding guests (forwarding: guests or mixed) "
+                             "have a forwarder to choose; for a shared userspace engine use "
+                             "forwarding: shared with engine: userspace")
         if self.io == "bridged" and (self.guests or self.forwarding != "host"):
             raise ValueError(
                 "io: bridged is pure layer 2 (one bridge, no IP layer) and cannot reach guests; "
@@ -81,9 +103,18 @@ class Scenario(_Model):
         g = [f"g{i}" for i in range(1, self.sut.guests + 1)]
         if self.sut.forwarding == "host":
             return ["host"]
+        if self.sut.forwarding == "shared":
+            n = self.traffic.routers or 1
+            return [f"r{i}" for i in range(n)]
         if self.sut.forwarding == "guests":
             return g
         return ["host", *g]
+
+    @property
+    def userspace(self) -> bool:
+        """Whether userspace engines forward (they need their own CPU placement)."""
+        return self.sut.guest_kind == "userspace" or (
+            self.sut.forwarding == "shared" and self.sut.engine == "userspace")
 
     @property
     def router_count(self) -> int:
@@ -92,7 +123,11 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _routers_fit(self) -> Scenario:
         n = self.traffic.routers
-        if n is not None and self.sut.forwarding != "host" and n != len(self.forwarders):
+        if self.sut.engine != "ebpf" and self.sut.forwarding != "shared":
+            raise ValueError("sut.engine: only forwarding 'shared' has an engine to choose; "
+                             "remove engine or set forwarding: shared")
+        if (n is not None and self.sut.forwarding not in ("host", "shared")
+                and n != len(self.forwarders)):
             raise ValueError(
                 f"traffic.routers: {n} must equal the number of forwarders "
                 f"({len(self.forwarders)}) when sut.forwarding is {self.sut.forwarding}; "

@@ -7,6 +7,7 @@ always tears everything down, on success, on an exception, on Ctrl-C and on SIGT
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -65,6 +66,8 @@ class Testbed:
         self.plan: Plan | None = None
         self.gen: Agent | None = None
         self.sink: Agent | None = None
+        self.engine: Any = None  # the shared engine (scenario shared), for its counters
+        self.engines: list[Any] = []  # userspace forwarding engines (UserspaceEngine)
         self._old_term: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -78,7 +81,10 @@ class Testbed:
             self.ledger = Ledger.create(self.label)
             self.plan = self._plan_for(self.ledger.run_id)
             net.build(self.plan, self.ledger)
+            if self.plan.platform is not None:
+                self._platform_up()
             self._steer()
+            self._start_engines()
             self._start_agents()
         except BaseException:
             self.close()
@@ -94,14 +100,62 @@ class Testbed:
             for agent in (self.gen, self.sink):
                 if agent is not None:
                     agent.close()
+            for eng in self.engines:
+                eng.stop()
         finally:
+            self.engines = []
             self.gen = self.sink = None
+            if self.engine is not None:
+                self.engine.close()
+                self.engine = None
             if self.ledger is not None:
                 net.teardown(self.ledger)  # removes the agents too, by pid and start time
+                if self.plan is not None and self.plan.platform is not None:
+                    from .ledger import state_dir
+                    shutil.rmtree(state_dir() / "testbeds" / self.plan.run_id,
+                                  ignore_errors=True)
                 self.ledger = None
         if self._old_term is not None:
             signal.signal(signal.SIGTERM, self._old_term)
             self._old_term = None
+
+    def _platform_up(self) -> None:
+        """The shared scenario: the virtual-router platform inside the SUT namespace, its
+        engine, control planes and FIB sync agent (recorded in this testbed's ledger, so they
+        go with it)."""
+        from .ledger import state_dir
+        from .platform import build as pbuild
+        from .platform import manage
+
+        p, led = self.plan, self.ledger
+        assert p is not None and led is not None
+        layout = p.platform
+        engine = pbuild.build(layout, led)
+        self.engine = engine
+        workdir = state_dir() / "testbeds" / p.run_id
+        manage.start_control_planes(layout, workdir, led)
+        if engine is not None:
+            manage.start_agent(layout, workdir, led)
+            manage.wait_synced(layout, workdir)
+
+    def _start_engines(self) -> None:
+        """Userspace forwarding engines (issue 6), each in its namespace on the engine CPU,
+        recorded in the ledger by pid and start time like every agent."""
+        from . import plan as planmod
+        from .engine import UserspaceEngine, guest_config, shared_config
+
+        p, led = self.plan, self.ledger
+        assert p is not None and led is not None
+        cpu = self.placement.engine_cpu
+        ring: dict[str, Any] = {"ring_frames": 1024} if len(p.userspace_engines) > 8 else {}
+        for e in p.userspace_engines:
+            if e == "shared":
+                self.engines.append(UserspaceEngine(shared_config(p, cpu=cpu, **ring), p.sut_ns,
+                                                    ledger=led, what="shared engine"))
+            else:
+                self.engines.append(UserspaceEngine(guest_config(p, e, cpu=cpu, **ring),
+                                                    planmod.ns_name(p.run_id, e), ledger=led,
+                                                    what=f"engine of {e}"))
 
     def _steer(self) -> None:
         p, pl = self.plan, self.placement

@@ -391,3 +391,27 @@ def test_all_claims_on_a_full_synthetic_reproduction() -> None:
     assert got == {1: "differs", 2: "holds", 3: "holds", 4: "holds", 5: "holds", 6: "holds",
                    7: "holds"}
     assert {c.verdict for c in cs} <= VERDICTS
+
+
+def test_userspace_guests_are_judged_beside_namespace_guests() -> None:
+    """Namespace guests close to native (differs), userspace guests far below and falling
+    (holds): claim 5 gets a second row for userspace guests, and the report's sentence names
+    the kind that reproduces the paper's shape."""
+    native = 900_000.0
+    pts = guest_points(native, falling(700_000, 650_000), falling(700_000, 650_000))
+    slow = falling(300_000, 150_000)
+    pts |= {f"guest-bridged-n{n}-userspace": device(c) for n, c in slow.items()}
+    pts |= {f"guest-routed-n{n}-userspace": device(c) for n, c in slow.items()}
+    rows = claims.all_claims(pts, {})
+    fives = [c for c in rows if c.number == 5]
+    assert [(c.figure, c.verdict) for c in fives] == [
+        ("Fig. 9", "differs"), ("Fig. 9 (userspace guests)", "holds")]
+    sentence = claims.which_kind(pts)
+    assert "`userspace` guests reproduce" in sentence and "`netns`" not in sentence.split(
+        "reproduce")[0]
+
+
+def test_without_userspace_sweeps_there_are_seven_claims_and_no_kind_sentence() -> None:
+    pts = guest_points(900_000, falling(300_000, 200_000), falling(300_000, 200_000))
+    assert len(claims.all_claims(pts, {})) == 7
+    assert claims.which_kind(pts) == ""

@@ -131,3 +131,20 @@ def test_sweep_refuses_bad_values_before_building(vrlab_env: VrlabEnv, args: lis
     assert hint in r.stderr
     assert_nothing_built(vrlab_env, created)
     assert not vrlab_env.db.exists(), "no run may be stored for a refused sweep"
+
+
+def test_up_refuses_a_bad_platform_before_building(vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nrouters:\n  - name: red\n    ports:\n"
+                   "      - {name: eth0, address: 10.0.0.1/24, uplink: nowhere}\n"
+                   "    forwarding: sideways\n")
+    r, created = vrlab_env.run_cli_sealed("up", str(bad))
+    assert r.returncode == 2, r.stderr
+    assert "routers[0].forwarding: Input should be 'shared' or 'guest'" in r.stderr
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_down_and_exec_without_a_platform_say_so(vrlab_env: VrlabEnv) -> None:
+    for args in (("down",), ("exec", "red", "--", "true")):
+        r = vrlab_env.run_cli(*args)
+        assert r.returncode == 2 and "no platform is up" in r.stderr, r.stderr

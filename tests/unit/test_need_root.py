@@ -41,7 +41,8 @@ def test_require_root_explains(not_root: None) -> None:
 
 @pytest.mark.parametrize("args", [["sweep", "native-routed", "--profile", "quick"],
                                   ["calibrate"], ["clean"], ["reproduce", "--only", "fig5"],
-                                  ["ndr", "native-routed", "--max-kpps", "100"]])
+                                  ["ndr", "native-routed", "--max-kpps", "100"],
+                                  ["up", "examples/platforms/two-customers.yaml"]])
 def test_building_commands_refuse_without_root(not_root: None, args: list[str],
                                                monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,6 +52,14 @@ def test_building_commands_refuse_without_root(not_root: None, args: list[str],
     assert exc.value.code == 77
     assert "needs root" in capsys.readouterr().err
     assert _ours() <= before
+
+
+def test_up_dry_run_needs_no_root(not_root: None, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    _vrlab(monkeypatch, "up", "examples/platforms/two-customers.yaml", "--dry-run")
+    text = capsys.readouterr().out
+    assert "vrlXXXX-g-red" in text and "vrlXXXX-eng" in text
 
 
 def test_plan_needs_no_root(not_root: None, monkeypatch: pytest.MonkeyPatch,

@@ -36,7 +36,8 @@ def scenario(name: str, guests: int | None = None, routers: int | None = None) -
 
 
 def takes_guests(name: str) -> bool:
-    return spec.load(name)[0].sut.io != "bridged"
+    sc = spec.load(name)[0]
+    return sc.sut.io != "bridged" and sc.sut.forwarding != "shared"
 
 
 def all_plans() -> list[tuple[str, Plan]]:
@@ -188,6 +189,14 @@ def test_neighbour_macs_belong_to_the_device_owning_the_ip(p: Plan) -> None:
 @pytest.mark.parametrize("p", [p for _, p in PLANS], ids=IDS)
 def test_generator_reaches_every_router_prefix(p: Plan) -> None:
     t = p.traffic
+    if p.platform is not None:  # shared: frames go to each router's own port on the tg uplink
+        for r, lay in zip(t.routers, p.platform.routers, strict=True):
+            port = lay.ports[0]
+            assert r.dst_mac == port.mac and port.uplink == p.sut_ingress
+            assert [str(rt.to) for rt in lay.spec.control_plane.routes] == [r.prefix]
+            assert ipaddress.IPv4Address(t.src_ip) in ipaddress.IPv4Interface(port.address).network
+        assert len({lay.ports[0].mac for lay in p.platform.routers}) == len(t.routers)
+        return
     tg_routes = [ipaddress.IPv4Network(r.dst) for r in p.routes if r.ns == t.tg_ns]
     for r in t.routers:
         assert any(ipaddress.IPv4Network(r.prefix).subnet_of(d) for d in tg_routes)

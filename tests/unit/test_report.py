@@ -343,3 +343,41 @@ def test_ndr_section_reports_each_search_and_draws_bars(store: Store, tmp_path: 
         assert f"{120 * (i + 1)}-" in row  # the PDR bounds, from its own search
     assert (tmp_path / "ndr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ndr.png" in text
+
+
+def _searched(store: Store, key: str, ndr_pps: float, at_ceiling: bool = False) -> int:
+    rid = store.start_run(RunInfo(kind="ndr", scenario=key, spec_yaml="", machine={},
+                                  placement={}, vrlab_version="t", profile="quick",
+                                  params={}, label=key))
+    sid = store.start_search(rid, "NDR", 0.0)
+    store.finish_search(sid, lower_pps=ndr_pps, upper_pps=ndr_pps * 1.02,
+                        conditional_pps=ndr_pps, width=0.02, trials_used=5, time_spent_s=5.0,
+                        result={"lower_is_min": False, "upper_is_max": at_ceiling})
+    store.finish_run(rid)
+    return rid
+
+
+@pytest.mark.parametrize(("shared_kpps", "verdict"), [(560.0, "holds"), (400.0, "differs")])
+def test_shared_section_sets_the_engine_beside_guests_and_native(
+        store: Store, tmp_path: Path, shared_kpps: float, verdict: str) -> None:
+    """Native at 600 kpps: a shared engine at 560 keeps 93% (holds), at 400 only 67%."""
+    fig = FIGURES["shared"]
+    ndr_runs = {"native-routed": _searched(store, "native-routed", 600_000.0)}
+    for s in fig.series:
+        if s.routers is None:
+            continue
+        pps = shared_kpps * 1e3 if s.engine == "ebpf" else 150_000.0 / s.routers ** 0.5
+        ndr_runs[s.key] = _searched(store, s.key, pps)
+    md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
+    sec = section(md.read_text(), "## Beyond the paper:")
+    assert f"**Verdict: {verdict}**" in sec
+    row16 = next(line for line in sec.splitlines() if line.startswith("| 16 |"))
+    assert f"{shared_kpps:.0f}-" in row16 and "38-" in row16  # 150/sqrt(16) = 37.5 kpps
+    assert f"| {shared_kpps / 600:.2f} |" in row16
+    assert (tmp_path / "shared.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_shared_figure_searches_native_once() -> None:
+    keys = [k.key for k in reproduce.searches(["ndr", "shared"])]
+    assert len(keys) == len(set(keys))
+    assert "native-routed" in keys and "shared-r64-guests-f64" in keys

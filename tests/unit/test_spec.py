@@ -184,3 +184,23 @@ def test_bad_override_names_the_same_path(override: dict[str, object], path: str
     with pytest.raises(SpecError) as exc:
         spec.load("native-routed", override)
     assert path in problems_of(exc)
+
+
+@pytest.mark.parametrize(("overrides", "path", "says"), [
+    ({"sut.guest_kind": "userspace"}, "sut.guest_kind", "only forwarding guests"),
+    ({"sut.engine": "userspace"}, "sut.engine", "only forwarding 'shared'"),
+    ({"sut.guest_kind": "vm"}, "sut.guest_kind", "'netns' or 'userspace'"),
+])
+def test_engine_and_guest_kind_are_refused_where_they_mean_nothing(
+        overrides: dict[str, object], path: str, says: str) -> None:
+    with pytest.raises(SpecError) as e:
+        spec.load("native-routed", overrides)
+    assert any(p == path and says in m for p, m in e.value.problems), e.value.problems
+
+
+def test_userspace_flags_the_scenarios_that_need_an_engine_cpu() -> None:
+    assert spec.load("guest-routed", {"sut.guests": 2, "sut.guest_kind": "userspace"})[0] \
+        .userspace
+    assert spec.load("shared", {"sut.engine": "userspace"})[0].userspace
+    assert not spec.load("shared")[0].userspace
+    assert not spec.load("mixed-routed", {"sut.guests": 2})[0].userspace

@@ -45,7 +45,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -121,6 +121,20 @@ def _address(addr: Address) -> int:
     return value
 
 
+def descend(nh: npt.NDArray[np.uint16], a: npt.NDArray[np.uint32],
+            flat: npt.NDArray[np.uint16], bounds: Sequence[int]) -> None:
+    """Follow the block pointers in ``nh`` (first-level results for addresses ``a``) down the
+    deeper levels, in place: only the entries that point further are touched at each level.
+    Shared by one table's lookup and the engine's fused tables (same block layout)."""
+    for bound in bounds[1:]:
+        ix = np.flatnonzero(nh >= _EXT)
+        if ix.size == 0:
+            break
+        block = nh[ix].astype(np.intp) & _IDX
+        byte = (a[ix] >> (32 - bound)) & 0xFF
+        nh[ix] = np.take(flat, (block << 8) | byte)
+
+
 class LpmTable:
     """One routing table's longest-prefix match, batch lookups in a handful of numpy passes.
 
@@ -166,14 +180,7 @@ class LpmTable:
         a = a.reshape(-1)
         # np.take, not fancy indexing: a third faster on this 1-D gather.
         nh: npt.NDArray[np.uint16] = np.take(self._l0, a >> (32 - self._b0))
-        flat = self._blk.reshape(-1)
-        for bound in self._bounds[1:]:
-            ix = np.flatnonzero(nh >= _EXT)
-            if ix.size == 0:
-                break
-            block = nh[ix].astype(np.intp) & _IDX
-            byte = (a[ix] >> (32 - bound)) & 0xFF
-            nh[ix] = np.take(flat, (block << 8) | byte)
+        descend(nh, a, self._blk.reshape(-1), self._bounds)
         return nh.reshape(shape)
 
     def lookup_one(self, addr: Address) -> int:

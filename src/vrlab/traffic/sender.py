@@ -17,31 +17,13 @@ import time
 from dataclasses import dataclass
 
 from .. import pacing
+from ..mmsg import Iovec, Mmsghdr, sendmmsg
 
 SOL_PACKET = 263
 PACKET_QDISC_BYPASS = 20
 SPIN_BELOW_S = 0.0005
 
 
-class _Iovec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-class _Msghdr(ctypes.Structure):
-    _fields_ = [("msg_name", ctypes.c_void_p), ("msg_namelen", ctypes.c_uint32),
-                ("msg_iov", ctypes.POINTER(_Iovec)), ("msg_iovlen", ctypes.c_size_t),
-                ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t),
-                ("msg_flags", ctypes.c_int)]
-
-
-class _Mmsghdr(ctypes.Structure):
-    _fields_ = [("msg_hdr", _Msghdr), ("msg_len", ctypes.c_uint)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_sendmmsg = _libc.sendmmsg
-_sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
-_sendmmsg.restype = ctypes.c_int
 
 
 @dataclass(frozen=True)
@@ -72,8 +54,8 @@ class Sender:
         self.max_batch = max_batch
         self._bufs = [ctypes.create_string_buffer(f, len(f)) for f in frames]
         n = max_batch + self.nflows  # any burst can start at any flow of the cycle
-        self._iov = (_Iovec * n)()
-        self._msgs = (_Mmsghdr * n)()
+        self._iov = (Iovec * n)()
+        self._msgs = (Mmsghdr * n)()
         for i in range(n):
             buf = self._bufs[i % self.nflows]
             self._iov[i].iov_base = ctypes.addressof(buf)
@@ -81,7 +63,7 @@ class Sender:
             self._msgs[i].msg_hdr.msg_iov = ctypes.pointer(self._iov[i])
             self._msgs[i].msg_hdr.msg_iovlen = 1
         base = ctypes.addressof(self._msgs)
-        size = ctypes.sizeof(_Mmsghdr)
+        size = ctypes.sizeof(Mmsghdr)
         self._at = [base + i * size for i in range(self.nflows)]
         self.position = 0  # index in the flow cycle of the next frame
 
@@ -91,7 +73,7 @@ class Sender:
     def _burst(self, n: int) -> tuple[int, int]:
         """Send n frames; returns (offered, dropped). A short count means the next message met
         an error: with AF_PACKET that frame was consumed (dropped by the peer's backlog)."""
-        r = _sendmmsg(self.fd, self._at[self.position], n, 0)
+        r = sendmmsg(self.fd, self._at[self.position], n, 0)
         if r == n:
             self.position = (self.position + n) % self.nflows
             return n, 0
@@ -102,6 +84,10 @@ class Sender:
             if err != errno.ENOBUFS:
                 raise OSError(err, f"sendmmsg: {errno.errorcode.get(err, err)}")
             r = 0
+        else:
+            # sendmmsg keeps the error of a partly sent batch as the socket's pending error;
+            # read it now, or a later call could report it again for a frame never sent
+            self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         offered = r + 1
         self.position = (self.position + offered) % self.nflows
         return offered, 1

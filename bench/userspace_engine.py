@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""How fast vrlab's userspace forwarding engine is (issue 6): its route lookup alone, the shared
+engine (one process, a table per router) forwarding tg -> ts for N = 1, 6, 64 routers, and N = 6
+per-guest engines (one process per guest, like the paper's domUs) against the shared one.
+
+Each forwarding figure is the rate the sink received while the generator offered more than the
+engine could take (open loop, as ``bench/rule_cost.py``): the best of the offered rates and
+repeats. The engine's own counters say where the rest went: its receive ring (the engine was
+too slow) or its egress. A generator that could not reach the offered rate is shown as such
+(``achieved``): then the figure is a lower bound of the engine's capacity, set by the CPU the
+generator shares.
+
+Placement (2 CPUs): the generator and the SUT port's receive processing (RPS) on CPU 0; the
+engine process(es) and the sink's receive processing on CPU 1, so no engine shares its CPU with
+the softirq work of its own input (on one CPU that work starves it: the livelock DESIGN §6 saw;
+one extra row shows it for the per-guest engines).
+
+Shared: native-routed with N routers, each with its own MAC (the engine picks a frame's table by
+it), kernel forwarding off in the SUT. Per guest: guest-bridged with N guests (the host's
+bridges switch each router's frames to its guest), kernel forwarding off in the guests, one
+engine per guest, all on the engine CPU. Last line: one JSON object. Needs root."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from lpm import batch as address_batch
+from lpm import random_fib
+
+from vrlab import plan, spec, sysinfo
+from vrlab.engine.counters import EngineCounters
+from vrlab.engine.fromplan import (
+    guest_config,
+    kernel_forwarding_off,
+    shared_config,
+    with_router_macs,
+)
+from vrlab.engine.launch import UserspaceEngine
+from vrlab.engine.lpm import LpmTable
+from vrlab.placement import Placement
+from vrlab.plan import Plan
+from vrlab.testbed import Testbed, TrafficSettings
+
+GEN_CPU, ENGINE_CPU = 0, 1
+
+
+def placement(sut_cpu: int) -> Placement:
+    return Placement(pinned=True, generator_cpu=GEN_CPU, sink_cpu=ENGINE_CPU, sut_cpu=sut_cpu,
+                     cpus=2)
+
+
+@dataclass
+class Best:
+    """The best trial of one configuration, with what explains it."""
+
+    label: str
+    n: int
+    received_pps: float = 0.0
+    offered_pps: float = 0.0
+    achieved_pps: float = 0.0
+    loss: float = 0.0
+    ring_drops: int = 0
+    tx_drops: int = 0
+    frames_per_batch: float = 0.0
+    router_min: int = 0
+    router_max: int = 0
+    cpu: str = ""
+
+    def row(self) -> str:
+        return (f"{self.label:<24}{self.n:>4}{self.offered_pps / 1e3:>9.0f}"
+                f"{self.achieved_pps / 1e3:>9.0f}{self.received_pps / 1e3:>9.0f}"
+                f"{self.loss:>7.1%}{self.ring_drops:>10}{self.tx_drops:>8}"
+                f"{self.frames_per_batch:>7.0f}{self.router_min:>9}/{self.router_max:<9}"
+                f"{self.cpu}")
+
+
+HEAD = (f"{'engine':<24}{'N':>4}{'offered':>9}{'achieved':>9}{'received':>9}{'loss':>7}"
+        f"{'ring drop':>10}{'tx drop':>8}{'batch':>7}{'per router min/max':>19}"
+        f"  CPU0 | CPU1 usr/sys/si %")
+
+
+def lpm_rate(prefixes: int, addresses: int, repeats: int) -> tuple[float, float]:
+    """Lookups per second of a DIR-24-8 table of ``prefixes`` random FIB-shaped routes over
+    ``addresses`` addresses (half inside routes, half uniform), best of ``repeats``; and the
+    table's build time."""
+    rng = np.random.default_rng(1)
+    routes, nets, plens = random_fib(rng, prefixes)
+    t0 = time.perf_counter()
+    table = LpmTable(routes)
+    build = time.perf_counter() - t0
+    addrs = address_batch(rng, nets, plens, addresses, inside=0.5)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        table.lookup(addrs)
+        best = min(best, time.perf_counter() - t0)
+    return addresses / best, build
+
+
+def shared_plan(n: int) -> Callable[[str], Plan]:
+    sc, _ = spec.load("native-routed", {"traffic.routers": n})
+
+    def make(rid: str) -> Plan:
+        p = plan.make_plan(sc, rid)
+        return kernel_forwarding_off(with_router_macs(p), [p.sut_ns])
+    return make
+
+
+def guest_plan(n: int) -> Callable[[str], Plan]:
+    sc, _ = spec.load("guest-bridged", {"sut.guests": n})
+
+    def make(rid: str) -> Plan:
+        p = plan.make_plan(sc, rid)
+        return kernel_forwarding_off(p, list(p.guest_ns))
+    return make
+
+
+@contextlib.contextmanager
+def engines(tb: Testbed, kind: str, n: int,
+            opts: dict[str, Any]) -> Iterator[list[UserspaceEngine]]:
+    p, led = tb.plan, tb.ledger
+    assert p is not None and led is not None
+    started: list[UserspaceEngine] = []
+    try:
+        if kind == "shared":
+            started.append(UserspaceEngine(shared_config(p, cpu=ENGINE_CPU, **opts), p.sut_ns,
+                                           ledger=led))
+        else:
+            for i in range(1, n + 1):
+                cfg = guest_config(p, f"g{i}", cpu=ENGINE_CPU, **opts)
+                started.append(UserspaceEngine(cfg, plan.ns_name(p.run_id, f"g{i}"),
+                                               ledger=led))
+        yield started
+    finally:
+        for e in started:
+            e.stop()
+
+
+def cpu_times() -> list[list[int]]:
+    """Per CPU: user+nice, system, irq+softirq, idle+iowait jiffies (from /proc/stat)."""
+    out = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3].isdigit():
+            f = [int(x) for x in line.split()[1:]]
+            out.append([f[0] + f[1], f[2], f[5] + f[6], f[3] + f[4]])
+    return out
+
+
+def cpu_share(before: list[list[int]], after: list[list[int]]) -> str:
+    """Per CPU, the share of the interval in user / system / (soft)irq, in %. Engines
+    busy-poll, so their CPU's user share is not all work."""
+    res = []
+    for b, a in zip(before, after, strict=True):
+        d = [y - x for x, y in zip(b, a, strict=True)]
+        t = sum(d) or 1
+        res.append("/".join(f"{100 * x / t:.0f}" for x in d[:3]))
+    return " | ".join(res)
+
+
+def measure(label: str, kind: str, n: int, rates: list[float], duration: float,
+            repeats: int, opts: dict[str, Any], sut_cpu: int = GEN_CPU) -> Best:
+    make = shared_plan(n) if kind == "shared" else guest_plan(n)
+    flows = n * max(1, 8 // n)  # every router the same number of flows, at least 8 in all
+    best = Best(label, n)
+    with Testbed(make, placement(sut_cpu), TrafficSettings(flows=flows),
+                 label="bench-userspace") as tb, engines(tb, kind, n, opts) as engs:
+        for rate in rates:
+            for _ in range(repeats):
+                before = [e.counters() for e in engs]
+                c0 = cpu_times()
+                r = tb.trial(rate, duration, warmup_s=0.3)
+                c1 = cpu_times()
+                d = [a.minus(b) for a, b in zip([e.counters() for e in engs], before,
+                                                strict=True)]
+                if r.received_pps > best.received_pps:
+                    best = summary(label, n, rate, r.received_pps, r.achieved_pps,
+                                   r.loss_ratio, d, r.received_by_router, cpu_share(c0, c1))
+    return best
+
+
+def summary(label: str, n: int, rate: float, received: float, achieved: float, loss: float,
+            d: list[EngineCounters], by_router: dict[str, int], cpu: str) -> Best:
+    fwd = sum(c.forwarded for c in d)
+    return Best(label, n, received_pps=received, offered_pps=rate, achieved_pps=achieved,
+                loss=loss, ring_drops=sum(c.rx_ring_drops for c in d),
+                tx_drops=sum(c.tx_drops for c in d),
+                frames_per_batch=fwd / max(1, sum(c.batches for c in d)),
+                router_min=min(by_router.values()), router_max=max(by_router.values()),
+                cpu=cpu)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prefixes", type=int, default=100_000)
+    ap.add_argument("--addresses", type=int, default=1_000_000)
+    ap.add_argument("--rates-kpps", default="700,900",
+                    help="offered rates, comma-separated; the best received counts")
+    ap.add_argument("--duration", type=float, default=2.0)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--shared", default="1,6,64", help="router counts for the shared engine")
+    ap.add_argument("--per-guest", default="6", help="guest counts for per-guest engines")
+    ap.add_argument("--batch", type=int, help="engine batch (default: the engine's)")
+    ap.add_argument("--no-livelock-row", action="store_true",
+                    help="skip the per-guest row with the host's receive on the engine CPU")
+    ap.add_argument("--skip-lpm", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("needs root (it builds testbeds)")
+    rates = [float(x) * 1e3 for x in args.rates_kpps.split(",")]
+    opts: dict[str, Any] = {} if args.batch is None else {"batch": args.batch}
+    m = sysinfo.machine()
+    t0 = time.monotonic()
+    lookups, build = (0.0, 0.0) if args.skip_lpm else lpm_rate(args.prefixes, args.addresses, 3)
+    run = (args.duration, args.repeats, opts)
+    shared = {n: measure("shared", "shared", n, rates, *run)
+              for n in (int(x) for x in args.shared.split(",") if x)}
+    guests = {n: measure("per-guest", "guests", n, rates, *run)
+              for n in (int(x) for x in args.per_guest.split(",") if x)}
+    extra = [] if args.no_livelock_row or not guests else [
+        measure("per-guest, host rx CPU1", "guests", n, rates, *run, sut_cpu=ENGINE_CPU)
+        for n in guests]
+    print(f"machine: {sysinfo.one_line(m)}; load before {m['loadavg']}, after "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {time.monotonic() - t0:.0f} s")
+    print(f"placement: generator and SUT-port receive (RPS) on CPU {GEN_CPU}; engine(s) and "
+          f"sink receive on CPU {ENGINE_CPU}; {args.duration:g} s trials, offered "
+          f"{args.rates_kpps} kpps x {args.repeats}, best kept\n")
+    if not args.skip_lpm:
+        print(f"LPM: {args.prefixes} prefixes (DIR-24-8, built in {build:.1f} s), "
+              f"{args.addresses} addresses in one batch: {lookups / 1e6:.1f} M lookups/s\n")
+    print(HEAD + "\n" + "-" * len(HEAD))
+    for b in [*shared.values(), *guests.values(), *extra]:
+        print(b.row())
+    print("(kpps; ring drop / tx drop: frames the engines' receive rings / egress lost in the "
+          "best trial; batch: frames per engine round; CPU shares over the trial and its "
+          "warm-up and pauses)")
+    sh6, pg6 = shared.get(6), guests.get(6)
+    ratio = round(sh6.received_pps / pg6.received_pps, 2) if sh6 and pg6 else None
+    print(json.dumps({
+        "lpm_lookups_per_s": round(lookups),
+        "shared_pps": {str(n): round(b.received_pps) for n, b in shared.items()},
+        "per_guest_pps": {str(n): round(b.received_pps) for n, b in guests.items()},
+        "shared_over_per_guest_6": ratio}))
+
+
+if __name__ == "__main__":
+    main()

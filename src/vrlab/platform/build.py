@@ -1,0 +1,193 @@
+"""Build a platform's kernel objects from its layout: namespaces, ports, punt links, the engine.
+
+Like :mod:`vrlab.net`, every namespace and link is written to the ledger before it exists and
+every link joins vrlab's link group, so teardown (``vrlab down`` or ``vrlab clean`` after a
+crash) is the testbed's own, and nothing half-built survives a failure."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from contextlib import ExitStack
+
+from pyroute2 import netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .. import nsexec
+from ..errors import KernelError
+from ..ledger import Ledger
+from ..net import LINK_GROUP, NUD_PERMANENT, _idx, _Sockets, require_root
+from ..plan import PREFIX
+from . import program
+from .engine import Engine
+from .layout import PlatformLayout, RouterLayout, site_mac
+
+_QUIET = [("net/ipv6/conf/all/disable_ipv6", "1"), ("net/ipv6/conf/default/disable_ipv6", "1"),
+          ("net/ipv4/conf/all/rp_filter", "0"), ("net/ipv4/conf/default/rp_filter", "0")]
+_FORWARD = [("net/ipv4/ip_forward", "1")]
+
+
+def build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
+    """Create everything but the control planes. Returns the engine (None if no router
+    forwards through it). On failure the caller tears down from the ledger."""
+    require_root()
+    try:
+        return _build(layout, ledger)
+    except NetlinkError as e:
+        raise KernelError(f"netlink refused a step of building platform {layout.name}: "
+                          f"{e}") from e
+
+
+def _sysctls(ns: str, items: list[tuple[str, str]]) -> None:
+    nsexec.run_in(ns, nsexec.write_files, [(f"/proc/sys/{k}", v) for k, v in items])
+
+
+def _build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
+    for ns in layout.namespaces:
+        if not ns.startswith(PREFIX):
+            raise KernelError(f"refusing to create {ns}: not a vrlab name")
+        ledger.record("netns", name=ns)
+        netns.create(ns)
+    if layout.own_engine_ns:
+        _sysctls(layout.engine_ns, _QUIET + _FORWARD)
+    for r in layout.routers:
+        _sysctls(r.guest_ns, _QUIET + _FORWARD)  # forwarding: the guest is the slow path
+        for p in r.ports:
+            if p.site_ns:
+                _sysctls(p.site_ns, _QUIET)
+    for u in layout.uplinks:
+        if u.outside_ns:
+            _sysctls(u.outside_ns, _QUIET)
+
+    with ExitStack() as stack:
+        sock = _Sockets(stack)
+        for ns in layout.namespaces:
+            ipr = sock(ns)
+            ipr.link("set", index=_idx(ipr, "lo"), state="up")
+        eng = sock(layout.engine_ns)
+
+        def link(ns: str, name: str) -> None:
+            ledger.record("link", ns=ns, name=name, group=LINK_GROUP)
+
+        for u in layout.uplinks:
+            if u.outside_ns and u.outside_if:
+                link(layout.engine_ns, u.engine_if)
+                link(u.outside_ns, u.outside_if)
+                eng.link("add", ifname=u.engine_if, kind="veth", address=u.mac,
+                         group=LINK_GROUP, peer={"ifname": u.outside_if,
+                                                 "net_ns_fd": u.outside_ns,
+                                                 "address": u.outside_mac,
+                                                 "group": LINK_GROUP})
+                eng.link("set", index=_idx(eng, u.engine_if), state="up")
+                out = sock(u.outside_ns)
+                oi = _idx(out, u.outside_if)
+                out.link("set", index=oi, state="up")
+                for a in u.addresses:
+                    ip, plen = a.split("/")
+                    out.addr("add", index=oi, address=ip, prefixlen=int(plen))
+
+        for r in layout.routers:
+            _router_links(r, sock, link, layout.engine_ns)
+
+        engine = None
+        shared = [r for r in layout.routers if r.forwarding == "shared"]
+        if shared:
+            engine = Engine.create(f"{PREFIX}{layout.run_id}")
+            try:
+                uplinks: dict[str, int] = {}
+                for r in shared:
+                    for p in r.ports:
+                        assert p.punt_if is not None
+                        pi, qi = _idx(eng, p.engine_if), _idx(eng, p.punt_if)
+                        lower = 0
+                        if p.uplink is not None:
+                            if p.uplink not in uplinks:
+                                uplinks[p.uplink] = _idx(eng, p.uplink)
+                                engine.set_uplink(uplinks[p.uplink])
+                                engine.attach(eng, uplinks[p.uplink], p.uplink)
+                            lower = uplinks[p.uplink]
+                        engine.set_port(pi, program.KIND_PORT, r.table, r.index, qi, lower,
+                                        p.mac if lower else None)
+                        engine.set_port(qi, program.KIND_PUNT, r.table, r.index, pi)
+                        engine.attach(eng, pi, p.engine_if)
+                        engine.attach(eng, qi, p.punt_if)
+                    kpps = r.spec.share_kpps
+                    engine.set_share(r.index, round(kpps * 1000) if kpps else None)
+            except BaseException:
+                engine.close()
+                raise
+        return engine
+
+
+def _router_links(r: RouterLayout, sock: _Sockets, record: Callable[[str, str], None],
+                  engine_ns: str) -> None:
+    """A router's ports: the device facing the outside, and what the guest sees of it."""
+    guest = sock(r.guest_ns)
+    eng = sock(engine_ns)
+    for p in r.ports:
+        in_guest = r.forwarding == "guest"
+        # the outside-facing device
+        if p.site_ns and p.site_if:
+            ns, name = (r.guest_ns, p.name) if in_guest else (engine_ns, p.engine_if)
+            record(ns, name)
+            record(p.site_ns, p.site_if)
+            sock(ns).link("add", ifname=name, kind="veth", address=p.mac, group=LINK_GROUP,
+                          peer={"ifname": p.site_if, "net_ns_fd": p.site_ns,
+                                "address": site_mac(p, r), "group": LINK_GROUP})
+            site = sock(p.site_ns)
+            si = _idx(site, p.site_if)
+            site.link("set", index=si, state="up")
+            if p.peer:
+                ip, plen = p.peer.split("/")
+                site.addr("add", index=si, address=ip, prefixlen=int(plen))
+                site.route("add", dst="0.0.0.0/0",
+                           gateway=str(ipaddress.IPv4Interface(p.address).ip), oif=si)
+        else:
+            record(engine_ns, p.engine_if)
+            eng.link("add", ifname=p.engine_if, kind="macvlan", link=_idx(eng, str(p.uplink)),
+                     macvlan_mode="private", address=p.mac, group=LINK_GROUP)
+            if in_guest:
+                record(r.guest_ns, p.name)
+                eng.link("set", index=_idx(eng, p.engine_if), net_ns_fd=r.guest_ns)
+                guest.link("set", index=_idx(guest, p.engine_if), ifname=p.name)
+        if in_guest:
+            gi = _idx(guest, p.name)
+        else:
+            eng.link("set", index=_idx(eng, p.engine_if), state="up")
+            assert p.punt_if is not None
+            record(engine_ns, p.punt_if)
+            record(r.guest_ns, p.name)
+            eng.link("add", ifname=p.punt_if, kind="veth", group=LINK_GROUP,
+                     address=site_mac(p, r).replace("02:76:72", "02:76:73", 1),
+                     peer={"ifname": p.name, "net_ns_fd": r.guest_ns, "address": p.mac,
+                           "group": LINK_GROUP})
+            eng.link("set", index=_idx(eng, p.punt_if), state="up")
+            gi = _idx(guest, p.name)
+        guest.link("set", index=gi, state="up")
+        ip, plen = p.address.split("/")
+        guest.addr("add", index=gi, address=ip, prefixlen=int(plen))
+
+
+def static_control_plane(layout: PlatformLayout, r: RouterLayout) -> None:
+    """Static routes and ARP entries into the guest's main table, where the FIB sync agent (or
+    the guest's own forwarding) picks them up."""
+    cp = r.spec.control_plane
+    with ExitStack() as stack:
+        ipr = _Sockets(stack)(r.guest_ns)
+        for nb in cp.neighbors:
+            ipr.neigh("add", dst=str(nb.address), lladdr=nb.mac,
+                      ifindex=_idx(ipr, nb.port), state=NUD_PERMANENT)
+        if cp.kind != "static":
+            return
+        for rt in cp.routes:
+            kw: dict[str, object] = {"dst": str(rt.to)}
+            if rt.type != "unicast":
+                kw["type"] = rt.type
+            else:
+                if rt.via is not None:
+                    kw["gateway"] = str(rt.via)
+                port = rt.port or (r.spec.port_for(rt.via).name  # type: ignore[union-attr]
+                                   if rt.via is not None else None)
+                if port is not None:
+                    kw["oif"] = _idx(ipr, port)
+            ipr.route("add", **kw)

@@ -1,0 +1,93 @@
+"""Guest kinds and the shared userspace engine inside the paper's testbed (issue 6): the
+scenarios' frames all arrive, each router's share was forwarded by the userspace engine (the
+kernel's forwarding is off where the engine runs), and a stored run says which kind it used."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from vrlab import placement, plan, spec, testbed
+from vrlab.method import placed
+from vrlab.store import Store
+from vrlab.testbed import TrafficSettings
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
+]
+
+
+def ip_forward(ns: str) -> str:
+    from vrlab import nsexec
+    return nsexec.run_in(ns, nsexec.read_file, "/proc/sys/net/ipv4/ip_forward").strip()
+
+
+def run_trial(name: str, overrides: dict[str, object], pps: float) -> tuple[
+        object, dict[str, int], list[str], list[str]]:
+    sc, _ = spec.load(name, overrides)
+    pl = placement.for_userspace(placement.choose(True))
+    with testbed.Testbed(lambda rid: plan.make_plan(sc, rid), pl,
+                         TrafficSettings(flows=2 * sc.router_count), label="test-kinds") as tb:
+        assert tb.plan is not None
+        assert len(tb.engines) == len(tb.plan.userspace_engines) > 0
+        where = [tb.plan.sut_ns if e == "shared" else plan.ns_name(tb.plan.run_id, e)
+                 for e in tb.plan.userspace_engines]
+        off = [ip_forward(ns) for ns in where]
+        before = [e.counters() for e in tb.engines]
+        res = tb.trial(pps, 0.4, warmup_s=0)
+        by_router: dict[str, int] = {}
+        for e, b in zip(tb.engines, before, strict=True):
+            for r, n in e.counters().minus(b).forwarded_by_router.items():
+                by_router[r] = by_router.get(r, 0) + n
+    return res, by_router, off, where
+
+
+@pytest.mark.parametrize("name", ["guest-bridged", "guest-routed"])
+def test_userspace_guests_forward_every_frame(name: str) -> None:
+    res, by_router, off, _ = run_trial(name, {"sut.guests": 2, "sut.guest_kind": "userspace"},
+                                       4000)
+    assert off == ["0", "0"], "the guests' kernels must not forward"
+    assert res.sent >= 1400 and res.received == res.sent  # type: ignore[attr-defined]
+    assert by_router == res.received_by_router  # type: ignore[attr-defined]
+
+
+def test_shared_userspace_engine_forwards_every_router() -> None:
+    res, by_router, off, where = run_trial("shared", {"traffic.routers": 4,
+                                                      "sut.engine": "userspace"}, 8000)
+    assert off == ["0"] and where[0].endswith("-sut")
+    assert set(by_router) == {"r0", "r1", "r2", "r3"}
+    assert res.received == res.sent  # type: ignore[attr-defined]
+    assert by_router == res.received_by_router  # type: ignore[attr-defined]
+
+
+def test_a_sweep_records_the_guest_kind_and_the_engine_cpu(vrlab_env: VrlabEnv) -> None:
+    r = vrlab_env.run_cli("sweep", "guest-routed", "--guests", "1", "--guest-kind", "userspace",
+                          "--rates", "20:40:20", "--duration", "0.3", "--no-plot",
+                          "--profile", "quick", timeout=120)
+    assert r.returncode == 0, r.stderr
+    st = Store(vrlab_env.db)
+    run = st.runs(kind="sweep")[-1]
+    assert "guest_kind: userspace" in run.spec_yaml
+    assert run.placement.get("engine_cpu") == "1" and run.placement.get("sut_cpu") == "0"
+    pts = st.sweep_points(run.id)
+    assert [round(p.target_pps) for p in pts] == [20_000, 40_000]
+    assert all(p.mean_pps > 0.95 * p.target_pps for p in pts)
+
+
+def test_placed_gives_userspace_engines_the_suts_cpu() -> None:
+    from vrlab.method import RunContext
+    from vrlab.profiles import get
+
+    sc, _ = spec.load("guest-bridged", {"sut.guests": 1, "sut.guest_kind": "userspace"})
+    ctx = RunContext(store=None, placement=placement.choose(True, cpus=2),  # type: ignore
+                     profile=get("quick"))
+    pl = placed(ctx, sc).placement
+    assert (pl.generator_cpu, pl.sut_cpu, pl.engine_cpu) == (0, 0, 1)
+    netns, _ = spec.load("guest-bridged", {"sut.guests": 1})
+    assert placed(ctx, netns).placement.engine_cpu is None
