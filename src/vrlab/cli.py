@@ -20,6 +20,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__, ledger, net, placement, plan, profiles, spec
 from .errors import VrlabError
@@ -187,7 +188,8 @@ class _Bars:
         self.prog.update(self.task, advance=1, last=note)
         if not console.is_terminal:
             t = self.prog.tasks[-1]
-            console.print(f"[{t.completed}/{t.total or '?'}] {note}", markup=False)
+            plain = Text.from_markup(note).plain  # the bar's colours, not their tags, in a log
+            console.print(f"[{t.completed}/{t.total or '?'}] {plain}", markup=False)
 
 
 @contextmanager
