@@ -161,7 +161,7 @@ def resolve(name_or_path: str) -> Path:
     return q
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
+def attribute_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -226,21 +226,26 @@ def _problem(err: dict[str, Any]) -> tuple[str, str]:
     head, sep, rest = msg.partition(": ")
     model = _model_at(Scenario, loc)
     if sep and model is not None and head.split(".")[0] in model.model_fields:
-        return _loc((*loc, *head.split("."))), rest
-    return _loc(loc), msg
+        return attribute_path((*loc, *head.split("."))), rest
+    return attribute_path(loc), msg
+
+
+def read_yaml(text: str, source: str) -> object:
+    """YAML to data; a syntax error becomes a SpecError that points at line and column."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(e, "problem", e)
+        raise SpecError(source, [(where, f"not valid YAML: {problem}")]) from None
 
 
 def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
     """Load and validate a scenario; returns it with its YAML text (stored with every run)."""
     path = resolve(name_or_path)
     text = path.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problem = getattr(e, "problem", e)
-        raise SpecError(str(path), [(where, f"not valid YAML: {problem}")]) from None
+    data = read_yaml(text, str(path))
     scenario = parse(data, str(path), overrides)
     if overrides:
         text = yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)

@@ -13,10 +13,10 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import SpecError
+from ..spec import attribute_path, read_yaml
 
 MAX_ROUTERS = 512
 MAX_PORTS = 8
@@ -227,13 +227,6 @@ class Platform(_Model):
 # --------------------------------------------------------------------------- loading
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out or "(top)"
-
-
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model a location points into, looking through lists and optionals."""
     cur: type[BaseModel] = Platform
@@ -266,15 +259,15 @@ def _problem(err: dict[str, Any]) -> tuple[str, str]:
     if err["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1])
         valid = ", ".join(parent.model_fields) if parent else "see docs/platform.md"
-        return _loc(loc), f"unknown field; valid fields here: {valid}"
+        return attribute_path(loc), f"unknown field; valid fields here: {valid}"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     head, sep, rest = msg.partition(": ")
     model = _model_at(loc)
     first = head.split(".")[0].split("[")[0]
     if sep and model is not None and first in model.model_fields and " " not in head:
-        return (_loc(loc) + "." + head if loc else head), rest
-    return _loc(loc), msg
+        return (attribute_path(loc) + "." + head if loc else head), rest
+    return attribute_path(loc), msg
 
 
 def parse(data: object, source: str) -> Platform:
@@ -293,10 +286,4 @@ def load(path: str) -> tuple[Platform, str]:
         raise SpecError(path, [("(file)", "no such file; give the path of a platform YAML "
                                 "(see examples/platforms/)")])
     text = p.read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise SpecError(path, [(where, f"not valid YAML: {getattr(e, 'problem', e)}")]) from None
-    return parse(data, path), text
+    return parse(read_yaml(text, path), path), text
