@@ -168,7 +168,7 @@ def _router_links(r: RouterLayout, sock: _Sockets, record: Callable[[str, str], 
         guest.addr("add", index=gi, address=ip, prefixlen=int(plen))
 
 
-def static_control_plane(layout: PlatformLayout, r: RouterLayout) -> None:
+def static_control_plane(r: RouterLayout) -> None:
     """Static routes and ARP entries into the guest's main table, where the FIB sync agent (or
     the guest's own forwarding) picks them up."""
     cp = r.spec.control_plane

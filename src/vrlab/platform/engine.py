@@ -7,7 +7,9 @@ and nothing is left behind once the ports are deleted."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
 import struct
 from dataclasses import dataclass
 
@@ -74,7 +76,6 @@ class Engine:
         for m in (self.ports, self.stats, self.police, self.macs):
             m.close()
         if self.prog_fd >= 0:
-            import os
             os.close(self.prog_fd)
             self.prog_fd = -1
 
@@ -142,7 +143,6 @@ class Engine:
 
 
 def prog_id(fd: int) -> int:
-    import ctypes
     info = ctypes.create_string_buffer(256)
     attr = ctypes.create_string_buffer(16)
     struct.pack_into("=IIQ", attr, 0, fd, len(info), ctypes.addressof(info))

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from ..ledger import Ledger, alive, state_dir
 from . import build as pbuild
 from . import control
 from .engine import Engine, EngineIds
-from .layout import PlatformLayout, RouterLayout, make_layout
+from .layout import PlatformLayout, make_layout
 from .spec import Platform
 from .spec import load as load_spec
 
@@ -127,7 +128,6 @@ def start_agent(layout: PlatformLayout, workdir: Path, ledger: Ledger) -> tuple[
 def wait_synced(layout: PlatformLayout, workdir: Path, timeout: float = 20.0) -> None:
     """Wait until every shared router's engine table holds its connected and static routes
     and its static neighbours: a trial must not start while the agent is still copying."""
-    import time
     want = {r.table: (len(r.ports) + len(r.spec.control_plane.routes),
                       {r.port(nb.port).engine_if for nb in r.spec.control_plane.neighbors},
                       len(r.spec.control_plane.neighbors))
@@ -161,7 +161,7 @@ def start_control_planes(layout: PlatformLayout, workdir: Path,
                          ledger: Ledger) -> dict[str, dict[str, int]]:
     birds = {}
     for r in layout.routers:
-        pbuild.static_control_plane(layout, r)
+        pbuild.static_control_plane(r)
         if r.spec.control_plane.kind == "bird":
             pid, start = control.start_bird(r, workdir, ledger)
             birds[r.name] = {"pid": pid, "start": start}
@@ -327,5 +327,5 @@ def exec_in(ns: str, argv: list[str]) -> None:
         raise VrlabError(f"cannot run {argv[0]}: {e.strerror}") from e
 
 
-__all__ = ["PlatformState", "RouterLayout", "alive", "down", "exec_in", "exec_target", "pick",
+__all__ = ["PlatformState", "alive", "down", "exec_in", "exec_target", "pick",
            "router_status", "up"]
