@@ -70,7 +70,6 @@ from ..errors import VrlabError
 from ..ledger import proc_start_time
 from .fibsync_codec import (
     NEIGH_PROTO_FIBSYNC,
-    NLMSGHDR,
     RT_TABLE_MAIN,
     RTM_DELLINK,
     RTM_DELNEIGH,
@@ -91,6 +90,7 @@ from .fibsync_codec import (
     encode_newneigh,
     encode_newroute,
     encode_route_dump,
+    iter_messages,
     parse_link,
     parse_neigh,
     parse_route,
@@ -340,7 +340,6 @@ class FibSync:
         sock = r.events
         assert sock is not None
         buf = self._rbuf
-        unpack = NLMSGHDR.unpack_from
         routes, neigh = r.pending_routes, r.pending_neigh
         for _ in range(READ_BUDGET):
             try:
@@ -352,26 +351,20 @@ class FibSync:
                     raise
                 r.resync_reason = "netlink overrun (ENOBUFS): events were lost"
                 return
-            off = 0
-            while off + 16 <= n:
-                ln, typ, _flags, _seq, _pid = unpack(buf, off)
-                if ln < 16:
-                    break
-                end = off + ln
+            for typ, _flags, _seq, body, end in iter_messages(buf, n):
                 if typ in (RTM_NEWROUTE, RTM_DELROUTE):
-                    rt = parse_route(buf, off + 16, end)
+                    rt = parse_route(buf, body, end)
                     if rt is not None and rt.table == RT_TABLE_MAIN \
                             and not rt.flags & RTM_F_CLONED:
                         routes[rt.key] = rt if typ == RTM_NEWROUTE else None
                 elif typ in (RTM_NEWNEIGH, RTM_DELNEIGH):
-                    nb = parse_neigh(buf, off + 16, end)
+                    nb = parse_neigh(buf, body, end)
                     if nb is not None:
                         neigh[(nb.ifindex, nb.dst)] = nb if typ == RTM_NEWNEIGH else None
                 elif typ in (RTM_NEWLINK, RTM_DELLINK):
-                    self._guest_link(r, typ == RTM_DELLINK, *parse_link(buf, off + 16, end))
+                    self._guest_link(r, typ == RTM_DELLINK, *parse_link(buf, body, end))
                 elif typ == RTM_DELADDR:
                     r.resync_reason = "guest address removed"
-                off += (ln + 3) & ~3
 
     def _guest_link(self, r: _Router, deleted: bool, idx: int, name: str, flags: int) -> None:
         old = r.guest_links.get(idx)
@@ -401,14 +394,9 @@ class FibSync:
                 for r in self._routers:
                     r.resync_reason = "engine link events were lost"
                 continue
-            off = 0
-            while off + 16 <= n:
-                ln, typ, _f, _s, _p = NLMSGHDR.unpack_from(buf, off)
-                if ln < 16:
-                    break
+            for typ, _f, _s, body, end in iter_messages(buf, n):
                 if typ in (RTM_NEWLINK, RTM_DELLINK):
-                    self._engine_link(typ == RTM_DELLINK, *parse_link(buf, off + 16, off + ln))
-                off += (ln + 3) & ~3
+                    self._engine_link(typ == RTM_DELLINK, *parse_link(buf, body, end))
 
     def _engine_link(self, deleted: bool, idx: int, name: str, flags: int) -> None:
         old = self._engine_links.get(idx)

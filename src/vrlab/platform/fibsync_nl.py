@@ -21,7 +21,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import KernelError
-from .fibsync_codec import NETLINK_CAP_ACK, NLMSG_DONE, NLMSG_ERROR, NLMSGHDR, parse_error
+from .fibsync_codec import (
+    NETLINK_CAP_ACK,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    iter_messages,
+    parse_error,
+)
 from .fibsync_codec import dump_interrupted as _dump_interrupted
 
 NETNS_DIR = "/run/netns"
@@ -123,15 +129,10 @@ def dump(sock: socket.socket, request: bytes, seq: int,
     sock.send(request)
     buf = bytearray(RECV_SIZE)
     interrupted = False
-    unpack = NLMSGHDR.unpack_from
     while True:
         n = sock.recv_into(buf, RECV_SIZE)
         chunk = bytes(buf[:n])
-        off = 0
-        while off + 16 <= n:
-            ln, typ, flags, mseq, _pid = unpack(chunk, off)
-            if ln < 16:
-                break
+        for typ, flags, mseq, body, end in iter_messages(chunk):
             if mseq == seq:
                 if _dump_interrupted(flags):
                     interrupted = True
@@ -140,12 +141,11 @@ def dump(sock: socket.socket, request: bytes, seq: int,
                         raise DumpInterrupted(what)
                     return
                 if typ == NLMSG_ERROR:
-                    err, _s, msg = parse_error(chunk, off + 16, off + ln, flags)
+                    err, _s, msg = parse_error(chunk, body, end, flags)
                     if err:
                         raise NetlinkReplyError(err, what, msg)
                 else:
-                    yield typ, chunk, off + 16, off + ln
-            off += (ln + 3) & ~3
+                    yield typ, chunk, body, end
 
 
 def dump_parsed(sock: socket.socket, make_request: Callable[[int], bytes], want: int,
@@ -222,7 +222,6 @@ class BatchWriter:
 
     def _read_errors(self, ctx: dict[int, Any]) -> None:
         buf = self._rbuf
-        unpack = NLMSGHDR.unpack_from
         while True:
             try:
                 n = self.sock.recv_into(buf, RECV_SIZE, MSG_DONTWAIT)
@@ -233,13 +232,8 @@ class BatchWriter:
                     self.on_lost(list(ctx.values()))
                     continue
                 raise
-            off = 0
-            while off + 16 <= n:
-                ln, typ, flags, _seq, _pid = unpack(buf, off)
-                if ln < 16:
-                    break
+            for typ, flags, _seq, body, end in iter_messages(buf, n):
                 if typ == NLMSG_ERROR:
-                    err, seq, msg = parse_error(buf, off + 16, off + ln, flags)
+                    err, seq, msg = parse_error(buf, body, end, flags)
                     if err and seq in ctx:
                         self.on_error(ctx[seq], err, msg)
-                off += (ln + 3) & ~3
