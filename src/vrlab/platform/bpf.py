@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import struct
 from collections.abc import Iterator
@@ -27,11 +28,14 @@ _SYS_BPF = 321  # x86_64
 # commands
 MAP_CREATE, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM, MAP_GET_NEXT_KEY = 0, 1, 2, 3, 4
 PROG_LOAD = 5
+PROG_ATTACH = 8
 PROG_GET_FD_BY_ID, MAP_GET_FD_BY_ID, OBJ_GET_INFO_BY_FD = 13, 14, 15
 
 # map types
 MAP_HASH, MAP_ARRAY, MAP_PERCPU_ARRAY = 1, 2, 6
 PROG_SCHED_CLS = 3
+# attach types
+TCX_INGRESS = 46
 
 # instruction classes, sizes, modes, ops
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = 0, 1, 2, 3, 4, 5, 6, 7
@@ -190,6 +194,21 @@ def map_info(fd: int) -> MapInfo:
     t, mid, ks, vs, me, _flags = struct.unpack_from("=IIIIII", info.raw, 0)
     name = info.raw[24:40].split(b"\0", 1)[0].decode()
     return MapInfo(t, mid, ks, vs, me, name)
+
+
+def tcx_attach(prog_fd: int, ifindex: int) -> bool:
+    """Attach a SCHED_CLS program to a device's ingress with tcx (Linux 6.6+), from inside the
+    device's network namespace: the kernel resolves the index there. The attachment is not tied
+    to a link fd, so it lives as long as the device. Returns False if the program was already
+    attached there (running ``up`` again)."""
+    attr = struct.pack("=IIII", ifindex, prog_fd, TCX_INGRESS, 0).ljust(40, b"\0")
+    try:
+        _sys_bpf(PROG_ATTACH, attr)
+    except OSError as e:
+        if e.errno == errno.EEXIST:
+            return False
+        raise
+    return True
 
 
 def possible_cpus() -> int:

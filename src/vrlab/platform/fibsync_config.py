@@ -41,7 +41,7 @@ class SyncConfig:
     engine_ns: str
     routers: tuple[SyncRouter, ...]
     log_path: str  # JSON lines: refusals (with reason), resyncs, errors
-    status_path: str  # JSON, rewritten atomically about once a second and after each batch
+    status_path: str  # JSON, rewritten atomically after changes (at most every 0.1 s)
 
     def to_json(self) -> str:
         d = asdict(self)

@@ -4,7 +4,7 @@ Attached at tc ingress of every router port, of every punt link from a guest, an
 shared uplink. Per frame:
 
 1. ``ports[ifindex]`` says which router owns the port and which kernel routing table is its FIB
-   (one hash lookup, whatever the number of routers). On a shared uplink the destination MAC
+   (one array load, whatever the number of routers). On a shared uplink the destination MAC
    picks the router's port instead (``macs[dst mac]``): the frame never goes through the
    macvlan layer, which measurement showed costs a fifth of the forwarding rate; frames for no
    port's MAC (broadcasts, ARP) go on to the kernel and reach the macvlan ports as usual;
@@ -12,7 +12,8 @@ shared uplink. Per frame:
    multicast, no neighbour yet, addressed to the router itself) are *punted* to the router's
    guest over its punt link: the guest's kernel then does what a router's slow path does
    (ARP, ICMP errors, local delivery to the control plane, and forwarding the odd frame);
-3. a per-router packet-rate share is enforced in the same pass (a counter per ~1 ms slot);
+3. a per-router packet-rate share is enforced in the same pass (a counter per ~1 ms slot),
+   for the routers that have one (a flag in the port entry: the others skip its lookup);
 4. ``bpf_fib_lookup(DIRECT | TBID)`` looks the destination up in the router's own table only:
    no policy rules are walked, so the cost does not grow with the number of routers, and two
    routers' overlapping prefixes never meet;
@@ -42,9 +43,12 @@ KIND_PORT, KIND_PUNT, KIND_UPLINK = 1, 2, 3
 #: a port entry (ports map by ifindex, macs map by MAC), 32 bytes:
 #: kind, table, router, peer (punt link of a port / port of a punt link), self (the port's
 #: ifindex, the FIB lookup's input device), lower (send out of this device instead of the
-#: port: a macvlan port's uplink, so the frame skips the macvlan layer), two words spare
+#: port: a macvlan port's uplink, so the frame skips the macvlan layer), flags, one word spare.
+#: Kind 0 is no entry (the ports map is an array: every index has a value).
 ENTRY = "=IIIIIIII"
 ENTRY_SIZE = 32
+ENTRY_FLAGS = 24
+FLAG_POLICED = 1  # the router has a share: look up its police entry
 
 #: counter slots per router, in this order
 REASONS = ("forwarded", "punted", "from_guest", "no_route", "policed", "isolation", "error")
@@ -102,6 +106,7 @@ def build(ports: Map, stats: Map, police: Map, macs: Map) -> bytes:
     a.jmp("jeq", 0, 0, "pass")
     a.mov(7, 0)
     a.ldx(W, 1, 7, 0)  # kind
+    a.jmp("jeq", 1, 0, "pass")  # not one of the engine's devices
     a.jmp("jeq", 1, KIND_UPLINK, "uplink")
     a.ldx(W, 8, 7, 8)  # router
     a.alu64("lsh", 8, 3)
@@ -143,6 +148,8 @@ def build(ports: Map, stats: Map, police: Map, macs: Map) -> bytes:
     a.jmp("jge", 1, 224, "punt")  # multicast and class E: control plane (OSPF) or drop
 
     # ---- the router's share
+    a.ldx(W, 1, 7, ENTRY_FLAGS)
+    a.jmp("jeq", 1, 0, "lookup")  # no share
     a.mov(1, 8)
     a.alu64("rsh", 1, 3)
     a.stx(W, 10, KEY, 1)
