@@ -7,8 +7,10 @@ the engine's per-router counters."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -406,18 +408,60 @@ def test_bird_learns_a_route_over_bgp_and_traffic_follows_it(
         peer.wait(timeout=10)
 
 
-@pytest.mark.parametrize("engine", ["ebpf", "guests"])
-def test_shared_scenario_forwards_each_router_by_its_engine(engine: str) -> None:
+def _no_tcx(prog_fd: int, ifindex: int) -> bool:
+    raise OSError(errno.EINVAL, "no tcx (as before Linux 6.6)")
+
+
+def test_many_routers_leave_each_uplink_alone_in_its_index_bucket(
+        platform: Callable[..., Up]) -> None:
+    """The engine finds each uplink by interface index twice per frame, and the kernel's
+    index hash has 256 buckets: with 70 routers (280 devices in the engine) the build must
+    still keep every device it adds out of the uplinks' buckets, and every router forwards."""
+    from vrlab.plan_shared import platform_spec
+
+    spec = platform_spec(70, "shared", "02:76:7f:00:00:01", "02:76:7f:00:00:02")
+    spec["name"] = "many"
+    spec["uplinks"] = [{"name": "a", "addresses": ["198.18.0.1/24"]},
+                       {"name": "b", "addresses": ["198.18.1.1/24"]}]
+    u = platform(spec)
+    with IPRoute(netns=u.ns("engine")) as ipr:
+        index = {lk.get("IFLA_IFNAME"): lk["index"] for lk in ipr.get_links()}
+    uplinks = [n for n in index if re.search(r"u\d+$", n)]  # vrl<id>u<k>; ports end r<i>p<k>
+    assert len(uplinks) == 2 and len(index) == 3 + 70 * 4, (uplinks, len(index))
+    for up in uplinks:
+        same = [n for n, i in index.items()
+                if i % 256 == index[up] % 256 and n not in uplinks and n != "lo"]
+        assert not same, f"{same} share the index bucket of uplink {up}"
+    assert len(u.table(69)) >= 3  # the last router's table is synced
+
+
+@pytest.mark.parametrize("engine", ["ebpf", "ebpf-tc", "guests"])
+def test_shared_scenario_forwards_each_router_by_its_engine(
+        engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The testbed's `shared` scenario: four routers with the same addresses, each router's
     frames counted at the sink under its own prefix, and (eBPF) every one of them forwarded by
-    the engine's fast path for that router, none punted to a guest."""
+    the engine's fast path for that router, none punted to a guest. ``ebpf-tc``: the engine
+    attached as a tc filter, as on kernels without tcx."""
     from vrlab import placement, plan, spec, testbed
     from vrlab.testbed import TrafficSettings
 
-    sc, _ = spec.load("shared", {"traffic.routers": 4, "sut.engine": engine})
+    if engine == "ebpf-tc":
+        monkeypatch.setattr(bpf, "tcx_attach", _no_tcx)
+    sc, _ = spec.load("shared", {"traffic.routers": 4,
+                                 "sut.engine": engine.removesuffix("-tc")})
     with testbed.Testbed(lambda rid: plan.make_plan(sc, rid), placement.choose(True),
                          TrafficSettings(flows=8), label="test-shared") as tb:
         assert tb.plan is not None and tb.plan.platform is not None
+        lay = tb.plan.platform
+        if engine != "guests":
+            with IPRoute(netns=lay.engine_ns) as ipr:  # tc filters: a clsact qdisc each
+                clsact = {ipr.get_links(q["index"])[0].get("IFLA_IFNAME")
+                          for q in ipr.get_qdiscs() if q.get("TCA_KIND") == "clsact"}
+            ports = {p.engine_if for r in lay.routers for p in r.ports}
+            assert ports <= clsact  # the macvlan ports' slow path (ARP, broadcasts)
+            uplinks = {u.engine_if for u in lay.uplinks}
+            assert (uplinks <= clsact) == (engine == "ebpf-tc"), (uplinks, clsact)
+            assert uplinks & clsact in (set(), uplinks)
         before = [tb.engine.counters(i) for i in range(4)] if tb.engine else []
         res = tb.trial(8000, 0.3, warmup_s=0)
         after = [tb.engine.counters(i) for i in range(4)] if tb.engine else []
@@ -426,15 +470,31 @@ def test_shared_scenario_forwards_each_router_by_its_engine(engine: str) -> None
             with IPRoute(netns=guests[2]) as ipr:
                 rx = {lk.get("IFLA_IFNAME"): int(lk.get("IFLA_STATS64")["rx_packets"])
                       for lk in ipr.get_links()}
+        else:  # a share given while running, through the engine opened again by its ids
+            opened = Engine.open(tb.engine.ids())
+            opened.set_share(1, 1000)
+            opened.close()
+            policed = tb.trial(16000, 0.5, warmup_s=0)
+            shared_after = [tb.engine.counters(i) for i in range(4)]
+            tb.engine.set_share(1, None)
+            lifted = tb.trial(8000, 0.3, warmup_s=0)
     assert res.sent >= 2000 and res.received == res.sent and res.other_received == 0
     assert set(res.received_by_router) == {"r0", "r1", "r2", "r3"}
     assert all(v >= res.sent // 4 - 1 for v in res.received_by_router.values())
-    if engine == "ebpf":
+    if engine != "guests":
         assert tb.engine is None  # closed with the testbed
         for i in range(4):
             fwd = after[i]["forwarded"] - before[i]["forwarded"]
             assert fwd == res.received_by_router[f"r{i}"], (i, before[i], after[i])
             assert after[i]["punted"] == before[i]["punted"]
+        # r1 held to its 1,000 frames/s (2,000 offered in 0.5 s), the others untouched
+        assert 0.5 * 1000 * 0.8 <= policed.received_by_router["r1"] <= 0.5 * 1000 * 1.1 + 2, (
+            policed)
+        assert shared_after[1]["policed"] > 0
+        assert all(shared_after[i]["policed"] == 0 for i in (0, 2, 3))
+        assert all(policed.received_by_router[f"r{i}"] >= policed.sent // 4 - 1
+                   for i in (0, 2, 3)), policed
+        assert lifted.received == lifted.sent, lifted  # and the share lifted again
     else:
         assert not before
         assert rx["a"] >= res.received_by_router["r2"]

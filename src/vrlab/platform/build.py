@@ -97,7 +97,7 @@ def _build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
             engine = Engine.create(f"{PREFIX}{layout.run_id}")
             try:
                 uplinks: dict[str, int] = {}
-                attach: list[tuple[int, str]] = []
+                attach: list[tuple[int, str, bool]] = []  # (index, name, fast path)
                 for r in shared:
                     kpps = r.spec.share_kpps
                     engine.set_share(r.index, round(kpps * 1000) if kpps else None)
@@ -109,12 +109,12 @@ def _build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
                             if p.uplink not in uplinks:
                                 uplinks[p.uplink] = _idx(eng, p.uplink)
                                 engine.set_uplink(uplinks[p.uplink])
-                                attach.append((uplinks[p.uplink], p.uplink))
+                                attach.append((uplinks[p.uplink], p.uplink, True))
                             lower = uplinks[p.uplink]
                         engine.set_port(pi, program.KIND_PORT, r.table, r.index, qi, lower,
-                                        p.mac if lower else None, policed=bool(kpps))
+                                        p.mac if lower else None)
                         engine.set_port(qi, program.KIND_PUNT, r.table, r.index, pi)
-                        attach += [(pi, p.engine_if), (qi, p.punt_if)]
+                        attach += [(pi, p.engine_if, not lower), (qi, p.punt_if, False)]
                 engine.attach(layout.engine_ns, attach)
             except BaseException:
                 engine.close()

@@ -45,12 +45,15 @@ class EngineIds:
 
 class Engine:
     def __init__(self, prog_fd: int, ports: bpf.Map, stats: bpf.Map, police: bpf.Map,
-                 macs: bpf.Map) -> None:
+                 macs: bpf.Map, fresh: bool = False) -> None:
         self.prog_fd = prog_fd
         self.ports = ports
         self.stats = stats
         self.police = police
         self.macs = macs
+        # router -> the (map, key) of its port entries, so a share can flag them; known
+        # from the start for an engine made here, read from the maps once for one opened
+        self._entries: dict[int, list[tuple[bpf.Map, bytes]]] | None = {} if fresh else None
 
     @classmethod
     def create(cls, tag: str) -> Engine:
@@ -61,7 +64,7 @@ class Engine:
         police = bpf.Map.create(bpf.MAP_ARRAY, 4, 32, MAX_ROUTERS, f"{tag}_police")
         macs = bpf.Map.create(bpf.MAP_HASH, 8, program.ENTRY_SIZE, MAX_PORTS, f"{tag}_macs")
         fd = bpf.load_program(program.build(ports, stats, police, macs), f"{tag}_eng")
-        return cls(fd, ports, stats, police, macs)
+        return cls(fd, ports, stats, police, macs, fresh=True)
 
     @classmethod
     def open(cls, ids: EngineIds) -> Engine:
@@ -90,23 +93,27 @@ class Engine:
     # ------------------------------------------------------------------ configuration
 
     def set_port(self, ifindex: int, kind: int, table: int, router: int, peer: int,
-                 lower: int = 0, mac: str | None = None, policed: bool = False) -> None:
+                 lower: int = 0, mac: str | None = None) -> None:
         """``peer``: for a router port, the punt link's engine end; for a punt link, the port.
         ``lower``/``mac``: a macvlan port on a shared uplink: frames to ``mac`` arriving on the
         uplink are this port's, and what leaves by this port goes straight out of ``lower``.
-        ``policed``: the router has a share (``set_share``); routers without one skip the
-        share's lookup, one cache line less per frame."""
+        A router's share (``set_share``) is flagged in its entries, before or after."""
         if not 0 <= router < MAX_ROUTERS:
             raise KernelError(f"router index {router} is beyond the engine's {MAX_ROUTERS}")
         _check_index(ifindex)
         # the FIB lookup's input device: the uplink under a macvlan port, one device for all
         # routers (measured: touching each router's own input device per frame costs, at 256
         # routers, a few hundred ns of cache misses; the lookup itself ignores it)
+        policed = self._police_limit(router) > 0
         value = struct.pack(program.ENTRY, kind, table, router, peer, lower or ifindex, lower,
                             program.FLAG_POLICED if policed else 0, 0)
-        self.ports.update(struct.pack("=I", ifindex), value)
+        keys = [(self.ports, struct.pack("=I", ifindex))]
         if mac is not None:
-            self.macs.update(bytes(int(x, 16) for x in mac.split(":")) + b"\0\0", value)
+            keys.append((self.macs, bytes(int(x, 16) for x in mac.split(":")) + b"\0\0"))
+        for m, k in keys:
+            m.update(k, value)
+        if self._entries is not None:
+            self._entries.setdefault(router, []).extend(keys)
 
     def set_uplink(self, ifindex: int) -> None:
         _check_index(ifindex)
@@ -115,16 +122,49 @@ class Engine:
                                       0))
 
     def set_share(self, router: int, pps: int | None) -> None:
-        """A packet-rate share in frames per second; None lifts it."""
+        """A packet-rate share in frames per second; None lifts it. The limit goes in first
+        and the flag after, so no frame sees a flag without its limit."""
         per_slot = 0 if not pps else max(1, round(pps * (1 << program.POLICE_SLOT_SHIFT) / 1e9))
         self.police.update(struct.pack("=I", router), struct.pack("=QQQQ", 0, 0, per_slot, 0))
+        for m, k in self._router_entries(router):
+            v = m.lookup(k)
+            if v is None:
+                continue
+            fields = list(struct.unpack(program.ENTRY, v))
+            fields[program.ENTRY_FLAGS // 4] = program.FLAG_POLICED if per_slot else 0
+            m.update(k, struct.pack(program.ENTRY, *fields))
 
-    def attach(self, ns: str, devices: list[tuple[int, str]]) -> str:
-        """The program at the ingress of every device (ifindex, name) in namespace ``ns``, in
-        one child process entered into it. tcx where the kernel has it (6.6+): it runs the
-        program straight from the receive path, where a clsact qdisc goes through the tc
-        classifier layer and its statistics first (perf at 256 routers: ~4% of the forwarding
-        CPU). Returns the way used: "tcx" or "tc"."""
+    def _police_limit(self, router: int) -> int:
+        v = self.police.lookup(struct.pack("=I", router))
+        return struct.unpack("=QQQQ", v)[2] if v else 0
+
+    def _router_entries(self, router: int) -> list[tuple[bpf.Map, bytes]]:
+        if self._entries is None:  # an engine opened by id: read its entries once
+            self._entries = {}
+            for m in (self.ports, self.macs):
+                for k in m.iter_keys():
+                    v = m.lookup(k)
+                    if v is None:
+                        continue
+                    kind, _t, r = struct.unpack_from("=III", v)
+                    if kind == program.KIND_PORT:
+                        self._entries.setdefault(r, []).append((m, k))
+        return [(m, k) for m, k in self._entries.get(router, [])
+                if struct.unpack_from("=I", m.lookup(k) or b"\0" * 4)[0] == program.KIND_PORT]
+
+    def attach(self, ns: str, devices: list[tuple[int, str, bool]]) -> str:
+        """The program at the ingress of every device (ifindex, name, fast) in namespace
+        ``ns``, in one child process entered into it.
+
+        ``fast``: the device frames arrive on to be forwarded (a shared uplink, a dedicated
+        port). Those get tcx where the kernel has it (6.6+): it runs the program straight from
+        the receive path, where a clsact qdisc goes through the tc classifier layer and its
+        statistics first (perf at 256 routers: ~4% of the forwarding CPU). The others (punt
+        links, macvlan ports: ARP, broadcasts, the guests' own frames) get a clsact filter,
+        because every tcx attachment costs an RCU grace period under the RTNL lock when it is
+        made and again when its device goes (measured: `vrlab up`/`down` of 64 routers took
+        5.4/4.0 s with tcx on all 256 devices, 3.2/0.7 s with tc). Returns "tcx" or "tc", the
+        way the fast devices were attached."""
         return nsexec.run_in(ns, _attach_all, self.prog_fd, devices)
 
     # ------------------------------------------------------------------ reading
@@ -143,19 +183,20 @@ def _check_index(ifindex: int) -> None:
                           f"({MAX_IFINDEX}); `vrlab down` and `vrlab up` renumber the devices")
 
 
-def _attach_all(prog_fd: int, devices: list[tuple[int, str]]) -> str:
+def _attach_all(prog_fd: int, devices: list[tuple[int, str, bool]]) -> str:
     """In the devices' namespace (a child of ``nsexec.run_in``)."""
     way = "tcx"
-    for ifindex, name in devices:
-        if way == "tcx":
-            try:
-                bpf.tcx_attach(prog_fd, ifindex)
-                continue
-            except OSError as e:
-                if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP) or ifindex != devices[0][0]:
-                    raise KernelError(f"attaching the engine to {name}: {e.strerror}") from e
-                way = "tc"  # no tcx in this kernel
-        with IPRoute() as ipr:
+    with IPRoute() as ipr:
+        for ifindex, name, fast in devices:
+            if fast and way == "tcx":
+                try:
+                    bpf.tcx_attach(prog_fd, ifindex)
+                    continue
+                except OSError as e:
+                    if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
+                        raise KernelError(f"attaching the engine to {name}: {e.strerror}"
+                                          ) from e
+                    way = "tc"  # no tcx in this kernel
             _tc_attach(ipr, prog_fd, ifindex, name)
     return way
 

@@ -1,6 +1,6 @@
 """The shared forwarding engine's eBPF program: one program, every router, constant cost.
 
-Attached at tc ingress of every router port, of every punt link from a guest, and of every
+Attached (tcx ingress) to every router port, every punt link from a guest, and every
 shared uplink. Per frame:
 
 1. ``ports[ifindex]`` says which router owns the port and which kernel routing table is its FIB
