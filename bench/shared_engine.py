@@ -231,7 +231,8 @@ def main() -> None:
     ap.add_argument("--routers", default="1,4,16,64,256")
     ap.add_argument("--final", type=float, default=1.0, help="final trial duration, s")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="alternating NDR searches of native and shared per N (median kept)")
+                    help="alternating NDR searches of native and shared per N, and of each "
+                         "fairness condition (medians kept)")
     ap.add_argument("--width", type=float, default=0.03, help="NDR goal width")
     ap.add_argument("--skip-fib", action="store_true", help="skip the FIB sync figures")
     ap.add_argument("--skip-fair", action="store_true", help="skip the fairness test")
@@ -261,8 +262,8 @@ def main() -> None:
         import fibsync  # bench/fibsync.py
         fib.update(_timed("fib sync 100k", lambda: fibsync.measure_sync(100_000)))
         fib.update(_timed("fib change latency", lambda: fibsync.measure_change_latency(1000)))
-    fair = {} if args.skip_fair else _timed("fairness", lambda: fairness(pl, args.final,
-                                                                           args.width))
+    fair = {} if args.skip_fair else _timed("fairness", lambda: fairness(
+        pl, args.final, args.width, args.rounds))
 
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
     print(f"NDR: MLRsearch, 0 loss, final trials {args.final:g} s (three per load, exceed ratio "

@@ -122,8 +122,9 @@ class Engine:
                                       0))
 
     def set_share(self, router: int, pps: int | None) -> None:
-        """A packet-rate share in frames per second; None lifts it. The limit goes in first
-        and the flag after, so no frame sees a flag without its limit."""
+        """A packet-rate share in frames per second; None lifts it. The program reads a zero
+        limit as none, so a frame between the two writes (limit, then the router's flags) is
+        never wrongly dropped. The finest share is one frame per ~1 ms slot (~950 pps)."""
         per_slot = 0 if not pps else max(1, round(pps * (1 << program.POLICE_SLOT_SHIFT) / 1e9))
         self.police.update(struct.pack("=I", router), struct.pack("=QQQQ", 0, 0, per_slot, 0))
         for m, k in self._router_entries(router):

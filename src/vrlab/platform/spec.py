@@ -136,7 +136,8 @@ class Router(_Model):
     control_plane: ControlPlane = ControlPlane()
     max_routes: int = Field(10_000, ge=1, le=1_000_000,
                             description="routes the engine accepts from this router")
-    share_kpps: float | None = Field(None, gt=0, le=100_000,
+    # at least 1: the engine admits whole frames per ~1 ms slot, so its finest share is ~0.95
+    share_kpps: float | None = Field(None, ge=1, le=100_000,
                                      description="packet-rate share enforced by the engine")
 
     @property
