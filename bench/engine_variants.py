@@ -8,14 +8,16 @@ find the uplinks. The engine now attaches with tcx, keeps its ports in an array 
 ifindex, and numbers its devices so that each uplink is alone in its hash bucket. This builds
 the ``shared`` scenario several times side by side, each copy with one of those choices
 reverted (and one with all three), plus one native router carrying the same traffic, and
-alternates overload trials between them: the ratios are taken within seconds of each other,
-so this VM's drift hits every variant alike.
+alternates overload trials between them, so every variant meets the VM's moods alike.
 
 The figure is the maximum forwarding rate (frames received per second while the generator
-offers all it can for 2 s): per-frame cost shows there directly, while the zero-loss rate is
-also set by rare stalls (bench/shared_engine.py measures that).
+offers all it can for 2 s), the best of every variant's trials: this VM flips between a fast
+and a slow mode for seconds at a time (measured: ~780 against ~560 kpps for the same engine,
+one round to the next), too slowly for pairs of trials to cancel it, so the ratio is taken
+between each variant's fast-mode capacity. Per-frame cost shows in that rate directly, while
+the zero-loss rate is also set by rare stalls (bench/shared_engine.py measures that).
 
-    sudo .venv/bin/python bench/engine_variants.py [--routers 256] [--rounds 6]
+    sudo .venv/bin/python bench/engine_variants.py [--routers 256] [--rounds 5]
 
 Last line: one JSON object {"routers", "native_mfr_pps", "variants": {name: {"mfr_pps",
 "over_native"}}}."""
@@ -95,10 +97,15 @@ def reverted(what: tuple[str, ...]) -> Iterator[None]:
         yield
 
 
+def _overload(tb: Testbed) -> float:
+    r = tb.trial(3_000_000, 2.0, warmup_s=0.1)
+    return r.received / r.elapsed_s
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--routers", type=int, default=256)
-    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--variants", default=",".join(VARIANTS),
                     help=f"from {', '.join(VARIANTS)}")
     args = ap.parse_args()
@@ -127,26 +134,27 @@ def main() -> None:
                     label="bench-variants"))
         for k in range(args.rounds):
             for v in names:
-                r = tbs[v].trial(3_000_000, 2.0, warmup_s=0.1)
-                got[v].append(r.received / r.elapsed_s)
+                got[v] += [_overload(tbs[v]) for _ in range(2)]
             print(f"... round {k + 1}/{args.rounds}: " + ", ".join(
-                f"{v} {got[v][-1] / 1e3:.0f}" for v in names), file=sys.stderr, flush=True)
+                f"{v} {max(got[v][-2:]) / 1e3:.0f}" for v in names), file=sys.stderr, flush=True)
 
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
     print(f"{n} routers, one flow each; every copy built side by side, overload trials (2 s, "
-          f"generator flat out) alternating between them, {args.rounds} rounds; ratio = "
-          "median over rounds of (variant / native in the same round)\n")
-    print(f"{'variant':<16}{'reverted':<58}{'MFR kpps':>10}{'vs native':>11}")
+          f"generator flat out) alternating between them, {args.rounds} rounds of two; "
+          "MFR = the best trial, vs native = over the native router's best trial; median = "
+          "of the rounds (mode flips show there)\n")
+    print(f"{'variant':<16}{'MFR kpps':>10}{'vs native':>11}{'median':>9}  reverted")
     out: dict[str, Any] = {}
+    ref = max(got["native"])
     for v in names:
-        ratio = statistics.median(a / b for a, b in zip(got[v], got["native"], strict=True))
         what = "(one native router, same prefixes and flows)" if v == "native" else (
             "; ".join(REVERT[x] for x in VARIANTS[v]) or "nothing: the engine as built")
-        med = statistics.median(got[v])
-        print(f"{v:<16}{what:<58}{med / 1e3:>10.1f}{ratio:>11.2f}")
+        best = max(got[v])
+        print(f"{v:<16}{best / 1e3:>10.1f}{best / ref:>11.2f}"
+              f"{statistics.median(got[v]) / 1e3:>9.1f}  {what}")
         if v != "native":
-            out[v] = {"mfr_pps": round(med), "over_native": round(ratio, 3)}
-    print(json.dumps({"routers": n, "native_mfr_pps": round(statistics.median(got["native"])),
+            out[v] = {"mfr_pps": round(best), "over_native": round(best / ref, 3)}
+    print(json.dumps({"routers": n, "native_mfr_pps": round(ref),
                       "variants": out}))
 
 
