@@ -130,8 +130,10 @@ class IndexPicker:
     and ``bpf_redirect``'s target), and the kernel does that by walking one chain of a
     256-bucket hash (``dev_get_by_index_rcu``), newest device first. With 256 routers of four
     devices each, every chain is four or five long and the uplinks, made first, come last in
-    theirs: ``perf`` showed that walk taking 5.6% of the forwarding CPU. With the uplinks alone
-    in their buckets the walk ends at the first device, whatever the number of routers."""
+    theirs: ``perf`` showed that walk taking 5.5% of the forwarding CPU. With the uplinks alone
+    in their buckets the walk ends at the first device, whatever the number of routers (perf:
+    1.4%; the rate under overload moved by less than this VM's noise,
+    ``bench/engine_variants.py``)."""
 
     BUCKETS = 256  # NETDEV_HASHENTRIES in include/linux/netdevice.h
 

@@ -1,7 +1,8 @@
 """The shared forwarding engine's eBPF program: one program, every router, constant cost.
 
-Attached (tcx ingress) to every router port, every punt link from a guest, and every
-shared uplink. Per frame:
+Attached at the ingress of every router port, every punt link from a guest, and every shared
+uplink (tcx where frames arrive to be forwarded, a tc filter elsewhere: ``Engine.attach``).
+Per frame:
 
 1. ``ports[ifindex]`` says which router owns the port and which kernel routing table is its FIB
    (one array load, whatever the number of routers). On a shared uplink the destination MAC
