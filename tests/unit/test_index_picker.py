@@ -24,6 +24,6 @@ def test_no_added_device_shares_an_uplinks_bucket() -> None:
 def test_indexes_already_taken_are_skipped() -> None:
     p = IndexPicker([1, 2, 10, 11, 12], uplinks=[2])
     assert [p.take() for _ in range(3)] == [13, 14, 15]
-    p = IndexPicker([1, 250, 255], uplinks=[258 % 256 + 256])  # an uplink in bucket 2
+    p = IndexPicker([1, 250, 255], uplinks=[258])  # an uplink in bucket 2 (258 % 256)
     got = [p.take() for _ in range(5)]
     assert got == [256, 257, 259, 260, 261]

@@ -129,8 +129,8 @@ class Engine:
         self.police.update(struct.pack("=I", router), struct.pack("=QQQQ", 0, 0, per_slot, 0))
         for m, k in self._router_entries(router):
             v = m.lookup(k)
-            if v is None:
-                continue
+            if v is None or struct.unpack_from("=I", v)[0] != program.KIND_PORT:
+                continue  # gone, or a punt link (frames from the guest are never policed)
             fields = list(struct.unpack(program.ENTRY, v))
             fields[program.ENTRY_FLAGS // 4] = program.FLAG_POLICED if per_slot else 0
             m.update(k, struct.pack(program.ENTRY, *fields))
@@ -150,8 +150,7 @@ class Engine:
                     kind, _t, r = struct.unpack_from("=III", v)
                     if kind == program.KIND_PORT:
                         self._entries.setdefault(r, []).append((m, k))
-        return [(m, k) for m, k in self._entries.get(router, [])
-                if struct.unpack_from("=I", m.lookup(k) or b"\0" * 4)[0] == program.KIND_PORT]
+        return self._entries.get(router, [])
 
     def attach(self, ns: str, devices: list[tuple[int, str, bool]]) -> str:
         """The program at the ingress of every device (ifindex, name, fast) in namespace
