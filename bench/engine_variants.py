@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What each of the shared engine's per-frame choices is worth at many routers (issue 5).
+"""What each of the shared engine's per-frame choices is worth at many routers.
 
 At 256 routers a profile (``perf record`` on the forwarding CPU) of the first engine showed
 time going where a native router spends none: the tc classifier layer around the program, two
@@ -38,8 +38,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vrlab import placement, plan, spec, sysinfo
-from vrlab.platform import bpf, build, engine
+from vrlab import placement, spec, sysinfo
+from vrlab.engines.ebpf import bpf, engine
+from vrlab.plan import wiring
+from vrlab.platform import build
 from vrlab.testbed import Testbed, TrafficSettings
 
 
@@ -130,7 +132,7 @@ def main() -> None:
                 sc, _ = spec.load("shared", {"traffic.routers": n, "sut.engine": "ebpf"})
             with reverted(VARIANTS.get(v, ())):
                 tbs[v] = st.enter_context(Testbed(
-                    functools.partial(plan.make_plan, sc), pl, TrafficSettings(flows=n),
+                    functools.partial(wiring.make_plan, sc), pl, TrafficSettings(flows=n),
                     label="bench-variants"))
         for k in range(args.rounds):
             for v in names:

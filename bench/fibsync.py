@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How fast the FIB sync agent mirrors a guest's main table into its engine table (issue 5's
+"""How fast the FIB sync agent mirrors a guest's main table into its engine table (the
 acceptance figures): (a) 100,000 routes installed in one guest, all in the engine table in
 < 2 s, timed from the start of the installation (itself a batched netlink writer, as a routing
 daemon's bulk install); (b) one route change in a guest visible in the engine within 50 ms at
@@ -39,9 +39,11 @@ from pyroute2 import IPRoute, netns
 
 from vrlab import sysinfo
 from vrlab.ledger import alive
-from vrlab.platform import fibsync_codec as codec
-from vrlab.platform.fibsync import FibSync, SyncConfig, SyncRouter, spawn
-from vrlab.platform.fibsync_nl import BatchWriter, open_socket
+from vrlab.platform.fibsync import codec
+from vrlab.platform.fibsync.agent import FibSync
+from vrlab.platform.fibsync.config import SyncConfig, SyncRouter
+from vrlab.platform.fibsync.daemon import spawn
+from vrlab.platform.fibsync.netlink import BatchWriter, open_socket
 
 TABLE = 1000
 GW_A, GW_B = bytes([10, 0, 0, 2]), bytes([10, 0, 0, 3])
@@ -144,7 +146,7 @@ def install(sock: socket.socket, oif: int, keys: list[codec.Key], gw: bytes) -> 
 def engine_count(ns: str) -> int:
     s = open_socket(ns)
     try:
-        from vrlab.platform.fibsync_nl import dump_parsed
+        from vrlab.platform.fibsync.netlink import dump_parsed
         seqs = iter(range(1, 1 << 30))
         routes = dump_parsed(s, lambda q: codec.encode_route_dump(q, TABLE, codec.RTPROT_FIBSYNC),
                              codec.RTM_NEWROUTE, codec.parse_route, "engine dump",

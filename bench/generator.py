@@ -21,9 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vrlab import nsexec, placement, plan, search, sysinfo
-from vrlab.frames import build_frame
+from vrlab import nsexec, placement, search, sysinfo
+from vrlab.plan import wiring
 from vrlab.testbed import Testbed, TrafficSettings
+from vrlab.traffic.frames import build_frame
 
 FINAL_S = 2.0
 ACCURACY_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -86,7 +87,7 @@ def trafgen_rate(tb: Testbed, frame: bytes, cpu: int | None) -> float:
 
 def measure_placement(where: placement.SinkWith) -> dict[str, object]:
     pl = placement.choose(True, where)
-    with Testbed(plan.calibration_plan, pl, TrafficSettings(flows=1), label="bench") as tb:
+    with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=1), label="bench") as tb:
         top = vrlab_max(tb)
         acc = accuracy(tb, top)
         frame = build_frame(tb.flows[0])

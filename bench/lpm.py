@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vrlab import sysinfo
-from vrlab.engine.lpm import LpmTable
+from vrlab.engines.userspace.lpm import LpmTable
 
 # Share of routes per prefix length, roughly a BGP full table (CIDR Report shape: /24 most,
 # then /22-/23 and /19-/21, a few short ones) plus some /25-/32 as a router's own FIB adds

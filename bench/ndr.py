@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vrlab import placement, plan, search, spec, sysinfo
+from vrlab import placement, search, spec, sysinfo
+from vrlab.plan import wiring
 from vrlab.testbed import Testbed, TrafficSettings
 
 
@@ -47,7 +48,7 @@ def main() -> None:
     mlrs: list[search.SearchResult] = []
     bins: list[list[search.SearchResult]] = []
     mlr_wall = bin_wall = 0.0
-    with Testbed(lambda rid: plan.make_plan(sc, rid), pl, TrafficSettings(), label="bench") as tb:
+    with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, TrafficSettings(), label="bench") as tb:
 
         def measure(rate: float, duration: float) -> tuple[int, int]:
             r = tb.trial(rate, duration, warmup_s=0.1, residual_s=0.1)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What one policy rule per virtual router costs the forwarding path (input to the shared
-engine's design, issue 5).
+engine's design).
 
 The kernel here has no VRF, so a shared engine that keeps one routing table per router needs a
 way to pick the table per packet. The obvious one, an ``ip rule`` per router (by input port or
@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from pyroute2 import IPRoute
 
-from vrlab import placement, plan, spec, sysinfo
+from vrlab import placement, spec, sysinfo
+from vrlab.plan import wiring
 from vrlab.testbed import Testbed, TrafficSettings
 
 RULE_COUNTS = (0, 16, 64, 256, 1024)
@@ -38,7 +39,7 @@ def main() -> None:
     pl = placement.choose(True)
     m = sysinfo.machine()
     rows: dict[str, float] = {}
-    with Testbed(lambda rid: plan.make_plan(sc, rid), pl, TrafficSettings(), label="bench") as tb:
+    with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, TrafficSettings(), label="bench") as tb:
         assert tb.plan is not None
         have = 0
         with IPRoute(netns=tb.plan.sut_ns) as ipr:

@@ -19,8 +19,9 @@ import statistics
 import sys
 import time
 
-from vrlab import net, plan, spec
+from vrlab import net, spec
 from vrlab.ledger import NETNS_DIR, Ledger
+from vrlab.plan import naming, wiring
 
 SCENARIOS = ("guest-routed", "host-bridged")
 GOAL_S = 2.0  # build for 6 guests
@@ -31,7 +32,7 @@ def once(name: str, guests: int) -> tuple[float, float, int]:
     """(build seconds, teardown seconds, kernel objects in the plan) of one build."""
     sc, _ = spec.load(name, {"sut.guests": guests})
     ledger = Ledger.create(f"bench-setup-{name}-{guests}")
-    p = plan.make_plan(sc, ledger.run_id)
+    p = wiring.make_plan(sc, ledger.run_id)
     objects = (len(p.namespaces) + 2 * len(p.veths) + len(p.bridges) + len(p.addresses)
                + len(p.routes) + len(p.rules) + len(p.neighbours) + len(p.fdb))
     t0 = time.perf_counter()
@@ -42,7 +43,7 @@ def once(name: str, guests: int) -> tuple[float, float, int]:
         t2 = time.perf_counter()
         net.teardown(ledger)
         t3 = time.perf_counter()
-    left = sorted(q.name for q in NETNS_DIR.glob(f"{plan.PREFIX}{ledger.run_id}-*"))
+    left = sorted(q.name for q in NETNS_DIR.glob(f"{naming.PREFIX}{ledger.run_id}-*"))
     if left:
         raise SystemExit(f"teardown left namespaces behind: {left}")
     return t1 - t0, t3 - t2, objects

@@ -51,10 +51,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vrlab import placement, plan, search, spec, sysinfo  # noqa: E402
-from vrlab.frames import build_frame  # noqa: E402
-from vrlab.plan_shared import platform_spec  # noqa: E402
+from vrlab import placement, search, spec, sysinfo  # noqa: E402
+from vrlab.plan import wiring  # noqa: E402
+from vrlab.plan.shared import platform_spec  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
+from vrlab.traffic.frames import build_frame  # noqa: E402
 
 SHARE_PPS = 50_000  # router A's share in the fairness test
 
@@ -106,7 +107,7 @@ def measure_n(n: int, pl: placement.Placement, final: float, width: float,
         for kind, (name, over) in CONFIGS.items():
             sc, _ = spec.load(name, {"traffic.routers": n, **over})
             t0 = time.perf_counter()
-            tbs[kind] = st.enter_context(Testbed(functools.partial(plan.make_plan, sc), pl,
+            tbs[kind] = st.enter_context(Testbed(functools.partial(wiring.make_plan, sc), pl,
                                                  TrafficSettings(flows=n), label="bench-shared"))
             out[kind] = {"setup_s": round(time.perf_counter() - t0, 2), "runs": [],
                          "floors": [], "trials": 0}
@@ -157,10 +158,10 @@ def fairness(pl: placement.Placement, final: float, width: float,
     out: dict[str, Any] = {"share_pps": SHARE_PPS}
     found: dict[str, list[float]] = {}
     forwarded_a: dict[str, list[float]] = {}
-    with Testbed(lambda rid: plan.make_plan(sc, rid), pl, TrafficSettings(flows=2),
+    with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, TrafficSettings(flows=2),
                  label="bench-fair") as tb:
-        assert tb.engine is not None and tb.gen is not None and tb.plan is not None
-        tb.engine.set_share(0, SHARE_PPS)
+        assert tb.ebpf_engine is not None and tb.gen is not None and tb.plan is not None
+        tb.ebpf_engine.set_share(0, SHARE_PPS)
         fa = next(f for f in tb.flows if f.router == "r0")
         fb = next(f for f in tb.flows if f.router == "r1")
         fa_b, fb_b = build_frame(fa), build_frame(fb)
@@ -187,7 +188,7 @@ def fairness(pl: placement.Placement, final: float, width: float,
             g = res.goal_results[0]
             found.setdefault(label, []).append(g.lower_pps)
             forwarded_a.setdefault(label, []).append(sorted(a_got)[len(a_got) // 2])
-        out["counters_r0"] = tb.engine.counters(0)
+        out["counters_r0"] = tb.ebpf_engine.counters(0)
     for label, vals in found.items():
         out[f"b_ndr_{label}"] = round(statistics.median(vals))
         out[f"b_ndr_{label}_runs"] = [round(v) for v in vals]
@@ -202,7 +203,7 @@ def fairness(pl: placement.Placement, final: float, width: float,
 
 def setup_platform(n: int) -> dict[str, float]:
     """``vrlab up`` and ``vrlab down`` of an n-router platform on two uplinks."""
-    from vrlab.platform import manage
+    from vrlab.platform import lifecycle as manage
     data = platform_spec(n, "shared", "02:76:7f:00:00:01", "02:76:7f:00:00:02")
     data["name"] = f"bench{n}"
     data["uplinks"] = [{"name": "a", "addresses": ["198.18.0.1/24"]},

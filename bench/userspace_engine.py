@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How fast vrlab's userspace forwarding engine is (issue 6): its route lookup alone, the shared
+"""How fast vrlab's userspace forwarding engine is: its route lookup alone, the shared
 engine (one process, a table per router) forwarding tg -> ts for N = 1, 6, 64 routers, and N = 6
 per-guest engines (one process per guest, like the paper's domUs) against the shared one.
 
@@ -12,8 +12,8 @@ generator shares.
 
 Placement (2 CPUs): the generator and the SUT port's receive processing (RPS) on CPU 0; the
 engine process(es) and the sink's receive processing on CPU 1, so no engine shares its CPU with
-the softirq work of its own input (on one CPU that work starves it: the livelock DESIGN §6 saw;
-one extra row shows it for the per-guest engines).
+the softirq work of its own input (on one CPU that work starves it into a livelock; one extra
+row shows it for the per-guest engines).
 
 Shared: native-routed with N routers, each with its own MAC (the engine picks a frame's table by
 it), kernel forwarding off in the SUT. Per guest: guest-bridged with N guests (the host's
@@ -40,18 +40,15 @@ import numpy as np
 from lpm import batch as address_batch
 from lpm import random_fib
 
-from vrlab import plan, spec, sysinfo
-from vrlab.engine.counters import EngineCounters
-from vrlab.engine.fromplan import (
-    guest_config,
-    kernel_forwarding_off,
-    shared_config,
-    with_router_macs,
-)
-from vrlab.engine.launch import UserspaceEngine
-from vrlab.engine.lpm import LpmTable
+from vrlab import spec, sysinfo
+from vrlab.engines.userspace.counters import EngineCounters
+from vrlab.engines.userspace.fromplan import guest_config, shared_config
+from vrlab.engines.userspace.launch import UserspaceEngine
+from vrlab.engines.userspace.lpm import LpmTable
 from vrlab.placement import Placement
-from vrlab.plan import Plan
+from vrlab.plan import naming, wiring
+from vrlab.plan.model import Plan
+from vrlab.plan.transforms import kernel_forwarding_off, with_router_macs
 from vrlab.testbed import Testbed, TrafficSettings
 
 GEN_CPU, ENGINE_CPU = 0, 1
@@ -114,7 +111,7 @@ def shared_plan(n: int) -> Callable[[str], Plan]:
     sc, _ = spec.load("native-routed", {"traffic.routers": n})
 
     def make(rid: str) -> Plan:
-        p = plan.make_plan(sc, rid)
+        p = wiring.make_plan(sc, rid)
         return kernel_forwarding_off(with_router_macs(p), [p.sut_ns])
     return make
 
@@ -123,7 +120,7 @@ def guest_plan(n: int) -> Callable[[str], Plan]:
     sc, _ = spec.load("guest-bridged", {"sut.guests": n})
 
     def make(rid: str) -> Plan:
-        p = plan.make_plan(sc, rid)
+        p = wiring.make_plan(sc, rid)
         return kernel_forwarding_off(p, list(p.guest_ns))
     return make
 
@@ -141,7 +138,7 @@ def engines(tb: Testbed, kind: str, n: int,
         else:
             for i in range(1, n + 1):
                 cfg = guest_config(p, f"g{i}", cpu=ENGINE_CPU, **opts)
-                started.append(UserspaceEngine(cfg, plan.ns_name(p.run_id, f"g{i}"),
+                started.append(UserspaceEngine(cfg, naming.ns_name(p.run_id, f"g{i}"),
                                                ledger=led))
         yield started
     finally:

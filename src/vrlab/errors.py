@@ -56,3 +56,9 @@ class StoreError(VrlabError):
 
 class SearchError(VrlabError):
     """A throughput search was given goals it cannot meet (bad bounds, widths, ratios)."""
+
+
+class Interrupted(VrlabError):
+    """SIGTERM arrived; raised in the main thread so every ``finally`` runs."""
+
+    exit_code = 143

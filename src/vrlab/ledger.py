@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import LedgerError
-from .plan import PREFIX
+from vrlab.errors import LedgerError
+from vrlab.plan.naming import PREFIX
 
 NETNS_DIR = Path("/run/netns")
 

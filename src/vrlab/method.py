@@ -9,18 +9,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import __version__, placement, plan, search, sysinfo
-from .profiles import Profile
-from .results import RunInfo, TrialResult
-from .spec import Scenario
-from .store import Store
-from .testbed import Interrupted, Testbed, TrafficSettings
+from vrlab import __version__, placement, search, sysinfo
+from vrlab.errors import Interrupted
+from vrlab.plan import model, wiring
+from vrlab.profiles import Profile
+from vrlab.results import RunInfo, TrialResult
+from vrlab.spec import Scenario
+from vrlab.store.db import Store
+from vrlab.testbed import Testbed, TrafficSettings
 
 Progress = Callable[[str, TrialResult | None], None]
 CALIB_FLOWS = (1, 8, 32)
 CALIB_MAX_PPS = 3_000_000.0
 CALIB_MIN_PPS = 10_000.0
-SHORT_TOLERANCE = 0.02  # achieved rate more than 2% below target = the generator fell short
 
 
 def _noop(msg: str, res: TrialResult | None) -> None:
@@ -92,7 +93,7 @@ def _run(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
 
 
 def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
-          progress: Progress = _noop, plan_for: Callable[[str], plan.Plan] | None = None) -> int:
+          progress: Progress = _noop, plan_for: Callable[[str], model.Plan] | None = None) -> int:
     """Offer each rate of the profile ``repeats`` times; returns the run id. ``plan_for``
     replaces the scenario's own plan (the direct tg→ts link of the paper's Fig. 4)."""
     ctx = placed(ctx, scenario)
@@ -104,7 +105,7 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
         "warmup_s": p.warmup_s, "flows": scenario.traffic.flows,
         "frame_size": scenario.traffic.frame_size, "guests": scenario.sut.guests,
         "calibrated_max_pps": cal}
-    make = plan_for or (lambda rid: plan.make_plan(scenario, rid))
+    make = plan_for or (lambda rid: wiring.make_plan(scenario, rid))
     with _run(ctx, "sweep", scenario.name, spec_yaml, params) as run_id, \
             Testbed(make, ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
@@ -166,13 +167,13 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
 
     def count(msg: str, res: TrialResult | None) -> None:
         nonlocal short
-        if res is not None and res.shortfall > SHORT_TOLERANCE:
+        if res is not None and res.generator_short:
             short += 1
         progress(msg, res)
 
     t0 = time.monotonic()
     with _run(ctx, "ndr", scenario.name, spec_yaml, params) as run_id, \
-            Testbed(lambda rid: plan.make_plan(scenario, rid), ctx.placement,
+            Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                     label=f"ndr {scenario.name}") as tb:
         result = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
@@ -223,7 +224,7 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
     found: dict[int, float] = {}
     with _run(ctx, "calibrate", "calibration", "", {"flows": list(flows_list)}) as run_id:
         for flows in flows_list:
-            with Testbed(plan.calibration_plan, ctx.placement, TrafficSettings(flows),
+            with Testbed(wiring.calibration_plan, ctx.placement, TrafficSettings(flows),
                          label="calibrate") as tb:
                 # three final trials' worth per load, decided by the majority of that time:
                 # one lucky trial must not set the ceiling every later sweep trusts

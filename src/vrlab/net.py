@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from . import nsexec
-from .errors import KernelError, NeedRootError
-from .ledger import NETNS_DIR, Entry, Ledger, alive
-from .plan import PREFIX, Plan
+from vrlab import nsexec
+from vrlab.errors import KernelError, NeedRootError
+from vrlab.ledger import NETNS_DIR, Entry, Ledger, alive
+from vrlab.plan.model import Plan
+from vrlab.plan.naming import PREFIX
 
 NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40  # a static bridge fdb entry
@@ -44,7 +45,7 @@ def ns_exists(name: str) -> bool:
 
 
 @dataclass
-class _Sockets:
+class NsSockets:
     """One netlink socket per namespace for the whole build: opening one costs a fork."""
 
     stack: ExitStack
@@ -58,7 +59,7 @@ class _Sockets:
         return self.socks[ns]
 
 
-def _idx(ipr: IPRoute, name: str) -> int:
+def ifindex(ipr: IPRoute, name: str) -> int:
     found = ipr.link_lookup(ifname=name)
     if not found:
         raise KernelError(f"link {name} not found after creating it")
@@ -82,10 +83,10 @@ def _build(plan: Plan, ledger: Ledger) -> None:
         netns.create(n.name)
     _sysctls(plan)  # before any link exists, so IPv6 never starts on them
     with ExitStack() as stack:
-        sock = _Sockets(stack)
+        sock = NsSockets(stack)
         for n in plan.namespaces:
             ipr = sock(n.name)
-            ipr.link("set", index=_idx(ipr, "lo"), state="up")
+            ipr.link("set", index=ifindex(ipr, "lo"), state="up")
         for v in plan.veths:
             ledger.record("link", ns=v.a_ns, name=v.a, group=LINK_GROUP)
             ledger.record("link", ns=v.b_ns, name=v.b, group=LINK_GROUP)
@@ -97,31 +98,31 @@ def _build(plan: Plan, ledger: Ledger) -> None:
             ipr = sock(br.ns)
             ipr.link("add", ifname=br.name, kind="bridge", address=br.mac, br_stp_state=0,
                      br_mcast_snooping=0, group=LINK_GROUP)
-            bi = _idx(ipr, br.name)
+            bi = ifindex(ipr, br.name)
             for port in br.ports:
-                ipr.link("set", index=_idx(ipr, port), master=bi)
+                ipr.link("set", index=ifindex(ipr, port), master=bi)
         for ns, names in _links_by_ns(plan).items():
             ipr = sock(ns)
             for name in names:
-                ipr.link("set", index=_idx(ipr, name), state="up")
+                ipr.link("set", index=ifindex(ipr, name), state="up")
         for a in plan.addresses:
             ipr = sock(a.ns)
             ip, plen = a.cidr.split("/")
-            ipr.addr("add", index=_idx(ipr, a.dev), address=ip, prefixlen=int(plen))
+            ipr.addr("add", index=ifindex(ipr, a.dev), address=ip, prefixlen=int(plen))
         for nb in plan.neighbours:
             ipr = sock(nb.ns)
-            ipr.neigh("add", dst=nb.ip, lladdr=nb.mac, ifindex=_idx(ipr, nb.dev),
+            ipr.neigh("add", dst=nb.ip, lladdr=nb.mac, ifindex=ifindex(ipr, nb.dev),
                       state=NUD_PERMANENT)
         bridge_of = {p: br.name for br in plan.bridges for p in br.ports}
         for fd in plan.fdb:
             ipr = sock(fd.ns)
-            ipr.fdb("add", ifindex=_idx(ipr, fd.dev), lladdr=fd.mac,
-                    master=_idx(ipr, bridge_of[fd.dev]), state=NUD_NOARP)
+            ipr.fdb("add", ifindex=ifindex(ipr, fd.dev), lladdr=fd.mac,
+                    master=ifindex(ipr, bridge_of[fd.dev]), state=NUD_NOARP)
         for rl in plan.rules:
             sock(rl.ns).rule("add", table=rl.table, priority=rl.priority, iifname=rl.iif)
         for rt in plan.routes:
             ipr = sock(rt.ns)
-            ipr.route("add", dst=rt.dst, gateway=rt.via, oif=_idx(ipr, rt.dev), table=rt.table)
+            ipr.route("add", dst=rt.dst, gateway=rt.via, oif=ifindex(ipr, rt.dev), table=rt.table)
 
 
 def _links_by_ns(plan: Plan) -> dict[str, list[str]]:
@@ -154,7 +155,7 @@ def teardown(ledger: Ledger) -> list[str]:
         if e.kind == "proc" and _stop_process(int(e.data["pid"]), e.data.get("start")):
             removed.append(f"process {e.data['pid']} ({e.data.get('what', '?')})")
     with ExitStack() as stack:  # one socket per namespace, closed before the namespaces go
-        sock = _Sockets(stack)
+        sock = NsSockets(stack)
         batch, done = _delete_link_groups(sock, entries)
         removed += batch
         for e in reversed(entries):  # what no group took (e.g. older ledgers): one by one
@@ -185,7 +186,7 @@ def _stop_process(pid: int, start: int | None) -> bool:
     return True
 
 
-def _delete_link_groups(sock: _Sockets, entries: list[Entry]) -> tuple[list[str], set[str]]:
+def _delete_link_groups(sock: NsSockets, entries: list[Entry]) -> tuple[list[str], set[str]]:
     """Delete, in one batch per namespace, the links of the link groups the ledger names, but
     only in namespaces the ledger says this run created (they are about to be removed with
     everything in them anyway). A veth goes with its peer, so later namespaces find less.
@@ -217,7 +218,7 @@ def _delete_link_groups(sock: _Sockets, entries: list[Entry]) -> tuple[list[str]
     return removed, done
 
 
-def _delete_link(sock: _Sockets, ns: str, name: str) -> bool:
+def _delete_link(sock: NsSockets, ns: str, name: str) -> bool:
     """Delete one link (a veth takes its peer with it: the peer's entry then finds nothing)."""
     if not (name.startswith(PREFIX) and ns_exists(ns)):
         return False

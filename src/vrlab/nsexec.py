@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pyroute2 import netns
 
-from .errors import KernelError
+from vrlab.errors import KernelError
 
 T = TypeVar("T")
 CLONE_NEWNS = 0x00020000

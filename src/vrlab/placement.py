@@ -27,7 +27,7 @@ class Placement:
     sink_cpu: int | None  # the sink's receive processing (RPS on the sink's port)
     sut_cpu: int | None  # the SUT's receive processing (RPS on its ingress port)
     cpus: int
-    engine_cpu: int | None = None  # userspace forwarding engines (issue 6), when there are any
+    engine_cpu: int | None = None  # userspace forwarding engines, when there are any
 
     def as_record(self) -> dict[str, str]:
         rec = {k: "" if v is None else str(v) for k, v in asdict(self).items()}

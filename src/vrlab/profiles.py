@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .errors import UsageError
+from vrlab.errors import UsageError
 
 
 @dataclass(frozen=True)

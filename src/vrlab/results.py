@@ -4,6 +4,11 @@ store, the plots and the search can be tested without root."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
+
+# A trial whose generator offered more than this fraction below target is "generator short": the
+# receiver cannot be blamed for frames that were never offered.
+SHORT_TOLERANCE: Final = 0.02
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,12 @@ class TrialResult:
         if self.target_pps <= 0:
             return 0.0
         return max(0.0, 1.0 - self.achieved_pps / self.target_pps)
+
+    @property
+    def generator_short(self) -> bool:
+        """One rule for "the generator fell short", so no caller compares against the tolerance
+        itself and a figure's hollow markers and the console's warning always agree."""
+        return self.shortfall > SHORT_TOLERANCE
 
 
 @dataclass(frozen=True)

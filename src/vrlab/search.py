@@ -13,6 +13,10 @@ a zero-loss bound found with short trials drops when the trials get longer, and 
 must walk down from it. The choices below that exist for such devices (and say so) are doubling
 steps, the forwarding rate of a failed trial as a measured hint, starting a zero-loss goal's phase
 lower once its bound has dropped, and a midpoint-first start for loss-ratio goals.
+
+One piece: the goals, their bounds, the load chooser and the phases share one ledger of trials
+and one set of invariants (a bound moves only on a decided load, a phase ends only when every
+goal is met); apart, each part would need the others' internals. It is pure and has no I/O.
 """
 
 from __future__ import annotations
@@ -275,7 +279,8 @@ def _next_load(
     if started:
         focus = _focus(b, hint)
         return min(started, key=lambda x: (abs(math.log(x / focus)), x))
-    if b.lower is None and b.upper is None:
+    lower, upper = b.lower, b.upper
+    if lower is None and upper is None:
         return hint
     if b.lower is not None and b.upper is not None and _narrow(b.lower, b.upper, t.width):
         return None
@@ -283,14 +288,15 @@ def _next_load(
         if t.loss_ratio > 0 and not _narrow(hint, b.upper, t.width):
             return math.sqrt(hint * b.upper)
         return hint
-    if b.upper is None:
-        assert b.lower is not None
-        return None if b.lower >= hi else min(hi, b.lower / (1.0 - _step(b.lower, hint, t.width)))
-    if b.lower is None:
-        if b.upper <= lo:
+    if upper is None:
+        if lower is None:
+            return hint
+        return None if lower >= hi else min(hi, lower / (1.0 - _step(lower, hint, t.width)))
+    if lower is None:
+        if upper <= lo:
             return None
-        return max(lo, min(b.upper * (1.0 - _step(b.upper, hint, t.width)), implied))
-    return _inner_load(b.lower, b.upper, hint, t.width, implied)
+        return max(lo, min(upper * (1.0 - _step(upper, hint, t.width)), implied))
+    return _inner_load(lower, upper, hint, t.width, implied)
 
 
 def _phase_targets(goal: SearchGoal, initial: float, phases: int) -> list[_Target]:
@@ -452,14 +458,13 @@ def _run_phase(
             started = _started(b, t, ledger.by_load)
             implied = _implied(ledger.by_load[b.upper], t) if b.upper is not None else math.inf
             wants.append(_next_load(b, t, h, lo, hi, started, implied))
-        pending = [i for i, want in enumerate(wants) if want is not None]
+        pending = [(i, want) for i, want in enumerate(wants) if want is not None]
         if not pending:
             return
-        for i in pending:
+        for i, _ in pending:
             used[i] = len(ledger.trials) + 1
-        load = wants[pending[0]]
-        assert load is not None
-        ledger.run(load, targets[pending[0]].trial_duration)
+        first, load = pending[0]
+        ledger.run(load, targets[first].trial_duration)
 
 
 def _started(b: _Bounds, t: _Target, by_load: dict[float, list[TrialRecord]]) -> list[float]:

@@ -15,11 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import SpecError
+from vrlab.errors import SpecError
+from vrlab.validate import problems, read_spec_file, read_yaml
 
 IoMode = Literal["routed", "bridged", "hybrid"]
 Forwarding = Literal["host", "guests", "mixed", "shared"]
-Engine = Literal["ebpf", "guests", "userspace"]
+EngineKind = Literal["ebpf", "guests", "userspace"]
 GuestKind = Literal["netns", "userspace"]
 
 #: RFC 2544 (§C.2.2) reserves 198.18.0.0/15 for benchmarking: traffic never leaves the testbed
@@ -42,7 +43,7 @@ class SutSpec(_Model):
         "router's share; mixed: the host forwards one share and guests the rest; shared: the "
         "virtual-router platform, one router per traffic.routers, each with a control-plane "
         "guest, forwarded as sut.engine says")
-    engine: Engine = Field(
+    engine: EngineKind = Field(
         "ebpf", description="forwarding: shared only. ebpf: the one shared engine in the host; "
         "guests: each router forwards in its own guest (the paper's domU case); userspace: one "
         "shared userspace (Python/numpy) engine process for every router")
@@ -150,7 +151,7 @@ def resolve(name_or_path: str) -> Path:
     """A built-in name, or a path to a YAML file. Unknown names list what exists."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
+        if not p.exists():
             raise SpecError(name_or_path, [("(file)", "no such file; give a path to a YAML "
                                             "scenario or one of: " + ", ".join(builtin_names()))])
         return p
@@ -159,41 +160,6 @@ def resolve(name_or_path: str) -> Path:
         raise SpecError(name_or_path, [("(name)", "not a built-in scenario; choose one of: "
                                         + ", ".join(builtin_names()) + ", or give a .yaml path")])
     return q
-
-
-def attribute_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top)"
-
-
-def _friendly(err: dict[str, Any], model: type[BaseModel]) -> str:
-    """pydantic's message, plus the fix where pydantic does not say it."""
-    msg = str(err["msg"])
-    if err["type"] == "extra_forbidden":
-        parent = _model_at(model, err["loc"][:-1])
-        valid = ", ".join(parent.model_fields) if parent else "see the docs"
-        return f"unknown field; valid fields here: {valid}"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return msg
-
-
-def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    cur: type[BaseModel] = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = cur.model_fields.get(str(part))
-        ann = field.annotation if field else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        cur = ann
-    return cur
 
 
 def parse(data: object, source: str, overrides: dict[str, Any] | None = None) -> Scenario:
@@ -214,37 +180,14 @@ def parse(data: object, source: str, overrides: dict[str, Any] | None = None) ->
     try:
         return Scenario.model_validate(merged)
     except ValidationError as e:
-        problems = [_problem(dict(err)) for err in e.errors()]
-        raise SpecError(source, problems) from None
-
-
-def _problem(err: dict[str, Any]) -> tuple[str, str]:
-    """A cross-field check is reported by pydantic at the model; its message starts with the
-    field it is about (``guests: ...``), so the path names that field instead."""
-    loc = tuple(err["loc"])
-    msg = _friendly(err, Scenario)
-    head, sep, rest = msg.partition(": ")
-    model = _model_at(Scenario, loc)
-    if sep and model is not None and head.split(".")[0] in model.model_fields:
-        return attribute_path((*loc, *head.split("."))), rest
-    return attribute_path(loc), msg
-
-
-def read_yaml(text: str, source: str) -> object:
-    """YAML to data; a syntax error becomes a SpecError that points at line and column."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problem = getattr(e, "problem", e)
-        raise SpecError(source, [(where, f"not valid YAML: {problem}")]) from None
+        docs = "the scenarios in src/vrlab/scenarios/"
+        raise SpecError(source, problems(e, Scenario, docs)) from None
 
 
 def load(name_or_path: str, overrides: dict[str, Any] | None = None) -> tuple[Scenario, str]:
     """Load and validate a scenario; returns it with its YAML text (stored with every run)."""
     path = resolve(name_or_path)
-    text = path.read_text()
+    text = read_spec_file(path, "scenario")
     data = read_yaml(text, str(path))
     scenario = parse(data, str(path), overrides)
     if overrides:

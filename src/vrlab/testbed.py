@@ -15,23 +15,24 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
-from . import net, nsexec
-from .errors import VrlabError
-from .frames import build_frame, make_flows
-from .ledger import Ledger
-from .placement import Placement, rps_mask
-from .plan import Plan
-from .results import TrialResult
-from .traffic.agent import Agent
-from .traffic.sink import Counts
+from vrlab import net, nsexec
+from vrlab.engines.ebpf.engine import EbpfEngine
+from vrlab.engines.userspace.fromplan import guest_config, shared_config
+from vrlab.engines.userspace.launch import UserspaceEngine
+from vrlab.errors import Interrupted, VrlabError
+from vrlab.ledger import Ledger, state_dir
+from vrlab.placement import Placement, rps_mask
+from vrlab.plan.model import Plan
+from vrlab.plan.naming import ns_name
+from vrlab.platform import build as platform_build
+from vrlab.platform import lifecycle
+from vrlab.platform.layout import PlatformLayout
+from vrlab.results import TrialResult
+from vrlab.traffic.agent import Agent
+from vrlab.traffic.frames import build_frame, make_flows
+from vrlab.traffic.sink import Counts
 
 RESIDUAL_WAIT_S = 0.2  # RFC 2544: wait for frames still in flight before reading counters
-
-
-class Interrupted(VrlabError):
-    """SIGTERM arrived; raised in the main thread so every ``finally`` runs."""
-
-    exit_code = 143
 
 
 _OWNER = os.getpid()
@@ -66,8 +67,10 @@ class Testbed:
         self.plan: Plan | None = None
         self.gen: Agent | None = None
         self.sink: Agent | None = None
-        self.engine: Any = None  # the shared engine (scenario shared), for its counters
-        self.engines: list[Any] = []  # userspace forwarding engines (UserspaceEngine)
+        #: the shared eBPF engine (scenario ``shared``), for its counters and shares
+        self.ebpf_engine: EbpfEngine | None = None
+        #: userspace forwarding engines (``--engine userspace``, ``--guest-kind userspace``)
+        self.userspace_engines: list[UserspaceEngine] = []
         self._old_term: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -78,14 +81,14 @@ class Testbed:
         _OWNER = os.getpid()
         self._old_term = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
-            self.ledger = Ledger.create(self.label)
-            self.plan = self._plan_for(self.ledger.run_id)
-            net.build(self.plan, self.ledger)
-            if self.plan.platform is not None:
-                self._platform_up()
-            self._steer()
-            self._start_engines()
-            self._start_agents()
+            self.ledger = led = Ledger.create(self.label)
+            self.plan = p = self._plan_for(led.run_id)
+            net.build(p, led)
+            if p.platform is not None:
+                self._platform_up(p.platform, p.run_id, led)
+            self._steer(p)
+            self._start_engines(p, led)
+            self._start_agents(p, led)
         except BaseException:
             self.close()
             raise
@@ -100,18 +103,17 @@ class Testbed:
             for agent in (self.gen, self.sink):
                 if agent is not None:
                     agent.close()
-            for eng in self.engines:
+            for eng in self.userspace_engines:
                 eng.stop()
         finally:
-            self.engines = []
+            self.userspace_engines = []
             self.gen = self.sink = None
-            if self.engine is not None:
-                self.engine.close()
-                self.engine = None
+            if self.ebpf_engine is not None:
+                self.ebpf_engine.close()
+                self.ebpf_engine = None
             if self.ledger is not None:
                 net.teardown(self.ledger)  # removes the agents too, by pid and start time
                 if self.plan is not None and self.plan.platform is not None:
-                    from .ledger import state_dir
                     shutil.rmtree(state_dir() / "testbeds" / self.plan.run_id,
                                   ignore_errors=True)
                 self.ledger = None
@@ -119,61 +121,48 @@ class Testbed:
             signal.signal(signal.SIGTERM, self._old_term)
             self._old_term = None
 
-    def _platform_up(self) -> None:
+    def _platform_up(self, layout: PlatformLayout, run_id: str, led: Ledger) -> None:
         """The shared scenario: the virtual-router platform inside the SUT namespace, its
         engine, control planes and FIB sync agent (recorded in this testbed's ledger, so they
         go with it)."""
-        from .ledger import state_dir
-        from .platform import build as pbuild
-        from .platform import manage
-
-        p, led = self.plan, self.ledger
-        assert p is not None and led is not None
-        layout = p.platform
-        engine = pbuild.build(layout, led)
-        self.engine = engine
-        workdir = state_dir() / "testbeds" / p.run_id
-        manage.start_control_planes(layout, workdir, led)
+        engine = platform_build.build(layout, led)
+        self.ebpf_engine = engine
+        workdir = state_dir() / "testbeds" / run_id
+        lifecycle.start_control_planes(layout, workdir, led)
         if engine is not None:
-            manage.start_agent(layout, workdir, led)
-            manage.wait_synced(layout, workdir)
+            lifecycle.start_agent(layout, workdir, led)
+            lifecycle.wait_synced(layout, workdir)
 
-    def _start_engines(self) -> None:
-        """Userspace forwarding engines (issue 6), each in its namespace on the engine CPU,
-        recorded in the ledger by pid and start time like every agent."""
-        from . import plan as planmod
-        from .engine import UserspaceEngine, guest_config, shared_config
-
-        p, led = self.plan, self.ledger
-        assert p is not None and led is not None
+    def _start_engines(self, p: Plan, led: Ledger) -> None:
+        """Userspace forwarding engines, each in its namespace on the engine CPU, recorded in
+        the ledger by pid and start time like every agent."""
         cpu = self.placement.engine_cpu
         ring: dict[str, Any] = {"ring_frames": 1024} if len(p.userspace_engines) > 8 else {}
         for e in p.userspace_engines:
             if e == "shared":
-                self.engines.append(UserspaceEngine(shared_config(p, cpu=cpu, **ring), p.sut_ns,
-                                                    ledger=led, what="shared engine"))
+                self.userspace_engines.append(UserspaceEngine(
+                    shared_config(p, cpu=cpu, **ring), p.sut_ns, ledger=led,
+                    what="shared engine"))
             else:
-                self.engines.append(UserspaceEngine(guest_config(p, e, cpu=cpu, **ring),
-                                                    planmod.ns_name(p.run_id, e), ledger=led,
-                                                    what=f"engine of {e}"))
+                self.userspace_engines.append(UserspaceEngine(
+                    guest_config(p, e, cpu=cpu, **ring), ns_name(p.run_id, e), ledger=led,
+                    what=f"engine of {e}"))
 
-    def _steer(self) -> None:
-        p, pl = self.plan, self.placement
-        assert p is not None
+    def _steer(self, p: Plan) -> None:
+        pl = self.placement
         if not pl.pinned:
             return
         steer = [(p.traffic.ts_ns, p.traffic.ts_dev, pl.sink_cpu)]
         if p.sut_ns:
             steer.append((p.sut_ns, p.sut_ingress, pl.sut_cpu))
         for ns, dev, cpu in steer:
-            assert cpu is not None
+            if cpu is None:
+                raise VrlabError(f"placement {pl} pins no CPU for {dev} in {ns}")
             nsexec.run_in(ns, nsexec.write_files,
                           [(f"/sys/class/net/{dev}/queues/rx-0/rps_cpus", rps_mask(cpu))],
                           with_sysfs=True)
 
-    def _start_agents(self) -> None:
-        p, led = self.plan, self.ledger
-        assert p is not None and led is not None
+    def _start_agents(self, p: Plan, led: Ledger) -> None:
         t = p.traffic
         self.sink = Agent(t.ts_ns, self.placement.generator_cpu, led, "sink")
         self.gen = Agent(t.tg_ns, self.placement.generator_cpu, led, "generator")
@@ -188,26 +177,31 @@ class Testbed:
 
     # ------------------------------------------------------------------ trials
 
+    def _running(self) -> tuple[Agent, Agent, Plan]:
+        """The generator, the sink and the plan of a testbed that is up."""
+        if self.gen is None or self.sink is None or self.plan is None:
+            raise VrlabError(f"testbed {self.label} is not up: use it as `with Testbed(...)`")
+        return self.gen, self.sink, self.plan
+
     def counts(self) -> Counts:
-        assert self.sink is not None
-        c: Counts = self.sink.call("read")["counts"]
+        c: Counts = self._running()[1].call("read")["counts"]
         return c
 
     def tg_stats(self) -> dict[str, int]:
-        assert self.gen is not None and self.plan is not None
-        s: dict[str, int] = self.gen.call("link_stats", dev=self.plan.traffic.tg_dev)["stats"]
+        gen, _, plan = self._running()
+        s: dict[str, int] = gen.call("link_stats", dev=plan.traffic.tg_dev)["stats"]
         return s
 
     def trial(self, rate_pps: float, duration_s: float, warmup_s: float = 0.2,
               residual_s: float = RESIDUAL_WAIT_S) -> TrialResult:
         """Offer ``rate_pps`` for ``duration_s`` and count what the sink saw. Warm-up frames at
         the same rate go first, uncounted (RFC 2544's learning frames)."""
-        assert self.gen is not None
+        gen = self._running()[0]
         if warmup_s > 0:
-            self.gen.call("send", rate=rate_pps, duration=warmup_s, timeout=warmup_s + 30)
+            gen.call("send", rate=rate_pps, duration=warmup_s, timeout=warmup_s + 30)
             time.sleep(residual_s)
         before, s0 = self.counts(), self.tg_stats()
-        rep = self.gen.call("send", rate=rate_pps, duration=duration_s,
+        rep = gen.call("send", rate=rate_pps, duration=duration_s,
                             timeout=duration_s + 30)
         time.sleep(residual_s)
         delta = self.counts().minus(before)

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pyroute2 import netns
 
-from vrlab import net, plan
+from vrlab import net
 from vrlab.ledger import NETNS_DIR, Ledger, alive
-from vrlab.store import Store
+from vrlab.plan import naming
+from vrlab.store.db import Store
 
 if TYPE_CHECKING:
     from conftest import VrlabEnv
@@ -49,7 +50,7 @@ def wait_for(what: str, cond: Callable[[], object], timeout: float = 30.0) -> No
 
 
 def run_namespaces(run_id: str) -> list[str]:
-    return sorted(p.name for p in NETNS_DIR.glob(f"{plan.PREFIX}{run_id}-*"))
+    return sorted(p.name for p in NETNS_DIR.glob(f"{naming.PREFIX}{run_id}-*"))
 
 
 def running(pid: int, start: int | None) -> bool:
@@ -114,7 +115,7 @@ def keep_ns() -> Iterator[str]:
 def live_run() -> Iterator[Ledger]:
     """A run whose owner (this test process) is alive, with one namespace of its own."""
     led = Ledger.create("live run of test_clean")
-    name = f"{plan.PREFIX}{led.run_id}-live"
+    name = f"{naming.PREFIX}{led.run_id}-live"
     led.record("netns", name=name)
     netns.create(name)
     yield led

@@ -24,10 +24,13 @@ from pyroute2 import IPRoute, netns
 from pyroute2.netlink.rtnl import RTMGRP_IPV4_ROUTE
 
 from vrlab.ledger import alive
-from vrlab.platform import fibsync
-from vrlab.platform import fibsync_codec as codec
-from vrlab.platform.fibsync import FibSync, FibSyncError, SyncConfig, SyncRouter, spawn
-from vrlab.platform.fibsync_nl import open_socket
+from vrlab.platform.fibsync import agent as fibsync_agent
+from vrlab.platform.fibsync import codec
+from vrlab.platform.fibsync.agent import FibSync
+from vrlab.platform.fibsync.config import SyncConfig, SyncRouter
+from vrlab.platform.fibsync.daemon import spawn
+from vrlab.platform.fibsync.errors import FibSyncError
+from vrlab.platform.fibsync.netlink import open_socket
 
 pytestmark = [
     pytest.mark.root,
@@ -109,10 +112,13 @@ class Rig:
 
     # ------------------------------------------------------------------ agents
 
-    def start(self) -> FibSync:
-        """The agent in this process, in a thread (as fast to start as a test needs)."""
+    def start(self, before_run: Callable[[], None] | None = None) -> FibSync:
+        """The agent in this process, in a thread (as fast to start as a test needs).
+        ``before_run`` runs after the initial resync, while nothing reads the agent's sockets."""
         agent = FibSync(self.config)
         agent.resync()
+        if before_run is not None:
+            before_run()
         stop = threading.Event()
         t = threading.Thread(target=agent.run, args=(stop,), daemon=True)
         t.start()
@@ -463,18 +469,21 @@ def test_spawn_reports_a_failed_start(rig: Rig, tmp_path: Path) -> None:
 
 def test_overrun_resyncs(make_rig: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch) -> None:
     """A guest socket whose buffer overflows (ENOBUFS) loses events: the router is resynced."""
-    monkeypatch.setattr(fibsync, "GUEST_RCVBUF", 4096)
+    monkeypatch.setattr(fibsync_agent, "GUEST_RCVBUF", 4096)
     rig = make_rig(max_routes=(5000, 100))
-    agent = rig.start()
-    sock = open_socket(rig.guests[0], 0, 4 << 20, 4 << 20)
-    try:
-        p0 = rig.idx(rig.guests[0], "p0")
-        batch = b"".join(codec.encode_guest_route(i + 1, (bytes([80, 0, i >> 8, i & 255]), 32,
-                                                          0, 0), p0, bytes([10, 0, 0, 2]))
-                         for i in range(3000))
-        sock.send(batch)
-    finally:
-        sock.close()
+
+    def flood() -> None:  # before the agent reads: the overflow does not depend on its speed
+        sock = open_socket(rig.guests[0], 0, 4 << 20, 4 << 20)
+        try:
+            p0 = rig.idx(rig.guests[0], "p0")
+            batch = b"".join(codec.encode_guest_route(i + 1, (bytes([80, 0, i >> 8, i & 255]),
+                                                              32, 0, 0), p0, bytes([10, 0, 0, 2]))
+                             for i in range(3000))
+            sock.send(batch)
+        finally:
+            sock.close()
+
+    agent = rig.start(before_run=flood)
     wait_for("all 3000 in the engine", lambda: len(rig.routes()) == 3002, timeout=10)
     assert any("overrun" in e["reason"] for e in rig.log("resync"))
     assert agent.status()["routers"]["r0"]["mirrored"] == 3002

@@ -1,4 +1,4 @@
-"""Guest kinds and the shared userspace engine inside the paper's testbed (issue 6): the
+"""Guest kinds and the shared userspace engine inside the paper's testbed: the
 scenarios' frames all arrive, each router's share was forwarded by the userspace engine (the
 kernel's forwarding is off where the engine runs), and a stored run says which kind it used."""
 
@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from vrlab import placement, plan, spec, testbed
+from vrlab import placement, spec, testbed
 from vrlab.method import placed
-from vrlab.store import Store
+from vrlab.plan import naming, wiring
+from vrlab.store.db import Store
 from vrlab.testbed import TrafficSettings
 
 if TYPE_CHECKING:
@@ -32,17 +33,17 @@ def run_trial(name: str, overrides: dict[str, object], pps: float) -> tuple[
         object, dict[str, int], list[str], list[str]]:
     sc, _ = spec.load(name, overrides)
     pl = placement.for_userspace(placement.choose(True))
-    with testbed.Testbed(lambda rid: plan.make_plan(sc, rid), pl,
+    with testbed.Testbed(lambda rid: wiring.make_plan(sc, rid), pl,
                          TrafficSettings(flows=2 * sc.router_count), label="test-kinds") as tb:
         assert tb.plan is not None
-        assert len(tb.engines) == len(tb.plan.userspace_engines) > 0
-        where = [tb.plan.sut_ns if e == "shared" else plan.ns_name(tb.plan.run_id, e)
+        assert len(tb.userspace_engines) == len(tb.plan.userspace_engines) > 0
+        where = [tb.plan.sut_ns if e == "shared" else naming.ns_name(tb.plan.run_id, e)
                  for e in tb.plan.userspace_engines]
         off = [ip_forward(ns) for ns in where]
-        before = [e.counters() for e in tb.engines]
+        before = [e.counters() for e in tb.userspace_engines]
         res = tb.trial(pps, 0.4, warmup_s=0)
         by_router: dict[str, int] = {}
-        for e, b in zip(tb.engines, before, strict=True):
+        for e, b in zip(tb.userspace_engines, before, strict=True):
             for r, n in e.counters().minus(b).forwarded_by_router.items():
                 by_router[r] = by_router.get(r, 0) + n
     return res, by_router, off, where

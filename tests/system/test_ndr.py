@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from vrlab.results import TrialResult
-from vrlab.store import Store
+from vrlab.store.db import Store
 
 if TYPE_CHECKING:
     from conftest import VrlabEnv
@@ -91,7 +91,7 @@ def run_ndr(env: VrlabEnv, max_pps: float) -> tuple[dict[str, Any], list[TrialRe
         assert all(MIN_PPS <= x <= max_pps for x in rates)
         assert rates[0] == max_pps, "the search opens with a trial at the maximum rate"
         assert sum(t.result.duration_s for t in trials) == pytest.approx(data["trial_time_s"])
-        short = sum(t.result.shortfall > 0.02 for t in trials)
+        short = sum(t.result.generator_short for t in trials)
         assert data["generator_short_trials"] == short
     return data, [t.result for t in trials]
 

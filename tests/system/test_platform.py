@@ -25,12 +25,12 @@ import yaml
 from pyroute2 import IPRoute
 
 from vrlab import nsexec
+from vrlab.engines.ebpf import bpf
+from vrlab.engines.ebpf.engine import EbpfEngine, EngineIds
 from vrlab.errors import KernelError
 from vrlab.ledger import NETNS_DIR, alive
-from vrlab.platform import bpf
 from vrlab.platform.control import bird_available
-from vrlab.platform.engine import Engine, EngineIds
-from vrlab.platform.manage import PlatformState
+from vrlab.platform.lifecycle import PlatformState
 
 if TYPE_CHECKING:
     from conftest import VrlabEnv
@@ -96,9 +96,9 @@ class Up:
                 out.append((f"{dst}/{r['dst_len']}", r.get("RTA_GATEWAY")))
             return out
 
-    def engine(self) -> Engine:
+    def engine(self) -> EbpfEngine:
         assert self.state.engine is not None
-        return Engine.open(EngineIds(**self.state.engine))
+        return EbpfEngine.open(EngineIds(**self.state.engine))
 
     def log(self) -> list[dict[str, Any]]:
         path = self.env.state_dir / "platforms" / self.spec["name"] / "fibsync.log"
@@ -417,7 +417,7 @@ def test_many_routers_leave_each_uplink_alone_in_its_index_bucket(
     """The engine finds each uplink by interface index twice per frame, and the kernel's
     index hash has 256 buckets: with 70 routers (280 devices in the engine) the build must
     still keep every device it adds out of the uplinks' buckets, and every router forwards."""
-    from vrlab.plan_shared import platform_spec
+    from vrlab.plan.shared import platform_spec
 
     spec = platform_spec(70, "shared", "02:76:7f:00:00:01", "02:76:7f:00:00:02")
     spec["name"] = "many"
@@ -442,14 +442,15 @@ def test_shared_scenario_forwards_each_router_by_its_engine(
     frames counted at the sink under its own prefix, and (eBPF) every one of them forwarded by
     the engine's fast path for that router, none punted to a guest. ``ebpf-tc``: the engine
     attached as a tc filter, as on kernels without tcx."""
-    from vrlab import placement, plan, spec, testbed
+    from vrlab import placement, spec, testbed
+    from vrlab.plan import wiring
     from vrlab.testbed import TrafficSettings
 
     if engine == "ebpf-tc":
         monkeypatch.setattr(bpf, "tcx_attach", _no_tcx)
     sc, _ = spec.load("shared", {"traffic.routers": 4,
                                  "sut.engine": engine.removesuffix("-tc")})
-    with testbed.Testbed(lambda rid: plan.make_plan(sc, rid), placement.choose(True),
+    with testbed.Testbed(lambda rid: wiring.make_plan(sc, rid), placement.choose(True),
                          TrafficSettings(flows=8), label="test-shared") as tb:
         assert tb.plan is not None and tb.plan.platform is not None
         lay = tb.plan.platform
@@ -462,27 +463,27 @@ def test_shared_scenario_forwards_each_router_by_its_engine(
             uplinks = {u.engine_if for u in lay.uplinks}
             assert (uplinks <= clsact) == (engine == "ebpf-tc"), (uplinks, clsact)
             assert uplinks & clsact in (set(), uplinks)
-        before = [tb.engine.counters(i) for i in range(4)] if tb.engine else []
+        before = [tb.ebpf_engine.counters(i) for i in range(4)] if tb.ebpf_engine else []
         res = tb.trial(8000, 0.3, warmup_s=0)
-        after = [tb.engine.counters(i) for i in range(4)] if tb.engine else []
+        after = [tb.ebpf_engine.counters(i) for i in range(4)] if tb.ebpf_engine else []
         guests = [r.guest_ns for r in tb.plan.platform.routers]
         if engine == "guests":  # the router's own ports are in its guest and carried it
             with IPRoute(netns=guests[2]) as ipr:
                 rx = {lk.get("IFLA_IFNAME"): int(lk.get("IFLA_STATS64")["rx_packets"])
                       for lk in ipr.get_links()}
         else:  # a share given while running, through the engine opened again by its ids
-            opened = Engine.open(tb.engine.ids())
+            opened = EbpfEngine.open(tb.ebpf_engine.ids())
             opened.set_share(1, 1000)
             opened.close()
             policed = tb.trial(16000, 0.5, warmup_s=0)
-            shared_after = [tb.engine.counters(i) for i in range(4)]
-            tb.engine.set_share(1, None)
+            shared_after = [tb.ebpf_engine.counters(i) for i in range(4)]
+            tb.ebpf_engine.set_share(1, None)
             lifted = tb.trial(8000, 0.3, warmup_s=0)
     assert res.sent >= 2000 and res.received == res.sent and res.other_received == 0
     assert set(res.received_by_router) == {"r0", "r1", "r2", "r3"}
     assert all(v >= res.sent // 4 - 1 for v in res.received_by_router.values())
     if engine != "guests":
-        assert tb.engine is None  # closed with the testbed
+        assert tb.ebpf_engine is None  # closed with the testbed
         for i in range(4):
             fwd = after[i]["forwarded"] - before[i]["forwarded"]
             assert fwd == res.received_by_router[f"r{i}"], (i, before[i], after[i])

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 import pytest
 from pyroute2 import IPRoute
 
-from vrlab import placement, plan, spec, testbed  # not Testbed bare: pytest would collect it
-from vrlab.frames import Flow
+from vrlab import placement, spec, testbed
 from vrlab.ledger import NETNS_DIR
-from vrlab.plan import Plan, if_name
+from vrlab.plan import naming, wiring  # not Testbed bare: pytest would collect it
+from vrlab.plan.model import Plan
+from vrlab.plan.naming import if_name
 from vrlab.spec import Scenario
 from vrlab.testbed import TrafficSettings
+from vrlab.traffic.frames import Flow
 
 pytestmark = [
     pytest.mark.root,
@@ -119,7 +121,7 @@ def path_expectations(sc: Scenario, p: Plan,
 
     for i in range(1, sc.sut.guests + 1):
         n = share(p, by_router, f"g{i}")
-        guest = plan.ns_name(rid, f"g{i}")
+        guest = naming.ns_name(rid, f"g{i}")
         hops = [(guest, dev(f"g{i}a"), "rx"), (guest, dev(f"g{i}b"), "tx"),
                 (sut, dev(f"h{i}a"), "tx"), (sut, dev(f"h{i}b"), "rx")]
         if n:
@@ -157,7 +159,7 @@ def assert_wiring(sc: Scenario, p: Plan, kernel: dict[tuple[str, str], Link]) ->
 
 
 def leftover_namespaces(run_id: str) -> list[str]:
-    return sorted(p.name for p in NETNS_DIR.glob(f"{plan.PREFIX}{run_id}-*"))
+    return sorted(p.name for p in NETNS_DIR.glob(f"{naming.PREFIX}{run_id}-*"))
 
 
 # --------------------------------------------------------------------------- tests
@@ -168,7 +170,7 @@ def test_scenario_delivers_every_frame_along_its_path(name: str) -> None:
     sc = load(name)
     routers = sc.router_count
     settings = TrafficSettings(flows=2 * routers)
-    with testbed.Testbed(lambda rid: plan.make_plan(sc, rid), placement.choose(True), settings,
+    with testbed.Testbed(lambda rid: wiring.make_plan(sc, rid), placement.choose(True), settings,
                  label=f"test-{name}") as tb:
         p = tb.plan
         assert p is not None

@@ -16,15 +16,16 @@ from typing import Any
 import pytest
 from pyroute2 import IPRoute
 
-from vrlab import nsexec, placement, plan, spec
+from vrlab import nsexec, placement, spec
 from vrlab import testbed as vtestbed
 from vrlab.errors import KernelError
-from vrlab.frames import Flow
 from vrlab.ledger import NETNS_DIR, Ledger, alive
 from vrlab.net import NUD_PERMANENT
-from vrlab.pacing import total_frames
-from vrlab.plan import Plan, Route
+from vrlab.plan import naming, wiring
+from vrlab.plan.model import Plan, Route
 from vrlab.testbed import TrafficSettings
+from vrlab.traffic.frames import Flow
+from vrlab.traffic.pacing import total_frames
 
 pytestmark = [
     pytest.mark.root,
@@ -42,20 +43,20 @@ def native_routed(overrides: dict[str, Any] | None = None,
                   plan_for: Callable[[str], Plan] | None = None) -> vtestbed.Testbed:
     """A native-routed testbed (not yet entered); ``plan_for`` replaces its plan."""
     sc, _ = spec.load("native-routed", overrides)
-    make = plan_for or (lambda rid: plan.make_plan(sc, rid))
+    make = plan_for or (lambda rid: wiring.make_plan(sc, rid))
     return vtestbed.Testbed(make, placement.choose(True), settings or TrafficSettings(),
                             label="test_testbed")
 
 
 def run_namespaces(run_id: str) -> list[str]:
-    return sorted(p.name for p in NETNS_DIR.glob(f"{plan.PREFIX}{run_id}-*"))
+    return sorted(p.name for p in NETNS_DIR.glob(f"{naming.PREFIX}{run_id}-*"))
 
 
 def host_links(run_id: str) -> list[str]:
     """Links of this run in the host's own namespace: there must never be any."""
     with IPRoute() as ipr:
         names = [lk.get("IFLA_IFNAME") for lk in ipr.get_links()]
-    return [n for n in names if n and n.startswith(f"{plan.PREFIX}{run_id}-")]
+    return [n for n in names if n and n.startswith(f"{naming.PREFIX}{run_id}-")]
 
 
 def agents(led: Ledger) -> list[tuple[int, int | None]]:
@@ -193,7 +194,7 @@ def test_a_build_failing_halfway_removes_what_it_made() -> None:
     made: dict[str, Any] = {}
 
     def broken(rid: str) -> Plan:
-        p = plan.make_plan(sc, rid)
+        p = wiring.make_plan(sc, rid)
         made["rid"] = rid
         bad = Route(p.sut_ns, "198.19.200.0/24", "198.18.1.1", f"vrl{rid}-nope")
         return replace(p, routes=(*p.routes, bad))

@@ -4,7 +4,8 @@ each router's share; and however it ends (stopped, killed, its controller killed
 process and no nftables table behind.
 
 The reference is Linux itself: the same few thousand varied frames
-(:mod:`vrlab.engine.framezoo`) go through the SUT once with the kernel forwarding and once with
+(:mod:`vrlab.engines.userspace.framezoo`) go through the SUT once with the kernel forwarding and
+once with
 the engine forwarding (kernel forwarding off), and what reaches ts is captured with a plain
 AF_PACKET socket (not the engine's ring code) and compared. Needs root."""
 
@@ -27,16 +28,19 @@ from typing import Any
 import pytest
 from pyroute2 import IPRoute
 
-from vrlab import net, nsexec, plan, spec
-from vrlab.engine.config import EngineConfig
-from vrlab.engine.counters import EngineCounters
-from vrlab.engine.forward import REASONS
-from vrlab.engine.framezoo import Addressing, Zoo, ZooFrame
-from vrlab.engine.fromplan import kernel_forwarding_off, shared_config, with_router_macs
-from vrlab.engine.launch import EngineError, UserspaceEngine
+from vrlab import net, nsexec, spec
+from vrlab.engines.userspace.config import EngineConfig
+from vrlab.engines.userspace.counters import EngineCounters
+from vrlab.engines.userspace.errors import EngineError
+from vrlab.engines.userspace.forward import USERSPACE_REASONS
+from vrlab.engines.userspace.framezoo import Addressing, Zoo, ZooFrame
+from vrlab.engines.userspace.fromplan import shared_config
+from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.ledger import NETNS_DIR, Ledger, alive, proc_start_time
 from vrlab.placement import Placement
-from vrlab.plan import Plan
+from vrlab.plan import wiring
+from vrlab.plan.model import Plan
+from vrlab.plan.transforms import kernel_forwarding_off, with_router_macs
 from vrlab.testbed import Testbed, TrafficSettings
 
 pytestmark = [
@@ -129,7 +133,7 @@ def routed() -> Iterator[tuple[Plan, Ledger]]:
     """native-routed with two routers, built; torn down whatever happens."""
     sc, _ = spec.load("native-routed", {"traffic.routers": 2})
     led = Ledger.create("test_userspace_engine")
-    p = plan.make_plan(sc, led.run_id)
+    p = wiring.make_plan(sc, led.run_id)
     try:
         net.build(p, led)
         yield p, led
@@ -200,7 +204,7 @@ def test_engine_forwards_byte_for_byte_what_the_kernel_forwards(
                 break
     assert engine == kernel, first_difference(kernel, engine)
     assert c.forwarded == len(kernel) and c.tx == len(kernel)
-    assert c.drops == {r: expected.get(r, 0) for r in REASONS[1:]}
+    assert c.drops == {r: expected.get(r, 0) for r in USERSPACE_REASONS[1:]}
     assert c.rx == FRAMES and c.rx_ring_drops == 0 and c.tx_drops == 0
     assert eng.config.steal_table not in nft_tables(p.sut_ns), "steal table left behind"
 
@@ -211,7 +215,7 @@ def test_shared_engine_serves_each_router_through_the_testbed() -> None:
     sc, _ = spec.load("native-routed", {"traffic.routers": 3})
 
     def make(rid: str) -> Plan:
-        p = plan.make_plan(sc, rid)
+        p = wiring.make_plan(sc, rid)
         return kernel_forwarding_off(with_router_macs(p), [p.sut_ns])
 
     # As bench/userspace_engine.py: the SUT port's receive with the generator, the engine
@@ -285,13 +289,14 @@ def test_frames_the_egress_refuses_are_counted_not_lost_track_of(
 
 CONTROLLER = """
 import json, sys, time
-from vrlab import net, plan, spec
+from vrlab import net, spec
+from vrlab.plan import wiring
 from vrlab.ledger import Ledger
-from vrlab.engine.fromplan import shared_config
-from vrlab.engine.launch import UserspaceEngine
+from vrlab.engines.userspace.fromplan import shared_config
+from vrlab.engines.userspace.launch import UserspaceEngine
 sc, _ = spec.load("native-routed")
 led = Ledger.create("test_userspace_engine-controller")
-p = plan.make_plan(sc, led.run_id)
+p = wiring.make_plan(sc, led.run_id)
 net.build(p, led)
 eng = UserspaceEngine(shared_config(p), p.sut_ns, ledger=led)
 print(json.dumps({"pid": eng.pid, "start": eng.start_time, "ledger": str(led.path),

@@ -1,8 +1,9 @@
 """The paper's claims judged from synthetic sweeps: no root, no traffic.
 
 Each sweep comes from a simulated device that forwards everything up to its capacity and drops
-the rest, so its peak and whether it saturated are known. Every expected verdict is derived from
-those capacities and the thresholds in ``vrlab.claims``, never from a measured figure."""
+the rest, so its peak and whether it saturated are known; a simulated generator may top out
+below the offered rate, and repeats may spread. Every expected verdict is derived from those
+parameters and the thresholds in ``vrlab.paper.claims``, never from a measured figure."""
 
 from __future__ import annotations
 
@@ -10,38 +11,58 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from vrlab import claims
-from vrlab.claims import (
+from vrlab.paper import claims, verdicts
+from vrlab.paper.claims import (
     FALLS,
     FAR_BELOW,
     HYBRID_DROP,
     LINE_RATE,
     MUCH_LOWER,
-    SATURATED_LOSS,
+    SHARED_GOAL,
     SIMILAR,
 )
-from vrlab.figures import GUEST_N, IDLE_N, MIXED_N
-from vrlab.store import SweepPoint
+from vrlab.paper.figures import GUEST_N, IDLE_N, MIXED_N
+from vrlab.paper.verdicts import (
+    AT_CEILING,
+    AT_FLOOR,
+    DIFFERS,
+    GENERATOR_LIMITED,
+    HOLDS,
+    INCONCLUSIVE,
+    MISSING,
+    NO_CHECKS,
+    NOT_MEASURABLE,
+    SATURATED_LOSS,
+    UNSATURATED,
+    WITHIN_SPREAD,
+)
+from vrlab.results import SHORT_TOLERANCE
+from vrlab.store.rows import SearchRow, SweepPoint
 
-VERDICTS = {"holds", "differs", "not measurable"}
+VERDICTS = {"holds", "differs", "inconclusive", "not measurable"}
 OFFERED = [k * 100_000.0 for k in range(1, 11)]  # 100-1000 kpps, the simulated sweep's rates
 TOP = OFFERED[-1]
 
 
 def device(capacity: float, rates: Sequence[float] = OFFERED,
-           routers: Mapping[str, float] | None = None) -> list[SweepPoint]:
+           routers: Mapping[str, float] | None = None, *, std: float = 0.0,
+           generator_max: float | None = None) -> list[SweepPoint]:
     """A sweep of a device that forwards ``capacity`` pps at most and drops the excess.
 
-    ``routers`` gives each router's share of what is received (shares sum to 1)."""
+    ``routers`` gives each router's share of what is received (shares sum to 1); ``std`` is the
+    spread of every point's repeats; the generator offers at most ``generator_max``, and a point
+    whose offer falls more than the tolerance short of its target is flagged as the store
+    flags it."""
     points = []
     for rate in rates:
-        rx = min(rate, capacity)
+        offered = rate if generator_max is None else min(rate, generator_max)
+        rx = min(offered, capacity)
         shares = routers or {}
         points.append(SweepPoint(
-            target_pps=rate, n=1, mean_pps=rx, std_pps=0.0, min_pps=rx, max_pps=rx,
-            mean_achieved_pps=rate, mean_loss_ratio=1.0 - rx / rate,
+            target_pps=rate, n=2 if std else 1, mean_pps=rx, std_pps=std, min_pps=rx - std,
+            max_pps=rx + std, mean_achieved_pps=offered, mean_loss_ratio=1.0 - rx / offered,
             router_mean_pps={name: rx * s for name, s in shares.items()},
-            generator_short=False))
+            generator_short=1.0 - offered / rate > SHORT_TOLERANCE))
     return points
 
 
@@ -128,18 +149,33 @@ def test_native_bridged_vs_routed_threshold(gap: float, verdict: str) -> None:
     assert claims.native(native_points(bridged, routed, bridged * 0.7)).verdict == verdict
 
 
-def test_native_never_saturated_is_not_measurable() -> None:
+def test_native_never_saturated_is_inconclusive() -> None:
     pts = native_points(500_000, 500_000, 350_000)
     pts["native-bridged"] = pts["native-routed"] = unsaturated()
     c = claims.native(pts)
-    assert c.verdict == "not measurable"
-    assert "(≥, no loss)" in c.measured
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (UNSATURATED,))
+    assert "≥ 1000 kpps (SUT never saturated)" in c.measured
+    assert "native-bridged" in c.why and "native-routed" in c.why
 
 
-def test_native_one_saturated_is_judged() -> None:
+def test_native_routed_without_loss_is_not_judged() -> None:
+    """Routed never lost a frame: its peak is the generator's top rate, not routing's limit,
+    so neither 'similar' nor 'hybrid 30% below the better one' can be decided from it."""
     pts = native_points(500_000, 500_000, 350_000)
-    pts["native-routed"] = unsaturated()  # routed ≥ 1000 kpps vs bridged 500: not similar
-    assert claims.native(pts).verdict == "differs"
+    pts["native-routed"] = unsaturated()
+    c = claims.native(pts)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (UNSATURATED,))
+    assert "native-routed" in c.why and "native-bridged" not in c.why
+
+
+def test_native_bridged_lossy_only_where_the_generator_fell_short() -> None:
+    """The report's case: bridged lost frames only at rates the generator could not offer, so
+    its peak is the generator's; routed and hybrid alone do not make the claim."""
+    pts = native_points(480_000, 480_000, 340_000)
+    pts["native-bridged"] = device(500_000, generator_max=550_000)
+    c = claims.native(pts)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (GENERATOR_LIMITED,))
+    assert "bridged ≥ 500 kpps (generator-limited)" in c.measured
 
 
 def test_native_missing_sweep_is_not_measurable() -> None:
@@ -257,9 +293,13 @@ def test_guests_only_bridged_and_routed_apart_differs() -> None:
 
 
 def test_guests_only_one_io_kind_alone_cannot_hold() -> None:
+    """Bridged alone holds far-below and falls, but "bridged and routed are similar" has no
+    routed sweep: the claim is not measurable, not contradicted."""
     pts = guest_points(900_000, falling(300_000, 200_000), {})
     c = claims.guests_only(pts, GUEST_N)
-    assert c.verdict == "differs" and "routed:" not in c.measured
+    assert (c.verdict, c.reasons) == (NOT_MEASURABLE, (MISSING,))
+    assert f"routed: N={min(GUEST_N)} missing" in c.measured
+    assert f"guest-routed-n{max(GUEST_N)}" in c.why
 
 
 def test_guests_only_missing_sweeps() -> None:
@@ -414,4 +454,335 @@ def test_userspace_guests_are_judged_beside_namespace_guests() -> None:
 def test_without_userspace_sweeps_there_are_seven_claims_and_no_kind_sentence() -> None:
     pts = guest_points(900_000, falling(300_000, 200_000), falling(300_000, 200_000))
     assert len(claims.all_claims(pts, {})) == 7
+    assert claims.which_kind(pts) == ""
+
+
+# --------------------------------------------------------------------------- what a sweep carries
+
+
+def test_empty_series_is_missing() -> None:
+    assert verdicts.series_problem([]) == MISSING
+    for pts in ({}, {"native-routed": []}):
+        r = verdicts.sweep_rate(pts, "native-routed")
+        assert (r.problem, r.fmt()) == (MISSING, "missing")
+
+
+def test_all_points_generator_short_is_generator_limited() -> None:
+    """A generator topping out at 50 kpps falls short at every rate from 100 kpps: even a
+    device that drops frames there (40 kpps) is not judged on rates nobody offered in full."""
+    for cap in (TOP, 40_000.0):
+        pts = device(cap, generator_max=50_000)
+        assert all(p.generator_short for p in pts)
+        assert verdicts.series_problem(pts) == GENERATOR_LIMITED
+
+
+def test_loss_only_where_the_generator_fell_short_is_generator_limited() -> None:
+    pts = device(500_000, generator_max=550_000)
+    assert any(p.mean_loss_ratio > SATURATED_LOSS for p in pts if p.generator_short)
+    assert verdicts.series_problem(pts) == GENERATOR_LIMITED
+
+
+def test_a_shortfall_within_the_tolerance_still_counts_as_offered() -> None:
+    pts = device(TOP * 0.9, generator_max=TOP * (1 - SHORT_TOLERANCE / 2))
+    assert not any(p.generator_short for p in pts)
+    assert verdicts.series_problem(pts) == ""
+
+
+def test_no_loss_anywhere_is_unsaturated() -> None:
+    assert verdicts.series_problem(unsaturated()) == UNSATURATED
+    r = verdicts.sweep_rate({"k": unsaturated()}, "k")
+    assert (r.problem, r.pps) == (UNSATURATED, TOP)
+    assert r.fmt() == "≥ 1000 kpps (SUT never saturated)"
+
+
+def test_sut_limited_peak_comes_from_fully_offered_points_with_its_spread() -> None:
+    # a point the generator fell short at, receiving more than any fully offered one, is
+    # not the peak: 480 kpps at a 600 kpps target that was offered as 500
+    short = device(480_000, rates=[600_000.0], generator_max=500_000, std=5_000)
+    assert short[0].generator_short
+    pts = device(450_000, rates=OFFERED[:5], std=5_000) + short
+    r = verdicts.sweep_rate({"k": pts}, "k")
+    assert (r.problem, r.pps, r.low, r.high) == ("", 450_000, 445_000, 455_000)
+    assert r.fmt() == "450±5 kpps"
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def rate(pps: float, spread: float = 0.0, name: str = "x") -> verdicts.Rate:
+    return verdicts.Rate(name, pps, pps - spread, pps + spread)
+
+
+def test_a_difference_must_exceed_the_combined_spread() -> None:
+    """Is x >= k * y? Decided only if it stays so, or stays not so, with each figure moved
+    by its spread."""
+    def ok(x: verdicts.Rate, y: verdicts.Rate, k: float = 1.0) -> bool | None:
+        return verdicts.at_least("x >= k y", x, y, k).ok
+
+    assert ok(rate(110), rate(100)) is True
+    assert ok(rate(110, 4), rate(100, 4)) is True  # 106 >= 104
+    assert ok(rate(110, 6), rate(100, 6)) is None  # 104 < 106: the bars overlap
+    assert ok(rate(90, 4), rate(100, 4)) is False  # 94 < 96
+    assert ok(rate(90, 6), rate(100, 6)) is None
+    # the threshold scales the other figure's spread too: 2 x (100 ± 5) = 200 ± 10
+    assert ok(rate(212, 1), rate(100, 5), 2.0) is True
+    assert ok(rate(205, 1), rate(100, 5), 2.0) is None
+    c = verdicts.at_least("x >= y", rate(110, 6), rate(100, 6), 1.0)
+    assert c.reasons == (WITHIN_SPREAD,)
+
+
+def test_a_figure_that_is_only_a_bound_is_never_compared() -> None:
+    bound = verdicts.Rate("fast", 1e6, 1e6, 1e6, UNSATURATED)
+    c = verdicts.at_least("x >= 2 y", bound, rate(1.0), 2.0)
+    assert (c.ok, c.reasons, c.causes) == (None, (UNSATURATED,), ((UNSATURATED, "fast"),))
+
+
+def test_no_claim_holds_on_an_empty_set_of_checks() -> None:
+    verdict, reasons, why = verdicts.decide([])
+    assert (verdict, reasons) == (INCONCLUSIVE, (NO_CHECKS,))
+    assert NO_CHECKS in why
+
+
+def test_one_contradiction_differs_and_holding_needs_every_check() -> None:
+    yes, no = verdicts.Check("a", True), verdicts.Check("b", False)
+    short = verdicts.Check("c", None, ((GENERATOR_LIMITED, "s"),))
+    gone = verdicts.Check("d", None, ((MISSING, "t"),))
+    assert verdicts.decide([yes])[:2] == (HOLDS, ())
+    assert verdicts.decide([yes, no, short])[:2] == (DIFFERS, (GENERATOR_LIMITED,))
+    assert verdicts.decide([yes, short])[:2] == (INCONCLUSIVE, (GENERATOR_LIMITED,))
+    assert verdicts.decide([yes, short, gone])[:2] == (NOT_MEASURABLE, (GENERATOR_LIMITED,
+                                                                      MISSING))
+
+
+# --------------------------------------------------------------------------- verdicts per claim
+
+
+def test_native_within_spread_is_inconclusive() -> None:
+    """Bridged and routed exactly 10% apart hold without spread; ±10 kpps each puts them on
+    either side of the threshold."""
+    def pts(std: float) -> dict[str, list[SweepPoint]]:
+        return {"native-bridged": device(500_000, std=std),
+                "native-routed": device(450_000, std=std),
+                "native-hybrid": device(350_000, std=std)}
+
+    assert claims.native(pts(0.0)).verdict == HOLDS
+    c = claims.native(pts(10_000.0))
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+    assert "bridged and routed within 10%" in c.why
+
+
+def test_idle_guests_gap_left_by_the_generator_is_no_cost() -> None:
+    """Native hybrid saturates at 500 kpps; the host-bridged sweeps stop at 365 kpps only
+    because the generator could offer no more. The 27% gap is the generator's, so the claim is
+    not contradicted (it was before: native alone had lost frames)."""
+    pts = idle_points(500_000, {n: 500_000 for n in IDLE_N})
+    for n in IDLE_N:
+        pts[f"host-bridged-n{n}"] = device(TOP, generator_max=365_000)
+    c = claims.idle_guests(pts, IDLE_N)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (GENERATOR_LIMITED,))
+    assert "27%" not in c.why and "≥ 365 kpps (generator-limited)" in c.measured
+
+
+def test_idle_guests_a_real_cost_differs_beside_a_generator_limited_one() -> None:
+    pts = idle_points(500_000, {n: 500_000 for n in IDLE_N})
+    pts[f"host-bridged-n{max(IDLE_N)}"] = device(TOP, generator_max=365_000)
+    pts[f"host-routed-n{max(IDLE_N)}"] = device(350_000)  # saturates 30% below native
+    c = claims.idle_guests(pts, IDLE_N)
+    assert (c.verdict, c.reasons) == (DIFFERS, (GENERATOR_LIMITED,))
+    assert f"routed N={max(IDLE_N)}" in c.why.split("undecided")[0]
+
+
+def test_idle_guests_within_spread_and_without_guest_counts() -> None:
+    pts = {"native-hybrid": device(500_000, std=20_000),
+           "host-bridged-n1": device(460_000, std=20_000)}
+    pts["native-routed"], pts["host-routed-n1"] = pts["native-hybrid"], pts["host-bridged-n1"]
+    c = claims.idle_guests(pts, (1,))
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+    c = claims.idle_guests(pts, ())
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (NO_CHECKS,))
+
+
+def test_bridged_costs_needs_routed_saturated_too() -> None:
+    """Bridged saturates at 350 kpps, routed never loses: "bridged forwards 35% of routed" was
+    judged before; routed's limit is unknown, so it is inconclusive."""
+    pts = {"host-bridged-n6": device(350_000), "host-routed-n6": unsaturated()}
+    c = claims.bridged_costs(pts, 6)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (UNSATURATED,))
+    assert "35%" not in c.why
+
+
+def test_guests_only_native_unsaturated_decides_only_what_it_can() -> None:
+    pts = guest_points(900_000, falling(300_000, 200_000), falling(300_000, 200_000))
+    pts["native-routed"] = unsaturated()
+    c = claims.guests_only(pts, GUEST_N)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (UNSATURATED,))
+    flat = {n: 200_000.0 for n in GUEST_N}  # not falling: contradicted whatever native is
+    pts = guest_points(900_000, flat, flat)
+    pts["native-routed"] = unsaturated()
+    c = claims.guests_only(pts, GUEST_N)
+    assert (c.verdict, c.reasons) == (DIFFERS, (UNSATURATED,))
+
+
+def test_guests_only_generator_short_guests_and_no_guest_counts() -> None:
+    slow = falling(300_000, 200_000)
+    pts = {"native-routed": device(900_000, generator_max=TOP * 0.9)}
+    pts |= {f"guest-{io}-n{n}": device(c, generator_max=50_000)
+            for io in ("bridged", "routed") for n, c in slow.items()}
+    c = claims.guests_only(pts, GUEST_N)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (GENERATOR_LIMITED,))
+    assert claims.guests_only(pts, ()).reasons == (NO_CHECKS,)
+
+
+def test_mixed_falls_unsaturated_or_within_spread_is_inconclusive() -> None:
+    lo, hi = min(MIXED_N), max(MIXED_N)
+    pts = {f"mixed-{io}-n{n}": unsaturated() for io in ("bridged", "routed") for n in (lo, hi)}
+    c = claims.mixed_falls(pts, MIXED_N)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (UNSATURATED,))
+    # 500 -> 470 falls by 6% (holds without spread); ±10 kpps each hides it
+    pts = {f"mixed-{io}-n{n}": device(cap, std=10_000) for io in ("bridged", "routed")
+           for n, cap in ((lo, 500_000), (hi, 470_000))}
+    c = claims.mixed_falls(pts, MIXED_N)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+    assert claims.mixed_falls(pts, ()).reasons == (NO_CHECKS,)
+
+
+def test_one_guest_count_cannot_show_a_fall() -> None:
+    """With a single N the smallest and largest are the same sweep: that is no fall, and no
+    failure to fall either."""
+    pts = guest_points(900_000, {6: 200_000.0}, {6: 200_000.0})
+    c = claims.guests_only(pts, (6,))
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (NO_CHECKS,))
+    mixed = {f"mixed-{io}-n6": device(400_000) for io in ("bridged", "routed")}
+    c = claims.mixed_falls(mixed, (6,))
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (NO_CHECKS,))
+
+
+def test_breakdown_one_figure_alone_cannot_hold() -> None:
+    """Fig. 11 alone (N=3) held before on the bridged check only; and routed N=3 alone held on
+    no check at all (it is judged only at the largest N)."""
+    pts = breakdown_points(0.4, 1 / 7, ns=(3,))
+    c = claims.breakdown(pts, (3, 6))
+    assert (c.verdict, c.reasons) == (NOT_MEASURABLE, (MISSING,))
+    assert "mixed-bridged-n6" in c.why and "mixed-routed-n6" in c.why
+    only_routed = {"mixed-routed-n3": pts["mixed-routed-n3"]}
+    assert claims.breakdown(only_routed, (3, 6)).verdict == NOT_MEASURABLE
+    assert claims.breakdown(pts, ()).reasons == (NO_CHECKS,)
+    assert claims.breakdown(pts, ()).verdict == INCONCLUSIVE
+
+
+def test_breakdown_skips_points_the_generator_fell_short_at() -> None:
+    """The top rate was offered 10% short with an even split; the highest fully offered rate
+    shows the host favoured, and that is the one judged."""
+    pts = breakdown_points(0.4, 1 / 7)
+    pts["mixed-bridged-n3"] = device(400_000, rates=OFFERED[:-1], routers=shares(3, 0.4)) \
+        + device(400_000, rates=[TOP], routers=shares(3, 1 / 4), generator_max=TOP * 0.9)
+    assert claims.breakdown(pts, (3, 6)).verdict == HOLDS
+
+
+def test_breakdown_unsaturated_and_within_spread() -> None:
+    pts = breakdown_points(0.4, 1 / 7)
+    pts["mixed-bridged-n6"] = device(TOP * 2, routers=shares(6, 0.4))
+    c = claims.breakdown(pts, (3, 6))
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (UNSATURATED,))
+    # host/guest = 1.25 clears 1.2 exactly, but not with each router ±10%
+    h = 1.25 / 4.25
+    assert host_to_guest(3, h) == pytest.approx(1.25)
+    pts = breakdown_points(0.4, 1 / 7)
+    pts["mixed-bridged-n3"] = device(400_000, routers=shares(3, h))
+    assert claims.breakdown(pts, (3, 6)).verdict == HOLDS
+    pts["mixed-bridged-n3"] = device(400_000, routers=shares(3, h), std=40_000)
+    c = claims.breakdown(pts, (3, 6))
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+
+
+# --------------------------------------------------------------------------- shared engine
+
+
+def search(lower: float | None, upper: float | None = None, *, floor: bool = False,
+           ceiling: bool = False) -> SearchRow:
+    return SearchRow(id=1, run_id=1, goal="NDR", loss_ratio=0.0, started_at="",
+                     finished_at="", lower_pps=lower,
+                     upper_pps=upper if upper is not None else lower, conditional_pps=lower,
+                     width=0.0, trials_used=1, time_spent_s=1.0,
+                     result={"lower_is_min": floor, "upper_is_max": ceiling})
+
+
+NATIVE_NDR = search(600_000, 612_000)
+
+
+def test_shared_engine_holds_and_differs_beyond_the_search_intervals() -> None:
+    keeps = {n: search(560_000, 571_000) for n in (1, 4)}  # 560 >= 0.9 x 612
+    c = claims.shared_engine(NATIVE_NDR, keeps)
+    assert (c.number, c.verdict, c.reasons) == (8, HOLDS, ())
+    assert "N=1 0.93" in c.why
+    drops = keeps | {16: search(400_000, 408_000)}  # 408 < 0.9 x 600
+    assert claims.shared_engine(NATIVE_NDR, drops).verdict == DIFFERS
+
+
+def test_shared_engine_both_at_the_ceiling_is_inconclusive() -> None:
+    """Native and shared both reach the calibrated maximum: their ratio of 1.0 compares the
+    generator with itself (it held before)."""
+    top = search(550_000, ceiling=True)
+    c = claims.shared_engine(top, {n: search(550_000, ceiling=True) for n in (1, 4)})
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (AT_CEILING,))
+    assert "native-routed" in c.why
+    # the shared engine alone at the ceiling: its NDR is only a floor, still not judged
+    assert SHARED_GOAL * 612_000 <= 560_000  # on its numbers it would hold
+    c = claims.shared_engine(NATIVE_NDR, {1: search(560_000, ceiling=True)})
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (AT_CEILING,))
+    assert "≥ 560 kpps (at the search's ceiling)" in c.measured
+
+
+def test_shared_engine_at_the_floor_or_within_the_interval_is_inconclusive() -> None:
+    c = claims.shared_engine(NATIVE_NDR, {1: search(10_000, floor=True)})
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (AT_FLOOR,))
+    assert "≤ 10 kpps (at the search's floor)" in c.measured
+    c = claims.shared_engine(NATIVE_NDR, {1: search(545_000, 560_000)})
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+    assert "600-612 kpps" in c.measured
+
+
+def test_shared_engine_missing_or_empty() -> None:
+    c = claims.shared_engine(None, {1: search(560_000)})
+    assert (c.verdict, c.reasons) == (NOT_MEASURABLE, (MISSING,))
+    c = claims.shared_engine(NATIVE_NDR, {1: search(None), 4: None})
+    assert (c.verdict, c.reasons) == (NOT_MEASURABLE, (MISSING,))
+    c = claims.shared_engine(NATIVE_NDR, {})
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (NO_CHECKS,))
+
+
+# --------------------------------------------------------------------------- whole reproductions
+
+
+def test_a_generator_below_every_limit_decides_nothing() -> None:
+    """The full synthetic reproduction that holds everywhere, re-measured with a generator that
+    tops out at 300 kpps: only what saturated below that (the guests) can be decided."""
+    gen = 300_000.0
+    pts: dict[str, list[SweepPoint]] = {
+        "native-bridged": device(500_000, generator_max=gen),
+        "native-routed": device(480_000, generator_max=gen),
+        "native-hybrid": device(350_000, generator_max=gen)}
+    for n in IDLE_N:
+        pts[f"host-bridged-n{n}"] = device(350_000, generator_max=gen)
+        pts[f"host-routed-n{n}"] = device(480_000, generator_max=gen)
+    for io, (a, z) in (("bridged", (200_000, 150_000)), ("routed", (210_000, 160_000))):
+        pts |= {f"guest-{io}-n{n}": device(c, generator_max=gen)
+                for n, c in falling(a, z).items()}
+    for io in ("bridged", "routed"):
+        for n in MIXED_N:
+            host = 0.4 if io == "bridged" else 1 / (n + 1)
+            pts[f"mixed-{io}-n{n}"] = device(450_000 - 20_000 * n, routers=shares(n, host),
+                                             generator_max=gen)
+    got = {c.number: (c.verdict, c.reasons) for c in claims.all_claims(pts, {1: gen})}
+    assert got.pop(1)[0] == DIFFERS  # the generator's own claim
+    assert got == {n: (INCONCLUSIVE, (GENERATOR_LIMITED,)) for n in range(2, 8)}
+
+
+def test_partial_userspace_sweeps_get_their_row_but_no_kind_sentence() -> None:
+    pts = guest_points(900_000, falling(700_000, 650_000), falling(700_000, 650_000))
+    pts |= {f"guest-bridged-n{n}-userspace": device(c)
+            for n, c in falling(300_000, 150_000).items()}
+    fives = [c for c in claims.all_claims(pts, {}) if c.number == 5]
+    assert [(c.figure, c.verdict) for c in fives] == [
+        ("Fig. 9", DIFFERS), ("Fig. 9 (userspace guests)", NOT_MEASURABLE)]
     assert claims.which_kind(pts) == ""

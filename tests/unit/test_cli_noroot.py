@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from vrlab import spec
-from vrlab.cli import cli
-from vrlab.plan import make_plan
+from vrlab.cli.main import cli
+from vrlab.plan.wiring import make_plan
 
 if TYPE_CHECKING:
     from conftest import VrlabEnv

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from vrlab.platform import fibsync_codec as c
+from vrlab.platform.fibsync import codec as c
+from vrlab.platform.fibsync import wire as w
+from vrlab.platform.fibsync.codec import pack_attr, pack_message, pack_u32_attr
 
 addr4 = st.binary(min_size=4, max_size=4)
 keys = st.tuples(addr4, st.integers(1, 32), st.sampled_from([0, 0x10]),
@@ -29,7 +31,7 @@ def test_gateway_route_round_trip(key: c.Key, gw: bytes, oif: int, table: int) -
     er = c.EngineRoute(c.RTN_UNICAST, 0, oif, gw, (), b"")
     typ, flags, seq, off, end = one(c.encode_newroute(7, table, key, er))
     assert (typ, seq) == (c.RTM_NEWROUTE, 7)
-    assert flags == c.NEW_FLAGS
+    assert flags == w.NEW_FLAGS
     rt = c.parse_route(c.encode_newroute(7, table, key, er), off, end)
     assert rt is not None
     assert rt.key == key
@@ -87,7 +89,7 @@ def test_delroute_matches_any_type_and_scope() -> None:
     msg = c.encode_delroute(9, 1000, key)
     typ, _flags, seq, off, end = one(msg)
     assert (typ, seq) == (c.RTM_DELROUTE, 9)
-    fam, dlen, _s, _tos, _t, proto, scope, rtype, _f = c.RTMSG.unpack_from(msg, 16)
+    fam, dlen, _s, _tos, _t, proto, scope, rtype, _f = w.RTMSG.unpack_from(msg, 16)
     assert (fam, dlen, proto, scope, rtype) == (2, 16, c.RTPROT_FIBSYNC, 255, 0)
     rt = c.parse_route(msg, off, end)
     assert rt is not None and rt.key == key and rt.table == 1000
@@ -113,19 +115,19 @@ def test_pyroute2_built_route_decodes() -> None:
 
 
 def test_unsupported_attributes_are_named() -> None:
-    body = c.RTMSG.pack(2, 24, 0, 0, 254, 4, 0, 1, 0)
-    body += c._attr(c.RTA_DST, bytes([1, 2, 3, 0])) + c._u32(c.RTA_OIF, 2)
-    body += c._u32(c.RTA_NH_ID, 7)
-    msg = c._msg(c.RTM_NEWROUTE, 0, 1, body)
+    body = w.RTMSG.pack(2, 24, 0, 0, 254, 4, 0, 1, 0)
+    body += pack_attr(w.RTA_DST, bytes([1, 2, 3, 0])) + pack_u32_attr(w.RTA_OIF, 2)
+    body += pack_u32_attr(w.RTA_NH_ID, 7)
+    msg = pack_message(c.RTM_NEWROUTE, 0, 1, body)
     rt = c.parse_route(msg, 16, len(msg))
     assert rt is not None and "nexthop object" in rt.unsupported
-    src = c._msg(c.RTM_NEWROUTE, 0, 1, c.RTMSG.pack(2, 24, 8, 0, 254, 4, 0, 1, 0))
+    src = pack_message(c.RTM_NEWROUTE, 0, 1, w.RTMSG.pack(2, 24, 8, 0, 254, 4, 0, 1, 0))
     rt = c.parse_route(src, 16, len(src))
     assert rt is not None and "source-specific" in rt.unsupported
 
 
 def test_ipv6_is_ignored() -> None:
-    msg = c._msg(c.RTM_NEWROUTE, 0, 1, c.RTMSG.pack(10, 64, 0, 0, 254, 4, 0, 1, 0))
+    msg = pack_message(c.RTM_NEWROUTE, 0, 1, w.RTMSG.pack(10, 64, 0, 0, 254, 4, 0, 1, 0))
     assert c.parse_route(msg, 16, len(msg)) is None
 
 
@@ -135,7 +137,7 @@ def test_neighbour_round_trip(ifindex: int, dst: bytes, lladdr: bytes) -> None:
     typ, _f, _s, off, end = one(msg)
     nb = c.parse_neigh(msg, off, end)
     assert typ == c.RTM_NEWNEIGH
-    assert nb == c.Neighbour(ifindex, dst, 0x80, lladdr, c.NEIGH_PROTO_FIBSYNC)
+    assert nb == c.KernelNeighbour(ifindex, dst, 0x80, lladdr, c.NEIGH_PROTO_FIBSYNC)
     d = c.encode_delneigh(6, ifindex, dst)
     typ, _f, _s, off, end = one(d)
     assert typ == c.RTM_DELNEIGH
@@ -153,19 +155,19 @@ def test_pyroute2_built_neighbour_decodes() -> None:
     m.encode()
     data = bytes(m.data)
     nb = c.parse_neigh(data, 16, len(data))
-    assert nb == c.Neighbour(4, bytes([10, 0, 0, 5]), 2, bytes([2, 0, 0, 0, 0, 5]), 0)
+    assert nb == c.KernelNeighbour(4, bytes([10, 0, 0, 5]), 2, bytes([2, 0, 0, 0, 0, 5]), 0)
 
 
 def test_link_name() -> None:
-    body = c.IFINFOMSG.pack(0, 1, 7, 0x1043, 0) + c._attr(c.IFLA_IFNAME, b"p0\0")
-    msg = c._msg(c.RTM_NEWLINK, 0, 1, body)
+    body = w.IFINFOMSG.pack(0, 1, 7, 0x1043, 0) + pack_attr(w.IFLA_IFNAME, b"p0\0")
+    msg = pack_message(c.RTM_NEWLINK, 0, 1, body)
     assert c.parse_link(msg, 16, len(msg)) == (7, "p0", 0x1043)
 
 
 def test_error_with_extended_ack() -> None:
-    req = c.NLMSGHDR.pack(60, c.RTM_NEWROUTE, c.NEW_FLAGS, 42, 0)
-    body = struct.pack("=i", -22) + req + c._attr(1, b"Nexthop has invalid gateway\0")
-    msg = c._msg(c.NLMSG_ERROR, 0x100 | 0x200, 0, body)  # NLM_F_CAPPED | NLM_F_ACK_TLVS
+    req = w.NLMSGHDR.pack(60, c.RTM_NEWROUTE, w.NEW_FLAGS, 42, 0)
+    body = struct.pack("=i", -22) + req + pack_attr(1, b"Nexthop has invalid gateway\0")
+    msg = pack_message(c.NLMSG_ERROR, 0x100 | 0x200, 0, body)  # NLM_F_CAPPED | NLM_F_ACK_TLVS
     typ, flags, _s, off, end = one(msg)
     assert typ == c.NLMSG_ERROR
     assert c.parse_error(msg, off, end, flags) == (22, 42, "Nexthop has invalid gateway")
@@ -180,11 +182,11 @@ def test_iter_messages_stops_at_truncation() -> None:
 
 def test_dump_requests_filter_table_and_protocol() -> None:
     msg = c.encode_route_dump(3, 1000, c.RTPROT_FIBSYNC)
-    ln, typ, flags, seq, _pid = c.NLMSGHDR.unpack_from(msg)
+    ln, typ, flags, seq, _pid = w.NLMSGHDR.unpack_from(msg)
     assert (ln, typ, seq) == (len(msg), 26, 3) and flags & 0x300 == 0x300  # NLM_F_DUMP
-    fam, *_rest = c.RTMSG.unpack_from(msg, 16)
+    fam, *_rest = w.RTMSG.unpack_from(msg, 16)
     assert fam == 2 and msg[16 + 5] == c.RTPROT_FIBSYNC
-    assert struct.unpack_from("=HHI", msg, 28) == (8, c.RTA_TABLE, 1000)
+    assert struct.unpack_from("=HHI", msg, 28) == (8, w.RTA_TABLE, 1000)
 
 
 def test_guest_route_is_not_onlink() -> None:
@@ -195,10 +197,10 @@ def test_guest_route_is_not_onlink() -> None:
 
 def test_dead_next_hops_are_left_out() -> None:
     gw = bytes([10, 0, 0, 2])
-    alive_hop = c.RTNEXTHOP.pack(16, 0, 0, 3) + c._attr(c.RTA_GATEWAY, gw)
-    dead_hop = c.RTNEXTHOP.pack(16, 1, 0, 4) + c._attr(c.RTA_GATEWAY, gw)  # RTNH_F_DEAD
-    body = c.RTMSG.pack(2, 24, 0, 0, 254, 4, 0, 1, 0) + c._attr(c.RTA_DST, bytes([1, 2, 3, 0]))
-    body += c._attr(c.RTA_MULTIPATH, alive_hop + dead_hop)
-    msg = c._msg(c.RTM_NEWROUTE, 0, 1, body)
+    alive_hop = w.RTNEXTHOP.pack(16, 0, 0, 3) + pack_attr(w.RTA_GATEWAY, gw)
+    dead_hop = w.RTNEXTHOP.pack(16, 1, 0, 4) + pack_attr(w.RTA_GATEWAY, gw)  # RTNH_F_DEAD
+    body = w.RTMSG.pack(2, 24, 0, 0, 254, 4, 0, 1, 0) + pack_attr(w.RTA_DST, bytes([1, 2, 3, 0]))
+    body += pack_attr(w.RTA_MULTIPATH, alive_hop + dead_hop)
+    msg = pack_message(c.RTM_NEWROUTE, 0, 1, body)
     rt = c.parse_route(msg, 16, len(msg))
     assert rt is not None and rt.multipath == (c.NextHop(3, 0, gw),)

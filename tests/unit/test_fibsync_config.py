@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vrlab.errors import SpecError
-from vrlab.platform.fibsync import SyncConfig, SyncRouter
+from vrlab.platform.fibsync.config import SyncConfig, SyncRouter
 
 
 def router(i: int = 0, **kw: object) -> SyncRouter:

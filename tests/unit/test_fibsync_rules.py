@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from vrlab.platform.fibsync_codec import (
+from vrlab.platform.fibsync.codec import (
     RTN_BLACKHOLE,
     RTN_UNICAST,
     EngineRoute,
+    KernelRoute,
     NextHop,
-    Route,
 )
-from vrlab.platform.fibsync_config import SyncRouter
-from vrlab.platform.fibsync_rules import Translator, describe_key, mirrored_state
+from vrlab.platform.fibsync.config import SyncRouter
+from vrlab.platform.fibsync.rules import Translator, describe_key, mirrored_state
 
 P0, P1, LO, X0, P2 = 2, 3, 1, 9, 4  # guest ifindexes; p2 is a port whose engine end is missing
 
@@ -33,8 +33,8 @@ def tr() -> Translator:
 
 def route(dst: str = "20.0.0.0", plen: int = 24, oif: int = P0, gw: str = "", rtype: int = 1,
           scope: int = 0, mp: tuple[NextHop, ...] = (), unsupported: str = "",
-          prio: int = 0) -> Route:
-    return Route(ipb(dst), plen, 0, prio, 254, 4, scope, rtype, 0, oif,
+          prio: int = 0) -> KernelRoute:
+    return KernelRoute(ipb(dst), plen, 0, prio, 254, 4, scope, rtype, 0, oif,
                  ipb(gw) if gw else b"", mp, b"", unsupported)
 
 

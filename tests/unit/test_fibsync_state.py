@@ -3,8 +3,8 @@ excess once and admits waiting routes when room frees, and a resync keeps what t
 
 from __future__ import annotations
 
-from vrlab.platform.fibsync_codec import EngineRoute, Key
-from vrlab.platform.fibsync_state import OP_ADD, OP_DEL, OP_NADD, OP_NDEL, RouterMirror
+from vrlab.platform.fibsync.codec import EngineRoute, Key
+from vrlab.platform.fibsync.state import OP_ADD, OP_DEL, OP_NADD, OP_NDEL, RouterMirror
 
 
 def k(i: int) -> Key:

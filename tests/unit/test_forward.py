@@ -1,6 +1,7 @@
 """The batch pipeline against a per-frame reference router written the slow, obvious way (struct,
 ipaddress, a linear scan for the longest prefix, a full checksum recomputation), on thousands of
-varied frames from :mod:`vrlab.engine.framezoo`; plus the fused FIB against separate tables,
+varied frames from :mod:`vrlab.engines.userspace.framezoo`; plus the fused FIB against separate
+tables,
 routers kept apart, and the config's refusals. No root needed."""
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from vrlab.engine.config import EngineConfig, EngineConfigError
-from vrlab.engine.fib import FusedFib
-from vrlab.engine.forward import HDR_BYTES, REASONS, Pipeline, Verdict
-from vrlab.engine.framezoo import EDGE_CHECKSUMS, Addressing, IpFields, Zoo
-from vrlab.engine.lpm import LpmError, LpmTable
+from vrlab.engines.userspace.config import EngineConfig
+from vrlab.engines.userspace.errors import EngineConfigError, LpmError
+from vrlab.engines.userspace.fib import FusedFib
+from vrlab.engines.userspace.forward import HDR_BYTES, USERSPACE_REASONS, Pipeline, Verdict
+from vrlab.engines.userspace.framezoo import EDGE_CHECKSUMS, Addressing, IpFields, Zoo
+from vrlab.engines.userspace.lpm import LpmTable
 from vrlab.errors import VrlabError
-from vrlab.frames import inet_checksum, mac_bytes
+from vrlab.traffic.frames import inet_checksum, mac_bytes
 
 PORT_MACS = {"in": "02:00:00:00:00:01", "out": "02:00:00:00:00:02", "aux": "02:00:00:00:00:03"}
 NEXT_HOP = "02:00:00:00:00:99"
@@ -149,7 +151,7 @@ def test_pipeline_matches_the_reference_router_on_varied_frames(seed: int) -> No
     for i, f in enumerate(frames):
         reason, router, out, wire = reference(f.data, "in", ref)
         assert reason == f.expect, f"zoo and reference disagree on {f.what}"
-        got = REASONS[v.reason[i]]
+        got = USERSPACE_REASONS[v.reason[i]]
         assert got == reason, f"frame {i} ({f.what}): pipeline {got}, reference {reason}"
         assert v.router[i] == (-1 if router is None else 0), f.what
         if reason == "forwarded":
@@ -158,7 +160,7 @@ def test_pipeline_matches_the_reference_router_on_varied_frames(seed: int) -> No
         else:
             assert v.out_port[i] == -1, f.what
         seen.add(reason)
-    assert seen == set(REASONS) - {"unreadable"}, "the zoo missed a kind of frame"
+    assert seen == set(USERSPACE_REASONS) - {"unreadable"}, "the zoo missed a kind of frame"
     assert not v.clean
 
 
@@ -196,7 +198,7 @@ def test_one_bad_frame_in_a_clean_batch_is_caught(kind: str) -> None:
         hdr, ln = batch(frames)
         v = pipe.forward(hdr, ln, 0)
         assert not v.clean and v.one_port is None
-        assert REASONS[v.reason[17]] == bad.expect, bad.what
+        assert USERSPACE_REASONS[v.reason[17]] == bad.expect, bad.what
         assert (np.delete(v.reason, 17) == 0).all()
 
 
@@ -229,7 +231,8 @@ def test_frames_the_ring_could_not_hold_whole_are_dropped_first() -> None:
     bad = np.zeros(8, bool)
     bad[[1, 6]] = True
     v = pipe.forward(hdr, ln, 0, bad)
-    assert [REASONS[r] for r in v.reason] == ["unreadable" if b else "forwarded" for b in bad]
+    want = ["unreadable" if b else "forwarded" for b in bad]
+    assert [USERSPACE_REASONS[r] for r in v.reason] == want
 
 
 def test_routers_sharing_a_port_keep_to_their_own_tables() -> None:
@@ -258,12 +261,13 @@ def test_routers_sharing_a_port_keep_to_their_own_tables() -> None:
         want.append((reason, out))
     hdr, ln = batch(frames)
     v = pipe.forward(hdr, ln, np.zeros(len(frames), np.intp))
-    assert [(REASONS[r], int(o)) for r, o in zip(v.reason, v.out_port, strict=True)] == want
+    got = [(USERSPACE_REASONS[r], int(o)) for r, o in zip(v.reason, v.out_port, strict=True)]
+    assert got == want
     assert v.router.tolist() == [0, 1, 0, 1, -1]
     assert bytes(hdr[1, :12]) == mac_bytes("02:00:00:00:20:01") + mac_bytes("02:00:00:00:10:01")
     # The same MAC on another port is not r0's interface there: r0 has none on "aux".
     hdr, ln = batch(frames[:1])
-    assert REASONS[pipe.forward(hdr, ln, 2).reason[0]] == "other_host"
+    assert USERSPACE_REASONS[pipe.forward(hdr, ln, 2).reason[0]] == "other_host"
 
 
 def test_headers_narrower_than_the_longest_ip_header_are_refused() -> None:

@@ -12,24 +12,14 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from vrlab import plan, spec
-from vrlab.engine.counters import (
-    PORT_FIELDS,
-    CounterBlock,
-    CountersError,
-    EngineCounters,
-    block_size,
-)
-from vrlab.engine.forward import REASONS
-from vrlab.engine.fromplan import (
-    PlanEngineError,
-    guest_config,
-    kernel_forwarding_off,
-    router_mac,
-    shared_config,
-    with_router_macs,
-)
-from vrlab.engine.rings import Transmitter, ring_geometry
+from vrlab import spec
+from vrlab.engines.userspace.counters import PORT_FIELDS, CounterBlock, EngineCounters, block_size
+from vrlab.engines.userspace.errors import CountersError, PlanEngineError
+from vrlab.engines.userspace.forward import USERSPACE_REASONS
+from vrlab.engines.userspace.fromplan import guest_config, shared_config
+from vrlab.engines.userspace.rings import Transmitter, ring_geometry
+from vrlab.plan import addressing, wiring
+from vrlab.plan.transforms import kernel_forwarding_off, router_mac, with_router_macs
 
 ROUTERS = ("r0", "r1", "r2")
 PORTS = ("in", "out")
@@ -47,9 +37,9 @@ def test_counters_written_by_one_mapping_are_read_by_another(memfd: int) -> None
     reader = CounterBlock.attach(memfd, len(ROUTERS), len(PORTS))
     zero = EngineCounters.from_block(reader, ROUTERS, PORTS)
     writer.begin()
-    writer.verdicts[2, REASONS.index("forwarded")] += 7  # r1 forwarded 7
-    writer.verdicts[2, REASONS.index("ttl_expired")] += 2
-    writer.verdicts[0, REASONS.index("other_host")] += 5  # for no router
+    writer.verdicts[2, USERSPACE_REASONS.index("forwarded")] += 7  # r1 forwarded 7
+    writer.verdicts[2, USERSPACE_REASONS.index("ttl_expired")] += 2
+    writer.verdicts[0, USERSPACE_REASONS.index("other_host")] += 5  # for no router
     writer.ports[1, PORT_FIELDS.index("tx")] += 7
     writer.ports[0, PORT_FIELDS.index("rx_ring_drops")] += 3
     writer.end()
@@ -126,7 +116,7 @@ def test_ring_geometry_lays_slots_end_to_end() -> None:
 
 def test_shared_config_gives_each_router_its_table_and_mac() -> None:
     sc, _ = spec.load("native-routed", {"traffic.routers": 3})
-    p = plan.make_plan(sc, "ab12")
+    p = wiring.make_plan(sc, "ab12")
     with pytest.raises(PlanEngineError, match="share destination MACs"):
         shared_config(p)  # three routers on one MAC: the engine could not tell them apart
     p = with_router_macs(p)
@@ -138,19 +128,19 @@ def test_shared_config_gives_each_router_its_table_and_mac() -> None:
         assert [(x.port, x.mac) for x in r.interfaces] == [(p.sut_ingress, router_mac(i)),
                                                           ("vrlab12-sout", router_mac(i))]
         assert [(x.prefix, x.port, x.via_mac) for x in r.routes] == [
-            (plan.router_prefix(i), "vrlab12-sout", ts_mac)]
+            (addressing.router_prefix(i), "vrlab12-sout", ts_mac)]
 
 
 def test_shared_config_for_one_router_uses_the_ports_own_macs() -> None:
     sc, _ = spec.load("native-routed")
-    p = plan.make_plan(sc, "ab12")
+    p = wiring.make_plan(sc, "ab12")
     (r,) = shared_config(p).routers
     assert all(x.mac is None for x in r.interfaces)
 
 
 def test_guest_config_serves_the_guests_router_on_its_veths() -> None:
     sc, _ = spec.load("guest-bridged", {"sut.guests": 2})
-    p = plan.make_plan(sc, "ab12")
+    p = wiring.make_plan(sc, "ab12")
     cfg = guest_config(p, "g2")
     assert cfg.ports == ("vrlab12-g2a", "vrlab12-g2b")
     (r,) = cfg.routers
@@ -164,4 +154,4 @@ def test_guest_config_serves_the_guests_router_on_its_veths() -> None:
 
 def test_counter_views_are_numpy_uint64(memfd: int) -> None:
     block = CounterBlock.create(memfd, 2, 1)
-    assert block.verdicts.dtype == np.uint64 and block.verdicts.shape == (3, len(REASONS))
+    assert block.verdicts.dtype == np.uint64 and block.verdicts.shape == (3, len(USERSPACE_REASONS))

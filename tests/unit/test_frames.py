@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vrlab.frames import MIN_FRAME, Flow, build_frame, make_flows
+from vrlab.traffic.frames import MIN_FRAME, Flow, build_frame, make_flows
 
 MAX_FRAME = 1514
 

@@ -15,7 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from vrlab.engine.lpm import MAX_BLOCKS, MAX_NEXT_HOP, LpmError, LpmTable
+from vrlab.engines.userspace.errors import LpmError
+from vrlab.engines.userspace.lpm import MAX_BLOCKS, MAX_NEXT_HOP, LpmTable
 from vrlab.errors import VrlabError
 
 Route = tuple[str, int]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vrlab import cli, net
+from vrlab import net
+from vrlab.cli import main as cli
 from vrlab.errors import NeedRootError
 
 NETNS = Path("/run/netns")

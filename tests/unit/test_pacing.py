@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vrlab import pacing
+from vrlab.traffic import pacing
 
 rates = st.floats(1.0, 5e6, allow_nan=False)
 durations = st.floats(0.001, 60.0, allow_nan=False)

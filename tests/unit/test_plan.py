@@ -12,15 +12,10 @@ from collections import Counter
 import pytest
 
 from vrlab import spec
-from vrlab.plan import (
-    IFNAMSIZ,
-    PREFIX,
-    ROUTER_NET,
-    Plan,
-    calibration_plan,
-    make_plan,
-    router_prefix,
-)
+from vrlab.plan.addressing import ROUTER_NET, router_prefix
+from vrlab.plan.model import Plan
+from vrlab.plan.naming import IFNAMSIZ, PREFIX
+from vrlab.plan.wiring import calibration_plan, make_plan
 from vrlab.spec import BENCH_NET, MAX_GUESTS, Scenario
 
 RUN_ID = "a1b2"

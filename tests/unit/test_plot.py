@@ -8,20 +8,12 @@ from pathlib import Path
 import pytest
 
 from vrlab.errors import UsageError
-from vrlab.plot import (
-    SHORT_LABEL,
-    X_LABEL,
-    Y_LABEL,
-    Series,
-    Style,
-    caption_for_run,
-    plot_bars,
-    plot_per_router,
-    plot_sweeps,
-    series_from_run,
-)
+from vrlab.paper.captions import caption_for_run
+from vrlab.paper.plot import SHORT_LABEL, X_LABEL, Y_LABEL, plot_bars, plot_per_router, plot_sweeps
+from vrlab.paper.series import Series, Style, series_from_run
 from vrlab.results import RunInfo, TrialResult
-from vrlab.store import Store, SweepPoint
+from vrlab.store.db import Store
+from vrlab.store.rows import SweepPoint
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

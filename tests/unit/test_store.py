@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from vrlab.errors import StoreError
 from vrlab.results import RunInfo, TrialResult
-from vrlab.store import SCHEMA_VERSION, Store, default_db_path
+from vrlab.store.db import Store, default_db_path
+from vrlab.store.schema import SCHEMA_VERSION
 
 
 def make_info(kind: str = "sweep", scenario: str = "native", label: str = "") -> RunInfo:

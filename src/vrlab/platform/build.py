@@ -13,21 +13,21 @@ from contextlib import ExitStack
 from pyroute2 import netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .. import nsexec
-from ..errors import KernelError
-from ..ledger import Ledger
-from ..net import LINK_GROUP, NUD_PERMANENT, _idx, _Sockets, require_root
-from ..plan import PREFIX
-from . import program
-from .engine import Engine
-from .layout import PlatformLayout, RouterLayout, site_mac
+from vrlab import nsexec
+from vrlab.engines.ebpf import program
+from vrlab.engines.ebpf.engine import EbpfEngine
+from vrlab.errors import KernelError
+from vrlab.ledger import Ledger
+from vrlab.net import LINK_GROUP, NUD_PERMANENT, NsSockets, ifindex, require_root
+from vrlab.plan.naming import PREFIX
+from vrlab.platform.layout import PlatformLayout, RouterLayout, site_mac
 
 _QUIET = [("net/ipv6/conf/all/disable_ipv6", "1"), ("net/ipv6/conf/default/disable_ipv6", "1"),
           ("net/ipv4/conf/all/rp_filter", "0"), ("net/ipv4/conf/default/rp_filter", "0")]
 _FORWARD = [("net/ipv4/ip_forward", "1")]
 
 
-def build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
+def build(layout: PlatformLayout, ledger: Ledger) -> EbpfEngine | None:
     """Create everything but the control planes. Returns the engine (None if no router
     forwards through it). On failure the caller tears down from the ledger."""
     require_root()
@@ -42,7 +42,7 @@ def _sysctls(ns: str, items: list[tuple[str, str]]) -> None:
     nsexec.run_in(ns, nsexec.write_files, [(f"/proc/sys/{k}", v) for k, v in items])
 
 
-def _build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
+def _build(layout: PlatformLayout, ledger: Ledger) -> EbpfEngine | None:
     for ns in layout.namespaces:
         if not ns.startswith(PREFIX):
             raise KernelError(f"refusing to create {ns}: not a vrlab name")
@@ -60,10 +60,10 @@ def _build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
             _sysctls(u.outside_ns, _QUIET)
 
     with ExitStack() as stack:
-        sock = _Sockets(stack)
+        sock = NsSockets(stack)
         for ns in layout.namespaces:
             ipr = sock(ns)
-            ipr.link("set", index=_idx(ipr, "lo"), state="up")
+            ipr.link("set", index=ifindex(ipr, "lo"), state="up")
         eng = sock(layout.engine_ns)
 
         def link(ns: str, name: str) -> None:
@@ -78,23 +78,23 @@ def _build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
                                                  "net_ns_fd": u.outside_ns,
                                                  "address": u.outside_mac,
                                                  "group": LINK_GROUP})
-                eng.link("set", index=_idx(eng, u.engine_if), state="up")
+                eng.link("set", index=ifindex(eng, u.engine_if), state="up")
                 out = sock(u.outside_ns)
-                oi = _idx(out, u.outside_if)
+                oi = ifindex(out, u.outside_if)
                 out.link("set", index=oi, state="up")
                 for a in u.addresses:
                     ip, plen = a.split("/")
                     out.addr("add", index=oi, address=ip, prefixlen=int(plen))
 
         picker = IndexPicker([lk["index"] for lk in eng.get_links()],
-                             [_idx(eng, u.engine_if) for u in layout.uplinks])
+                             [ifindex(eng, u.engine_if) for u in layout.uplinks])
         for r in layout.routers:
             _router_links(r, sock, link, layout.engine_ns, picker)
 
         engine = None
         shared = [r for r in layout.routers if r.forwarding == "shared"]
         if shared:
-            engine = Engine.create(f"{PREFIX}{layout.run_id}")
+            engine = EbpfEngine.create(f"{PREFIX}{layout.run_id}")
             try:
                 uplinks: dict[str, int] = {}
                 attach: list[tuple[int, str, bool]] = []  # (index, name, fast path)
@@ -102,19 +102,19 @@ def _build(layout: PlatformLayout, ledger: Ledger) -> Engine | None:
                     kpps = r.spec.share_kpps
                     engine.set_share(r.index, round(kpps * 1000) if kpps else None)
                     for p in r.ports:
-                        assert p.punt_if is not None
-                        pi, qi = _idx(eng, p.engine_if), _idx(eng, p.punt_if)
+                        punt = p.punt_link()
+                        pi, qi = ifindex(eng, p.engine_if), ifindex(eng, punt)
                         lower = 0
                         if p.uplink is not None:
                             if p.uplink not in uplinks:
-                                uplinks[p.uplink] = _idx(eng, p.uplink)
+                                uplinks[p.uplink] = ifindex(eng, p.uplink)
                                 engine.set_uplink(uplinks[p.uplink])
                                 attach.append((uplinks[p.uplink], p.uplink, True))
                             lower = uplinks[p.uplink]
                         engine.set_port(pi, program.KIND_PORT, r.table, r.index, qi, lower,
                                         p.mac if lower else None)
                         engine.set_port(qi, program.KIND_PUNT, r.table, r.index, pi)
-                        attach += [(pi, p.engine_if, not lower), (qi, p.punt_if, False)]
+                        attach += [(pi, p.engine_if, not lower), (qi, punt, False)]
                 engine.attach(layout.engine_ns, attach)
             except BaseException:
                 engine.close()
@@ -149,7 +149,7 @@ class IndexPicker:
         return self.next
 
 
-def _router_links(r: RouterLayout, sock: _Sockets, record: Callable[[str, str], None],
+def _router_links(r: RouterLayout, sock: NsSockets, record: Callable[[str, str], None],
                   engine_ns: str, picker: IndexPicker) -> None:
     """A router's ports: the device facing the outside, and what the guest sees of it."""
     guest = sock(r.guest_ns)
@@ -166,7 +166,7 @@ def _router_links(r: RouterLayout, sock: _Sockets, record: Callable[[str, str], 
                           **where, peer={"ifname": p.site_if, "net_ns_fd": p.site_ns,
                                 "address": site_mac(p, r), "group": LINK_GROUP})
             site = sock(p.site_ns)
-            si = _idx(site, p.site_if)
+            si = ifindex(site, p.site_if)
             site.link("set", index=si, state="up")
             if p.peer:
                 ip, plen = p.peer.split("/")
@@ -175,26 +175,26 @@ def _router_links(r: RouterLayout, sock: _Sockets, record: Callable[[str, str], 
                            gateway=str(ipaddress.IPv4Interface(p.address).ip), oif=si)
         else:
             record(engine_ns, p.engine_if)
-            eng.link("add", ifname=p.engine_if, kind="macvlan", link=_idx(eng, str(p.uplink)),
+            eng.link("add", ifname=p.engine_if, kind="macvlan", link=ifindex(eng, str(p.uplink)),
                      macvlan_mode="private", address=p.mac, group=LINK_GROUP,
                      index=picker.take())
             if in_guest:
                 record(r.guest_ns, p.name)
-                eng.link("set", index=_idx(eng, p.engine_if), net_ns_fd=r.guest_ns)
-                guest.link("set", index=_idx(guest, p.engine_if), ifname=p.name)
+                eng.link("set", index=ifindex(eng, p.engine_if), net_ns_fd=r.guest_ns)
+                guest.link("set", index=ifindex(guest, p.engine_if), ifname=p.name)
         if in_guest:
-            gi = _idx(guest, p.name)
+            gi = ifindex(guest, p.name)
         else:
-            eng.link("set", index=_idx(eng, p.engine_if), state="up")
-            assert p.punt_if is not None
-            record(engine_ns, p.punt_if)
+            eng.link("set", index=ifindex(eng, p.engine_if), state="up")
+            punt = p.punt_link()
+            record(engine_ns, punt)
             record(r.guest_ns, p.name)
-            eng.link("add", ifname=p.punt_if, kind="veth", group=LINK_GROUP,
+            eng.link("add", ifname=punt, kind="veth", group=LINK_GROUP,
                      index=picker.take(), address=site_mac(p, r).replace("02:76:72", "02:76:73", 1),
                      peer={"ifname": p.name, "net_ns_fd": r.guest_ns, "address": p.mac,
                            "group": LINK_GROUP})
-            eng.link("set", index=_idx(eng, p.punt_if), state="up")
-            gi = _idx(guest, p.name)
+            eng.link("set", index=ifindex(eng, punt), state="up")
+            gi = ifindex(guest, p.name)
         guest.link("set", index=gi, state="up")
         ip, plen = p.address.split("/")
         guest.addr("add", index=gi, address=ip, prefixlen=int(plen))
@@ -205,10 +205,10 @@ def static_control_plane(r: RouterLayout) -> None:
     the guest's own forwarding) picks them up."""
     cp = r.spec.control_plane
     with ExitStack() as stack:
-        ipr = _Sockets(stack)(r.guest_ns)
+        ipr = NsSockets(stack)(r.guest_ns)
         for nb in cp.neighbors:
             ipr.neigh("add", dst=str(nb.address), lladdr=nb.mac,
-                      ifindex=_idx(ipr, nb.port), state=NUD_PERMANENT)
+                      ifindex=ifindex(ipr, nb.port), state=NUD_PERMANENT)
         if cp.kind != "static":
             return
         for rt in cp.routes:
@@ -221,5 +221,5 @@ def static_control_plane(r: RouterLayout) -> None:
                 port = rt.port or (r.spec.port_for(rt.via).name  # type: ignore[union-attr]
                                    if rt.via is not None else None)
                 if port is not None:
-                    kw["oif"] = _idx(ipr, port)
+                    kw["oif"] = ifindex(ipr, port)
             ipr.route("add", **kw)

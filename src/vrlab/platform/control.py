@@ -12,10 +12,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import nsexec
-from ..errors import KernelError
-from ..ledger import Ledger, alive, proc_start_time
-from .layout import RouterLayout
+from vrlab import nsexec
+from vrlab.errors import KernelError, SpecError
+from vrlab.ledger import Ledger, alive, proc_start_time
+from vrlab.platform.layout import RouterLayout
 
 BIRD = "bird"
 
@@ -51,7 +51,10 @@ def bird_config(r: RouterLayout, log_path: Path) -> str:
     if b is not None:
         for i, peer in enumerate(b.bgp):
             port = r.spec.port_for(peer.neighbor)
-            assert port is not None  # validated
+            if port is None:  # the spec refuses such a peer; a spec built in code may not
+                raise SpecError(r.name, [(f"control_plane.bird.bgp[{i}].neighbor",
+                                          f"{peer.neighbor} is in no subnet of {r.name}'s "
+                                          "ports")])
             lines += [f"protocol bgp bgp{i} {{",
                       f"  local {port.address.ip} as {peer.local_as};",
                       f"  neighbor {peer.neighbor} as {peer.peer_as};",

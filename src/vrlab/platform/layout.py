@@ -15,8 +15,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ..plan import PREFIX
-from .spec import Platform, Router
+from vrlab.errors import VrlabError
+from vrlab.plan.naming import PREFIX
+from vrlab.platform.spec import Platform, Router
 
 TABLE_BASE = 1000
 
@@ -33,6 +34,14 @@ class PortLayout:
     site_ns: str | None  # dedicated ports: the namespace at the far end
     site_if: str | None
     peer: str | None  # CIDR of the site end
+
+    def punt_link(self) -> str:
+        """The engine end of the punt veth. Only the ports of a router the engine forwards
+        have one; asking for another's is a bug in the caller, said plainly."""
+        if self.punt_if is None:
+            raise VrlabError(f"port {self.name} has no punt link: its router forwards in its "
+                             "guest, not through the engine")
+        return self.punt_if
 
 
 @dataclass(frozen=True)

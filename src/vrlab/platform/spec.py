@@ -9,14 +9,13 @@ declared) are caught here rather than discovered half-way through a build."""
 from __future__ import annotations
 
 import ipaddress
-import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import SpecError
-from ..spec import attribute_path, read_yaml
+from vrlab.errors import SpecError
+from vrlab.validate import problems, read_spec_file, read_yaml
 
 MAX_ROUTERS = 512
 MAX_PORTS = 8
@@ -91,7 +90,7 @@ class StaticRoute(_Model):
         return self
 
 
-class Neighbour(_Model):
+class StaticNeighbour(_Model):
     address: ipaddress.IPv4Address
     mac: str = Field(pattern=r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
     port: str
@@ -116,7 +115,7 @@ class Bird(_Model):
 class ControlPlane(_Model):
     kind: Literal["static", "bird"] = "static"
     routes: list[StaticRoute] = Field(default_factory=list)
-    neighbors: list[Neighbour] = Field(default_factory=list,
+    neighbors: list[StaticNeighbour] = Field(default_factory=list,
                                        description="static ARP entries in the guest")
     bird: Bird | None = None
 
@@ -228,49 +227,6 @@ class Platform(_Model):
 # --------------------------------------------------------------------------- loading
 
 
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model a location points into, looking through lists and optionals."""
-    cur: type[BaseModel] = Platform
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = cur.model_fields.get(str(part))
-        if field is None:
-            return None
-        found = _inner_model(field.annotation)
-        if found is None:
-            return None
-        cur = found
-    return cur
-
-
-def _inner_model(ann: Any) -> type[BaseModel] | None:
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in typing.get_args(ann):
-        m = _inner_model(arg)
-        if m is not None:
-            return m
-    return None
-
-
-def _problem(err: dict[str, Any]) -> tuple[str, str]:
-    loc = tuple(err["loc"])
-    msg = str(err["msg"])
-    if err["type"] == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        valid = ", ".join(parent.model_fields) if parent else "see docs/platform.md"
-        return attribute_path(loc), f"unknown field; valid fields here: {valid}"
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    head, sep, rest = msg.partition(": ")
-    model = _model_at(loc)
-    first = head.split(".")[0].split("[")[0]
-    if sep and model is not None and first in model.model_fields and " " not in head:
-        return (attribute_path(loc) + "." + head if loc else head), rest
-    return attribute_path(loc), msg
-
-
 def parse(data: object, source: str) -> Platform:
     if not isinstance(data, dict):
         raise SpecError(source, [("(top)", "a platform must be a YAML mapping with 'name:' and "
@@ -278,13 +234,9 @@ def parse(data: object, source: str) -> Platform:
     try:
         return Platform.model_validate(data)
     except ValidationError as e:
-        raise SpecError(source, [_problem(dict(err)) for err in e.errors()]) from None
+        raise SpecError(source, problems(e, Platform, "docs/platform.md")) from None
 
 
 def load(path: str) -> tuple[Platform, str]:
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(path, [("(file)", "no such file; give the path of a platform YAML "
-                                "(see examples/platforms/)")])
-    text = p.read_text()
+    text = read_spec_file(Path(path), "platform", " (examples: examples/platforms/)")
     return parse(read_yaml(text, path), path), text

@@ -14,9 +14,9 @@ from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .. import nsexec
-from ..errors import TrafficError
-from ..ledger import Ledger, proc_start_time
+from vrlab import nsexec
+from vrlab.errors import TrafficError
+from vrlab.ledger import Ledger, proc_start_time
 
 
 def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
@@ -26,8 +26,8 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
         os.sched_setaffinity(0, {cpu})
     from pyroute2 import IPRoute
 
-    from .sender import Sender
-    from .sink import NftSink
+    from vrlab.traffic.generator import Sender
+    from vrlab.traffic.sink import NftSink
 
     sender: Sender | None = None
     sink: NftSink | None = None
@@ -43,13 +43,15 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                 sender = Sender(msg["dev"], msg["frames"])
                 reply: dict[str, Any] = {"ok": True}
             elif op == "send":
-                assert sender is not None, "sender not set up"
+                if sender is None:
+                    raise TrafficError("send before sender: the generator has no frames yet")
                 reply = {"ok": True, **asdict(sender.send(msg["rate"], msg["duration"]))}
             elif op == "sink":
                 sink = NftSink(msg["table"], msg["dev"], msg["routers"], msg["count_flows"])
                 reply = {"ok": True}
             elif op == "read":
-                assert sink is not None, "sink not set up"
+                if sink is None:
+                    raise TrafficError("read before sink: the sink has no counters yet")
                 reply = {"ok": True, "counts": sink.read()}
             elif op == "link_stats":
                 with IPRoute() as ipr:

@@ -2,7 +2,8 @@
 
 The kernel counts each frame against its router's destination prefix and drops it before the IP
 layer: delivering frames to a UDP socket costs about two thirds of a CPU at these rates
-(DESIGN.md §6), which would make the sink, not the SUT, the bottleneck. Per-router counters are
+(measured on this testbed), which would make the sink, not the SUT, the bottleneck. Per-router
+counters are
 the elements of one interval set (a lookup, not one rule per router), so counting stays cheap at
 256 routers. An optional dynamic set counts per flow (5-tuple), to check the generator's flows."""
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import nftables
 
-from ..errors import TrafficError
+from vrlab.errors import TrafficError
 
 
 @dataclass(frozen=True)

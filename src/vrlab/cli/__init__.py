@@ -1,0 +1,1 @@
+"""The ``vrlab`` command: one module per group of commands, the console helpers apart."""

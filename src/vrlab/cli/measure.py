@@ -1,0 +1,222 @@
+"""The commands that measure: ``sweep`` (the paper's method), ``calibrate`` (Fig. 4), ``ndr``
+(throughput search) and ``reproduce`` (the whole paper, with its report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from vrlab import net, profiles, spec
+from vrlab.cli.console import console, out, plot_runs, progress
+from vrlab.cli.options import (
+    DEFAULT_OUT,
+    db_option,
+    overrides,
+    placement_options,
+    profile_from,
+    run_context,
+    scenario_options,
+)
+from vrlab.errors import UsageError
+
+
+@click.command()
+@click.argument("scenario")
+@scenario_options
+@click.option("--profile", "profile_name", default="paper", show_default=True,
+              type=click.Choice(list(profiles.PROFILES)),
+              help="paper: 100-1500 kpps by 100, 10 s, 3 repeats. "
+              "quick: same rates, 1.5 s, 1 repeat.")
+@click.option("--rates", default=None, help="START:STOP:STEP in kpps (overrides the profile).")
+@click.option("--duration", type=float, default=None, help="Seconds per trial.")
+@click.option("--repeats", type=int, default=None, help="Trials per rate (the mean is kept).")
+@placement_options
+@click.option("--label", default="", help="A label stored with the run and shown in figures.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_OUT, show_default=True, help="Where the figure is written.")
+@click.option("--plot/--no-plot", default=True, show_default=True)
+@db_option
+def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | None,
+          engine: str | None, guest_kind: str | None, profile_name: str, rates: str | None,
+          duration: float | None,
+          repeats: int | None, pin: bool, sink_rx: str, label: str, out_dir: Path, plot: bool,
+          db: Path | None) -> None:
+    """Measure SCENARIO the paper's way: received rate at each offered rate."""
+    from vrlab import method
+
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
+    prof = profile_from(profile_name, rates, duration, repeats)
+    net.require_root()
+    ctx = run_context(db, pin, sink_rx, prof, label)
+    n = len(prof.rates_pps()) * prof.repeats
+    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
+    console.print(f"sweep [bold]{sc.name}[/]: {n} trials of {prof.duration_s:g} s "
+                  f"({prof.name} profile); {ctx.placement.describe()}; db {ctx.store.path}")
+    if cal is None:
+        console.print("[yellow]no calibration in this database yet: run `vrlab calibrate` to "
+                      "learn which rates the generator can honestly offer[/]")
+    with progress(sc.name, n) as bars:
+        run_id = method.sweep(ctx, sc, text, bars.step)
+    _print_sweep(ctx.store, run_id, cal)
+    if plot:
+        plot_runs(ctx.store, [run_id], out_dir / f"sweep-{sc.name}-{run_id}",
+                   f"{sc.name} ({sc.paper})")
+
+
+def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
+    t = Table("offered kpps", "achieved kpps", "received kpps", "std", "loss", "note",
+              title=f"run {run_id}")
+    for pt in store.sweep_points(run_id):
+        note = []
+        if pt.generator_short:
+            note.append("generator short")
+        if cal is not None and pt.target_pps > cal:
+            note.append(f"above calibrated max {cal / 1e3:.0f}")
+        t.add_row(f"{pt.target_pps / 1e3:.0f}", f"{pt.mean_achieved_pps / 1e3:.1f}",
+                  f"{pt.mean_pps / 1e3:.1f}", f"{pt.std_pps / 1e3:.1f}",
+                  f"{pt.mean_loss_ratio:.2%}", ", ".join(note))
+    out.print(t)
+
+
+@click.command(short_help="Fig. 4: the highest loss-free rate tg→ts, per flow count.")
+@click.option("--flows", "flows_csv", default="1,8,32", show_default=True,
+              help="Comma-separated flow counts to calibrate.")
+@click.option("--profile", "profile_name", default="quick", show_default=True,
+              type=click.Choice(list(profiles.PROFILES)),
+              help="Final trial length of the search: quick 1 s, paper 10 s.")
+@placement_options
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_OUT, show_default=True)
+@db_option
+def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, out_dir: Path,
+              db: Path | None) -> None:
+    """The paper's Fig. 4: link tg straight to ts and find, for each flow count, the highest
+    rate the generator and sink carry with no loss. Sweeps flag rates above it."""
+    from vrlab import method
+
+    try:
+        flows = tuple(int(x) for x in flows_csv.split(","))
+    except ValueError:
+        raise UsageError(f"--flows {flows_csv!r}: write flow counts like 1,8,32") from None
+    if any(not 1 <= f <= 1024 for f in flows):
+        raise UsageError(f"--flows {flows_csv!r}: flow counts must be 1-1024")
+    net.require_root()
+    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "")
+    console.print(f"calibrating tg→ts for {flows} flows; {ctx.placement.describe()}")
+    with progress("calibrate") as bars:
+        run_id, found = method.calibrate(ctx, flows, bars.step)
+    t = Table("flows", "highest loss-free rate (kpps)", title=f"calibration run {run_id}")
+    for f, r in found.items():
+        t.add_row(str(f), f"{r / 1e3:.1f}")
+    out.print(t)
+
+
+@click.command()
+@click.option("--profile", "profile_name", default="quick", show_default=True,
+              type=click.Choice(list(profiles.PROFILES)),
+              help="quick: 1.5 s trials, 1 repeat, rates to just beyond the calibrated maximum "
+              "(about 20 min on 2 cores). paper: 100-1500 kpps, 10 s, 3 repeats (hours).")
+@click.option("--only", multiple=True, help="Run only these figures (fig4, fig5, fig7 ... fig12, "
+              "ndr); repeat the flag for several.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_OUT / "reproduce", show_default=True,
+              help="Where figures, report.md and report.html go.")
+@click.option("--skip-calibration", is_flag=True,
+              help="Reuse the newest calibration in the database instead of running one.")
+@placement_options
+@db_option
+def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
+              pin: bool, sink_rx: str, db: Path | None) -> None:
+    """Run the paper's experiments, draw its figures and write a report that sets each of its
+    claims beside what this machine measured."""
+    from vrlab.paper import reproduce as repro
+
+    figs = repro.select(list(only))
+    net.require_root()
+    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "")
+    console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); "
+                  f"{ctx.placement.describe()}; db {ctx.store.path}")
+    with progress("reproduce") as bars:
+        report = repro.reproduce(ctx, figs, out_dir, bars.step,
+                                 calibrate=not skip_calibration, on_phase=bars.phase)
+    out.print(f"wrote {report} and {report.with_suffix('.html')}")
+
+
+@click.command("ndr")
+@click.argument("scenario")
+@scenario_options
+@click.option("--profile", "profile_name", default="quick", show_default=True,
+              type=click.Choice(list(profiles.PROFILES)),
+              help="Final trial length: quick 1 s, paper 10 s.")
+@click.option("--final-duration", type=float, default=None,
+              help="Seconds of the trials that decide the result (overrides the profile).")
+@click.option("--duration-sum", type=float, default=None,
+              help="Seconds of final trials needed to decide a load. Default: 3 final trials.")
+@click.option("--exceed-ratio", type=float, default=0.5, show_default=True,
+              help="Share of that time allowed to fail while a load still passes.")
+@click.option("--width", type=float, default=0.02, show_default=True,
+              help="Goal width: stop when (upper-lower)/upper is at most this.")
+@click.option("--pdr-loss", type=float, default=0.005, show_default=True,
+              help="Loss ratio of the partial drop rate (FD.io CSIT: 0.5%).")
+@click.option("--min-kpps", type=float, default=10.0, show_default=True)
+@click.option("--max-kpps", type=float, default=None,
+              help="Upper bound of the search. Default: the calibrated maximum for this flow "
+              "count and placement (so generator shortfall never counts as SUT loss).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@placement_options
+@db_option
+def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
+            engine: str | None, guest_kind: str | None, profile_name: str,
+            final_duration: float | None,
+            duration_sum: float | None,
+            exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
+            max_kpps: float | None, as_json: bool, pin: bool, sink_rx: str,
+            db: Path | None) -> None:
+    """Find SCENARIO's throughput: NDR (no loss, RFC 2544) and PDR (partial drop), by an
+    MLRsearch-style search (RFC 9971): short trials first, full-length ones near the bounds."""
+    import json
+
+    from vrlab import method
+
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
+    prof = profiles.get(profile_name)
+    final = prof.calib_final_s if final_duration is None else final_duration
+    goals = method.ndr_goals(final, width, pdr_loss,
+                             duration_sum, exceed_ratio)
+    net.require_root()
+    ctx = run_context(db, pin, sink_rx, prof, "")
+    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
+    if max_kpps is not None:
+        hi = max_kpps * 1e3
+    elif cal is not None:
+        hi = cal
+    else:
+        raise UsageError("no calibration for this flow count and placement in "
+                         f"{ctx.store.path}: run `vrlab calibrate --flows "
+                         f"{sc.traffic.flows}` first, or give --max-kpps")
+    if min_kpps * 1e3 >= hi:
+        raise UsageError(f"--min-kpps {min_kpps:g}: must be below the upper bound "
+                         f"{hi / 1e3:.0f} kpps")
+    console.print(f"ndr [bold]{sc.name}[/]: search {min_kpps:.0f}-{hi / 1e3:.0f} kpps; "
+                  f"{ctx.placement.describe()}")
+    with progress(f"ndr {sc.name}") as bars:
+        res = method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, bars.step)
+    if as_json:
+        out.print_json(json.dumps(res.as_json()))
+        return
+    t = Table("goal", "loss ratio", "lower kpps", "upper kpps", "conditional kpps", "width",
+              "trials", "trial time s", title=f"ndr run {res.run_id}: {sc.name}")
+    for g in res.result.goal_results:
+        flag = " (search floor)" if g.lower_is_min else " (search ceiling)" if g.upper_is_max \
+            else ""
+        t.add_row(g.goal.name, f"{g.goal.loss_ratio:g}", f"{g.lower_pps / 1e3:.1f}{flag}",
+                  f"{g.upper_pps / 1e3:.1f}", f"{g.conditional_throughput_pps / 1e3:.1f}",
+                  f"{g.width:.2%}", str(g.trials_used), f"{g.time_spent_s:.1f}")
+    out.print(t)
+    out.print(f"{len(res.result.trials)} trials, {res.result.total_trial_time_s:.1f} s of "
+              f"traffic, {res.wall_s:.1f} s wall" + (f"; generator short in {res.short_trials}"
+                                                     " trial(s)" if res.short_trials else ""))
+

@@ -1,0 +1,76 @@
+"""Options several commands share, and the run context they build from them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vrlab import placement, profiles
+from vrlab.method import RunContext
+from vrlab.store.db import Store
+
+DEFAULT_OUT = Path("results")
+
+
+def db_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="Results database (SQLite). Default: $VRLAB_DB or "
+                        "~/.local/share/vrlab/results.sqlite")(f)
+
+
+def overrides(guests: int | None, flows: int | None, routers: int | None,
+               engine: str | None = None, guest_kind: str | None = None) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if guest_kind is not None:
+        o["sut.guest_kind"] = guest_kind
+    if engine is not None:
+        o["sut.engine"] = engine
+    if guests is not None:
+        o["sut.guests"] = guests
+    if flows is not None:
+        o["traffic.flows"] = flows
+    if routers is not None:
+        o["traffic.routers"] = routers
+    return o
+
+
+def placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--sink-rx", type=click.Choice(["sut", "generator"]), default="sut",
+                     show_default=True,
+                     help="CPU for the sink's receive processing: the SUT's (keeps the "
+                     "generator's CPU free) or the generator's.")(f)
+    f = click.option("--pin/--no-pin", default=True, show_default=True,
+                     help="Generator on CPU 0, SUT receive processing (RPS) on CPU 1.")(f)
+    return f
+
+
+def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--guest-kind", type=click.Choice(["netns", "userspace"]), default=None,
+                     help="guest-*/mixed-* scenarios: forwarding guests forward in their "
+                     "kernel (netns) or with a userspace engine process each (like a Xen "
+                     "domU, scheduled by the OS).")(f)
+    f = click.option("--engine", type=click.Choice(["ebpf", "guests", "userspace"]),
+                     default=None,
+                     help="Scenario 'shared' only: who forwards for the routers: the one "
+                     "shared eBPF engine, each router in its own guest, or one shared "
+                     "userspace engine process.")(f)
+    f = click.option("--routers", type=int, default=None,
+                     help="Destination prefixes (virtual routers) to split traffic over.")(f)
+    f = click.option("--flows", type=int, default=None, help="UDP flows, 1-1024 (paper: 1-32).")(f)
+    f = click.option("--guests", type=int, default=None, help="Number of guest namespaces N.")(f)
+    return f
+
+
+def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Profile,
+         label: str) -> RunContext:
+    where: placement.SinkWith = "generator" if sink_rx == "generator" else "sut"
+    return RunContext(Store(db), placement.choose(pin, where), profile, label)
+
+
+def profile_from(name: str, rates: str | None, duration: float | None,
+             repeats: int | None) -> profiles.Profile:
+    return profiles.with_overrides(profiles.get(name), rates, duration, repeats)
+

@@ -1,0 +1,125 @@
+"""The paper's figures as data: which sweeps each needs and how it is drawn. A sweep needed by
+several figures (the native baselines) is measured once per reproduction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SweepKey:
+    """One sweep of a reproduction: a scenario with N guests, or the direct tg→ts link."""
+
+    scenario: str  # built-in scenario name, or "direct"
+    guests: int | None = None
+    flows: int = 1
+    routers: int | None = None  # scenario shared: routers, each with its share of the flows
+    engine: str | None = None  # scenario shared: ebpf | guests
+    guest_kind: str | None = None  # guest-*/mixed-*: netns (default) | userspace
+
+    @property
+    def key(self) -> str:
+        g = "" if self.guests is None else f"-n{self.guests}"
+        f = "" if self.flows == 1 else f"-f{self.flows}"
+        r = "" if self.routers is None else f"-r{self.routers}"
+        e = "" if self.engine is None else f"-{self.engine}"
+        k = "" if self.guest_kind is None else f"-{self.guest_kind}"
+        return f"{self.scenario}{g}{r}{e}{k}{f}"
+
+    @property
+    def label(self) -> str:
+        if self.scenario == "direct":
+            return f"TG→TS, {self.flows} flow{'s' if self.flows > 1 else ''}"
+        if self.routers is not None:
+            return f"{self.scenario} ({self.engine or 'ebpf'}), N={self.routers}"
+        if self.guests is None:
+            return self.scenario
+        kind = "" if self.guest_kind is None else f" ({self.guest_kind})"
+        return f"{self.scenario}{kind}, N={self.guests}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    paper: str
+    title: str
+    series: tuple[SweepKey, ...]
+    per_router: bool = False  # the breakdown figures: one panel per sweep, routers stacked
+    ndr: bool = False  # a throughput search per series (bar chart), not a sweep
+    scaling: bool = False  # a throughput search per series, drawn against the router count
+
+
+def _n(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
+    return tuple(SweepKey(scenario, n) for n in ns)
+
+
+NATIVE_R, NATIVE_B, NATIVE_H = (SweepKey("native-routed"), SweepKey("native-bridged"),
+                                SweepKey("native-hybrid"))
+IDLE_N = (1, 2, 4, 6)
+GUEST_N = (1, 2, 4, 6)
+MIXED_N = (2, 3, 4, 6)
+SHARED_N = (1, 4, 16, 64)
+
+
+def _u(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
+    """Guests whose forwarder is a userspace engine process."""
+    return tuple(SweepKey(scenario, n, guest_kind="userspace") for n in ns)
+
+
+def _shared(engine: str) -> tuple[SweepKey, ...]:
+    """One flow per router, so every router's table is used (bench/shared_engine.py goes to
+    256 routers; a reproduction stops at 64 to keep the main job short)."""
+    return tuple(SweepKey("shared", None, n, n, engine) for n in SHARED_N)
+
+
+FIGURES: dict[str, Figure] = {f.name: f for f in (
+    Figure("fig4", "Fig. 4", "TG to TS link performance (generator calibration)",
+           tuple(SweepKey("direct", None, f) for f in (1, 8, 32))),
+    Figure("fig5", "Fig. 5", "Native: bridged vs routed vs hybrid",
+           (NATIVE_B, NATIVE_R, NATIVE_H)),
+    Figure("fig7", "Fig. 7", "Host bridged forwarding with N idle guests vs native",
+           (NATIVE_H, *_n("host-bridged", IDLE_N))),
+    Figure("fig8", "Fig. 8", "Host routed forwarding with N idle guests vs native",
+           (NATIVE_R, *_n("host-routed", IDLE_N))),
+    Figure("fig9", "Fig. 9", "Guest-only aggregate forwarding, bridged and routed, vs native",
+           (NATIVE_R, *_n("guest-bridged", GUEST_N), *_n("guest-routed", GUEST_N))),
+    Figure("fig9u", "Fig. 9 (userspace guests)",
+           "Guest-only aggregate forwarding with userspace forwarders in the guests, vs native",
+           (NATIVE_R, *_u("guest-bridged", GUEST_N), *_u("guest-routed", GUEST_N))),
+    Figure("fig10", "Fig. 10", "Host plus N guests, aggregate, bridged and routed, vs native",
+           (NATIVE_R, *_n("mixed-bridged", MIXED_N), *_n("mixed-routed", MIXED_N))),
+    Figure("fig10u", "Fig. 10 (userspace guests)",
+           "Host plus N userspace-forwarding guests, aggregate, vs native",
+           (NATIVE_R, *_u("mixed-bridged", (2, 6)), *_u("mixed-routed", (2, 6)))),
+    Figure("fig11", "Fig. 11", "Per-router breakdown: host + 3 guests",
+           (SweepKey("mixed-bridged", 3), SweepKey("mixed-routed", 3)), per_router=True),
+    Figure("fig12", "Fig. 12", "Per-router breakdown: host + 6 guests",
+           (SweepKey("mixed-bridged", 6), SweepKey("mixed-routed", 6)), per_router=True),
+    Figure("ndr", "RFC 2544", "Throughput (NDR) of the native and host configurations",
+           (NATIVE_B, NATIVE_R, NATIVE_H, *_n("host-bridged", IDLE_N),
+            *_n("host-routed", IDLE_N)), ndr=True),
+    Figure("shared", "Sec. 6 (future work)",
+           "One shared forwarding engine vs forwarding in each router's guest",
+           (NATIVE_R, *_shared("ebpf"), *_shared("guests")), ndr=True, scaling=True),
+)}
+
+
+def searches(names: list[str]) -> list[SweepKey]:
+    """The configurations whose throughput the named figures search for, each once."""
+    seen: dict[str, SweepKey] = {}
+    for n in names:
+        if FIGURES[n].ndr:
+            for s in FIGURES[n].series:
+                seen.setdefault(s.key, s)
+    return list(seen.values())
+
+
+def needed(names: list[str]) -> list[SweepKey]:
+    """Every sweep the named figures need, each once, in a stable order."""
+    seen: dict[str, SweepKey] = {}
+    for n in names:
+        if FIGURES[n].ndr:
+            continue
+        for s in FIGURES[n].series:
+            seen.setdefault(s.key, s)
+    return list(seen.values())

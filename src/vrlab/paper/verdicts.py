@@ -1,0 +1,196 @@
+"""How measured figures become verdicts, for every claim the report judges.
+
+A verdict is one of:
+
+- ``holds`` / ``differs``: every figure the claim compares is the SUT's own (the SUT lost frames
+  at a rate the generator really offered) and each comparison clears its threshold, or misses
+  it, by more than the figures' combined measured spread;
+- ``inconclusive``: something was measured but cannot carry the claim, and the reasons say why
+  (generator-limited, SUT never saturated, a search at its ceiling or floor, a difference within
+  the measured spread, or nothing to check);
+- ``not measurable``: a series the claim needs was never stored (and nothing stored
+  contradicts the claim); the reasons name it, beside any other reason.
+
+A claim differs as soon as one comparison contradicts it beyond the spread; it holds only when
+every comparison it rests on was decided in its favour, and never on an empty set of them.
+Kept apart from the claims so that the rules are read, and tested, once for all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from vrlab.store.rows import SearchRow, SweepPoint
+
+SATURATED_LOSS = 0.01  # a sweep reached the SUT's limit if some point lost more than 1%
+
+HOLDS, DIFFERS = "holds", "differs"
+INCONCLUSIVE, NOT_MEASURABLE = "inconclusive", "not measurable"
+VERDICTS = (HOLDS, DIFFERS, INCONCLUSIVE, NOT_MEASURABLE)
+
+# Why a comparison could not be decided; a claim that neither holds nor differs names them.
+MISSING = "series missing"
+GENERATOR_LIMITED = "generator-limited"
+UNSATURATED = "SUT never saturated"
+AT_CEILING = "at the search's ceiling"
+AT_FLOOR = "at the search's floor"
+WITHIN_SPREAD = "difference within the measured spread"
+NO_CHECKS = "nothing to check"
+
+
+Points = Mapping[str, Sequence[SweepPoint]]
+
+
+# --------------------------------------------------------------------------- figures compared
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One figure a claim compares, with the interval its measurement allows: a sweep's mean ±
+    its standard deviation, or a search's final bounds. ``problem`` is empty when the rate is
+    the SUT's own limit; otherwise it says why not, and ``pps`` is only a bound."""
+
+    series: str
+    pps: float = 0.0
+    low: float = 0.0
+    high: float = 0.0
+    problem: str = ""
+
+    def fmt(self) -> str:
+        if self.problem == MISSING:
+            return "missing"
+        k = self.pps / 1e3
+        if self.problem:
+            bound = "≤" if self.problem == AT_FLOOR else "≥"
+            return f"{bound} {k:.0f} kpps ({self.problem})"
+        half = (self.high - self.low) / 2
+        if half < 500:
+            return f"{k:.0f} kpps"
+        if self.pps == self.low:  # a search: its final interval
+            return f"{self.low / 1e3:.0f}-{self.high / 1e3:.0f} kpps"
+        return f"{k:.0f}±{half / 1e3:.0f} kpps"
+
+
+def fully_offered(points: Sequence[SweepPoint]) -> list[SweepPoint]:
+    """Points where the generator offered the full rate: only there can loss be the SUT's."""
+    return [p for p in points if not p.generator_short]
+
+
+def is_lossy(p: SweepPoint) -> bool:
+    return p.mean_loss_ratio > SATURATED_LOSS
+
+
+def series_problem(points: Sequence[SweepPoint]) -> str:
+    """Why a sweep's peak is not the SUT's limit, or "" when it is: the SUT must have lost
+    frames at some rate the generator really offered, else the peak is the testbed's."""
+    if not points:
+        return MISSING
+    offered = fully_offered(points)
+    if any(is_lossy(p) for p in offered):
+        return ""
+    return GENERATOR_LIMITED if len(offered) < len(points) else UNSATURATED
+
+
+def sweep_rate(points: Points, key: str) -> Rate:
+    """The sweep's peak among fully offered points, ± the standard deviation of its repeats."""
+    pts = points.get(key) or []
+    problem = series_problem(pts)
+    if problem == MISSING:
+        return Rate(key, problem=MISSING)
+    if problem:
+        peak = max(p.mean_pps for p in pts)
+        return Rate(key, peak, peak, peak, problem)
+    best = max(fully_offered(pts), key=lambda p: p.mean_pps)
+    return Rate(key, best.mean_pps, best.mean_pps - best.std_pps, best.mean_pps + best.std_pps)
+
+
+def search_rate(series: str, row: SearchRow | None) -> Rate:
+    """A throughput search's lower bound, within its final interval. A search stopped at its
+    ceiling (the generator's calibrated maximum) or floor found the testbed's edge, not the
+    SUT's rate."""
+    if row is None or row.lower_pps is None or row.upper_pps is None:
+        return Rate(series, problem=MISSING)
+    problem = (AT_FLOOR if row.result.get("lower_is_min")
+               else AT_CEILING if row.result.get("upper_is_max") else "")
+    return Rate(series, row.lower_pps, row.lower_pps, row.upper_pps, problem)
+
+
+def higher(a: Rate, b: Rate) -> Rate:
+    """The higher of two rates; if either is only a bound, which is higher is unknown."""
+    for r in (a, b):
+        if r.problem:
+            return r
+    return a if a.pps >= b.pps else b
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison a claim rests on: ``ok`` is True or False once decided, None when the
+    data cannot decide it; ``causes`` then pairs each reason with the series behind it."""
+
+    what: str
+    ok: bool | None
+    causes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(reason for reason, _ in self.causes))
+
+
+def undecided_check(what: str, rates: Sequence[Rate]) -> Check | None:
+    causes = tuple((r.problem, r.series) for r in rates if r.problem)
+    return Check(what, None, causes) if causes else None
+
+
+def at_least(what: str, x: Rate, y: Rate, k: float) -> Check:
+    """Is ``x >= k * y``? Decided only when both are the SUT's own rates and the gap from the
+    threshold clears their combined spread: a claim must not turn on a difference that the
+    repeats themselves show."""
+    open_ = undecided_check(what, (x, y))
+    if open_ is not None:
+        return open_
+    if x.low >= k * y.high:
+        return Check(what, True)
+    if x.high < k * y.low:
+        return Check(what, False)
+    return Check(what, None, ((WITHIN_SPREAD, f"{what}: {x.fmt()} vs {k:.2f} x {y.fmt()}"),))
+
+
+def within(what: str, a: Rate, b: Rate, share: float) -> Check:
+    """Are ``a`` and ``b`` within ``share`` of the larger: the smaller at least (1 - share)
+    times the larger, beyond the spread."""
+    lo, hi = sorted((a, b), key=lambda r: r.pps)
+    return at_least(what, lo, hi, 1 - share)
+
+
+def causes_of(checks: Sequence[Check]) -> dict[str, list[str]]:
+    """Each reason with the series (or comparisons) behind it, each named once."""
+    out: dict[str, list[str]] = {}
+    for c in checks:
+        for reason, where in c.causes:
+            if where not in out.setdefault(reason, []):
+                out[reason].append(where)
+    return out
+
+
+def decide(checks: Sequence[Check]) -> tuple[str, tuple[str, ...], str]:
+    """Verdict, reasons and a sentence from a claim's comparisons. One contradiction is enough
+    to differ; holding needs every comparison decided, and at least one of them. Undecided
+    with a series missing is ``not measurable`` (run what is missing); undecided on stored data
+    is ``inconclusive`` (measure differently)."""
+    if not checks:
+        return INCONCLUSIVE, (NO_CHECKS,), f"{NO_CHECKS}: no comparison could be formed"
+    failed = [c.what for c in checks if c.ok is False]
+    open_ = [c for c in checks if c.ok is None]
+    causes = causes_of(open_)
+    reasons = tuple(sorted(causes))
+    notes = "; ".join(f"{r}: {', '.join(w)}" for r, w in causes.items())
+    if failed:
+        also = f" (undecided: {notes})" if notes else ""
+        return DIFFERS, reasons, "contradicted: " + "; ".join(failed) + also
+    if not open_:
+        return HOLDS, (), ""
+    return (NOT_MEASURABLE if MISSING in causes else INCONCLUSIVE), reasons, notes

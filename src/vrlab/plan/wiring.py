@@ -1,0 +1,261 @@
+"""How each of the paper's I/O channels is wired, as plan objects.
+
+- routed: IP on the SUT's ports; guests hang off routed veths with their own subnets (Xen's
+  routed I/O, Fig. 2 of the paper). Frames a guest sends back are steered out to the sink by a
+  policy rule on the guest's return veth, or the host's own route to the guest would loop them.
+- hybrid: a bridge on each side with the SUT's port and every guest's veth in it, IP on the
+  bridges, routing between them (Xen's default bridged I/O, Fig. 1 and 6(c)).
+- bridged: pure layer 2, one bridge joining the two ports (Fig. 6(a)); it has no IP layer, so it
+  takes no guests (validated in the spec).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import replace
+
+from vrlab.plan.addressing import (
+    GATEWAY,
+    ROUTER_NET,
+    TG_HOST,
+    TG_NET,
+    TS_HOST,
+    TS_NET,
+    cidr,
+    host_ip,
+    router_prefix,
+)
+from vrlab.plan.builder import PlanBuilder
+from vrlab.plan.model import (
+    Address,
+    Fdb,
+    Neighbour,
+    Plan,
+    Route,
+    RouterTraffic,
+    Rule,
+    Sysctl,
+    TrafficPlan,
+    Veth,
+)
+from vrlab.plan.naming import if_name, ns_name
+from vrlab.plan.shared import shared
+from vrlab.plan.transforms import kernel_forwarding_off, with_router_macs
+from vrlab.spec import Scenario, SutSpec, TrafficSpec
+
+RETURN_TABLE = 100  # routed guests: where frames coming back from a guest are looked up
+RULE_PRIORITY = 1000
+
+
+def _guest_links(index: int) -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
+    """Routed I/O: guest i owns 198.18.(2i).0/24 toward it and 198.18.(2i+1).0/24 back."""
+    base = int(ipaddress.IPv4Address("198.18.0.0"))
+    inn = ipaddress.IPv4Network((base + (2 * index << 8), 24))
+    out = ipaddress.IPv4Network((base + ((2 * index + 1) << 8), 24))
+    return inn, out
+
+
+def _cable(b: PlanBuilder, tg: str, sut: str, ts: str) -> tuple[Veth, Veth]:
+    left = b.veth("tg0", tg, "sin", sut)
+    right = b.veth("sout", sut, "ts0", ts)
+    return left, right
+
+
+def _endpoints(b: PlanBuilder, left: Veth, right: Veth, tg_net: ipaddress.IPv4Network,
+               ts_net: ipaddress.IPv4Network, ts_host: int) -> None:
+    b.addresses += [Address(left.a_ns, left.a, cidr(tg_net, TG_HOST)),
+                    Address(right.b_ns, right.b, cidr(ts_net, ts_host))]
+
+
+def make_plan(scenario: Scenario, run_id: str) -> Plan:
+    """Translate a scenario into kernel objects. Every router gets its own /24 in
+    198.19.0.0/16 so the sink can count each router's frames by destination."""
+    return build(PlanBuilder(run_id, scenario))
+
+
+def calibration_plan(run_id: str) -> Plan:
+    """The paper's Fig. 4 testbed: tg cabled straight to ts, no SUT in between."""
+    return direct(run_id)
+
+
+def build(b: PlanBuilder) -> Plan:
+    sut = b.scenario.sut
+    if sut.forwarding == "shared" and sut.engine == "userspace":
+        return _shared_userspace(b)
+    if sut.forwarding == "shared":
+        return shared(b)
+    if sut.io == "bridged":
+        return _bridged(b)
+    p = _layer3(b, hybrid=(sut.io == "hybrid"))
+    if sut.guest_kind == "userspace":
+        return _userspace_guests(p)
+    return p
+
+
+def _userspace_guests(p: Plan) -> Plan:
+    """Forwarding guests whose forwarder is a process: kernel forwarding off in them, one
+    userspace engine each."""
+    forwarding = sorted({r.forwarder for r in p.traffic.routers if r.forwarder != "host"})
+    nss = [ns_name(p.run_id, g) for g in forwarding]
+    return replace(kernel_forwarding_off(p, nss), userspace_engines=tuple(forwarding))
+
+
+def _shared_userspace(b: PlanBuilder) -> Plan:
+    """``shared --engine userspace``: the paper's routed SUT with N routers, each with a MAC of
+    its own, all forwarded by one userspace engine process (its own table per router) while the
+    SUT's kernel forwards nothing."""
+    sc = b.scenario
+    host = Scenario(name=sc.name, description=sc.description, paper=sc.paper,
+                    sut=SutSpec(io="routed", forwarding="host"),
+                    traffic=TrafficSpec(flows=sc.traffic.flows, frame_size=sc.traffic.frame_size,
+                                        routers=sc.router_count))
+    p = _layer3(PlanBuilder(b.run_id, host), hybrid=False)
+    p = kernel_forwarding_off(with_router_macs(p), [p.sut_ns])
+    return replace(p, userspace_engines=("shared",))
+
+
+def _traffic(b: PlanBuilder, left: Veth, right: Veth, dst_macs: dict[str, str]) -> TrafficPlan:
+    fwd = b.scenario.forwarders
+    n = b.scenario.router_count
+    routers = []
+    for k in range(n):
+        f = fwd[k % len(fwd)]
+        routers.append(RouterTraffic(name=f"r{k}", prefix=router_prefix(k),
+                                     dst_mac=dst_macs[f], forwarder=f))
+    return TrafficPlan(tg_ns=left.a_ns, tg_dev=left.a, src_mac=left.a_mac,
+                       src_ip=host_ip(TG_NET, TG_HOST), ts_ns=right.b_ns, ts_dev=right.b,
+                       routers=tuple(routers))
+
+
+def _bridged(b: PlanBuilder) -> Plan:
+    """Pure L2: tg and ts share one subnet through the SUT's bridge; the IP layer never runs."""
+    tg, sut, ts = b.namespace("tg"), b.namespace("sut"), b.namespace("ts")
+    left, right = _cable(b, tg, sut, ts)
+    b.bridge("br0", sut, [left.b, right.a])
+    _endpoints(b, left, right, TG_NET, TG_NET, 2)
+    ts_ip = host_ip(TG_NET, 2)
+    b.routes.append(Route(tg, str(ROUTER_NET), ts_ip, left.a))
+    b.neighbours += [Neighbour(tg, left.a, ts_ip, right.b_mac),
+                     Neighbour(ts, right.b, host_ip(TG_NET, TG_HOST), left.a_mac)]
+    b.fdb += [Fdb(sut, right.a, right.b_mac), Fdb(sut, left.b, left.a_mac)]
+    _bridge_nf(b, sut)
+    return b.build(_traffic(b, left, right, {"host": right.b_mac}), sut, left.b)
+
+
+def _bridge_nf(b: PlanBuilder, ns: str) -> None:
+    on = "1" if b.scenario.sut.bridge_nf_call_iptables else "0"
+    b.sysctls.append(Sysctl(ns, "net/bridge/bridge-nf-call-iptables", on))
+
+
+def _layer3(b: PlanBuilder, *, hybrid: bool) -> Plan:
+    tg, sut, ts = b.namespace("tg"), b.namespace("sut"), b.namespace("ts")
+    left, right = _cable(b, tg, sut, ts)
+    guests = [b.namespace(f"g{i}", "guest") for i in range(1, b.scenario.sut.guests + 1)]
+    chans = [(b.veth(f"h{i}a", sut, f"g{i}a", g), b.veth(f"h{i}b", sut, f"g{i}b", g))
+             for i, g in enumerate(guests, start=1)]
+    if hybrid:
+        br0 = b.bridge("br0", sut, [left.b, *(a.a for a, _ in chans)])
+        br1 = b.bridge("br1", sut, [right.a, *(z.a for _, z in chans)])
+        in_dev, in_mac, out_dev, out_mac = br0.name, br0.mac, br1.name, br1.mac
+        b.fdb += [Fdb(sut, left.b, left.a_mac), Fdb(sut, right.a, right.b_mac)]
+        _bridge_nf(b, sut)
+    else:
+        in_dev, in_mac, out_dev, out_mac = left.b, left.b_mac, right.a, right.a_mac
+    ts_ip = host_ip(TS_NET, TS_HOST)
+    b.addresses += [Address(sut, in_dev, cidr(TG_NET, GATEWAY)),
+                    Address(sut, out_dev, cidr(TS_NET, GATEWAY))]
+    _endpoints(b, left, right, TG_NET, TS_NET, TS_HOST)
+    b.sysctls.append(Sysctl(sut, "net/ipv4/ip_forward", "1"))
+    for ns in (sut, *guests):
+        _no_rp_filter(b, ns)
+    b.routes.append(Route(tg, str(ROUTER_NET), host_ip(TG_NET, GATEWAY), left.a))
+    b.neighbours += [
+        Neighbour(tg, left.a, host_ip(TG_NET, GATEWAY), in_mac),
+        Neighbour(ts, right.b, host_ip(TS_NET, GATEWAY), out_mac),
+        Neighbour(sut, in_dev, host_ip(TG_NET, TG_HOST), left.a_mac),
+        Neighbour(sut, out_dev, ts_ip, right.b_mac),
+    ]
+    dst_macs = {"host": in_mac}
+    for i, (g, (a, z)) in enumerate(zip(guests, chans, strict=True), start=1):
+        if hybrid:
+            dst_macs[f"g{i}"] = _hybrid_guest(b, i, g, a, z, ts_ip, right.b_mac)
+        else:
+            dst_macs[f"g{i}"] = in_mac
+            _routed_guest(b, i, g, a, z)
+    traffic = _traffic(b, left, right, dst_macs)
+    for r in traffic.routers:
+        _route_router(b, r, sut, out_dev, ts_ip, hybrid)
+    if b.rules:
+        b.routes.append(Route(sut, str(ROUTER_NET), ts_ip, out_dev, RETURN_TABLE))
+    return b.build(traffic, sut, left.b)
+
+
+def _no_rp_filter(b: PlanBuilder, ns: str) -> None:
+    """Turn reverse-path filtering off where frames are forwarded. A new namespace inherits its
+    IPv4 settings from the host's, and most distributions set rp_filter to 2 (loose): a routed
+    guest, which has no route back to the generator's subnet, would then drop every frame, and
+    the host (with 1, strict) every frame coming back from a guest. Set for ``default`` too,
+    before any link exists, so every device of the namespace starts with it off."""
+    for key in ("all", "default"):
+        b.sysctls.append(Sysctl(ns, f"net/ipv4/conf/{key}/rp_filter", "0"))
+
+
+def _hybrid_guest(b: PlanBuilder, i: int, g: str, a: Veth, z: Veth, ts_ip: str,
+                  ts_mac: str) -> str:
+    """A guest on both bridges, addressed in the tg and ts subnets like any host there."""
+    sut = a.a_ns
+    b.addresses += [Address(g, a.b, cidr(TG_NET, 10 + i)), Address(g, z.b, cidr(TS_NET, 10 + i))]
+    b.fdb += [Fdb(sut, a.a, a.b_mac), Fdb(sut, z.a, z.b_mac)]
+    b.neighbours.append(Neighbour(g, z.b, ts_ip, ts_mac))
+    if b.scenario.sut.forwarding != "host":
+        b.sysctls.append(Sysctl(g, "net/ipv4/ip_forward", "1"))
+    return a.b_mac
+
+
+def _routed_guest(b: PlanBuilder, i: int, g: str, a: Veth, z: Veth) -> None:
+    """A guest behind two routed veths; its return veth is steered to the sink by a rule."""
+    sut = a.a_ns
+    inn, out = _guest_links(i)
+    b.addresses += [Address(sut, a.a, cidr(inn, GATEWAY)), Address(g, a.b, cidr(inn, 1)),
+                    Address(sut, z.a, cidr(out, GATEWAY)), Address(g, z.b, cidr(out, 1))]
+    b.neighbours += [Neighbour(sut, a.a, host_ip(inn, 1), a.b_mac),
+                     Neighbour(g, a.b, host_ip(inn, GATEWAY), a.a_mac),
+                     Neighbour(sut, z.a, host_ip(out, 1), z.b_mac),
+                     Neighbour(g, z.b, host_ip(out, GATEWAY), z.a_mac)]
+    if b.scenario.sut.forwarding != "host":
+        # Only a forwarding guest sends frames back. The kernel walks every rule for every
+        # packet it routes, so a rule for an idle guest would tax the host's own forwarding
+        # (bench/rule_cost.py), which Xen's idle domUs did not.
+        b.rules.append(Rule(sut, z.a, RETURN_TABLE, RULE_PRIORITY + i))
+        b.sysctls.append(Sysctl(g, "net/ipv4/ip_forward", "1"))
+
+
+def _route_router(b: PlanBuilder, r: RouterTraffic, sut: str, out_dev: str, ts_ip: str,
+                  hybrid: bool) -> None:
+    if r.forwarder == "host":
+        b.routes.append(Route(sut, r.prefix, ts_ip, out_dev))
+        return
+    i = int(r.forwarder[1:])
+    g = ns_name(b.run_id, r.forwarder)
+    if hybrid:
+        b.routes.append(Route(g, r.prefix, ts_ip, if_name(b.run_id, f"g{i}b")))
+        return
+    inn, out = _guest_links(i)
+    b.routes += [Route(sut, r.prefix, host_ip(inn, 1), if_name(b.run_id, f"h{i}a")),
+                 Route(g, r.prefix, host_ip(out, GATEWAY), if_name(b.run_id, f"g{i}b"))]
+
+
+def direct(run_id: str) -> Plan:
+    """Calibration (the paper's Fig. 4): tg cabled straight to ts."""
+    b = PlanBuilder(run_id, Scenario(name="calibration"))
+    tg, ts = b.namespace("tg"), b.namespace("ts")
+    cable = b.veth("tg0", tg, "ts0", ts)
+    ts_ip = host_ip(TG_NET, 2)
+    b.addresses += [Address(tg, cable.a, cidr(TG_NET, TG_HOST)),
+                    Address(ts, cable.b, cidr(TG_NET, 2))]
+    b.neighbours.append(Neighbour(tg, cable.a, ts_ip, cable.b_mac))
+    b.routes.append(Route(tg, str(ROUTER_NET), ts_ip, cable.a))
+    traffic = TrafficPlan(tg_ns=tg, tg_dev=cable.a, src_mac=cable.a_mac,
+                          src_ip=host_ip(TG_NET, TG_HOST), ts_ns=ts, ts_dev=cable.b,
+                          routers=(RouterTraffic("r0", router_prefix(0), cable.b_mac, "host"),))
+    return b.build(traffic, "", "")

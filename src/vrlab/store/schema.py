@@ -1,0 +1,155 @@
+"""What a vrlab results file is on disk, and how one is opened without harming anything else.
+
+Kept apart from the queries so the one place that decides whether a file may be read, written or
+given tables is small enough to check by eye: stored results are never to be lost to a version
+mismatch or a mistyped ``--db``."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from vrlab.errors import StoreError
+
+SCHEMA_VERSION: Final = 1
+# PRAGMA application_id: tells a vrlab database apart from any other SQLite file ("vrlb").
+APPLICATION_ID: Final = 0x76726C62
+RUN_STATUSES: Final = ("running", "done", "failed", "interrupted")
+
+# Executed one statement at a time inside one transaction: executescript() would commit early,
+# and two processes creating the same fresh file must not both build the schema.
+_SCHEMA: Final = (
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL DEFAULT 'running'
+            CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+        kind TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        profile TEXT NOT NULL,
+        spec_yaml TEXT NOT NULL,
+        machine_json TEXT NOT NULL,
+        placement_json TEXT NOT NULL,
+        vrlab_version TEXT NOT NULL,
+        params_json TEXT NOT NULL
+    )""",
+    "CREATE INDEX runs_by_kind_scenario ON runs (kind, scenario, label)",
+    """CREATE TABLE searches (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        goal TEXT NOT NULL,
+        loss_ratio REAL NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        lower_pps REAL,
+        upper_pps REAL,
+        conditional_pps REAL,
+        width REAL,
+        trials_used INTEGER,
+        time_spent_s REAL,
+        result_json TEXT
+    )""",
+    "CREATE INDEX searches_by_run ON searches (run_id)",
+    """CREATE TABLE trials (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        repeat INTEGER NOT NULL DEFAULT 0,
+        target_pps REAL NOT NULL,
+        duration_s REAL NOT NULL,
+        sent INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        achieved_pps REAL NOT NULL,
+        ingress_drops INTEGER NOT NULL DEFAULT 0,
+        other_received INTEGER NOT NULL DEFAULT 0,
+        elapsed_s REAL NOT NULL DEFAULT 0,
+        extra_json TEXT NOT NULL DEFAULT '{}',
+        search_id INTEGER REFERENCES searches (id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (run_id, seq)
+    )""",
+    "CREATE INDEX trials_by_search ON trials (search_id)",
+    """CREATE TABLE trial_routers (
+        trial_id INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+        router TEXT NOT NULL,
+        received INTEGER NOT NULL,
+        PRIMARY KEY (trial_id, router)
+    ) WITHOUT ROWID""",
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+
+
+# -- opening --------------------------------------------------------------------------------
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Refuse anything that is not (or cannot become) a vrlab database before touching it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the directory for results database {path}: {exc}") from exc
+    try:
+        # isolation_level=None: transactions are explicit (Store._tx), never implied.
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open results database {path}: {exc}") from exc
+    try:
+        conn.row_factory = sqlite3.Row
+        _prepare(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(
+            f"{path} is not a usable SQLite database ({exc}); "
+            "pass another file with --db or set VRLAB_DB"
+        ) from exc
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("PRAGMA foreign_keys = ON")
+    _check_identity(conn, path, create=False)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _check_identity(conn, path, create=True)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    # WAL lets `vrlab results` read while a sweep is writing; set only once the file is ours.
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def _check_identity(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
+    """First run outside a transaction so a foreign file is never locked for writing, then
+    again under the write lock where an empty file gets its schema."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    objects = conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+    if app_id == 0 and version == 0 and objects == 0:
+        if create:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+        return
+    if app_id != APPLICATION_ID:
+        raise StoreError(
+            f"{path} is an SQLite database but not a vrlab results database; "
+            "pass another file with --db or set VRLAB_DB"
+        )
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has results schema version {version}, newer than this vrlab understands "
+            f"({SCHEMA_VERSION}); upgrade vrlab to read it"
+        )
+    if version < SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has results schema version {version} and no migration to "
+            f"{SCHEMA_VERSION} exists"
+        )

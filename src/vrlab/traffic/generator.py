@@ -1,0 +1,120 @@
+"""A paced, open-loop frame sender: AF_PACKET + sendmmsg(2) through ctypes.
+
+Open loop matters: a sender that waits for the SUT (PACKET_TX_RING waits for each skb to be
+freed) slows itself down and hides the SUT's overload; sendmmsg hands frames to the link and
+moves on, like a NIC on a wire. Frames are prebuilt and the message array is prebuilt, so the hot
+loop is one ctypes call per burst. When the SUT's ingress backlog is full the veth drops the
+frame and the kernel answers ENOBUFS: that frame was offered and lost *in the SUT*, and is
+counted as such (``ingress_drops``)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import socket
+import time
+from dataclasses import dataclass
+
+from vrlab.traffic import pacing
+from vrlab.traffic.mmsg import PACKET_QDISC_BYPASS, SOL_PACKET, Iovec, Mmsghdr, sendmmsg
+
+SPIN_BELOW_S = 0.0005
+
+
+
+
+@dataclass(frozen=True)
+class SendReport:
+    target_pps: float
+    duration_s: float
+    sent: int  # frames handed to the link, ENOBUFS drops included
+    ingress_drops: int  # of those, frames the receiver's backlog refused (ENOBUFS)
+    elapsed_s: float
+    achieved_pps: float
+    bursts: int
+
+
+class Sender:
+    """Sends a cycle of prebuilt frames (one per flow) out of one interface."""
+
+    def __init__(self, ifname: str, frames: list[bytes], max_batch: int = pacing.MAX_BATCH) -> None:
+        if not frames:
+            raise ValueError("no frames to send")
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # proto 0: never receive
+        self.sock.bind((ifname, 0))
+        # older kernels lack it: the veth's noqueue qdisc costs next to nothing anyway
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        self.fd = self.sock.fileno()
+        self.nflows = len(frames)
+        self.max_batch = max_batch
+        self._bufs = [ctypes.create_string_buffer(f, len(f)) for f in frames]
+        n = max_batch + self.nflows  # any burst can start at any flow of the cycle
+        self._iov = (Iovec * n)()
+        self._msgs = (Mmsghdr * n)()
+        for i in range(n):
+            buf = self._bufs[i % self.nflows]
+            self._iov[i].iov_base = ctypes.addressof(buf)
+            self._iov[i].iov_len = len(frames[i % self.nflows])
+            self._msgs[i].msg_hdr.msg_iov = ctypes.pointer(self._iov[i])
+            self._msgs[i].msg_hdr.msg_iovlen = 1
+        base = ctypes.addressof(self._msgs)
+        size = ctypes.sizeof(Mmsghdr)
+        self._at = [base + i * size for i in range(self.nflows)]
+        self.position = 0  # index in the flow cycle of the next frame
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _burst(self, n: int) -> tuple[int, int]:
+        """Send n frames; returns (offered, dropped). A short count means the next message met
+        an error: with AF_PACKET that frame was consumed (dropped by the peer's backlog)."""
+        r = sendmmsg(self.fd, self._at[self.position], n, 0)
+        if r == n:
+            self.position = (self.position + n) % self.nflows
+            return n, 0
+        if r < 0:
+            err = ctypes.get_errno()
+            if err in (errno.EINTR, errno.EAGAIN):
+                return 0, 0
+            if err != errno.ENOBUFS:
+                raise OSError(err, f"sendmmsg: {errno.errorcode.get(err, err)}")
+            r = 0
+        else:
+            # sendmmsg keeps the error of a partly sent batch as the socket's pending error;
+            # read it now, or a later call could report it again for a frame never sent
+            self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        offered = r + 1
+        self.position = (self.position + offered) % self.nflows
+        return offered, 1
+
+    def send(self, rate_pps: float, duration_s: float) -> SendReport:
+        """Offer ``rate_pps`` for ``duration_s``; stop at the deadline even if behind, so a rate
+        the sender cannot reach shows as a shortfall in ``achieved_pps``."""
+        total = pacing.total_frames(rate_pps, duration_s)
+        burst = pacing.burst_size(rate_pps, max_batch=self.max_batch)
+        sent = drops = bursts = 0
+        clock = time.perf_counter
+        t0 = clock()
+        deadline = t0 + duration_s + 2 * pacing.QUANTUM_S  # room for the last due burst
+        while sent < total:
+            now = clock()
+            if now >= deadline:
+                break
+            want = pacing.due(rate_pps, now - t0, total) - sent
+            if want < burst and sent + want < total:
+                wait = t0 + pacing.next_send_time(rate_pps, sent, burst) - now
+                if wait > SPIN_BELOW_S:
+                    time.sleep(wait - SPIN_BELOW_S)
+                continue
+            n = min(want, self.max_batch)
+            o, d = self._burst(n)
+            sent += o
+            drops += d
+            bursts += 1
+        elapsed = clock() - t0
+        return SendReport(target_pps=rate_pps, duration_s=duration_s, sent=sent,
+                          ingress_drops=drops, elapsed_s=elapsed,
+                          achieved_pps=sent / duration_s, bursts=bursts)
