@@ -13,15 +13,10 @@ import contextlib
 import ctypes
 import errno
 import socket
-import time
 from dataclasses import dataclass
 
 from vrlab.traffic import pacing
 from vrlab.traffic.mmsg import PACKET_QDISC_BYPASS, SOL_PACKET, Iovec, Mmsghdr, sendmmsg
-
-SPIN_BELOW_S = 0.0005
-
-
 
 
 @dataclass(frozen=True)
@@ -93,28 +88,7 @@ class Sender:
     def send(self, rate_pps: float, duration_s: float) -> SendReport:
         """Offer ``rate_pps`` for ``duration_s``; stop at the deadline even if behind, so a rate
         the sender cannot reach shows as a shortfall in ``achieved_pps``."""
-        total = pacing.total_frames(rate_pps, duration_s)
-        burst = pacing.burst_size(rate_pps, max_batch=self.max_batch)
-        sent = drops = bursts = 0
-        clock = time.perf_counter
-        t0 = clock()
-        deadline = t0 + duration_s + 2 * pacing.QUANTUM_S  # room for the last due burst
-        while sent < total:
-            now = clock()
-            if now >= deadline:
-                break
-            want = pacing.due(rate_pps, now - t0, total) - sent
-            if want < burst and sent + want < total:
-                wait = t0 + pacing.next_send_time(rate_pps, sent, burst) - now
-                if wait > SPIN_BELOW_S:
-                    time.sleep(wait - SPIN_BELOW_S)
-                continue
-            n = min(want, self.max_batch)
-            o, d = self._burst(n)
-            sent += o
-            drops += d
-            bursts += 1
-        elapsed = clock() - t0
-        return SendReport(target_pps=rate_pps, duration_s=duration_s, sent=sent,
-                          ingress_drops=drops, elapsed_s=elapsed,
-                          achieved_pps=sent / duration_s, bursts=bursts)
+        p = pacing.run(rate_pps, duration_s, self.max_batch, self._burst)
+        return SendReport(target_pps=rate_pps, duration_s=duration_s, sent=p.sent,
+                          ingress_drops=p.drops, elapsed_s=p.elapsed_s,
+                          achieved_pps=p.sent / duration_s, bursts=p.bursts)

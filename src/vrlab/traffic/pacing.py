@@ -8,9 +8,53 @@ far finer than any queue in the SUT can notice, and the mean rate stays exact.""
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 QUANTUM_S = 100e-6
 MAX_BATCH = 256
+#: Waits shorter than this are spun rather than slept: a sleep overshoots by about this much.
+SPIN_BELOW_S = 0.0005
+
+
+@dataclass(frozen=True)
+class Paced:
+    """What one paced send did: frames offered, frames the path refused, bursts, seconds."""
+
+    sent: int
+    drops: int
+    bursts: int
+    elapsed_s: float
+
+
+def run(rate_pps: float, duration_s: float, max_batch: int,
+        burst: Callable[[int], tuple[int, int]]) -> Paced:
+    """Offer ``rate_pps`` for ``duration_s`` through ``burst(n) -> (offered, dropped)``, open
+    loop: each burst goes when it is due in full, and the loop stops at the deadline even if
+    behind, so a rate the sender cannot reach shows as a shortfall instead of a longer trial.
+    Every sender shares this loop, so they differ only in how a burst leaves."""
+    total = total_frames(rate_pps, duration_s)
+    size = burst_size(rate_pps, max_batch=max_batch)
+    sent = drops = bursts = 0
+    clock = time.perf_counter
+    t0 = clock()
+    deadline = t0 + duration_s + 2 * QUANTUM_S  # room for the last due burst
+    while sent < total:
+        now = clock()
+        if now >= deadline:
+            break
+        want = due(rate_pps, now - t0, total) - sent
+        if want < size and sent + want < total:
+            wait = t0 + next_send_time(rate_pps, sent, size) - now
+            if wait > SPIN_BELOW_S:
+                time.sleep(wait - SPIN_BELOW_S)
+            continue
+        o, d = burst(min(want, max_batch))
+        sent += o
+        drops += d
+        bursts += 1
+    return Paced(sent, drops, bursts, clock() - t0)
 
 
 def burst_size(rate_pps: float, quantum_s: float = QUANTUM_S, max_batch: int = MAX_BATCH) -> int:

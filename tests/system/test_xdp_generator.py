@@ -1,0 +1,106 @@
+"""The XDP live-frames generator, for real: on a tg→ts veth whose ts end drops in XDP it sends
+exactly the frames it reports at the rate it was asked, refuses loudly when the peer cannot
+take XDP frames, and leaves nothing behind (no namespace, no XDP program on the tg veth).
+
+Needs root (namespaces, BPF), clang and libbpf-dev. Namespaces are ``vrl<run id>-tg/ts``, built
+and removed through a ledger like every vrlab testbed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute
+
+from vrlab.errors import VrlabError
+from vrlab.ledger import NETNS_DIR
+from vrlab.plan.naming import PREFIX
+from vrlab.traffic import pacing
+from vrlab.traffic.xdp.pair import PeerMode, dropping_pair
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
+    pytest.mark.skipif(shutil.which("clang") is None,
+                       reason="clang is not installed (apt-get install clang libbpf-dev)"),
+]
+
+RATE_PPS = 200_000
+DURATION_S = 1.0
+SETTLE_S = 0.2  # for ts's NAPI to count the last frames
+
+
+@pytest.fixture(autouse=True)
+def bpf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compile into the test's own directory, not the user's cache."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))
+
+
+def run_namespaces(run_id: str) -> list[str]:
+    return sorted(p.name for p in NETNS_DIR.glob(f"{PREFIX}{run_id}-*"))
+
+
+def xdp_prog_id(ns: str, dev: str) -> int | None:
+    """The id of the XDP program attached to ``dev``, if any."""
+    with IPRoute(netns=ns) as ipr:
+        link = ipr.get_links(ipr.link_lookup(ifname=dev)[0])[0]
+    xdp = link.get("IFLA_XDP")
+    prog = xdp.get("IFLA_XDP_PROG_ID") if xdp else None
+    return None if prog is None else int(prog)
+
+
+@pytest.mark.parametrize("peer", ["xdp_drop", "gro"])
+def test_sends_every_frame_at_the_requested_rate(peer: PeerMode) -> None:
+    """Either way of running NAPI on the peer will do: an XDP program, or GRO."""
+    with dropping_pair("test_xdp_generator", peer) as p:
+        rid = p.plan.run_id
+        assert len(run_namespaces(rid)) == 2
+        frames = p.frames(flows=4)
+        rx0 = p.ts_rx_packets()
+        rep = p.send_live(frames, RATE_PPS, DURATION_S, cpu=0)
+        time.sleep(SETTLE_S)
+        received = p.ts_rx_packets() - rx0
+        assert (xdp_prog_id(p.ts_ns, p.ts_dev) is not None) == (peer == "xdp_drop")
+        assert xdp_prog_id(p.tg_ns, p.tg_dev) is None, "the sender left its program on tg"
+    assert run_namespaces(rid) == [], "namespaces survived the pair"
+
+    # On a shared 2-CPU machine the sender can be preempted near the deadline and fall a few
+    # bursts short: a shortfall within the rate tolerance is allowed, a lost frame is not.
+    expected = pacing.total_frames(RATE_PPS, DURATION_S)
+    assert expected * 0.99 <= rep.sent <= expected
+    assert rep.ingress_drops == 0
+    assert received == rep.sent, f"ts took {received} of {rep.sent} frames"
+    assert abs(pacing.rate_error(RATE_PPS, rep.achieved_pps)) < 0.01
+    # the rate over the time the sender really took, not just the count
+    assert abs(pacing.rate_error(RATE_PPS, received / rep.elapsed_s)) < 0.01
+    assert rep.bursts >= 1000, "not paced: too few bursts for 100 us quanta over 1 s"
+
+
+def test_a_peer_without_napi_is_reported() -> None:
+    with dropping_pair("test_xdp_generator", "none") as p:
+        rid = p.plan.run_id
+        # the sender runs in a child in tg; nsexec.run_in names the child's error
+        with pytest.raises(VrlabError, match=r"TrafficError: none of .* peer runs NAPI"):
+            p.send_live(p.frames(), 10_000, 0.05)
+    assert run_namespaces(rid) == []
+
+
+@pytest.mark.parametrize("rx_cpu", [None, 1])
+def test_a_rate_beyond_reach_shows_as_a_shortfall(rx_cpu: int | None) -> None:
+    """Flat out, the sender stops at the deadline and reports what it managed, and ts counts
+    every frame it did not report as refused. With ts's receive work on another CPU the
+    sender outruns it and ts's ring refuses frames: those must be the reported drops."""
+    if rx_cpu is not None and rx_cpu not in os.sched_getaffinity(0):
+        pytest.skip(f"needs CPU {rx_cpu}")
+    with dropping_pair("test_xdp_generator") as p:
+        p.rx_on_cpu(rx_cpu)
+        rx0 = p.ts_rx_packets()
+        rep = p.send_live(p.frames(), 1e9, 0.3, cpu=0)
+        time.sleep(SETTLE_S)
+        received = p.ts_rx_packets() - rx0
+    assert rep.sent < pacing.total_frames(1e9, 0.3)
+    assert rep.elapsed_s < 0.3 + 0.1
+    assert received == rep.sent - rep.ingress_drops
