@@ -46,7 +46,7 @@ def placed(ctx: RunContext, scenario: Scenario) -> RunContext:
 
 #: what calibration depends on: the direct tg→ts link has no SUT, so where a SUT's receive
 #: work or engines would run does not matter
-_CALIBRATION_KEYS = ("pinned", "generator_cpu", "sink_cpu", "cpus")
+_CALIBRATION_KEYS = ("pinned", "generator_cpu", "sink_cpu", "cpus", "generator")
 
 
 def calibrated_max(store: Store, flows: int,

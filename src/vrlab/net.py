@@ -16,6 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from pyroute2 import IPRoute, netns
+from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.exceptions import NetlinkError
 
 from vrlab import nsexec
@@ -243,3 +244,19 @@ def built(plan: Plan, ledger: Ledger) -> Iterator[Plan]:
         yield plan
     finally:
         teardown(ledger)
+
+
+def gro_on(dev: str) -> None:
+    """``ethtool -K dev gro on``, in the calling namespace: a veth with GRO on runs NAPI even
+    without an XDP program, and only a veth whose peer runs NAPI takes XDP frames (the XDP
+    generator's). UDP frames that are forwarded are not merged: GRO of forwarded UDP is a
+    separate feature (rx-udp-gro-forwarding), left off."""
+    e = Ethtool()
+    try:
+        f = e.get_features(dev)
+        f.features["rx-gro"].enable = True
+        e.set_features(dev, f)
+        if not e.get_features(dev).features["rx-gro"].enable:
+            raise KernelError(f"{dev} did not turn GRO on")
+    finally:
+        e.close()

@@ -14,10 +14,13 @@ keeps the other arrangement for comparison; every result records the placement i
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 SinkWith = Literal["sut", "generator"]
+#: the generator's sending path (see vrlab.traffic.senders); kept here as plain data so a
+#: placement stays importable without the traffic code
+GeneratorPath = Literal["xdp", "sendmmsg"]
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,14 @@ class Placement:
     sut_cpu: int | None  # the SUT's receive processing (RPS on its ingress port)
     cpus: int
     engine_cpu: int | None = None  # userspace forwarding engines, when there are any
+    generator: GeneratorPath = "sendmmsg"  # how the generator sends (vrlab.traffic.senders)
 
     def as_record(self) -> dict[str, str]:
         rec = {k: "" if v is None else str(v) for k, v in asdict(self).items()}
         if self.engine_cpu is None:
             del rec["engine_cpu"]  # records from before userspace engines stay comparable
+        if self.generator == "sendmmsg":
+            del rec["generator"]  # likewise records from before the XDP generator
         return rec
 
     def describe(self) -> str:
@@ -40,8 +46,8 @@ class Placement:
             return f"unpinned ({self.cpus} CPUs, kernel's choice)"
         engines = "" if self.engine_cpu is None else \
             f", userspace engines on CPU {self.engine_cpu}"
-        return (f"generator on CPU {self.generator_cpu}, SUT receive (RPS) on CPU "
-                f"{self.sut_cpu}, sink receive (RPS) on CPU {self.sink_cpu}{engines}")
+        return (f"generator ({self.generator}) on CPU {self.generator_cpu}, SUT receive (RPS) "
+                f"on CPU {self.sut_cpu}, sink receive (RPS) on CPU {self.sink_cpu}{engines}")
 
 
 def for_userspace(pl: Placement) -> Placement:
@@ -50,18 +56,19 @@ def for_userspace(pl: Placement) -> Placement:
     its CPU with the softirq that feeds it livelocks (19-116 kpps instead of ~0.5 Mpps)."""
     if not pl.pinned:
         return pl
-    return Placement(True, pl.generator_cpu, pl.sink_cpu, pl.generator_cpu, pl.cpus,
-                     engine_cpu=pl.sut_cpu)
+    return replace(pl, sut_cpu=pl.generator_cpu, engine_cpu=pl.sut_cpu)
 
 
-def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None) -> Placement:
+def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None,
+           generator: GeneratorPath = "sendmmsg") -> Placement:
     """Pin when asked and the machine has at least two CPUs we may use; else leave it be."""
     avail = sorted(os.sched_getaffinity(0)) if cpus is None else list(range(cpus))
     n = len(avail)
     if not pin or n < 2:
-        return Placement(False, None, None, None, n)
+        return Placement(False, None, None, None, n, generator=generator)
     gen, sut = avail[0], avail[1]
-    return Placement(True, gen, sut if sink_with == "sut" else gen, sut, n)
+    return Placement(True, gen, sut if sink_with == "sut" else gen, sut, n,
+                     generator=generator)
 
 
 def rps_mask(cpu: int) -> str:

@@ -173,7 +173,22 @@ class Testbed:
                            t.src_ip, self.traffic.flows)
         self.flows = flows
         frames = [build_frame(f, self.traffic.frame_size) for f in flows]
-        self.gen.call("sender", dev=t.tg_dev, frames=frames)
+        if self.placement.generator == "xdp":
+            self._napi_on_tg_peer(p)
+        self.gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator)
+
+    def _napi_on_tg_peer(self, p: Plan) -> None:
+        """GRO on the port the generator's veth is cabled to (the SUT's ingress, or ts itself
+        when calibrating): a veth takes XDP frames only while its peer runs NAPI. The peer's
+        NAPI runs on the generator's CPU, where the sending veth hands it frames; RPS then
+        moves their processing to the CPU the placement gives the SUT (or the sink)."""
+        t = p.traffic
+        peer = next(((v.b_ns, v.b) for v in p.veths if v.a == t.tg_dev and v.a_ns == t.tg_ns),
+                    None)
+        if peer is None:
+            raise VrlabError(f"plan {p.scenario}: no veth starts at the generator's port "
+                             f"{t.tg_dev}, so the XDP generator has no peer to feed")
+        nsexec.run_in(peer[0], net.gro_on, peer[1])
 
     # ------------------------------------------------------------------ trials
 

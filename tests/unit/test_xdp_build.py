@@ -69,7 +69,9 @@ def test_cache_dir_follows_xdg_state_home(tmp_path: Path,
 
 @pytest.mark.parametrize(("frames", "kw", "why"), [
     ([], {}, "no frames"),
-    ([b"\0" * 13], {}, "shorter than an Ethernet header"),
+    ([b"\0" * 59], {}, "at least 60 bytes"),
+    ([b"\0" * 60, b"\0" * 61], {}, "frames of one size"),
+    ([b"\0" * 60] * 1025, {}, "at most 1024 frame templates"),
     ([b"\0" * 60], {"batch_size": 257}, "batch_size 257"),
 ])
 def test_sender_refuses_bad_arguments_before_touching_the_kernel(

@@ -42,7 +42,8 @@ from vrlab.errors import UsageError
 def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | None,
           engine: str | None, guest_kind: str | None, profile_name: str, rates: str | None,
           duration: float | None,
-          repeats: int | None, pin: bool, sink_rx: str, label: str, out_dir: Path, plot: bool,
+          repeats: int | None, pin: bool, sink_rx: str, generator: str, label: str,
+          out_dir: Path, plot: bool,
           db: Path | None) -> None:
     """Measure SCENARIO the paper's way: received rate at each offered rate."""
     from vrlab import method
@@ -50,7 +51,7 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
     prof = profile_from(profile_name, rates, duration, repeats)
     net.require_root()
-    ctx = run_context(db, pin, sink_rx, prof, label)
+    ctx = run_context(db, pin, sink_rx, prof, label, generator)
     n = len(prof.rates_pps()) * prof.repeats
     cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
     console.print(f"sweep [bold]{sc.name}[/]: {n} trials of {prof.duration_s:g} s "
@@ -91,8 +92,8 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True)
 @db_option
-def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, out_dir: Path,
-              db: Path | None) -> None:
+def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, generator: str,
+              out_dir: Path, db: Path | None) -> None:
     """The paper's Fig. 4: link tg straight to ts and find, for each flow count, the highest
     rate the generator and sink carry with no loss. Sweeps flag rates above it."""
     from vrlab import method
@@ -104,7 +105,7 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, out_di
     if any(not 1 <= f <= 1024 for f in flows):
         raise UsageError(f"--flows {flows_csv!r}: flow counts must be 1-1024")
     net.require_root()
-    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "")
+    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator)
     console.print(f"calibrating tg→ts for {flows} flows; {ctx.placement.describe()}")
     with progress("calibrate") as bars:
         run_id, found = method.calibrate(ctx, flows, bars.step)
@@ -129,14 +130,14 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, out_di
 @placement_options
 @db_option
 def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
-              pin: bool, sink_rx: str, db: Path | None) -> None:
+              pin: bool, sink_rx: str, generator: str, db: Path | None) -> None:
     """Run the paper's experiments, draw its figures and write a report that sets each of its
     claims beside what this machine measured."""
     from vrlab.paper import reproduce as repro
 
     figs = repro.select(list(only))
     net.require_root()
-    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "")
+    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator)
     console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); "
                   f"{ctx.placement.describe()}; db {ctx.store.path}")
     with progress("reproduce") as bars:
@@ -173,7 +174,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
             final_duration: float | None,
             duration_sum: float | None,
             exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
-            max_kpps: float | None, as_json: bool, pin: bool, sink_rx: str,
+            max_kpps: float | None, as_json: bool, pin: bool, sink_rx: str, generator: str,
             db: Path | None) -> None:
     """Find SCENARIO's throughput: NDR (no loss, RFC 2544) and PDR (partial drop), by an
     MLRsearch-style search (RFC 9971): short trials first, full-length ones near the bounds."""
@@ -187,7 +188,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
     goals = method.ndr_goals(final, width, pdr_loss,
                              duration_sum, exceed_ratio)
     net.require_root()
-    ctx = run_context(db, pin, sink_rx, prof, "")
+    ctx = run_context(db, pin, sink_rx, prof, "", generator)
     cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
     if max_kpps is not None:
         hi = max_kpps * 1e3

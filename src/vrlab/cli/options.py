@@ -9,8 +9,11 @@ from typing import Any
 import click
 
 from vrlab import placement, profiles
+from vrlab.cli.console import console
 from vrlab.method import RunContext
 from vrlab.store.db import Store
+from vrlab.traffic import senders
+from vrlab.traffic.senders import GeneratorChoice
 
 DEFAULT_OUT = Path("results")
 
@@ -38,10 +41,16 @@ def overrides(guests: int | None, flows: int | None, routers: int | None,
 
 
 def placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--sink-rx", type=click.Choice(["sut", "generator"]), default="sut",
-                     show_default=True,
-                     help="CPU for the sink's receive processing: the SUT's (keeps the "
-                     "generator's CPU free) or the generator's.")(f)
+    f = click.option("--generator", "generator", default="auto", show_default=True,
+                     type=click.Choice(["auto", "xdp", "sendmmsg"]),
+                     help="How the generator sends: XDP live frames (the kernel sends each "
+                     "frame from a template; about 10x the headroom), AF_PACKET sendmmsg "
+                     "(portable), or auto: XDP where it builds and the kernel has it.")(f)
+    f = click.option("--sink-rx", type=click.Choice(["auto", "sut", "generator"]),
+                     default="auto", show_default=True,
+                     help="CPU for the sink's receive processing: the generator's (the SUT "
+                     "keeps a CPU to itself; auto with the XDP generator), or the SUT's "
+                     "(auto with sendmmsg, whose sender has no room for the sink).")(f)
     f = click.option("--pin/--no-pin", default=True, show_default=True,
                      help="Generator on CPU 0, SUT receive processing (RPS) on CPU 1.")(f)
     return f
@@ -65,9 +74,18 @@ def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Profile,
-         label: str) -> RunContext:
+                label: str, generator: str = "auto") -> RunContext:
+    """The store, the placement and the profile of a measuring command. ``generator`` is
+    resolved here, once, so every trial of the run uses one path and its record says which."""
+    choice: GeneratorChoice = ("xdp" if generator == "xdp" else
+                               "sendmmsg" if generator == "sendmmsg" else "auto")
+    path, why = senders.resolve(choice)
+    if why:
+        console.print(f"generator: sendmmsg ({why})")
+    if sink_rx == "auto":
+        sink_rx = "generator" if path == "xdp" else "sut"
     where: placement.SinkWith = "generator" if sink_rx == "generator" else "sut"
-    return RunContext(Store(db), placement.choose(pin, where), profile, label)
+    return RunContext(Store(db), placement.choose(pin, where, generator=path), profile, label)
 
 
 def profile_from(name: str, rates: str | None, duration: float | None,

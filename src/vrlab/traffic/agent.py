@@ -27,9 +27,11 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
     from pyroute2 import IPRoute
 
     from vrlab.traffic.generator import Sender
+    from vrlab.traffic.senders import open_sender
     from vrlab.traffic.sink import NftSink
+    from vrlab.traffic.xdp.live import LiveSender
 
-    sender: Sender | None = None
+    sender: Sender | LiveSender | None = None
     sink: NftSink | None = None
     conn.send({"ok": True})
     while True:
@@ -40,7 +42,10 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
         op = msg.get("op")
         try:
             if op == "sender":
-                sender = Sender(msg["dev"], msg["frames"])
+                if sender is not None:
+                    sender.close()
+                    sender = None
+                sender = open_sender(msg.get("path", "sendmmsg"), msg["dev"], msg["frames"])
                 reply: dict[str, Any] = {"ok": True}
             elif op == "send":
                 if sender is None:
@@ -59,6 +64,8 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                     stats = ipr.get_links(idx)[0].get("IFLA_STATS64")
                 reply = {"ok": True, "stats": dict(stats)}
             elif op == "exit":
+                if sender is not None:
+                    sender.close()
                 conn.send({"ok": True})
                 return
             else:

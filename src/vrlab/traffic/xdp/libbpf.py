@@ -97,6 +97,9 @@ def lib() -> ctypes.CDLL:
         ("bpf_xdp_attach", i, [i, i, u32, vp]),
         ("bpf_xdp_detach", i, [i, u32, vp]),
         ("bpf_link_create", i, [i, i, ctypes.c_int, ctypes.POINTER(BpfLinkCreateOpts)]),
+        ("bpf_object__find_map_by_name", vp, [vp, ctypes.c_char_p]),
+        ("bpf_map__update_elem", i, [vp, vp, ctypes.c_size_t, vp, ctypes.c_size_t,
+                                     ctypes.c_uint64]),
     ):
         f = getattr(so, fn)
         f.restype, f.argtypes = res, args
@@ -145,6 +148,18 @@ class BpfObject:
         if not prog:
             raise KernelError(f"no BPF program {name!r} in the object")
         return _check(lib().bpf_program__fd(prog), f"fd of program {name}")
+
+    def update(self, map_name: str, key: int, value: bytes) -> None:
+        """Set element ``key`` (a u32) of the array map ``map_name`` to ``value``."""
+        if self._obj is None:
+            raise TrafficError("the BPF object is closed")
+        m = lib().bpf_object__find_map_by_name(self._obj, map_name.encode())
+        if not m:
+            raise TrafficError(f"no map {map_name} in the BPF object")
+        k = ctypes.c_uint32(key)
+        v = ctypes.create_string_buffer(value, len(value))
+        _check(lib().bpf_map__update_elem(m, ctypes.byref(k), ctypes.sizeof(k), v, len(value), 0),
+               f"updating {map_name}[{key}]")
 
     def close(self) -> None:
         if self._obj is not None:

@@ -1,14 +1,16 @@
 """A paced, open-loop sender that has the kernel build and send the frames: an XDP program
 returning XDP_TX, run with BPF_PROG_RUN in live-frames mode on the tg veth's ingress.
 
-One ``bpf_prog_test_run_opts`` call sends ``repeat`` copies of one frame template down the XDP
-transmit path of the veth (``ndo_xdp_xmit``): no socket, no skb, no qdisc, and one syscall per
-burst, so the sender's CPU goes to the frames. Pacing is :mod:`vrlab.traffic.pacing`'s, as in
+One ``bpf_prog_test_run_opts`` call sends ``repeat`` frames down the XDP transmit path of the
+veth (``ndo_xdp_xmit``): no socket, no skb, no qdisc, and one syscall per burst, so the
+sender's CPU goes to the frames. Pacing is :mod:`vrlab.traffic.pacing`'s, as in
 :mod:`vrlab.traffic.generator`: bursts of one quantum's worth of frames, each sent when it is
 due in full, and a deadline after which a rate the sender cannot reach shows as a shortfall.
 
-Flows: one call sends one template, so bursts go round-robin over the flows' frames. Each flow
-gets an equal share to within one burst, but frames of different flows are not interleaved.
+Flows: the program writes every frame's headers from the next flow's template (kept in a BPF
+map), so flows are interleaved frame by frame, and a page the receiver handed back changed
+(a routed frame's TTL and MACs) never leaves changed. What the sender reports as offered is
+what reached the veth: a frame the test run did not hand to it shows as a shortfall.
 
 Kernel conditions: the process must be in the namespace of ``ifindex`` (the kernel resolves
 the ingress device in the caller's namespace), as root; and the veth's peer must run NAPI
@@ -18,8 +20,8 @@ drops them without counting them anywhere. ``send`` checks for that and says so.
 While open, the sender keeps its program attached to the tg veth in generic mode (through a
 BPF link, so it goes when the process does): that keeps it in the kernel's XDP dispatcher, and
 spares each call two dispatcher updates of an RCU grace period each (~25 ms a call without it,
-whatever ``repeat`` is). The program sends only frames that carry the generator's metadata
-marker and passes whatever the veth really receives."""
+whatever ``repeat`` is). The program sends only frames run with the generator's metadata and
+passes whatever the veth really receives."""
 
 from __future__ import annotations
 
@@ -36,7 +38,6 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from vrlab.errors import KernelError, TrafficError
 from vrlab.traffic import pacing
-from vrlab.traffic.frames import ETH_HLEN
 from vrlab.traffic.generator import SendReport
 from vrlab.traffic.xdp import build, libbpf
 
@@ -46,9 +47,12 @@ MAX_REPEAT = 4096
 #: Frames the kernel runs through the program between flushes to the veth; the veth's XDP
 #: ring holds 256, and the kernel's default is 64.
 DEFAULT_BATCH = 64
-#: The 4 bytes of metadata that make xdpgen_tx send a frame (XDPGEN_MAGIC in xdpgen.bpf.c),
-#: in the host's byte order, as the program reads them.
-MARKER = struct.pack("=I", 0x76726C67)
+#: The metadata every generator frame is run with (META_BYTES in xdpgen.bpf.c): its presence,
+#: not its content, tells the program a frame is the generator's.
+META = b"vrlg"
+#: Limits of the program's maps and header copy (MAX_FLOWS, HDR_BYTES in xdpgen.bpf.c).
+MAX_FLOWS = 1024
+HDR_BYTES = 60
 #: How long ``send`` waits for the peer's NAPI to account frames before concluding that none
 #: arrived.
 SETTLE_S = 0.05
@@ -74,12 +78,15 @@ class LiveSender:
                  batch_size: int = DEFAULT_BATCH, max_repeat: int = MAX_REPEAT) -> None:
         if not frames:
             raise TrafficError("no frames to send")
-        if min(len(f) for f in frames) < ETH_HLEN:
-            raise TrafficError(f"a frame is shorter than an Ethernet header ({ETH_HLEN} bytes)")
+        if len(frames) > MAX_FLOWS:
+            raise TrafficError(f"{len(frames)} flows: the XDP generator holds at most "
+                               f"{MAX_FLOWS} frame templates")
+        if len({len(f) for f in frames}) != 1 or len(frames[0]) < HDR_BYTES:
+            raise TrafficError(f"the XDP generator sends frames of one size, at least "
+                               f"{HDR_BYTES} bytes (the smallest frame)")
         if not 1 <= batch_size <= libbpf.MAX_BATCH_SIZE:
             raise TrafficError(f"batch_size {batch_size} is not in 1..{libbpf.MAX_BATCH_SIZE}")
         self.ifindex = ifindex
-        self.nflows = len(frames)
         self.max_repeat = max_repeat
         self._obj = libbpf.BpfObject(obj_path or build.build())
         self._ipr: IPRoute | None = None
@@ -88,25 +95,24 @@ class LiveSender:
             self._fd = self._obj.program_fd(build.TX_PROGRAM)
             self._ipr = IPRoute()
             self._counters()  # the link exists here, or fail now rather than mid-trial
+            for k, f in enumerate(frames):  # the program writes each frame's headers
+                self._obj.update("templates", k, f[:HDR_BYTES])
+            self._obj.update("config", 0, struct.pack("=I", len(frames)))
             self._keeper = _keep_in_dispatcher(ifindex, self._fd)
-            data = [MARKER + f for f in frames]
-            self._bufs = [ctypes.create_string_buffer(d, len(d)) for d in data]
-            self._ctxs = [libbpf.XdpMd(data=len(MARKER), data_end=len(d), ingress_ifindex=ifindex)
-                          for d in data]
-            self._opts = []
-            for buf, ctx, d in zip(self._bufs, self._ctxs, data, strict=True):
-                o = libbpf.BpfTestRunOpts(
-                    sz=ctypes.sizeof(libbpf.BpfTestRunOpts),
-                    data_in=ctypes.addressof(buf), data_size_in=len(d),
-                    ctx_in=ctypes.addressof(ctx), ctx_size_in=ctypes.sizeof(libbpf.XdpMd),
-                    repeat=1, flags=libbpf.BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=batch_size)
-                self._opts.append(o)
-            self._ptrs = [ctypes.pointer(o) for o in self._opts]
+            # the template the kernel copies into each page; the program rewrites its headers
+            data = META + frames[0]
+            self._buf = ctypes.create_string_buffer(data, len(data))
+            self._ctx = libbpf.XdpMd(data=len(META), data_end=len(data), ingress_ifindex=ifindex)
+            self._opts = libbpf.BpfTestRunOpts(
+                sz=ctypes.sizeof(libbpf.BpfTestRunOpts),
+                data_in=ctypes.addressof(self._buf), data_size_in=len(data),
+                ctx_in=ctypes.addressof(self._ctx), ctx_size_in=ctypes.sizeof(libbpf.XdpMd),
+                repeat=1, flags=libbpf.BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=batch_size)
+            self._ptr = ctypes.pointer(self._opts)
         except BaseException:
             self.close()
             raise
         self._run = libbpf.lib().bpf_prog_test_run_opts
-        self.position = 0  # index of the flow of the next burst
 
     @classmethod
     def on(cls, ifname: str, frames: list[bytes], **kw: Any) -> LiveSender:
@@ -149,14 +155,13 @@ class LiveSender:
         return int(st.get("tx_packets", 0)), int(st.get("tx_dropped", 0))
 
     def _burst(self, n: int) -> tuple[int, int]:
-        """Send ``n`` copies of the next flow's frame; the peer's refusals are counted once,
-        from the veth's counters, after the trial."""
-        self._opts[self.position].repeat = n
-        ret = self._run(self._fd, self._ptrs[self.position])
+        """Send ``n`` frames, the flows interleaved by the program; what reached the veth is
+        read from its counters once, after the trial."""
+        self._opts.repeat = n
+        ret = self._run(self._fd, self._ptr)
         if ret < 0:
             raise KernelError(f"BPF_PROG_RUN on ifindex {self.ifindex}: "
                               f"{os.strerror(-ret)} (is this process in its namespace?)")
-        self.position = (self.position + 1) % self.nflows
         return n, 0
 
     def send(self, rate_pps: float, duration_s: float) -> SendReport:
@@ -165,15 +170,33 @@ class LiveSender:
         the frames the peer's full XDP ring refused (offered, and lost at the receiver)."""
         tx0, drop0 = self._counters()
         p = pacing.run(rate_pps, duration_s, self.max_repeat, self._burst)
-        drops = self._check_delivery(p.sent, tx0, drop0)
-        return SendReport(target_pps=rate_pps, duration_s=duration_s, sent=p.sent,
+        taken, drops = self._check_delivery(p.sent, tx0, drop0)
+        # Offered is what reached the veth: taken by the peer, or refused by its full ring
+        # (SUT loss, as a NIC's full ring). A frame the kernel's test run did not hand to the
+        # veth at all never left the generator: a shortfall, never the SUT's loss.
+        offered = min(p.sent, taken + drops)
+        return SendReport(target_pps=rate_pps, duration_s=duration_s, sent=offered,
                           ingress_drops=drops, elapsed_s=p.elapsed_s,
-                          achieved_pps=p.sent / duration_s, bursts=p.bursts)
+                          achieved_pps=offered / duration_s, bursts=p.bursts)
 
-    def _check_delivery(self, sent: int, tx0: int, drop0: int) -> int:
-        """Drops the peer's ring counted; raise if the veth took none of ``sent`` frames at
-        all, which is what a peer without NAPI looks like."""
-        tx, drop = self._counters()
+    def _settled(self) -> tuple[int, int]:
+        """The counters once the peer has drained its ring: up to a ring of frames (256) sit
+        there, counted neither as taken nor refused, until the peer's NAPI runs."""
+        last = self._counters()
+        deadline = time.perf_counter() + SETTLE_S
+        while time.perf_counter() < deadline:
+            time.sleep(0.001)
+            now = self._counters()
+            if now == last:
+                break
+            last = now
+        return last
+
+    def _check_delivery(self, sent: int, tx0: int, drop0: int) -> tuple[int, int]:
+        """(frames the peer took, frames its full ring refused) since the counters read
+        ``tx0, drop0``; raise if the veth took none of ``sent`` frames at all, which is what a
+        peer without NAPI looks like."""
+        tx, drop = self._settled()
         if sent and tx == tx0 and drop == drop0:
             time.sleep(SETTLE_S)  # the peer's NAPI may not have run yet
             tx, drop = self._counters()
@@ -182,4 +205,4 @@ class LiveSender:
                     f"none of {sent} XDP frames reached the peer of ifindex {self.ifindex}: a "
                     "veth takes XDP frames only while its peer runs NAPI (attach an XDP "
                     "program to the peer, or turn GRO on there), and the peer must be up")
-        return drop - drop0
+        return tx - tx0, drop - drop0

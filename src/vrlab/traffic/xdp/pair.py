@@ -127,21 +127,6 @@ def _attach_drop(dev: str, obj_path: str) -> None:
         libbpf.xdp_attach(_ifindex(dev), obj.program_fd(build.DROP_PROGRAM))
 
 
-def _gro_on(dev: str) -> None:
-    """``ethtool -K dev gro on``: a veth with GRO on runs NAPI even without an XDP program."""
-    from pyroute2.ethtool import Ethtool
-
-    e = Ethtool()
-    try:
-        f = e.get_features(dev)
-        f.features["rx-gro"].enable = True
-        e.set_features(dev, f)
-        if not e.get_features(dev).features["rx-gro"].enable:
-            raise KernelError(f"{dev} did not turn GRO on")
-    finally:
-        e.close()
-
-
 def _send_live(dev: str, frames: list[bytes], rate_pps: float, duration_s: float,
                cpu: int | None, obj_path: str, batch_size: int) -> SendReport:
     if cpu is not None:
@@ -177,7 +162,7 @@ def dropping_pair(label: str = "xdp-pair",
         if peer == "xdp_drop":
             nsexec.run_in(t.ts_ns, _attach_drop, t.ts_dev, str(obj_path))
         elif peer == "gro":
-            nsexec.run_in(t.ts_ns, _gro_on, t.ts_dev)
+            nsexec.run_in(t.ts_ns, net.gro_on, t.ts_dev)
         yield DroppingPair(plan, led, obj_path)
     finally:
         net.teardown(led)

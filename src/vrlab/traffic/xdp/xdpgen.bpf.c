@@ -9,13 +9,23 @@
  * the XDP transmit path (ndo_xdp_xmit) with no socket, no skb and no qdisc.
  * That is why this path outruns AF_PACKET + sendmmsg several times over.
  *
- * Why the marker: every BPF_PROG_RUN with repeat > 1 adds the program to the
- * kernel's XDP dispatcher and removes it afterwards, and each change waits
- * for an RCU grace period (about 25 ms per call here), unless the program is
- * already in the dispatcher. User space keeps it there by attaching this same
- * program to the tg veth in generic mode for as long as it sends. Frames the
- * veth really receives carry no metadata and are passed up untouched; only
- * the generator's templates carry XDPGEN_MAGIC as their 4 bytes of metadata.
+ * Why the headers are written on every run: live frames live in pages the
+ * kernel recycles without copying the template in again. A receiver that
+ * turns a frame into an skb (a SUT that routes it: TTL, MACs, and the skb
+ * headers it pushes in front) hands the page back changed, and the next
+ * frame sent from that page would carry the change. So the program copies
+ * the first HDR_BYTES (Ethernet, IPv4 and UDP headers, and the start of the
+ * payload) from the template of the next flow: frames of different flows
+ * are interleaved one by one, and every frame leaves as user space built it.
+ *
+ * Why a generator frame is told apart by its metadata: every BPF_PROG_RUN
+ * with repeat > 1 adds the program to the kernel's XDP dispatcher and
+ * removes it afterwards, and each change waits for an RCU grace period
+ * (about 25 ms per call here), unless the program is already there. User
+ * space keeps it there by attaching this same program to the tg veth in
+ * generic mode while it sends. Frames the veth really receives have no
+ * metadata and are passed up untouched; the generator's templates are run
+ * with META_BYTES of metadata, which the kernel restores for every run.
  *
  * xdpgen_drop is the cheapest possible receiver for tests and benchmarks: a
  * veth only accepts XDP frames while its peer runs NAPI, which an attached
@@ -24,18 +34,66 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-/* "vrlg", in the host's byte order on both sides */
-#define XDPGEN_MAGIC 0x76726c67
+#define MAX_FLOWS 1024
+#define HDR_BYTES 60 /* the smallest frame: 14 + 20 + 8 + 18 */
+#define META_BYTES 4
+
+struct header {
+	__u8 bytes[HDR_BYTES];
+};
+
+struct config {
+	__u32 flows; /* templates in use, 1..MAX_FLOWS */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_FLOWS);
+	__type(key, __u32);
+	__type(value, struct header);
+} templates SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+/* the next flow, per CPU: a test run stays on the CPU that started it */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} cursor SEC(".maps");
 
 SEC("xdp")
 int xdpgen_tx(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
-	__u32 *meta = (void *)(long)ctx->data_meta;
+	void *data_end = (void *)(long)ctx->data_end;
+	void *meta = (void *)(long)ctx->data_meta;
+	__u32 zero = 0, flow;
+	struct config *cfg;
+	struct header *hdr;
+	__u32 *next;
 
-	if ((void *)(meta + 1) > data)
+	if (meta + META_BYTES > data)
 		return XDP_PASS;
-	return *meta == XDPGEN_MAGIC ? XDP_TX : XDP_PASS;
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	next = bpf_map_lookup_elem(&cursor, &zero);
+	if (!cfg || !next || cfg->flows == 0)
+		return XDP_ABORTED;
+	flow = *next;
+	if (flow >= cfg->flows)
+		flow = 0;
+	*next = flow + 1;
+	hdr = bpf_map_lookup_elem(&templates, &flow);
+	if (!hdr || data + HDR_BYTES > data_end)
+		return XDP_ABORTED;
+	__builtin_memcpy(data, hdr->bytes, HDR_BYTES);
+	return XDP_TX;
 }
 
 SEC("xdp")
