@@ -19,9 +19,11 @@ fi
 # the reference generator of bench/generator.py; bird2: routing daemons for guest control planes;
 # iputils-ping: `vrlab exec SITE -- ping`, in the docs and the platform's tests;
 # clang/libbpf-dev/libbpf1: the XDP live-frames generator (vrlab.traffic.xdp) compiles its BPF
-# program with clang against libbpf's headers at first use, and loads it through libbpf.
+# program with clang against libbpf's headers at first use, and loads it through libbpf;
+# xdp-tools: xdp-trafficgen, the XDP reference generator of bench/generator.py (where it cannot
+# load, the bench says why and reports it unavailable).
 APT_PACKAGES=(python3 python3-venv iproute2 nftables libnftables1 netsniff-ng bird2 iputils-ping
-              clang libbpf-dev libbpf1)
+              clang libbpf-dev libbpf1 xdp-tools)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

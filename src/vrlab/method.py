@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vrlab import __version__, placement, search, sysinfo
 from vrlab.errors import Interrupted
@@ -119,6 +119,14 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     return run_id
 
 
+#: times a trial the generator fell short in is measured again before its load counts as one
+#: the testbed cannot offer
+INVALID_RETRIES = 2
+#: marks in a stored trial's ``extra``: measured again (not used by the search), and a load
+#: the testbed could not offer (used, as a failure that is the testbed's)
+INVALID, TESTBED_LIMITED = "invalid", "testbed_limited"
+
+
 def ndr_goals(final_s: float, width: float = 0.02, pdr_loss: float = 0.005,
               duration_sum_s: float | None = None,
               exceed_ratio: float = 0.5) -> list[search.SearchGoal]:
@@ -137,13 +145,27 @@ class NdrOutcome:
     min_rate: float
     max_rate: float
     wall_s: float
-    short_trials: int  # trials where the generator fell short anyway (reported, not loss)
+    short_trials: int  # trials where the generator fell short (reported, never SUT loss)
+    invalid_trials: int = 0  # of those, measured again and not used by the search
+
+    def rfc2544_throughput(self) -> float | None:
+        final_s = max(g.goal.final_trial_duration for g in self.result.goal_results)
+        return search.rfc2544_throughput(self.result.trials, final_s)
 
     def as_json(self) -> dict[str, object]:
+        """Each figure under a name that says its definition: MLRsearch's (RFC 9971) bounds
+        and conditional throughput per goal, with the goal's parameters beside them, and RFC
+        2544's throughput (the highest load whose full-length trials all lost nothing)."""
+        final_s = max(g.goal.final_trial_duration for g in self.result.goal_results)
         return {
             "run_id": self.run_id, "min_pps": self.min_rate, "max_pps": self.max_rate,
+            "rfc2544_throughput_pps": self.rfc2544_throughput(),
+            "rfc2544_trial_s": final_s,
+            "method": "MLRsearch (RFC 9971): per goal, the relevant lower and upper bounds "
+                      "and the conditional throughput at the lower bound",
             "trials": len(self.result.trials), "trial_time_s": self.result.total_trial_time_s,
             "wall_s": round(self.wall_s, 2), "generator_short_trials": self.short_trials,
+            "invalid_trials": self.invalid_trials,
             "goals": {g.goal.name: {
                 "loss_ratio": g.goal.loss_ratio, "lower_pps": g.lower_pps,
                 "upper_pps": g.upper_pps, "conditional_throughput_pps":
@@ -163,12 +185,13 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
     params: dict[str, object] = {
         "min_pps": min_rate, "max_pps": max_rate, "flows": scenario.traffic.flows,
         "goals": [g.__dict__ for g in goals], "guests": scenario.sut.guests}
-    short = 0
+    short = invalid = 0
 
     def count(msg: str, res: TrialResult | None) -> None:
-        nonlocal short
+        nonlocal short, invalid
         if res is not None and res.generator_short:
             short += 1
+            invalid += INVALID in res.extra
         progress(msg, res)
 
     t0 = time.monotonic()
@@ -179,7 +202,8 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
         result = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
                             {"scenario": scenario.name}, count,
                             warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
-    return NdrOutcome(run_id, result, min_rate, max_rate, time.monotonic() - t0, short)
+    return NdrOutcome(run_id, result, min_rate, max_rate, time.monotonic() - t0, short,
+                      invalid)
 
 
 def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.SearchGoal],
@@ -195,24 +219,50 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
     sids = {g.name: ctx.store.start_search(run_id, g.name, g.loss_ratio) for g in goals}
     first_sid = next(iter(sids.values()))
 
-    def measure(rate: float, duration: float) -> tuple[int, int]:
+    testbed_failed: set[float] = set()
+
+    def trial(rate: float, duration: float, mark: str = "") -> TrialResult:
         res = tb.trial(rate, duration, warmup_s=warmup_s, residual_s=residual_s)
+        if mark and res.generator_short:
+            res = replace(res, extra={**res.extra, mark: 1.0})
         ctx.store.add_trial(run_id, res, search_id=first_sid)
-        progress(f"{rate / 1e3:.0f} kpps for {duration:g}s", res)
+        progress(f"{rate / 1e3:.0f} kpps for {duration:g}s"
+                 + (" (invalid: measured again)" if mark == INVALID else ""), res)
+        return res
+
+    def measure(rate: float, duration: float) -> tuple[int, int]:
         if count_shortfall_as_loss:
+            res = trial(rate, duration)
             offered = max(res.sent, round(rate * duration))
             return offered, min(res.received, offered)
-        return res.sent, res.received
+        # A shortfall says nothing of the SUT: such a trial is stored as invalid and measured
+        # again. If the generator still cannot offer the load, it fails as the testbed's
+        # limit, and a bound it sets is flagged as the testbed's, never the SUT's pass or loss.
+        for _ in range(INVALID_RETRIES):
+            res = trial(rate, duration, INVALID)
+            if not res.generator_short:
+                return res.sent, res.received
+        res = trial(rate, duration, TESTBED_LIMITED)
+        if not res.generator_short:
+            return res.sent, res.received
+        testbed_failed.add(rate)
+        return round(rate * duration), min(res.received, round(rate * duration))
 
     result = search.mlr_search(measure, goals, min_rate, max_rate,
                                initial_trial_duration=min(1.0, goals[0].final_trial_duration))
+    final_s = max(g.final_trial_duration for g in goals)
+    rfc2544 = search.rfc2544_throughput(result.trials, final_s)
     for g in result.goal_results:
         ctx.store.finish_search(
             sids[g.goal.name], lower_pps=g.lower_pps, upper_pps=g.upper_pps,
             conditional_pps=g.conditional_throughput_pps, width=g.width,
             trials_used=g.trials_used, time_spent_s=g.time_spent_s,
             result={**meta, "lower_is_min": g.lower_is_min, "upper_is_max": g.upper_is_max,
-                    "goal": g.goal.name, "loss_ratio": g.goal.loss_ratio})
+                    "upper_is_testbed": g.upper_pps in testbed_failed,
+                    "goal": g.goal.name, "loss_ratio": g.goal.loss_ratio,
+                    "exceed_ratio": g.goal.exceed_ratio, "duration_sum_s": g.goal.duration_sum,
+                    "final_trial_s": g.goal.final_trial_duration,
+                    "rfc2544_throughput_pps": rfc2544, "rfc2544_trial_s": final_s})
     return result
 
 

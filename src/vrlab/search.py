@@ -94,6 +94,7 @@ class GoalResult:
     imaginary trials of total loss, and walk them until ``(1 - exceed_ratio)`` of that total is
     covered; the result is ``lower_pps * (1 - loss ratio of the trial reached)``. With exceed_ratio
     0.5 it is a duration-weighted median; at a lower bound it never implies more loss than the goal.
+    With ``lower_is_min`` there is no lower bound, and so no conditional throughput: it is 0.
     ``trials_used``/``time_spent_s`` count the trials until this goal was met for good (trials are
     shared, so this is the cost of the goal within the joint search, not of a search for it alone).
     """
@@ -318,6 +319,20 @@ def _phase_targets(goal: SearchGoal, initial: float, phases: int) -> list[_Targe
     return targets
 
 
+def rfc2544_throughput(trials: Sequence[TrialRecord], trial_duration: float) -> float | None:
+    """RFC 2544's throughput (section 26.1) read off a search's trials: the highest offered
+    load at which every trial of the full ``trial_duration`` lost no frame at all, or None if
+    no such load was measured. Unlike MLRsearch's conditional throughput it has no exceed
+    ratio and no duration sum: one lossy full-length trial disqualifies its load."""
+    long = trial_duration * (1.0 - _TOL)
+    clean: dict[float, bool] = {}
+    for tr in trials:
+        if tr.duration >= long:
+            clean[tr.rate] = clean.get(tr.rate, True) and tr.received >= tr.sent
+    passed = [rate for rate, ok in clean.items() if ok]
+    return max(passed) if passed else None
+
+
 def _conditional_throughput(load: float, trials: Sequence[TrialRecord], t: _Target) -> float:
     long = sorted(
         (tr for tr in trials if tr.duration >= t.trial_duration * (1.0 - _TOL)),
@@ -358,7 +373,9 @@ def _result(
         goal=goal,
         lower_pps=lower,
         upper_pps=upper,
-        conditional_throughput_pps=_conditional_throughput(lower, ledger.by_load.get(lower, []), t),
+        conditional_throughput_pps=(0.0 if lower_is_min else  # no relevant lower bound
+                                    _conditional_throughput(lower, ledger.by_load.get(lower, []),
+                                                            t)),
         width=(upper - lower) / upper,
         trials_used=used,
         time_spent_s=ledger.time_of(used),

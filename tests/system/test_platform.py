@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 from pyroute2 import IPRoute
+from pyroute2.netlink.rtnl.ndmsg import NUD_PERMANENT
+from pyroute2.netlink.rtnl.rtmsg import RTNH_F_ONLINK
 
 from vrlab import nsexec
 from vrlab.engines.ebpf import bpf
@@ -214,6 +216,70 @@ def test_overlapping_addresses_reach_only_their_own_router(platform: Callable[..
     ping = u.exec("red/eth0", "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.1.0.2")
     assert ping.returncode == 0 and "ttl=63" in ping.stdout, ping.stdout + ping.stderr
     e.close()
+
+
+def engine_index(u: Up, dev: str) -> int:
+    with IPRoute(netns=u.ns("engine")) as ipr:
+        return int(ipr.link_lookup(ifname=dev)[0])
+
+
+def engine_neighbour(u: Up, ifindex: int, dst: str) -> bool:
+    """The engine holds a resolved neighbour ``dst`` on device ``ifindex``."""
+    with IPRoute(netns=u.ns("engine")) as ipr:
+        return any(n.get("NDA_DST") == dst and n.get("NDA_LLADDR")
+                   for n in ipr.get_neighbours(family=2, ifindex=ifindex))
+
+
+#: A wrong route in red's engine table for each of the engine's two isolation checks: out of
+#: another router's port (the port entry's router differs), and out of red's own punt link (a
+#: device of red's that is not a router port). Each: the engine device the route leaves by, its
+#: next hop, and where frames sent out of it would arrive (namespace, device).
+WRONG_EGRESS = {
+    "another router's port": ("r1p1", "10.1.0.2", "blue/eth1", None),
+    "its own punt link": ("r0q0", "10.0.0.2", "red", "eth0"),
+}
+
+
+@pytest.mark.parametrize("egress", list(WRONG_EGRESS))
+def test_a_route_out_of_no_port_of_the_router_is_dropped_for_isolation(
+        platform: Callable[..., Up], egress: str) -> None:
+    """The engine trusts no route: if red's engine table sends a prefix out of a device that
+    is not one of red's ports (as a faulty agent or a hand-made route could), red's frames for
+    it are dropped and counted as isolation, and nothing arrives behind that device. The agent
+    refuses such routes from a guest (``test_forbidden_routes_are_refused_and_logged``), so
+    the route is written into the engine's table directly, with a protocol the agent leaves
+    alone. Its next hop is resolved in the engine first (blue's by blue's guest, through the
+    agent; the punt link's by hand), so the kernel's lookup succeeds and only the engine's own
+    check stands between red's frames and the far side."""
+    u = platform(TWO)
+    dev, hop, far, far_dev = WRONG_EGRESS[egress]
+    out = engine_index(u, f"vrl{u.state.run_id}{dev}")
+    if egress == "another router's port":
+        warm(u, "blue", hop)
+    else:
+        with IPRoute(netns=u.ns("engine")) as ipr:
+            ipr.neigh("add", dst=hop, lladdr="02:00:00:00:00:02", ifindex=out,
+                      state=NUD_PERMANENT)
+    wait_for(lambda: engine_neighbour(u, out, hop), 3.0, f"{hop} resolved in the engine")
+    warm(u, "red", "10.1.0.2")  # red's site has resolved red's eth0
+    with IPRoute(netns=u.ns("engine")) as ipr:
+        ipr.route("add", dst="10.77.0.0", dst_len=16, gateway=hop, oif=out,
+                  flags=RTNH_F_ONLINK, table=1000, proto="static")
+    assert ("10.77.0.0/16", hop) in u.table(0)
+    e = u.engine()
+    red0, blue0 = e.counters(0), e.counters(1)
+    far_rx = rx_packets(u.ns(far), far_dev)
+    n = 300
+    assert send_udp(u.ns("red/eth0"), "10.77.0.9", n) == n
+    time.sleep(0.2)
+    red1, blue1 = e.counters(0), e.counters(1)
+    e.close()
+    # behind a punt link only punted frames may arrive (the engine namespace sends nothing)
+    punted = red1["punted"] - red0["punted"] if far == "red" else 0
+    assert rx_packets(u.ns(far), far_dev) - far_rx == punted, f"red's frames reached {far}"
+    assert red1["isolation"] - red0["isolation"] == n, (red0, red1)
+    assert red1["forwarded"] == red0["forwarded"], (red0, red1)
+    assert blue1 == blue0, "red's frames were counted for blue"
 
 
 def test_route_added_and_deleted_in_a_guest_mirrors_into_the_engine(

@@ -338,31 +338,80 @@ def test_ndr_section_reports_each_search_and_draws_bars(store: Store, tmp_path: 
             sid = store.start_search(rid, goal, loss)
             store.finish_search(sid, lower_pps=lo, upper_pps=lo * 1.02, conditional_pps=lo,
                                 width=0.02 / 1.02, trials_used=7, time_spent_s=9.0,
-                                result={"lower_is_min": False, "upper_is_max": False})
+                                result={"lower_is_min": False, "upper_is_max": False,
+                                        "exceed_ratio": 0.5, "duration_sum_s": 3.0,
+                                        "final_trial_s": 1.0,
+                                        "rfc2544_throughput_pps": 90_000.0 * (i + 1)})
         store.finish_run(rid)
         ndr_runs[key] = rid
     md = reproduce.write_report(store, ["ndr"], {}, {}, tmp_path, "quick", ndr_runs)
     text = md.read_text()
-    sec = section(text, "## RFC 2544:")
+    sec = section(text, "## RFC 2544 / RFC 9971:")
+    # the figures are named for their definitions, with the goals' parameters
+    assert "MLRsearch goals (RFC 9971)" in sec and "exceed ratio 0.5" in sec
+    assert "duration sum 3 s" in sec and "| RFC 2544 throughput |" in sec
     for i, key in enumerate(keys):
         lo = 100 * (i + 1)
         row = next(line for line in sec.splitlines() if f"(run {ndr_runs[key]})" in line)
         assert f"{lo}-{lo * 1.02:.0f} kpps" in row
         assert f"{120 * (i + 1)}-" in row  # the PDR bounds, from its own search
+        assert f"| {90 * (i + 1)} kpps |" in row  # RFC 2544's, in its own column
     assert (tmp_path / "ndr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ndr.png" in text
 
 
-def _searched(store: Store, key: str, ndr_pps: float, at_ceiling: bool = False) -> int:
+def _searched(store: Store, key: str, ndr_pps: float, at_ceiling: bool = False,
+              at_floor: bool = False) -> int:
+    """An NDR search stored as ``vrlab ndr`` stores one. At its ceiling or floor both bounds
+    are that rate, as ``mlr_search`` reports them; otherwise the interval is 2% wide."""
     rid = store.start_run(RunInfo(kind="ndr", scenario=key, spec_yaml="", machine={},
                                   placement={}, vrlab_version="t", profile="quick",
                                   params={}, label=key))
     sid = store.start_search(rid, "NDR", 0.0)
-    store.finish_search(sid, lower_pps=ndr_pps, upper_pps=ndr_pps * 1.02,
-                        conditional_pps=ndr_pps, width=0.02, trials_used=5, time_spent_s=5.0,
-                        result={"lower_is_min": False, "upper_is_max": at_ceiling})
+    upper = ndr_pps if at_ceiling or at_floor else ndr_pps * 1.02
+    store.finish_search(sid, lower_pps=ndr_pps, upper_pps=upper, conditional_pps=ndr_pps,
+                        width=(upper - ndr_pps) / upper, trials_used=5, time_spent_s=5.0,
+                        result={"lower_is_min": at_floor, "upper_is_max": at_ceiling})
     store.finish_run(rid)
     return rid
+
+
+def test_ndr_rows_say_which_search_ended_at_its_ceiling_or_floor(store: Store,
+                                                                  tmp_path: Path) -> None:
+    """A search at the calibrated maximum or at the minimum rate found the testbed's edge, not
+    the SUT's rate: its row must say so, and an ordinary search's must not."""
+    ndr_runs = {"native-bridged": _searched(store, "native-bridged", 500_000.0),
+                "native-routed": _searched(store, "native-routed", 550_000.0, at_ceiling=True),
+                "native-hybrid": _searched(store, "native-hybrid", 20_000.0, at_floor=True)}
+    md = reproduce.write_report(store, ["ndr"], {}, {}, tmp_path, "quick", ndr_runs)
+    sec = section(md.read_text(), "## RFC 2544 / RFC 9971:")
+    rows = {key: next(line for line in sec.splitlines() if f"(run {rid})" in line)
+            for key, rid in ndr_runs.items()}
+    assert "| 550-550 kpps (ceiling: calibrated max) |" in rows["native-routed"]
+    assert "| 20-20 kpps (floor) |" in rows["native-hybrid"]
+    assert "| 500-510 kpps |" in rows["native-bridged"]
+    for key, row in rows.items():
+        assert ("(ceiling" in row, "(floor)" in row) == (
+            key == "native-routed", key == "native-hybrid"), row
+
+
+def test_shared_verdict_at_the_search_floor_is_inconclusive(store: Store,
+                                                             tmp_path: Path) -> None:
+    """A shared engine whose search failed even the minimum rate at N=4 has an NDR of at most
+    that rate: taken as a rate, 20 kpps against native's 600 would make the claim differ; as
+    a floor it decides nothing, and the verdict says why (every other N keeps 93%)."""
+    ndr_runs = {"native-routed": _searched(store, "native-routed", 600_000.0)}
+    for s in FIGURES["shared"].series:
+        if s.routers is not None and s.engine == "ebpf":
+            floor = s.routers == 4
+            ndr_runs[s.key] = _searched(store, s.key, 20_000.0 if floor else 560_000.0,
+                                        at_floor=floor)
+    md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
+    sec = section(md.read_text(), "## Beyond the paper:")
+    verdict = next(line for line in sec.splitlines() if line.startswith("**Verdict"))
+    assert verdict.startswith("**Verdict: inconclusive** — at the search's floor: shared N=4")
+    row4 = next(line for line in sec.splitlines() if line.startswith("| 4 |"))
+    assert "| 20-20 kpps (floor) |" in row4
 
 
 @pytest.mark.parametrize(("shared_kpps", "verdict"), [(560.0, "holds"), (400.0, "differs")])
@@ -398,7 +447,8 @@ def test_shared_verdict_at_the_search_ceiling_is_inconclusive(store: Store,
     verdict = next(line for line in sec.splitlines() if line.startswith("**Verdict"))
     assert verdict.startswith("**Verdict: inconclusive** — at the search's ceiling: ")
     assert "native-routed" in verdict and "shared N=64" in verdict
-    assert "| 1.00 |" in next(line for line in sec.splitlines() if line.startswith("| 16 |"))
+    row16 = next(line for line in sec.splitlines() if line.startswith("| 16 |"))
+    assert "| 550-550 kpps (ceiling: calibrated max) |" in row16 and "| 1.00 |" in row16
 
 
 def test_shared_figure_searches_native_once() -> None:

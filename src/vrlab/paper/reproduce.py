@@ -157,7 +157,8 @@ def _bounds(s: SearchRow | None) -> str:
         return "n/a"
     floor = " (floor)" if s.result.get("lower_is_min") else ""
     ceil = " (ceiling: calibrated max)" if s.result.get("upper_is_max") else ""
-    return f"{s.lower_pps / 1e3:.0f}-{s.upper_pps / 1e3:.0f} kpps{floor}{ceil}"
+    testbed = " (upper bound: generator short)" if s.result.get("upper_is_testbed") else ""
+    return f"{s.lower_pps / 1e3:.0f}-{s.upper_pps / 1e3:.0f} kpps{floor}{ceil}{testbed}"
 
 
 def _ndr_section(store: Store, ndr_runs: dict[str, int], out: Path,
@@ -171,25 +172,45 @@ def _ndr_section(store: Store, ndr_runs: dict[str, int], out: Path,
             labels.append(s.label)
             values.append(ndr.lower_pps / 1e3)
             spreads.append((ndr.upper_pps - ndr.lower_pps) / 1e3)
-    lines = [f"## {fig.paper}: {fig.title}", "",
-             "NDR: the highest rate with no loss (RFC 2544 §26.1); PDR: at most 0.5% loss "
-             "(FD.io CSIT). MLRsearch-style search (RFC 9971), capped at the generator's "
-             "calibrated maximum; bounds are the final lower and upper loads.", ""]
+    lines = [f"## {fig.paper}: {fig.title}", "", _goals_sentence(rows), ""]
     if labels:
         paths = plot.plot_bars(labels, values, spreads, out / "ndr", title=fig.title,
                                ylabel="NDR lower bound (kpps)",
                                caption=caption + " Bars: NDR lower bound; whisker: the search's "
                                "final interval (upper minus lower bound).")
         lines += [f"![NDR]({p.name})" for p in paths if p.suffix == ".png"]
-    lines += ["", "| configuration | NDR | PDR (0.5%) | trials | time of traffic |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| configuration | MLRsearch NDR | MLRsearch PDR (0.5%) | RFC 2544 throughput "
+              "| trials | time of traffic |", "|---|---|---|---|---|---|"]
     for s in fig.series:
         g = rows.get(s.key, {})
         n = g.get("NDR")
         lines.append(f"| {s.label} (run {ndr_runs.get(s.key, '-')}) | {_bounds(n)} | "
-                     f"{_bounds(g.get('PDR'))} | {n.trials_used if n else '-'} | "
+                     f"{_bounds(g.get('PDR'))} | {_rfc2544(n)} | "
+                     f"{n.trials_used if n else '-'} | "
                      f"{f'{n.time_spent_s:.0f} s' if n else '-'} |")
     return [*lines, ""]
+
+
+def _rfc2544(row: SearchRow | None) -> str:
+    pps = row.result.get("rfc2544_throughput_pps") if row else None
+    return f"{float(pps) / 1e3:.0f} kpps" if isinstance(pps, int | float) else "-"
+
+
+def _goals_sentence(rows: dict[str, dict[str, SearchRow]]) -> str:
+    """What the section's figures are, with the goal parameters the searches ran with: a
+    reader must not take MLRsearch's conditional figures for RFC 2544's zero-loss one."""
+    ndr = next((g["NDR"] for g in rows.values() if "NDR" in g), None)
+    r = ndr.result if ndr else {}
+    params = (f"exceed ratio {r['exceed_ratio']:g}, duration sum {r['duration_sum_s']:g} s, "
+              f"final trials {r['final_trial_s']:g} s" if "exceed_ratio" in r else
+              "goal parameters as in the runs' stored parameters")
+    return ("NDR and PDR are MLRsearch goals (RFC 9971) with goal loss ratios 0 and 0.005 "
+            f"(FD.io CSIT's pair), {params}: a load passes when the trials that exceed the "
+            "goal's loss make up at most the exceed ratio of the duration sum. Each cell is "
+            "the goal's final interval (relevant lower to upper bound); the bars are the lower "
+            "bounds. RFC 2544 throughput, read off the same trials, is the highest load whose "
+            "full-length trials all lost nothing. Searches are capped at the generator's "
+            "calibrated maximum; a bound the generator could not offer is marked.")
 
 
 def _shared_section(store: Store, ndr_runs: dict[str, int], out: Path,

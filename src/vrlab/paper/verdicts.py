@@ -107,11 +107,12 @@ def sweep_rate(points: Points, key: str) -> Rate:
 def search_rate(series: str, row: SearchRow | None) -> Rate:
     """A throughput search's lower bound, within its final interval. A search stopped at its
     ceiling (the generator's calibrated maximum) or floor found the testbed's edge, not the
-    SUT's rate."""
+    SUT's rate; so did one whose upper bound is a load the generator could not offer."""
     if row is None or row.lower_pps is None or row.upper_pps is None:
         return Rate(series, problem=MISSING)
     problem = (AT_FLOOR if row.result.get("lower_is_min")
-               else AT_CEILING if row.result.get("upper_is_max") else "")
+               else AT_CEILING if row.result.get("upper_is_max")
+               else GENERATOR_LIMITED if row.result.get("upper_is_testbed") else "")
     return Rate(series, row.lower_pps, row.lower_pps, row.upper_pps, problem)
 
 
