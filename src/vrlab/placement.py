@@ -1,15 +1,15 @@
 """Where the testbed's work runs on a small machine.
 
-On two cores the generator and the SUT compete for CPU. By default the generator process takes
-CPU 0 and the SUT's receive processing is steered to CPU 1 with RPS on its ingress port, so the
-SUT gets a core of its own the way the paper's SUT had its own machine.
+On two cores the generator and the SUT compete for CPU. The generator process takes CPU 0 and
+the SUT's receive processing is steered to CPU 1 with RPS on its ingress port, so the SUT gets a
+core of its own the way the paper's SUT had its own machine.
 
-The sink's receive processing (nftables counts and drops each frame at ingress) goes to CPU 1 as
-well, by default. Measured here: steering it to the generator's CPU instead costs the generator
-about a fifth of its rate (each frame crosses back with an inter-processor interrupt and its
-softirq work lands on CPU 0), so the generator ran out before the SUT did and no sweep reached
-the SUT's limit. The count-and-drop costs the SUT far less than that. ``sink_with="generator"``
-keeps the other arrangement for comparison; every result records the placement it ran with."""
+Where the sink's receive processing (nftables counts and drops each frame at ingress) goes
+depends on the generator's path, which the CLI chooses (``--sink-rx auto``): with the XDP
+generator, which has the room, it joins the generator on CPU 0 and the SUT has CPU 1 to itself.
+With the sendmmsg generator it goes to CPU 1: measured, on CPU 0 it cost that sender about a
+fifth of its rate and no sweep reached the SUT's limit. Every result records the placement
+it ran with, generator path included."""
 
 from __future__ import annotations
 
