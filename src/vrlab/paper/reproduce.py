@@ -13,7 +13,7 @@ from pathlib import Path
 from vrlab import method, spec, sysinfo
 from vrlab.errors import UsageError
 from vrlab.method import Progress, RunContext
-from vrlab.paper import claims, figures, plot, verdicts
+from vrlab.paper import claims, consistency, figures, plot, verdicts
 from vrlab.paper.figures import FIGURES, Figure, SweepKey, needed, searches
 from vrlab.paper.series import Series
 from vrlab.plan import wiring
@@ -357,6 +357,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                          f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | "
                          f"{', '.join(short) + ' kpps' if short else 'none'} |")
         lines.append("")
+    lines += consistency.section(consistency.check(pts, ndr_rows))
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
     _html(md)
