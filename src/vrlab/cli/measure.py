@@ -119,7 +119,7 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
               help="quick: 1.5 s trials, 1 repeat, rates to just beyond the calibrated maximum "
-              "(about 20 min on 2 cores). paper: 100-1500 kpps, 10 s, 3 repeats (hours).")
+              "(about 30 min on 2 cores). paper: 100-1500 kpps, 10 s, 3 repeats (hours).")
 @click.option("--only", multiple=True, help="Run only these figures (fig4, fig5, fig7 ... fig12, "
               "ndr); repeat the flag for several.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),

@@ -105,7 +105,7 @@ def generator(cal: Mapping[int, float]) -> Claim:
     if low >= LINE_RATE * 0.99:
         return Claim(1, quote, "Fig. 4", HOLDS, vals, "every flow count reaches line rate")
     return Claim(1, quote, "Fig. 4", DIFFERS, vals,
-                 f"a Python generator on one core of this VM carries at most "
+                 f"the generator and the sink, together on one core of this VM, carry at most "
                  f"{low / 1e3:.0f}-{high / 1e3:.0f} kpps loss-free, below 1 GbE line rate; the "
                  f"rate is {'' if flat else 'not '}independent of the flow count (spread "
                  f"{_rel(low, high):.0%}, threshold {SIMILAR:.0%}). Rates the generator could "
