@@ -321,15 +321,15 @@ def _phase_targets(goal: SearchGoal, initial: float, phases: int) -> list[_Targe
 
 def rfc2544_throughput(trials: Sequence[TrialRecord], trial_duration: float) -> float | None:
     """RFC 2544's throughput (section 26.1) read off a search's trials: the highest offered
-    load at which every trial of the full ``trial_duration`` lost no frame at all, or None if
-    no such load was measured. Unlike MLRsearch's conditional throughput it has no exceed
-    ratio and no duration sum: one lossy full-length trial disqualifies its load."""
+    load at which every trial of the full ``trial_duration`` lost no frame at all, below the
+    lowest load where one did (a clean trial above a lossy load is the device's noise, not a
+    higher throughput), or None if no such load was measured. Unlike MLRsearch's conditional
+    throughput it has no exceed ratio and no duration sum: one lossy full-length trial
+    disqualifies its load and every load above it."""
     long = trial_duration * (1.0 - _TOL)
-    clean: dict[float, bool] = {}
-    for tr in trials:
-        if tr.duration >= long:
-            clean[tr.rate] = clean.get(tr.rate, True) and tr.received >= tr.sent
-    passed = [rate for rate, ok in clean.items() if ok]
+    full = [tr for tr in trials if tr.duration >= long]
+    lossy = min((tr.rate for tr in full if tr.received < tr.sent), default=math.inf)
+    passed = [tr.rate for tr in full if tr.rate < lossy]
     return max(passed) if passed else None
 
 

@@ -26,6 +26,8 @@ def test_rfc2544_throughput_is_the_highest_load_with_no_loss_in_any_full_trial()
     ]
     # 200 had one lossy full-length trial: it is out, whatever its other trial did
     assert search.rfc2544_throughput(trials, 1.0) == 150
+    # a clean trial above a lossy load is noise, not a higher throughput
+    assert search.rfc2544_throughput([*trials, rec(250, 1.0, 250, 250)], 1.0) == 150
     assert search.rfc2544_throughput(trials, 2.0) is None  # no trial of that length
     assert search.rfc2544_throughput([], 1.0) is None
 
