@@ -147,6 +147,8 @@ class NdrOutcome:
     wall_s: float
     short_trials: int  # trials where the generator fell short (reported, never SUT loss)
     invalid_trials: int = 0  # of those, measured again and not used by the search
+    #: goals whose upper bound is a load the generator could not offer (the testbed's limit)
+    testbed_limited: frozenset[str] = frozenset()
 
     def rfc2544_throughput(self) -> float | None:
         final_s = max(g.goal.final_trial_duration for g in self.result.goal_results)
@@ -173,7 +175,8 @@ class NdrOutcome:
                 "goal_width": g.goal.width, "final_trial_s": g.goal.final_trial_duration,
                 "duration_sum_s": g.goal.duration_sum, "exceed_ratio": g.goal.exceed_ratio,
                 "trials_used": g.trials_used, "time_spent_s": g.time_spent_s,
-                "lower_is_min": g.lower_is_min, "upper_is_max": g.upper_is_max}
+                "lower_is_min": g.lower_is_min, "upper_is_max": g.upper_is_max,
+                "upper_is_testbed": g.goal.name in self.testbed_limited}
                 for g in self.result.goal_results}}
 
 
@@ -202,8 +205,10 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
         result = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
                             {"scenario": scenario.name}, count,
                             warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
+    limited = frozenset(s.goal for s in ctx.store.searches(run_id)
+                        if s.result.get("upper_is_testbed"))
     return NdrOutcome(run_id, result, min_rate, max_rate, time.monotonic() - t0, short,
-                      invalid)
+                      invalid, limited)
 
 
 def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.SearchGoal],
