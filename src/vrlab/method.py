@@ -139,30 +139,39 @@ def ndr_goals(final_s: float, width: float = 0.02, pdr_loss: float = 0.005,
 
 
 @dataclass(frozen=True)
+class SearchRun:
+    """A search over a testbed: MLRsearch's result, and the two figures read off its trials
+    that the search itself does not know: RFC 2544's throughput, and which goals' upper bounds
+    are loads the generator could not offer (the testbed's limit)."""
+
+    result: search.SearchResult
+    rfc2544_pps: float | None
+    rfc2544_trial_s: float
+    testbed_limited: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class NdrOutcome:
     run_id: int
-    result: search.SearchResult
+    searched: SearchRun
     min_rate: float
     max_rate: float
     wall_s: float
     short_trials: int  # trials where the generator fell short (reported, never SUT loss)
     invalid_trials: int = 0  # of those, measured again and not used by the search
-    #: goals whose upper bound is a load the generator could not offer (the testbed's limit)
-    testbed_limited: frozenset[str] = frozenset()
 
-    def rfc2544_throughput(self) -> float | None:
-        final_s = max(g.goal.final_trial_duration for g in self.result.goal_results)
-        return search.rfc2544_throughput(self.result.trials, final_s)
+    @property
+    def result(self) -> search.SearchResult:
+        return self.searched.result
 
     def as_json(self) -> dict[str, object]:
         """Each figure under a name that says its definition: MLRsearch's (RFC 9971) bounds
         and conditional throughput per goal, with the goal's parameters beside them, and RFC
         2544's throughput (the highest load whose full-length trials all lost nothing)."""
-        final_s = max(g.goal.final_trial_duration for g in self.result.goal_results)
         return {
             "run_id": self.run_id, "min_pps": self.min_rate, "max_pps": self.max_rate,
-            "rfc2544_throughput_pps": self.rfc2544_throughput(),
-            "rfc2544_trial_s": final_s,
+            "rfc2544_throughput_pps": self.searched.rfc2544_pps,
+            "rfc2544_trial_s": self.searched.rfc2544_trial_s,
             "method": "MLRsearch (RFC 9971): per goal, the relevant lower and upper bounds "
                       "and the conditional throughput at the lower bound",
             "trials": len(self.result.trials), "trial_time_s": self.result.total_trial_time_s,
@@ -176,7 +185,7 @@ class NdrOutcome:
                 "duration_sum_s": g.goal.duration_sum, "exceed_ratio": g.goal.exceed_ratio,
                 "trials_used": g.trials_used, "time_spent_s": g.time_spent_s,
                 "lower_is_min": g.lower_is_min, "upper_is_max": g.upper_is_max,
-                "upper_is_testbed": g.goal.name in self.testbed_limited}
+                "upper_is_testbed": g.goal.name in self.searched.testbed_limited}
                 for g in self.result.goal_results}}
 
 
@@ -202,19 +211,16 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
             Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                     label=f"ndr {scenario.name}") as tb:
-        result = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
-                            {"scenario": scenario.name}, count,
-                            warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
-    limited = frozenset(s.goal for s in ctx.store.searches(run_id)
-                        if s.result.get("upper_is_testbed"))
-    return NdrOutcome(run_id, result, min_rate, max_rate, time.monotonic() - t0, short,
-                      invalid, limited)
+        found = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
+                           {"scenario": scenario.name}, count,
+                           warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
+    return NdrOutcome(run_id, found, min_rate, max_rate, time.monotonic() - t0, short, invalid)
 
 
 def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.SearchGoal],
                min_rate: float, max_rate: float, meta: dict[str, object],
                progress: Progress = _noop, count_shortfall_as_loss: bool = False,
-               warmup_s: float = 0.2, residual_s: float = 0.2) -> search.SearchResult:
+               warmup_s: float = 0.2, residual_s: float = 0.2) -> SearchRun:
     """Run an MLRsearch over ``tb``. Each goal gets a search row for its result; the trials,
     shared by all goals, are stored once, under the first goal's search id.
 
@@ -257,18 +263,19 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
                                initial_trial_duration=min(1.0, goals[0].final_trial_duration))
     final_s = max(g.final_trial_duration for g in goals)
     rfc2544 = search.rfc2544_throughput(result.trials, final_s)
+    limited = frozenset(g.goal.name for g in result.goal_results if g.upper_pps in testbed_failed)
     for g in result.goal_results:
         ctx.store.finish_search(
             sids[g.goal.name], lower_pps=g.lower_pps, upper_pps=g.upper_pps,
             conditional_pps=g.conditional_throughput_pps, width=g.width,
             trials_used=g.trials_used, time_spent_s=g.time_spent_s,
             result={**meta, "lower_is_min": g.lower_is_min, "upper_is_max": g.upper_is_max,
-                    "upper_is_testbed": g.upper_pps in testbed_failed,
+                    "upper_is_testbed": g.goal.name in limited,
                     "goal": g.goal.name, "loss_ratio": g.goal.loss_ratio,
                     "exceed_ratio": g.goal.exceed_ratio, "duration_sum_s": g.goal.duration_sum,
                     "final_trial_s": g.goal.final_trial_duration,
                     "rfc2544_throughput_pps": rfc2544, "rfc2544_trial_s": final_s})
-    return result
+    return SearchRun(result, rfc2544, final_s, limited)
 
 
 def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
@@ -288,5 +295,5 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
                 res = run_search(ctx, tb, run_id, [goal], CALIB_MIN_PPS, CALIB_MAX_PPS,
                                  {"flows": flows}, progress, count_shortfall_as_loss=True,
                                  warmup_s=p.warmup_s, residual_s=p.residual_s)
-                found[flows] = res.goal_results[0].lower_pps
+                found[flows] = res.result.goal_results[0].lower_pps
     return run_id, found

@@ -224,7 +224,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
                   f"{g.upper_pps / 1e3:.1f}", f"{g.conditional_throughput_pps / 1e3:.1f}",
                   f"{g.width:.2%}", str(g.trials_used), f"{g.time_spent_s:.1f}")
     out.print(t)
-    rfc = res.rfc2544_throughput()
+    rfc = res.searched.rfc2544_pps
     out.print("RFC 2544 throughput (highest load whose full-length trials all lost nothing): "
               + (f"{rfc / 1e3:.1f} kpps" if rfc is not None else "none measured"))
     out.print(f"{len(res.result.trials)} trials, {res.result.total_trial_time_s:.1f} s of "
