@@ -6,9 +6,10 @@ time going where a native router spends none: the tc classifier layer around the
 hash-map lookups per frame, and ``dev_get_by_index_rcu`` walking long ifindex hash chains to
 find the uplinks. The engine now attaches with tcx, keeps its ports in an array indexed by
 ifindex, and numbers its devices so that each uplink is alone in its hash bucket. This builds
-the ``shared`` scenario several times side by side, each copy with one of those choices
-reverted (and one with all three), plus one native router carrying the same traffic, and
-alternates overload trials between them, so every variant meets the VM's moods alike.
+the ``shared`` scenario (on the tc hook, where those choices apply) several times side by
+side, each copy with one of those choices reverted (and one with all three), plus one native
+router carrying the same traffic, and alternates overload trials between them, so every variant
+meets the VM's moods alike.
 
 The figure is the maximum forwarding rate (frames received per second while the generator
 offers all it can for 2 s), the best of every variant's trials: this VM flips between a fast
@@ -39,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from vrlab import placement, spec, sysinfo
-from vrlab.engines.ebpf import bpf, engine
+from vrlab.engines.ebpf import engine
 from vrlab.plan import wiring
 from vrlab.platform import build
 from vrlab.testbed import Testbed, TrafficSettings
@@ -57,15 +58,6 @@ def _patched(obj: Any, name: str, value: Any) -> Iterator[None]:
 
 def _no_tcx(prog_fd: int, ifindex: int) -> bool:
     raise OSError(errno.EINVAL, "tcx switched off by the benchmark")
-
-
-def _hash_ports(create: Callable[..., bpf.Map]) -> Callable[..., bpf.Map]:
-    def make(map_type: int, key_size: int, value_size: int, max_entries: int,
-             name: str) -> bpf.Map:
-        if name.endswith("_ports"):
-            map_type, max_entries = bpf.MAP_HASH, engine.MAX_PORTS
-        return create(map_type, key_size, value_size, max_entries, name)
-    return make
 
 
 def _shared_buckets(init: Callable[..., None]) -> Callable[..., None]:
@@ -90,9 +82,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 def reverted(what: tuple[str, ...]) -> Iterator[None]:
     with contextlib.ExitStack() as st:
         if "tc" in what:
-            st.enter_context(_patched(bpf, "tcx_attach", _no_tcx))
+            st.enter_context(_patched(engine, "tcx_attach", _no_tcx))
         if "hash" in what:
-            st.enter_context(_patched(bpf.Map, "create", _hash_ports(bpf.Map.create)))
+            st.enter_context(_patched(engine, "PORTS_AS_HASH", True))
         if "buckets" in what:
             st.enter_context(_patched(build.IndexPicker, "__init__",
                                       _shared_buckets(build.IndexPicker.__init__)))
@@ -129,7 +121,8 @@ def main() -> None:
             if v == "native":
                 sc, _ = spec.load("native-routed", {"traffic.routers": n})
             else:
-                sc, _ = spec.load("shared", {"traffic.routers": n, "sut.engine": "ebpf"})
+                sc, _ = spec.load("shared", {"traffic.routers": n, "sut.engine": "ebpf",
+                                             "sut.hook": "tc"})
             with reverted(VARIANTS.get(v, ())):
                 tbs[v] = st.enter_context(Testbed(
                     functools.partial(wiring.make_plan, sc), pl, TrafficSettings(flows=n),

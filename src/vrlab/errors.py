@@ -46,6 +46,11 @@ class LedgerError(VrlabError):
     """The on-disk record of what vrlab created is unreadable or inconsistent."""
 
 
+class ToolchainError(VrlabError):
+    """A BPF program cannot be built or loaded here: clang, libbpf or their headers are
+    missing, or the source does not compile."""
+
+
 class TrafficError(VrlabError):
     """The generator or sink failed (agent died, socket error, counters unreadable)."""
 

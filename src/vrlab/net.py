@@ -260,3 +260,21 @@ def gro_on(dev: str) -> None:
             raise KernelError(f"{dev} did not turn GRO on")
     finally:
         e.close()
+
+
+def tx_checksum_off(dev: str) -> None:
+    """``ethtool -K dev tx-checksum-ip-generic off``, in the calling namespace: the sender then
+    writes complete checksums. A veth hands a local stack's frames on with the checksum left to
+    the receiver (CHECKSUM_PARTIAL, in the socket buffer's metadata); an XDP program that
+    redirects such a frame drops the socket buffer and its metadata with it, and the frame
+    arrives with a checksum that fails (TCP to a guest's BGP daemon, measured: never
+    established)."""
+    e = Ethtool()
+    try:
+        f = e.get_features(dev)
+        f.features["tx-checksum-ip-generic"].enable = False
+        e.set_features(dev, f)
+        if e.get_features(dev).features["tx-checksum-ip-generic"].enable:
+            raise KernelError(f"{dev} did not turn tx checksum offload off")
+    finally:
+        e.close()

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vrlab.errors import SpecError
+from vrlab.platform.spec import EngineHook
 from vrlab.validate import problems, read_spec_file, read_yaml
 
 IoMode = Literal["routed", "bridged", "hybrid"]
@@ -47,6 +48,10 @@ class SutSpec(_Model):
         "ebpf", description="forwarding: shared only. ebpf: the one shared engine in the host; "
         "guests: each router forwards in its own guest (the paper's domU case); userspace: one "
         "shared userspace (Python/numpy) engine process for every router")
+    hook: EngineHook = Field(
+        "auto", description="engine ebpf only: where the shared engine runs; xdp (native, "
+        "generic XDP as a stated fallback), tc (tcx, or a clsact filter before Linux 6.6), or "
+        "auto: native XDP where it works, else tc")
     guest_kind: GuestKind = Field(
         "netns", description="how a forwarding guest forwards: netns = its kernel's IP "
         "forwarding; userspace = a forwarding process of its own, scheduled like a Xen domU")
@@ -124,6 +129,10 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _routers_fit(self) -> Scenario:
         n = self.traffic.routers
+        if self.sut.hook != "auto" and (self.sut.engine != "ebpf"
+                                        or self.sut.forwarding != "shared"):
+            raise ValueError("sut.hook: only the shared eBPF engine (forwarding: shared, "
+                             "engine: ebpf) has a hook to choose; remove hook")
         if self.sut.engine != "ebpf" and self.sut.forwarding != "shared":
             raise ValueError("sut.engine: only forwarding 'shared' has an engine to choose; "
                              "remove engine or set forwarding: shared")

@@ -16,7 +16,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from vrlab import net, nsexec
-from vrlab.engines.ebpf.engine import EbpfEngine
+from vrlab.engines.ebpf.engine import EbpfEngine, hook_of
 from vrlab.engines.userspace.fromplan import guest_config, shared_config
 from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.errors import Interrupted, VrlabError
@@ -85,7 +85,7 @@ class Testbed:
             self.plan = p = self._plan_for(led.run_id)
             net.build(p, led)
             if p.platform is not None:
-                self._platform_up(p.platform, p.run_id, led)
+                self._platform_up(p, p.platform, p.run_id, led)
             self._steer(p)
             self._start_engines(p, led)
             self._start_agents(p, led)
@@ -121,17 +121,35 @@ class Testbed:
             signal.signal(signal.SIGTERM, self._old_term)
             self._old_term = None
 
-    def _platform_up(self, layout: PlatformLayout, run_id: str, led: Ledger) -> None:
+    def _platform_up(self, plan: Plan, layout: PlatformLayout, run_id: str,
+                     led: Ledger) -> None:
         """The shared scenario: the virtual-router platform inside the SUT namespace, its
         engine, control planes and FIB sync agent (recorded in this testbed's ledger, so they
         go with it)."""
         engine = platform_build.build(layout, led)
         self.ebpf_engine = engine
+        if engine is not None and hook_of(engine.attachment or "") == "xdp":
+            self._xdp_placement(plan, layout, engine)
         workdir = state_dir() / "testbeds" / run_id
         lifecycle.start_control_planes(layout, workdir, led)
         if engine is not None:
             lifecycle.start_agent(layout, workdir, led)
             lifecycle.wait_synced(layout, workdir)
+
+    def _xdp_placement(self, p: Plan, layout: PlatformLayout, engine: EbpfEngine) -> None:
+        """The engine in XDP: NAPI at the far end of the testbed's uplinks (the platform made
+        none of them, so its build did not), and the forwarding steered to the SUT's CPU
+        (``EbpfEngine.steer_to``). XDP runs inside the receiving veth's poll, on the CPU of
+        whoever sent into the veth (the generator's); at tc, RPS moves the work to the SUT's
+        CPU after that poll, but XDP has already run by then."""
+        ups = {u.engine_if for u in layout.uplinks}
+        for v in p.veths:
+            for here, far in (((v.a_ns, v.a), (v.b_ns, v.b)), ((v.b_ns, v.b), (v.a_ns, v.a))):
+                if here[0] == layout.engine_ns and here[1] in ups:
+                    nsexec.run_in(far[0], net.gro_on, far[1])
+        cpu = self.placement.sut_cpu
+        if self.placement.pinned and cpu is not None:
+            engine.steer_to(cpu)
 
     def _start_engines(self, p: Plan, led: Ledger) -> None:
         """Userspace forwarding engines, each in its namespace on the engine CPU, recorded in

@@ -27,7 +27,8 @@ from pyroute2.netlink.rtnl.ndmsg import NUD_PERMANENT
 from pyroute2.netlink.rtnl.rtmsg import RTNH_F_ONLINK
 
 from vrlab import nsexec
-from vrlab.engines.ebpf import bpf
+from vrlab.bpf.maps import BpfMap
+from vrlab.engines.ebpf import engine as ebpf_engine
 from vrlab.engines.ebpf.engine import EbpfEngine, EngineIds
 from vrlab.errors import KernelError
 from vrlab.ledger import NETNS_DIR, alive
@@ -114,14 +115,27 @@ class Up:
         return out
 
 
+#: each hook the platform spec can ask for, and how `vrlab up` attaches it on this kernel
+HOOKS = {"xdp": "xdp", "tc": "tcx"}
+
+
+@pytest.fixture(params=list(HOOKS))
+def hook(request: pytest.FixtureRequest) -> str:
+    """Every platform test runs with the engine on each hook."""
+    return str(request.param)
+
+
 @pytest.fixture
-def platform(vrlab_env: VrlabEnv, tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Up]]:
+def platform(vrlab_env: VrlabEnv, tmp_path: Path,
+             hook: str) -> Iterator[Callable[[dict[str, Any]], Up]]:
     made: list[Up] = []
 
     def make(spec: dict[str, Any]) -> Up:
-        u = Up(vrlab_env, spec, tmp_path)
+        u = Up(vrlab_env, {**spec, "hook": hook}, tmp_path)
         made.append(u)
         u.up()
+        if any(r.get("forwarding", "shared") == "shared" for r in spec["routers"]):
+            assert u.state.hook == HOOKS[hook], u.state
         return u
 
     yield make
@@ -215,6 +229,40 @@ def test_overlapping_addresses_reach_only_their_own_router(platform: Callable[..
     # the TTL went down by one on the fast path, as a router's must
     ping = u.exec("red/eth0", "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.1.0.2")
     assert ping.returncode == 0 and "ttl=63" in ping.stdout, ping.stdout + ping.stderr
+    e.close()
+
+
+ECHO = ("import socket,sys\n"
+        "s=socket.create_server(('10.1.0.2',7777)); print('ready',flush=True)\n"
+        "c,_=s.accept(); n=0\n"
+        "while n<200000:\n"
+        "    d=c.recv(65536)\n"
+        "    if not d: break\n"
+        "    n+=len(d)\n"
+        "c.sendall(str(n).encode()); c.close()\n")
+SEND = ("import socket\n"
+        "c=socket.create_connection(('10.1.0.2',7777),timeout=5)\n"
+        "c.sendall(b'x'*200000); print(c.recv(100).decode())\n")
+
+
+def test_tcp_crosses_the_fast_path_with_good_checksums(platform: Callable[..., Up]) -> None:
+    """A TCP stream from one site to another through the engine: on the XDP hook the frames
+    lose the socket buffer a veth carried their checksum state in, so the sites must send
+    whole checksums (the build's job) or the receiver drops every segment."""
+    u = platform(TWO)
+    warm(u, "red", "10.1.0.2")
+    e = u.engine()
+    f0 = e.counters(0)["forwarded"]
+    server = subprocess.Popen(u.env.cli_args("exec", "red/eth1", "--", "python3", "-c", ECHO),
+                              env=u.env.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        res = u.exec("red/eth0", "python3", "-c", SEND)
+        assert res.returncode == 0 and res.stdout.strip() == "200000", res.stdout + res.stderr
+    finally:
+        server.kill()
+        server.wait(timeout=5)
+    assert e.counters(0)["forwarded"] - f0 >= 4  # the segments took the fast path
     e.close()
 
 
@@ -370,8 +418,8 @@ def test_agent_restart_resyncs_without_touching_good_routes(
     assert "10.0.0.0" not in touched and "10.1.0.0" not in touched, events
 
 
-def test_down_after_up_leaves_nothing(vrlab_env: VrlabEnv, tmp_path: Path) -> None:
-    u = Up(vrlab_env, TWO, tmp_path)
+def test_down_after_up_leaves_nothing(vrlab_env: VrlabEnv, tmp_path: Path, hook: str) -> None:
+    u = Up(vrlab_env, {**TWO, "hook": hook}, tmp_path)
     u.up()
     st = u.state
     again = u.up()
@@ -379,6 +427,7 @@ def test_down_after_up_leaves_nothing(vrlab_env: VrlabEnv, tmp_path: Path) -> No
     assert u.state.run_id == st.run_id
     status = vrlab_env.run_cli("status")
     assert "red" in status.stdout and "blue" in status.stdout, status.stdout
+    assert f"engine hook {hook}" in " ".join(status.stdout.split()), status.stdout
     ns_before = sorted(p.name for p in NETNS_DIR.glob(f"vrl{st.run_id}-*"))
     assert len(ns_before) == 1 + 2 + 4  # engine, two guests, four sites
     assert st.engine is not None and st.agent is not None
@@ -389,7 +438,7 @@ def test_down_after_up_leaves_nothing(vrlab_env: VrlabEnv, tmp_path: Path) -> No
     assert vrlab_env.ledger_paths() == []
     assert not alive(st.agent["pid"], st.agent["start"])  # a zombie awaiting init is dead
     with pytest.raises(KernelError, match="is gone"):
-        bpf.Map.from_id(st.engine["ports"])  # the engine went with its ports
+        BpfMap.from_id(st.engine["ports"])  # the engine went with its ports
 
 
 def test_guest_forwarding_router_beside_shared_ones(platform: Callable[..., Up]) -> None:
@@ -501,34 +550,48 @@ def test_many_routers_leave_each_uplink_alone_in_its_index_bucket(
     assert len(u.table(69)) >= 3  # the last router's table is synced
 
 
-@pytest.mark.parametrize("engine", ["ebpf", "ebpf-tc", "guests"])
+def xdp_mode(ns: str, names: set[str]) -> dict[str, str]:
+    """How XDP is attached to each device, as pyroute2 names IFLA_XDP_ATTACHED ("xdp":
+    native, "xdpgeneric", ...; "none")."""
+    with IPRoute(netns=ns) as ipr:
+        return {lk.get("IFLA_IFNAME"): str(lk.get("IFLA_XDP").get("IFLA_XDP_ATTACHED") or "none")
+                for lk in ipr.get_links() if lk.get("IFLA_IFNAME") in names}
+
+
+@pytest.mark.parametrize("engine", ["xdp", "tc", "tc-clsact", "guests"])
 def test_shared_scenario_forwards_each_router_by_its_engine(
         engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The testbed's `shared` scenario: four routers with the same addresses, each router's
     frames counted at the sink under its own prefix, and (eBPF) every one of them forwarded by
-    the engine's fast path for that router, none punted to a guest. ``ebpf-tc``: the engine
-    attached as a tc filter, as on kernels without tcx."""
+    the engine's fast path for that router, none punted to a guest: in native XDP on the
+    uplinks, at tc (tcx), and (``tc-clsact``) as a tc filter, as on kernels without tcx."""
     from vrlab import placement, spec, testbed
     from vrlab.plan import wiring
     from vrlab.testbed import TrafficSettings
 
-    if engine == "ebpf-tc":
-        monkeypatch.setattr(bpf, "tcx_attach", _no_tcx)
-    sc, _ = spec.load("shared", {"traffic.routers": 4,
-                                 "sut.engine": engine.removesuffix("-tc")})
+    if engine == "tc-clsact":
+        monkeypatch.setattr(ebpf_engine, "tcx_attach", _no_tcx)
+    over = ({"sut.engine": "guests"} if engine == "guests"
+            else {"sut.engine": "ebpf", "sut.hook": engine.removesuffix("-clsact")})
+    sc, _ = spec.load("shared", {"traffic.routers": 4, **over})
     with testbed.Testbed(lambda rid: wiring.make_plan(sc, rid), placement.choose(True),
                          TrafficSettings(flows=8), label="test-shared") as tb:
         assert tb.plan is not None and tb.plan.platform is not None
         lay = tb.plan.platform
         if engine != "guests":
+            assert tb.ebpf_engine is not None
+            assert tb.ebpf_engine.attachment == {"xdp": "xdp", "tc": "tcx",
+                                                 "tc-clsact": "clsact"}[engine]
             with IPRoute(netns=lay.engine_ns) as ipr:  # tc filters: a clsact qdisc each
                 clsact = {ipr.get_links(q["index"])[0].get("IFLA_IFNAME")
                           for q in ipr.get_qdiscs() if q.get("TCA_KIND") == "clsact"}
             ports = {p.engine_if for r in lay.routers for p in r.ports}
             assert ports <= clsact  # the macvlan ports' slow path (ARP, broadcasts)
             uplinks = {u.engine_if for u in lay.uplinks}
-            assert (uplinks <= clsact) == (engine == "ebpf-tc"), (uplinks, clsact)
+            assert (uplinks <= clsact) == (engine == "tc-clsact"), (uplinks, clsact)
             assert uplinks & clsact in (set(), uplinks)
+            native = {u: "xdp" if engine == "xdp" else "none" for u in uplinks}
+            assert xdp_mode(lay.engine_ns, uplinks) == native
         before = [tb.ebpf_engine.counters(i) for i in range(4)] if tb.ebpf_engine else []
         res = tb.trial(8000, 0.3, warmup_s=0)
         after = [tb.ebpf_engine.counters(i) for i in range(4)] if tb.ebpf_engine else []

@@ -46,8 +46,17 @@ class Link:
     master: str | None  # the bridge this link is a port of
 
 
+#: the built-in scenarios, and the shared engine's on each of its hooks (name@hook)
+SCENARIOS = [f"{n}@{h}" if n == "shared" else n for n in spec.builtin_names()
+             for h in (("xdp", "tc") if n == "shared" else ("",))]
+
+
 def load(name: str) -> Scenario:
-    """A built-in scenario, with GUESTS guests where it takes guests at all."""
+    """A built-in scenario (``shared@xdp``: with that engine hook), with GUESTS guests where it
+    takes guests at all."""
+    name, _, hook = name.partition("@")
+    if hook:
+        return spec.load(name, {"sut.hook": hook})[0]
     base, _ = spec.load(name)
     if base.sut.guests == 0:
         return base
@@ -165,13 +174,13 @@ def leftover_namespaces(run_id: str) -> list[str]:
 # --------------------------------------------------------------------------- tests
 
 
-@pytest.mark.parametrize("name", spec.builtin_names())
+@pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_delivers_every_frame_along_its_path(name: str) -> None:
     sc = load(name)
     routers = sc.router_count
     settings = TrafficSettings(flows=2 * routers)
     with testbed.Testbed(lambda rid: wiring.make_plan(sc, rid), placement.choose(True), settings,
-                 label=f"test-{name}") as tb:
+                 label=f"test-{name.replace('@', '-')}") as tb:
         p = tb.plan
         assert p is not None
         assert len(p.traffic.routers) == routers

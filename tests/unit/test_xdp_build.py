@@ -1,5 +1,6 @@
-"""The XDP generator's BPF program compiles with clang into an object whose programs libbpf
-finds in XDP sections, and the build cache rebuilds exactly when the source changes.
+"""The XDP generator's BPF program compiles with clang (the shared toolchain, vrlab.bpf) into
+an object whose programs libbpf finds in XDP sections, and the build cache rebuilds exactly
+when the source changes.
 
 Needs clang and the libbpf headers (libbpf-dev), but no root: libbpf opens the object without
 loading it into the kernel."""
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from vrlab.errors import TrafficError, VrlabError
-from vrlab.traffic.xdp import build, libbpf
+from vrlab.bpf import libbpf, toolchain
+from vrlab.errors import ToolchainError, TrafficError, VrlabError
+from vrlab.traffic.xdp import build
 
 needs_clang = pytest.mark.skipif(shutil.which("clang") is None,
                                  reason="clang is not installed (apt-get install clang "
@@ -47,7 +49,7 @@ def test_cache_reuses_the_object_until_the_source_changes(tmp_path: Path) -> Non
 def test_a_compile_error_is_a_vrlab_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.bpf.c"
     bad.write_text("#include <bpf/no_such_header.h>\n")
-    with pytest.raises(TrafficError, match=r"compiling bad\.bpf\.c"):
+    with pytest.raises(ToolchainError, match=r"compiling bad\.bpf\.c"):
         build.build(bad, tmp_path / "cache")
     assert not [p for p in (tmp_path / "cache").iterdir()], "a failed build left a file"
 
@@ -62,9 +64,9 @@ def test_missing_clang_names_the_packages(tmp_path: Path,
 def test_cache_dir_follows_xdg_state_home(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    assert build.cache_dir() == tmp_path / "vrlab" / "bpf"
+    assert toolchain.cache_dir() == tmp_path / "vrlab" / "bpf"
     monkeypatch.delenv("XDG_STATE_HOME")
-    assert build.cache_dir() == Path.home() / ".local" / "state" / "vrlab" / "bpf"
+    assert toolchain.cache_dir() == Path.home() / ".local" / "state" / "vrlab" / "bpf"
 
 
 @pytest.mark.parametrize(("frames", "kw", "why"), [

@@ -7,10 +7,14 @@ from rich.console import Console
 from rich.table import Table
 
 from vrlab.cli.console import out
-from vrlab.engines.ebpf.program import EBPF_REASONS
+from vrlab.engines.ebpf.layout import EBPF_REASONS
 from vrlab.platform import lifecycle as manage
 from vrlab.platform.layout import make_layout
 from vrlab.platform.spec import load as load_spec
+
+#: how ``vrlab status`` names each way the engine can be attached
+HOOKS = {"xdp": "xdp (native)", "xdp-generic": "xdp (generic: the driver has no native XDP)",
+         "tcx": "tc (tcx)", "clsact": "tc (clsact filter: this kernel has no tcx)"}
 
 
 @click.command()
@@ -36,7 +40,8 @@ def up(spec_file: str, dry_run: bool) -> None:
                               for p in r.ports)
             t.add_row(r.name, r.forwarding, r.guest_ns, str(r.table), ports,
                       f"{r.spec.control_plane.kind}, {len(r.spec.control_plane.routes)} routes")
-        out.print(f"platform {lay.name}: engine namespace {lay.engine_ns}")
+        out.print(f"platform {lay.name}: engine namespace {lay.engine_ns}, engine hook "
+                  f"{lay.hook}")
         out.print(t)
         return
     st, built, restarted = manage.up(spec_file)
@@ -82,7 +87,8 @@ def print_platforms(out: Console) -> bool:
     for st in states:
         alive = (st.agent is not None
                  and manage.alive(st.agent["pid"], st.agent["start"]))
-        out.print(f"platform [bold]{st.name}[/] (run {st.run_id}, spec {st.spec_path}): "
+        hook = f", engine hook {HOOKS.get(st.hook, st.hook)}" if st.hook else ""
+        out.print(f"platform [bold]{st.name}[/] (run {st.run_id}, spec {st.spec_path}{hook}): "
                   + ("agent alive" if alive else "[red]agent dead: `vrlab up` restarts it[/]"))
         try:
             rows = manage.router_status(st)

@@ -31,11 +31,13 @@ from vrlab.platform.spec import parse
 UPLINK_IN, UPLINK_OUT = "a", "b"
 
 
-def platform_spec(routers: int, forwarding: str, ts_mac: str, tg_mac: str) -> dict[str, Any]:
+def platform_spec(routers: int, forwarding: str, ts_mac: str, tg_mac: str,
+                  hook: str = "auto") -> dict[str, Any]:
     """The platform file the scenario amounts to (``vrlab plan`` prints it)."""
     ts_ip, tg_ip = host_ip(TS_NET, TS_HOST), host_ip(TG_NET, TG_HOST)
     return {
         "name": "shared",
+        "hook": hook,
         "uplinks": [{"name": UPLINK_IN}, {"name": UPLINK_OUT}],
         "routers": [{
             "name": f"r{k}",
@@ -63,7 +65,8 @@ def shared(b: PlanBuilder) -> Plan:
     b.sysctls.append(Sysctl(sut, "net/ipv4/ip_forward", "1"))
     n = b.scenario.router_count
     forwarding = "guest" if b.scenario.sut.engine == "guests" else "shared"
-    spec = parse(platform_spec(n, forwarding, right.b_mac, left.a_mac), "shared scenario")
+    spec = parse(platform_spec(n, forwarding, right.b_mac, left.a_mac, b.scenario.sut.hook),
+                 "shared scenario")
     layout = make_layout(spec, b.run_id, engine_ns=sut,
                          uplink_devs={UPLINK_IN: left.b, UPLINK_OUT: right.a})
     routers = tuple(RouterTraffic(name=f"r{k}", prefix=router_prefix(k),

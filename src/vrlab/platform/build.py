@@ -10,15 +10,23 @@ import ipaddress
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from pyroute2 import netns
+from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from vrlab import nsexec
-from vrlab.engines.ebpf import program
-from vrlab.engines.ebpf.engine import EbpfEngine
+from vrlab.engines.ebpf import layout as engine_layout
+from vrlab.engines.ebpf.engine import EbpfEngine, hook_of
 from vrlab.errors import KernelError
 from vrlab.ledger import Ledger
-from vrlab.net import LINK_GROUP, NUD_PERMANENT, NsSockets, ifindex, require_root
+from vrlab.net import (
+    LINK_GROUP,
+    NUD_PERMANENT,
+    NsSockets,
+    gro_on,
+    ifindex,
+    require_root,
+    tx_checksum_off,
+)
 from vrlab.plan.naming import PREFIX
 from vrlab.platform.layout import PlatformLayout, RouterLayout, site_mac
 
@@ -94,32 +102,61 @@ def _build(layout: PlatformLayout, ledger: Ledger) -> EbpfEngine | None:
         engine = None
         shared = [r for r in layout.routers if r.forwarding == "shared"]
         if shared:
-            engine = EbpfEngine.create(f"{PREFIX}{layout.run_id}")
+            engine = EbpfEngine.create()
             try:
-                uplinks: dict[str, int] = {}
-                attach: list[tuple[int, str, bool]] = []  # (index, name, fast path)
-                for r in shared:
-                    kpps = r.spec.share_kpps
-                    engine.set_share(r.index, round(kpps * 1000) if kpps else None)
-                    for p in r.ports:
-                        punt = p.punt_link()
-                        pi, qi = ifindex(eng, p.engine_if), ifindex(eng, punt)
-                        lower = 0
-                        if p.uplink is not None:
-                            if p.uplink not in uplinks:
-                                uplinks[p.uplink] = ifindex(eng, p.uplink)
-                                engine.set_uplink(uplinks[p.uplink])
-                                attach.append((uplinks[p.uplink], p.uplink, True))
-                            lower = uplinks[p.uplink]
-                        engine.set_port(pi, program.KIND_PORT, r.table, r.index, qi, lower,
-                                        p.mac if lower else None)
-                        engine.set_port(qi, program.KIND_PUNT, r.table, r.index, pi)
-                        attach += [(pi, p.engine_if, not lower), (qi, punt, False)]
-                engine.attach(layout.engine_ns, attach)
+                _engine_ports(layout, shared, engine, eng)
             except BaseException:
                 engine.close()
                 raise
         return engine
+
+
+def _engine_ports(layout: PlatformLayout, shared: list[RouterLayout], engine: EbpfEngine,
+                  eng: IPRoute) -> None:
+    """The engine's entries for every port, punt link and uplink of the shared routers, its
+    programs attached, and (XDP) NAPI at the far end of every veth it sends out of."""
+    uplinks: dict[str, int] = {}
+    attach: list[tuple[int, str, bool]] = []  # (index, name, fast path)
+    # (namespace, device, whether it sends into an XDP device) of the peers the engine feeds
+    far_ends: list[tuple[str, str, bool]] = []
+    for r in shared:
+        kpps = r.spec.share_kpps
+        engine.set_share(r.index, round(kpps * 1000) if kpps else None)
+        for p in r.ports:
+            punt = p.punt_link()
+            pi, qi = ifindex(eng, p.engine_if), ifindex(eng, punt)
+            lower = 0
+            if p.uplink is not None:
+                if p.uplink not in uplinks:
+                    uplinks[p.uplink] = ifindex(eng, p.uplink)
+                    engine.set_uplink(uplinks[p.uplink])
+                    attach.append((uplinks[p.uplink], p.uplink, True))
+                lower = uplinks[p.uplink]
+            engine.set_port(pi, engine_layout.KIND_PORT, r.table, r.index, qi, p.mac, lower,
+                            on_uplink=bool(lower))
+            engine.set_port(qi, engine_layout.KIND_PUNT, r.table, r.index, pi, p.mac)
+            attach += [(pi, p.engine_if, not lower), (qi, punt, False)]
+            far_ends.append((r.guest_ns, p.name, False))
+            if p.site_ns and p.site_if:
+                far_ends.append((p.site_ns, p.site_if, True))
+    far_ends += [(u.outside_ns, u.outside_if, True) for u in layout.uplinks
+                 if u.outside_ns and u.outside_if and u.engine_if in uplinks]
+    way = engine.attach(layout.engine_ns, attach, layout.hook)
+    if hook_of(way) == "xdp":
+        nsexec.run_in(layout.engine_ns, napi_on, far_ends)
+
+
+def napi_on(devices: list[tuple[str, str, bool]]) -> None:
+    """GRO on each (namespace, device, sends into XDP), entering each namespace in turn (one
+    child process for all): a veth takes the frames XDP redirects into it only while its peer
+    runs NAPI, which GRO turns on (as an XDP program on the peer would). Forwarded UDP is not
+    merged (rx-udp-gro-forwarding stays off), so counts are frames. The ends that send into a
+    device running XDP also write their own checksums (``net.tx_checksum_off``)."""
+    for ns, dev, into_xdp in devices:
+        nsexec.enter(ns)
+        gro_on(dev)
+        if into_xdp:
+            tx_checksum_off(dev)
 
 
 class IndexPicker:

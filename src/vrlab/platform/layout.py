@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from vrlab.errors import VrlabError
 from vrlab.plan.naming import PREFIX
-from vrlab.platform.spec import Platform, Router
+from vrlab.platform.spec import EngineHook, Platform, Router
 
 TABLE_BASE = 1000
 
@@ -81,6 +81,7 @@ class PlatformLayout:
     own_engine_ns: bool  # False when built inside the testbed's SUT namespace
     uplinks: tuple[UplinkLayout, ...]
     routers: tuple[RouterLayout, ...]
+    hook: EngineHook = "auto"  # the spec's choice of the shared engine's hook
 
     @property
     def namespaces(self) -> list[str]:
@@ -133,7 +134,7 @@ def make_layout(spec: Platform, run_id: str, engine_ns: str | None = None,
         routers.append(RouterLayout(r.name, i, r.forwarding, f"{base}-g-{r.name}",
                                     TABLE_BASE + i, tuple(ports), r))
     return PlatformLayout(run_id, spec.name, engine_ns or f"{base}-eng", engine_ns is None,
-                          tuple(uplinks), tuple(routers))
+                          tuple(uplinks), tuple(routers), spec.hook)
 
 
 def site_mac(port: PortLayout, router: RouterLayout) -> str:

@@ -45,6 +45,9 @@ class PlatformState:
     spec_path: str
     spec_sha: str
     engine: dict[str, int] | None = None
+    #: how the engine was attached where frames arrive to be forwarded (xdp, xdp-generic,
+    #: tcx, clsact: ``engines.ebpf.engine.Attachment``)
+    hook: str | None = None
     agent: dict[str, int] | None = None
     birds: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -196,6 +199,7 @@ def up(spec_path: str) -> tuple[PlatformState, bool, list[str]]:
         engine = pbuild.build(layout, led)
         if engine is not None:
             st.engine = asdict(engine.ids())
+            st.hook = engine.attachment
             engine.close()
         st.birds = start_control_planes(layout, st.workdir, led)
         pid, start = start_agent(layout, st.workdir, led)

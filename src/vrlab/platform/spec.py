@@ -20,6 +20,9 @@ from vrlab.validate import problems, read_spec_file, read_yaml
 MAX_ROUTERS = 512
 MAX_PORTS = 8
 RouterForwarding = Literal["shared", "guest"]
+#: where the shared engine runs on the devices frames arrive on: XDP (before the kernel builds
+#: a socket buffer), tc, or auto: XDP where the kernel runs it natively, else tc
+EngineHook = Literal["xdp", "tc", "auto"]
 
 
 class _Model(BaseModel):
@@ -201,6 +204,10 @@ class Platform(_Model):
     description: str = ""
     uplinks: list[Uplink] = Field(default_factory=list)
     routers: list[Router] = Field(min_length=1, max_length=MAX_ROUTERS)
+    hook: EngineHook = Field(
+        "auto", description="where the shared engine runs: xdp (native; generic XDP if the "
+        "driver has none, said so), tc (tcx, or a clsact filter before Linux 6.6), or auto: "
+        "native XDP where it works, else tc")
 
     @model_validator(mode="after")
     def _consistent(self) -> Platform:

@@ -1,115 +1,170 @@
-"""The shared forwarding engine as kernel objects: four BPF maps, one program, its attachments.
+"""The shared forwarding engine as kernel objects: four BPF maps, its programs, their
+attachments.
 
-The engine outlives the command that built it: each port's ingress attachment (tcx, or a tc
-filter on kernels before 6.6) holds the program, the program holds its maps. Later commands
-(``vrlab status``, ``vrlab up`` again, the benchmark) find them again by the ids kept in the
-platform's state file, so nothing is pinned in bpffs and nothing is left behind once the
-ports are deleted."""
+The program is C (``engine.bpf.c``), compiled with clang at first use and loaded with libbpf;
+one object holds it for both hooks. The engine outlives the command that built it: each
+device's attachment (XDP, tcx, or a tc filter) holds a program, the program holds its maps.
+Later commands (``vrlab status``, ``vrlab up`` again, the benchmark) find them again by the ids
+kept in the platform's state file, so nothing is pinned in bpffs and nothing is left behind
+once the devices are deleted."""
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from vrlab import nsexec
-from vrlab.engines.ebpf import bpf, program
+from vrlab.bpf import libbpf, toolchain
+from vrlab.bpf.maps import MAP_HASH, BpfMap, prog_id
+from vrlab.engines.ebpf import layout
 from vrlab.errors import KernelError
 
-MAX_PORTS = 4096
-MAX_ROUTERS = 1024
-#: The ports map is an array indexed by interface index, not a hash: the verifier turns an
-#: array lookup into one bounds check and one load, where a hash lookup hashes the key, walks a
-#: bucket and compares (perf at 256 routers: 4-5% of the forwarding CPU for the two per frame).
-#: Devices are numbered by the build (build.IndexPicker), densely from the namespace's highest.
-MAX_IFINDEX = 16384
+#: where the engine runs on the devices frames arrive on to be forwarded: ``auto`` is XDP
+#: where the driver runs it natively, else tc
+HookChoice = Literal["xdp", "tc", "auto"]
+#: how those devices were attached: native XDP, generic XDP (the stated fallback of ``xdp``),
+#: tcx, or a clsact tc filter (kernels before 6.6)
+Attachment = Literal["xdp", "xdp-generic", "tcx", "clsact"]
+#: clang's flags beyond the toolchain's: the share's atomic fetch-and-add needs BPF v3
+CFLAGS = ("-mcpu=v3",)
 INGRESS_PARENT = 0xFFFFFFF2  # clsact's ingress hook
 FILTER_PRIO = 1
+#: Whether the ports map is a hash instead of an array (the array is one bounds check and one
+#: load where a hash hashes, walks a bucket and compares; bench/engine_variants.py flips this
+#: to measure the difference).
+PORTS_AS_HASH = False
+#: frames a steered CPU's queue holds (``steer_to``): bursts wait there, as they do in the
+#: kernel's 1000-frame backlog on the tc hook, where a veth's own ring holds 256
+STEER_QUEUE = 2048
+
+
+def hook_of(attachment: str) -> str:
+    """The hook (xdp or tc) an attachment is one of."""
+    return "xdp" if attachment.startswith("xdp") else "tc"
 
 
 @dataclass(frozen=True)
 class EngineIds:
-    """What finds a running engine again: kernel object ids, stable while it lives."""
+    """What finds a running engine again: kernel object ids, stable while it lives. ``prog``
+    is the tc program, ``xdp_prog`` the XDP one."""
 
     prog: int
     ports: int
     stats: int
     police: int
     macs: int
+    xdp_prog: int = 0
+
+
+def compiled() -> Path:
+    """The engine's object file, compiled at first use (``vrlab.bpf.toolchain``)."""
+    return toolchain.build(layout.SOURCE, headers=[layout.HEADER], flags=CFLAGS)
+
+
+def _probe_tbid(obj: libbpf.BpfObject) -> None:
+    """Refuse a kernel whose ``bpf_fib_lookup`` lacks BPF_FIB_LOOKUP_TBID: the program would
+    load there and then drop every frame as an error."""
+    verdict = libbpf.run_once(obj.program_fd(layout.PROBE_TBID), bytes(64))
+    if verdict != 2:  # XDP_PASS
+        raise KernelError("this kernel's bpf_fib_lookup lacks BPF_FIB_LOOKUP_TBID (Linux "
+                          f"6.5+; this is {os.uname().release}): the shared engine looks each "
+                          "frame up in its router's own table with it; use forwarding: guest")
 
 
 class EbpfEngine:
-    def __init__(self, prog_fd: int, ports: bpf.Map, stats: bpf.Map, police: bpf.Map,
-                 macs: bpf.Map, fresh: bool = False) -> None:
-        self.prog_fd = prog_fd
+    def __init__(self, progs: dict[str, int], ports: BpfMap, stats: BpfMap, police: BpfMap,
+                 macs: BpfMap, fresh: bool = False) -> None:
+        self.progs = progs  # program name -> fd
         self.ports = ports
         self.stats = stats
         self.police = police
         self.macs = macs
+        #: how the fast devices were attached (``attach``); None until then or when opened
+        self.attachment: str | None = None
+        #: the cpus and steer maps of an engine made here (``steer_to``)
+        self.steering: tuple[BpfMap, BpfMap] | None = None
         # router -> the (map, key) of its port entries, so a share can flag them; known
         # from the start for an engine made here, read from the maps once for one opened
-        self._entries: dict[int, list[tuple[bpf.Map, bytes]]] | None = {} if fresh else None
+        self._entries: dict[int, list[tuple[BpfMap, bytes]]] | None = {} if fresh else None
 
     @classmethod
-    def create(cls, tag: str) -> EbpfEngine:
-        ports = bpf.Map.create(bpf.MAP_ARRAY, 4, program.ENTRY_SIZE, MAX_IFINDEX,
-                               f"{tag}_ports")
-        stats = bpf.Map.create(bpf.MAP_PERCPU_ARRAY, 4, 8, MAX_ROUTERS * program.SLOTS,
-                               f"{tag}_stats")
-        police = bpf.Map.create(bpf.MAP_ARRAY, 4, 32, MAX_ROUTERS, f"{tag}_police")
-        macs = bpf.Map.create(bpf.MAP_HASH, 8, program.ENTRY_SIZE, MAX_PORTS, f"{tag}_macs")
-        fd = bpf.load_program(program.build(ports, stats, police, macs), f"{tag}_eng")
-        return cls(fd, ports, stats, police, macs, fresh=True)
+    def create(cls) -> EbpfEngine:
+        """Compile (at first use), load, and check the kernel can run it."""
+        path = compiled()
+        with libbpf.BpfObject(path, load=False) as obj:
+            if PORTS_AS_HASH:
+                ports = obj.map_handle("ports")
+                libbpf.check(libbpf.lib().bpf_map__set_type(ports, MAP_HASH), "ports map type")
+                libbpf.check(libbpf.lib().bpf_map__set_max_entries(ports, layout.MAX_PORTS),
+                             "ports map size")
+            obj.load()
+            _probe_tbid(obj)
+            progs = {p: libbpf.dup(obj.program_fd(p))
+                     for p in (layout.TC_PROGRAM, layout.XDP_PROGRAM, layout.CPUMAP_PROGRAM)}
+            maps = {m: BpfMap(libbpf.dup(obj.map_fd(m))) for m in layout.MAPS}
+        engine = cls(progs, maps["ports"], maps["stats"], maps["police"], maps["macs"],
+                     fresh=True)
+        engine.steering = (maps["cpus"], maps["steer"])
+        return engine
 
     @classmethod
     def open(cls, ids: EngineIds) -> EbpfEngine:
-        attr = struct.pack("=I", ids.prog).ljust(16, b"\0")
-        try:
-            fd = bpf.sys_bpf(bpf.PROG_GET_FD_BY_ID, attr)
-        except OSError as e:
-            raise KernelError(f"the engine's BPF program (id {ids.prog}) is gone: "
-                              f"{e.strerror}; run `vrlab down` and `vrlab up` again") from e
-        return cls(fd, bpf.Map.from_id(ids.ports), bpf.Map.from_id(ids.stats),
-                   bpf.Map.from_id(ids.police), bpf.Map.from_id(ids.macs))
+        progs = {}
+        for name, pid in ((layout.TC_PROGRAM, ids.prog), (layout.XDP_PROGRAM, ids.xdp_prog)):
+            if not pid:
+                continue
+            try:
+                progs[name] = libbpf.fd_by_id("prog", pid)
+            except OSError as e:
+                raise KernelError(f"the engine's BPF program (id {pid}) is gone: "
+                                  f"{e.strerror}; run `vrlab down` and `vrlab up` again") from e
+        return cls(progs, BpfMap.from_id(ids.ports), BpfMap.from_id(ids.stats),
+                   BpfMap.from_id(ids.police), BpfMap.from_id(ids.macs))
 
     def ids(self) -> EngineIds:
-        return EngineIds(prog=prog_id(self.prog_fd), ports=bpf.map_info(self.ports.fd).id,
-                         stats=bpf.map_info(self.stats.fd).id,
-                         police=bpf.map_info(self.police.fd).id,
-                         macs=bpf.map_info(self.macs.fd).id)
+        xdp = self.progs.get(layout.XDP_PROGRAM)
+        return EngineIds(prog=prog_id(self.progs[layout.TC_PROGRAM]), ports=self.ports.id,
+                         stats=self.stats.id, police=self.police.id, macs=self.macs.id,
+                         xdp_prog=prog_id(xdp) if xdp is not None else 0)
 
     def close(self) -> None:
-        for m in (self.ports, self.stats, self.police, self.macs):
+        for m in (self.ports, self.stats, self.police, self.macs, *(self.steering or ())):
             m.close()
-        if self.prog_fd >= 0:
-            os.close(self.prog_fd)
-            self.prog_fd = -1
+        for fd in self.progs.values():
+            os.close(fd)
+        self.progs = {}
 
     # ------------------------------------------------------------------ configuration
 
     def set_port(self, ifindex: int, kind: int, table: int, router: int, peer: int,
-                 lower: int = 0, mac: str | None = None) -> None:
+                 mac: str, lower: int = 0, on_uplink: bool = False) -> None:
         """``peer``: for a router port, the punt link's engine end; for a punt link, the port.
-        ``lower``/``mac``: a macvlan port on a shared uplink: frames to ``mac`` arriving on the
-        uplink are this port's, and what leaves by this port goes straight out of ``lower``.
-        A router's share (``set_share``) is flagged in its entries, before or after."""
-        if not 0 <= router < MAX_ROUTERS:
-            raise KernelError(f"router index {router} is beyond the engine's {MAX_ROUTERS}")
+        ``mac``: the port's (frames to any other are punted). ``lower``/``on_uplink``: a
+        macvlan port on a shared uplink: frames to ``mac`` arriving on the uplink are this
+        port's, and what leaves by this port goes straight out of ``lower``. A router's share
+        (``set_share``) is flagged in its entries, before or after."""
+        if not 0 <= router < layout.MAX_ROUTERS:
+            raise KernelError(f"router index {router} is beyond the engine's "
+                              f"{layout.MAX_ROUTERS}")
         _check_index(ifindex)
+        policed = self._police_limit(router) > 0
+        mac_bytes = bytes(int(x, 16) for x in mac.split(":"))
         # the FIB lookup's input device: the uplink under a macvlan port, one device for all
         # routers (measured: touching each router's own input device per frame costs, at 256
         # routers, a few hundred ns of cache misses; the lookup itself ignores it)
-        policed = self._police_limit(router) > 0
-        value = struct.pack(program.ENTRY, kind, table, router, peer, lower or ifindex, lower,
-                            program.FLAG_POLICED if policed else 0, 0)
+        value = layout.PORT_ENTRY.pack(kind=kind, table=table, router=router, peer=peer,
+                                       fib_in=lower or ifindex, lower=lower, mac=mac_bytes,
+                                       flags=layout.FLAG_POLICED if policed else 0)
         keys = [(self.ports, struct.pack("=I", ifindex))]
-        if mac is not None:
-            keys.append((self.macs, bytes(int(x, 16) for x in mac.split(":")) + b"\0\0"))
+        if on_uplink:
+            keys.append((self.macs, mac_bytes + b"\0\0"))
         for m, k in keys:
             m.update(k, value)
         if self._entries is not None:
@@ -118,28 +173,29 @@ class EbpfEngine:
     def set_uplink(self, ifindex: int) -> None:
         _check_index(ifindex)
         self.ports.update(struct.pack("=I", ifindex),
-                          struct.pack(program.ENTRY, program.KIND_UPLINK, 0, 0, 0, ifindex, 0, 0,
-                                      0))
+                          layout.PORT_ENTRY.pack(kind=layout.KIND_UPLINK, fib_in=ifindex))
 
     def set_share(self, router: int, pps: int | None) -> None:
         """A packet-rate share in frames per second; None lifts it. The program reads a zero
         limit as none, so a frame between the two writes (limit, then the router's flags) is
         never wrongly dropped. The finest share is one frame per ~1 ms slot (~950 pps)."""
-        per_slot = 0 if not pps else max(1, round(pps * (1 << program.POLICE_SLOT_SHIFT) / 1e9))
-        self.police.update(struct.pack("=I", router), struct.pack("=QQQQ", 0, 0, per_slot, 0))
+        per_slot = 0 if not pps else max(1, round(pps * (1 << layout.POLICE_SLOT_SHIFT) / 1e9))
+        self.police.update(struct.pack("=I", router), layout.POLICE_ENTRY.pack(limit=per_slot))
         for m, k in self._router_entries(router):
             v = m.lookup(k)
-            if v is None or struct.unpack_from("=I", v)[0] != program.KIND_PORT:
-                continue  # gone, or a punt link (frames from the guest are never policed)
-            fields = list(struct.unpack(program.ENTRY, v))
-            fields[program.ENTRY_FLAGS // 4] = program.FLAG_POLICED if per_slot else 0
-            m.update(k, struct.pack(program.ENTRY, *fields))
+            if v is None:
+                continue
+            fields = layout.PORT_ENTRY.unpack(v)
+            if fields["kind"] != layout.KIND_PORT:
+                continue  # a punt link: frames from the guest are never policed
+            fields["flags"] = layout.FLAG_POLICED if per_slot else 0
+            m.update(k, layout.PORT_ENTRY.pack(**fields))
 
     def _police_limit(self, router: int) -> int:
         v = self.police.lookup(struct.pack("=I", router))
-        return struct.unpack("=QQQQ", v)[2] if v else 0
+        return int(layout.POLICE_ENTRY.unpack(v)["limit"]) if v else 0
 
-    def _router_entries(self, router: int) -> list[tuple[bpf.Map, bytes]]:
+    def _router_entries(self, router: int) -> list[tuple[BpfMap, bytes]]:
         if self._entries is None:  # an engine opened by id: read its entries once
             self._entries = {}
             for m in (self.ports, self.macs):
@@ -147,58 +203,127 @@ class EbpfEngine:
                     v = m.lookup(k)
                     if v is None:
                         continue
-                    kind, _t, r = struct.unpack_from("=III", v)
-                    if kind == program.KIND_PORT:
-                        self._entries.setdefault(r, []).append((m, k))
+                    e = layout.PORT_ENTRY.unpack(v)
+                    if e["kind"] == layout.KIND_PORT:
+                        self._entries.setdefault(int(e["router"]), []).append((m, k))
         return self._entries.get(router, [])
 
-    def attach(self, ns: str, devices: list[tuple[int, str, bool]]) -> str:
-        """The program at the ingress of every device (ifindex, name, fast) in namespace
-        ``ns``, in one child process entered into it.
+    def attach(self, ns: str, devices: list[tuple[int, str, bool]],
+               hook: HookChoice = "auto") -> str:
+        """The programs at the ingress of every device (ifindex, name, fast) in namespace
+        ``ns``, in one child process entered into it. Returns how the fast devices were
+        attached (``Attachment``), also kept in ``attachment``.
 
         ``fast``: the device frames arrive on to be forwarded (a shared uplink, a dedicated
-        port). Those get tcx where the kernel has it (6.6+): it runs the program straight from
-        the receive path, where a clsact qdisc goes through the tc classifier layer and its
-        statistics first (perf at 256 routers: ~4% of the forwarding CPU). The others (punt
-        links, macvlan ports: ARP, broadcasts, the guests' own frames) get a clsact filter,
-        because every tcx attachment costs an RCU grace period under the RTNL lock when it is
-        made and again when its device goes (measured: `vrlab up`/`down` of 64 routers took
-        5.4/4.0 s with tcx on all 256 devices, 3.2/0.7 s with tc). Returns "tcx" or "tc", the
-        way the fast devices were attached."""
-        return nsexec.run_in(ns, _attach_all, self.prog_fd, devices)
+        port). Those get the hook: XDP, native (the first device decides; ``auto`` takes tc
+        where native XDP is refused, ``xdp`` generic XDP), or tc: tcx where the kernel has it
+        (6.6+), which runs the program straight from the receive path where a clsact qdisc
+        goes through the classifier layer first (perf at 256 routers: ~4% of the forwarding
+        CPU), else a clsact filter. The others (punt links, macvlan ports: ARP, broadcasts,
+        the guests' own frames, all already socket buffers) get a clsact filter, because
+        every tcx attachment costs an RCU grace period under the RTNL lock when it is made and
+        again when its device goes (measured: `vrlab up`/`down` of 64 routers took 5.4/4.0 s
+        with tcx on all 256 devices, 3.2/0.7 s with tc).
+
+        A frame XDP redirects into a veth is taken only while the veth's peer runs NAPI: the
+        caller turns GRO on at the far end of every device the engine sends out of
+        (``platform.build``)."""
+        way = nsexec.run_in(ns, _attach_all, self.progs[layout.XDP_PROGRAM],
+                            self.progs[layout.TC_PROGRAM], devices, hook)
+        self.attachment = str(way)
+        if hook_of(self.attachment) == "tc":  # attached nowhere: they go with these fds
+            for name in (layout.XDP_PROGRAM, layout.CPUMAP_PROGRAM):
+                os.close(self.progs.pop(name))
+        return self.attachment
+
+    def steer_to(self, cpu: int, queue: int = STEER_QUEUE) -> None:
+        """On the XDP hook, forward on ``cpu``: XDP runs inside the receiving veth's poll, on
+        the CPU of whoever sent into the veth (a generator's, in the testbed); this hands each
+        frame on to ``cpu`` through a cpumap entry with a queue of ``queue`` frames, whose
+        kernel thread runs the forwarding half (the tc hook gets the same from RPS)."""
+        if self.steering is None or layout.CPUMAP_PROGRAM not in self.progs:
+            raise KernelError("only an engine made here and attached with XDP can be steered")
+        if not 0 <= cpu < layout.MAX_CPUS:
+            raise KernelError(f"CPU {cpu} is beyond the engine's {layout.MAX_CPUS}")
+        cpus, steer = self.steering
+        # UAPI struct bpf_cpumap_val: the queue's size, then the program's fd
+        cpus.update(struct.pack("=I", cpu),
+                    struct.pack("=Ii", queue, self.progs[layout.CPUMAP_PROGRAM]))
+        steer.update(struct.pack("=I", 0), struct.pack("=I", cpu + 1))
 
     # ------------------------------------------------------------------ reading
 
     def counters(self, router: int) -> dict[str, int]:
         out = {}
-        for reason, name in enumerate(program.EBPF_REASONS):
-            vals = self.stats.lookup_percpu(struct.pack("=I", router * program.SLOTS + reason))
+        for reason, name in enumerate(layout.EBPF_REASONS):
+            vals = self.stats.lookup_percpu(struct.pack("=I", router * layout.SLOTS + reason))
             out[name] = sum(struct.unpack("=Q", v)[0] for v in vals)
         return out
 
 
 def _check_index(ifindex: int) -> None:
-    if not 0 < ifindex < MAX_IFINDEX:
+    if not 0 < ifindex < layout.MAX_IFINDEX:
         raise KernelError(f"interface index {ifindex} is beyond the engine's ports map "
-                          f"({MAX_IFINDEX}); `vrlab down` and `vrlab up` renumber the devices")
+                          f"({layout.MAX_IFINDEX}); `vrlab down` and `vrlab up` renumber the "
+                          "devices")
 
 
-def _attach_all(prog_fd: int, devices: list[tuple[int, str, bool]]) -> str:
+#: errnos that mean "this kernel or driver has no such attachment", not a failure
+_UNSUPPORTED = (errno.EINVAL, errno.EOPNOTSUPP)
+
+
+def tcx_attach(prog_fd: int, ifindex: int) -> bool:
+    """tcx at a device's ingress (``libbpf.tcx_attach``); a module-level name so a test or
+    benchmark can take tcx away."""
+    return libbpf.tcx_attach(prog_fd, ifindex)
+
+
+def _xdp(prog_fd: int, ifindex: int, flags: int) -> int:
+    """Attach XDP; the errno of a refusal (0: attached)."""
+    return libbpf.errno_of(libbpf.lib().bpf_xdp_attach(ifindex, prog_fd, flags, None))
+
+
+def _attach_fast(xdp_fd: int, tc_fd: int, ifindex: int, name: str, want: str,
+                 ipr: IPRoute) -> str:
+    """Attach a fast device as ``want`` (an ``Attachment``, or "auto"/"xdp"/"tc" for the
+    first device, which decides). Returns the attachment made."""
+    if want in ("auto", "xdp"):
+        err = _xdp(xdp_fd, ifindex, libbpf.XDP_FLAGS_DRV_MODE)
+        if not err:
+            return "xdp"
+        if err not in _UNSUPPORTED:
+            raise KernelError(f"attaching the engine to {name} (XDP): {os.strerror(err)}")
+        if want == "auto":
+            return _attach_fast(xdp_fd, tc_fd, ifindex, name, "tc", ipr)
+        want = "xdp-generic"
+    if want == "xdp-generic":
+        err = _xdp(xdp_fd, ifindex, libbpf.XDP_FLAGS_SKB_MODE)
+        if err:
+            raise KernelError(f"attaching the engine to {name} (generic XDP): "
+                              f"{os.strerror(err)}")
+        return "xdp-generic"
+    if want in ("tc", "tcx"):
+        try:
+            tcx_attach(tc_fd, ifindex)
+            return "tcx"
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED or want == "tcx":
+                raise KernelError(f"attaching the engine to {name} (tcx): {e.strerror}") from e
+    _tc_attach(ipr, tc_fd, ifindex, name)
+    return "clsact"
+
+
+def _attach_all(xdp_fd: int, tc_fd: int, devices: list[tuple[int, str, bool]],
+                hook: HookChoice) -> str:
     """In the devices' namespace (a child of ``nsexec.run_in``)."""
-    way = "tcx"
+    way: str = hook
     with IPRoute() as ipr:
         for ifindex, name, fast in devices:
-            if fast and way == "tcx":
-                try:
-                    bpf.tcx_attach(prog_fd, ifindex)
-                    continue
-                except OSError as e:
-                    if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
-                        raise KernelError(f"attaching the engine to {name}: {e.strerror}"
-                                          ) from e
-                    way = "tc"  # no tcx in this kernel
-            _tc_attach(ipr, prog_fd, ifindex, name)
-    return way
+            if fast:
+                way = _attach_fast(xdp_fd, tc_fd, ifindex, name, way, ipr)
+            else:
+                _tc_attach(ipr, tc_fd, ifindex, name)
+    return way if way in ("xdp", "xdp-generic", "tcx", "clsact") else f"none ({hook})"
 
 
 def _tc_attach(ipr: IPRoute, prog_fd: int, ifindex: int, name: str) -> None:
@@ -213,11 +338,3 @@ def _tc_attach(ipr: IPRoute, prog_fd: int, ifindex: int, name: str) -> None:
                parent=INGRESS_PARENT, prio=FILTER_PRIO, protocol=0x0003, direct_action=True)
     except NetlinkError as e:
         raise KernelError(f"attaching the engine to {name}: {e}") from e
-
-
-def prog_id(fd: int) -> int:
-    info = ctypes.create_string_buffer(256)
-    attr = ctypes.create_string_buffer(16)
-    struct.pack_into("=IIQ", attr, 0, fd, len(info), ctypes.addressof(info))
-    bpf.sys_bpf_buf(bpf.OBJ_GET_INFO_BY_FD, attr)
-    return int(struct.unpack_from("=I", info.raw, 4)[0])

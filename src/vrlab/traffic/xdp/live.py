@@ -36,10 +36,11 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from vrlab.bpf import libbpf
 from vrlab.errors import KernelError, TrafficError
 from vrlab.traffic import pacing
 from vrlab.traffic.generator import SendReport
-from vrlab.traffic.xdp import build, libbpf
+from vrlab.traffic.xdp import build
 
 #: Most frames one call sends when the sender is behind (the kernel caps ``repeat`` at
 #: 2^31; this keeps one call short enough to stop near the deadline).

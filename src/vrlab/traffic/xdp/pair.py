@@ -19,13 +19,14 @@ from typing import Literal
 from pyroute2 import IPRoute
 
 from vrlab import net, nsexec
+from vrlab.bpf import libbpf
 from vrlab.errors import KernelError
 from vrlab.ledger import Ledger
 from vrlab.plan import wiring
 from vrlab.plan.model import Plan
 from vrlab.traffic.frames import build_frame, make_flows
 from vrlab.traffic.generator import Sender, SendReport
-from vrlab.traffic.xdp import build, libbpf
+from vrlab.traffic.xdp import build
 from vrlab.traffic.xdp.live import LiveSender
 
 #: How ts gets the NAPI a veth needs to take XDP frames.
