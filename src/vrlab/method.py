@@ -95,7 +95,11 @@ def _run(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
 def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
           progress: Progress = _noop, plan_for: Callable[[str], model.Plan] | None = None) -> int:
     """Offer each rate of the profile ``repeats`` times; returns the run id. ``plan_for``
-    replaces the scenario's own plan (the direct tg→ts link of the paper's Fig. 4)."""
+    replaces the scenario's own plan (the direct tg→ts link of the paper's Fig. 4).
+
+    The repeats are whole passes over the rates, not back-to-back trials at one rate: a
+    point's spread then includes what drifts over the sweep (this VM's neighbours, its
+    clock), which three trials in a row would hide."""
     ctx = placed(ctx, scenario)
     p = ctx.profile
     rates = p.rates_pps()
@@ -110,8 +114,8 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
             Testbed(make, ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                     label=f"sweep {scenario.name}") as tb:
-        for rate in rates:
-            for rep in range(p.repeats):
+        for rep in range(p.repeats):
+            for rate in rates:
                 res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s,
                                residual_s=p.residual_s)
                 ctx.store.add_trial(run_id, res, repeat=rep)
@@ -237,8 +241,9 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
         if mark and res.generator_short:
             res = replace(res, extra={**res.extra, mark: 1.0})
         ctx.store.add_trial(run_id, res, search_id=first_sid)
+        invalid = mark == INVALID and res.generator_short
         progress(f"{rate / 1e3:.0f} kpps for {duration:g}s"
-                 + (" (invalid: measured again)" if mark == INVALID else ""), res)
+                 + (" (invalid: measured again)" if invalid else ""), res)
         return res
 
     def measure(rate: float, duration: float) -> tuple[int, int]:

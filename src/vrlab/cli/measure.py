@@ -29,7 +29,7 @@ from vrlab.errors import UsageError
 @click.option("--profile", "profile_name", default="paper", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
               help="paper: 100-1500 kpps by 100, 10 s, 3 repeats. "
-              "quick: same rates, 1.5 s, 1 repeat.")
+              "quick: 100-1500 kpps by 200, 0.5 s, 3 repeats.")
 @click.option("--rates", default=None, help="START:STOP:STEP in kpps (overrides the profile).")
 @click.option("--duration", type=float, default=None, help="Seconds per trial.")
 @click.option("--repeats", type=int, default=None, help="Trials per rate (the mean is kept).")
@@ -87,7 +87,7 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
               help="Comma-separated flow counts to calibrate.")
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="Final trial length of the search: quick 1 s, paper 10 s.")
+              help="Final trial length of the search: quick 0.5 s, paper 10 s.")
 @placement_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True)
@@ -118,8 +118,10 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
 @click.command()
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="quick: 1.5 s trials, 1 repeat, rates to just beyond the calibrated maximum "
-              "(about 30 min on 2 cores). paper: 100-1500 kpps, 10 s, 3 repeats (hours).")
+              help="quick: every 200 kpps to just beyond the calibrated maximum, 0.5 s trials, 3 "
+              "repeats; each throughput search 3 times, 0.5 s final trials (under 30 min on 2 "
+              "cores). paper: 100-1500 kpps by 100, 10 s, 3 repeats; searches with 10 s "
+              "final trials, 3 times (hours).")
 @click.option("--only", multiple=True, help="Run only these figures (fig4, fig5, fig7 ... fig12, "
               "ndr); repeat the flag for several.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -151,7 +153,7 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
 @scenario_options
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="Final trial length: quick 1 s, paper 10 s.")
+              help="Final trial length: quick 0.5 s, paper 10 s.")
 @click.option("--final-duration", type=float, default=None,
               help="Seconds of the trials that decide the result (overrides the profile).")
 @click.option("--duration-sum", type=float, default=None,
