@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from vrlab.errors import UsageError
 from vrlab.method import RunContext
 from vrlab.paper import claims, figures, reproduce, verdicts
 from vrlab.paper.figures import FIGURES, SweepKey
-from vrlab.results import RunInfo, TrialResult
+from vrlab.results import SINK_BACKLOG_DROPS, RunInfo, TrialResult
 from vrlab.store.db import Store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -204,7 +204,33 @@ def test_generator_shortfall_is_listed_per_point(report: Report) -> None:
     rows = [line for line in fig5.splitlines() if line.startswith("| native-")]
     assert len(rows) == 3
     for line in rows:
-        assert line.rstrip().endswith("| 600 kpps |"), line
+        assert line.rstrip().endswith("| short at 600 kpps |"), line
+
+
+def test_sink_drops_are_the_testbeds_not_the_suts(store: Store, tmp_path: Path) -> None:
+    """Native routed loses frames at 500 and 600 kpps; at 500 the sink's own backlog dropped
+    them (the SUT forwarded them). That point is listed as the testbed's, and the claim rests
+    on the points the testbed offered and counted in full: routed's limit is not taken from
+    a point whose loss was the sink's."""
+    runs = fill(store, figures.needed(["fig5"]), generator_max=max(RATES))
+    rid = store.start_run(info(SweepKey("native-routed", None)))
+    for rate in RATES:
+        for rep in range(REPEATS):
+            res = trial(SweepKey("native-routed", None), DEVICES["native-routed"], rate, rep,
+                        max(RATES))
+            if rate == 500_000.0:
+                res = replace(res, extra={SINK_BACKLOG_DROPS: float(res.lost + 1)})
+            store.add_trial(rid, res, repeat=rep)
+    store.finish_run(rid, "done")
+    runs["native-routed"] = rid
+    md = reproduce.write_report(store, ["fig5"], runs, {}, tmp_path, "quick")
+    fig5 = section(md.read_text(), "## Fig. 5:")
+    row = next(line for line in fig5.splitlines() if line.startswith("| native-routed"))
+    assert row.rstrip().endswith("| sink dropped at 500 kpps |")
+    pts = store.sweep_points(rid)
+    assert [p.target_pps for p in pts if p.sink_dropped] == [500_000.0]
+    assert 500_000.0 not in [p.target_pps for p in verdicts.fully_offered(pts)]
+    assert len(verdicts.fully_offered(pts)) == len(pts) - 1
 
 
 def test_no_shortfall_reads_none(store: Store, tmp_path: Path) -> None:

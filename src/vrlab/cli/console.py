@@ -44,7 +44,8 @@ class Bars:
         note = msg
         if res is not None:
             note += (f"  rx {res.received_pps / 1e3:.0f} kpps  loss {res.loss_ratio:.2%}"
-                     + ("  [yellow]generator short[/]" if res.generator_short else ""))
+                     + ("  [yellow]generator short[/]" if res.generator_short else "")
+                     + (f"  [yellow]sink dropped {res.sink_drops}[/]" if res.sink_drops else ""))
         self.prog.update(self.task, advance=1, last=note)
         if not console.is_terminal:
             t = self.prog.tasks[-1]

@@ -74,6 +74,8 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
         note = []
         if pt.generator_short:
             note.append("generator short")
+        if pt.sink_dropped:
+            note.append("sink dropped frames")
         if cal is not None and pt.target_pps > cal:
             note.append(f"above calibrated max {cal / 1e3:.0f}")
         t.add_row(f"{pt.target_pps / 1e3:.0f}", f"{pt.mean_achieved_pps / 1e3:.1f}",
@@ -231,5 +233,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
               + (f"{rfc / 1e3:.1f} kpps" if rfc is not None else "none measured"))
     out.print(f"{len(res.result.trials)} trials, {res.result.total_trial_time_s:.1f} s of "
               f"traffic, {res.wall_s:.1f} s wall" + (f"; generator short in {res.short_trials}"
-                                                     " trial(s)" if res.short_trials else ""))
+                                                     " trial(s)" if res.short_trials else "")
+              + (f"; sink dropped frames in {res.sink_drop_trials} trial(s)"
+                 if res.sink_drop_trials else ""))
 

@@ -395,24 +395,30 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                                                              placement), cal.get(1))
         lines += [f"## {fig.paper}: {fig.title}", ""]
         lines += [f"![{fig.paper}]({p.name})" for p in paths if p.suffix == ".png"]
-        lines += ["", "| series | peak received | NDR | max spread (std) | points where the "
-                  "generator fell short |", "|---|---|---|---|---|"]
+        lines += ["", "| series | peak received | NDR | max spread (std) | points the testbed "
+                  "set (generator short; sink dropped) |", "|---|---|---|---|---|"]
         for s in fig.series:
             p = pts.get(s.key, [])
             if not p:
                 continue
-            short = [f"{x.target_pps / 1e3:.0f}" for x in p if x.generator_short]
             sm = claims.summarize(p)
             lines.append(f"| {s.label} (run {runs[s.key]}) | {sm.fmt()} | "
                          f"{_bounds(ndr_rows.get(s.key, {}).get('NDR'))} | "
-                         f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | "
-                         f"{', '.join(short) + ' kpps' if short else 'none'} |")
+                         f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | {_testbed_set(p)} |")
         lines.append("")
     lines += consistency.section(consistency.check(pts, ndr_rows))
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
     _html(md)
     return md
+
+
+def _testbed_set(points: Sequence[SweepPoint]) -> str:
+    short = [f"{x.target_pps / 1e3:.0f}" for x in points if x.generator_short]
+    sink = [f"{x.target_pps / 1e3:.0f}" for x in points if x.sink_dropped]
+    return "; ".join(f"{what} at {', '.join(rates)} kpps"
+                     for what, rates in (("short", short), ("sink dropped", sink)) if rates) \
+        or "none"
 
 
 def _html(md: Path) -> Path:

@@ -76,8 +76,9 @@ class Rate:
 
 
 def fully_offered(points: Sequence[SweepPoint]) -> list[SweepPoint]:
-    """Points where the generator offered the full rate: only there can loss be the SUT's."""
-    return [p for p in points if not p.generator_short]
+    """Points where the generator offered the full rate and the sink dropped nothing: only
+    there can loss be the SUT's."""
+    return [p for p in points if not p.generator_short and not p.sink_dropped]
 
 
 def is_lossy(p: SweepPoint) -> bool:
