@@ -170,6 +170,9 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
 @click.option("--max-kpps", type=float, default=None,
               help="Upper bound of the search. Default: the calibrated maximum for this flow "
               "count and placement (so generator shortfall never counts as SUT loss).")
+@click.option("--repeats", type=click.IntRange(1, 99), default=None,
+              help="Searches to run one after another; the median one (by NDR lower bound) is "
+              "reported, with every repeat's bounds. Default: the profile's (3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
 @db_option
@@ -178,16 +181,18 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
             final_duration: float | None,
             duration_sum: float | None,
             exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
-            max_kpps: float | None, as_json: bool, pin: bool, sink_rx: str, generator: str,
-            db: Path | None) -> None:
+            max_kpps: float | None, repeats: int | None, as_json: bool, pin: bool,
+            sink_rx: str, generator: str, db: Path | None) -> None:
     """Find SCENARIO's throughput by MLRsearch (RFC 9971): NDR (goal loss ratio 0) and PDR
     (0.5%) as conditional throughput with their bounds, each goal's exceed ratio and duration
     sum stated; short trials first, full-length ones near the bounds. Also prints RFC 2544's
     throughput read off the same trials: the highest load whose full-length trials all lost
-    nothing."""
+    nothing. Run several times (--repeats), the median search is reported beside the spread
+    of the repeats: one zero-loss search on a shared machine is not a number to publish."""
     import json
 
     from vrlab import method
+    from vrlab.paper import repeated
 
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
     prof = profiles.get(profile_name)
@@ -210,10 +215,18 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
                          f"{hi / 1e3:.0f} kpps")
     console.print(f"ndr [bold]{sc.name}[/]: search {min_kpps:.0f}-{hi / 1e3:.0f} kpps; "
                   f"{ctx.placement.describe()}")
-    with progress(f"ndr {sc.name}") as bars:
-        res = method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, bars.step)
+    n = prof.search_repeats if repeats is None else repeats
+    done: list[method.NdrOutcome] = []
+    for i in range(n):
+        with progress(f"ndr {sc.name}" + (f" #{i + 1}/{n}" if n > 1 else "")) as bars:
+            done.append(method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, bars.step))
+    res = done[repeated.median_index([_ndr_lower(o) for o in done])]
     if as_json:
-        out.print_json(json.dumps(res.as_json()))
+        data = res.as_json()
+        if n > 1:
+            data["median_of"] = n
+            data["repeats"] = [o.as_json() for o in done]
+        out.print_json(json.dumps(data))
         return
     t = Table("goal", "loss ratio", "exceed ratio", "duration sum s", "lower bound kpps",
               "upper bound kpps", "conditional throughput kpps", "width", "trials",
@@ -231,9 +244,36 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
     rfc = res.searched.rfc2544_pps
     out.print("RFC 2544 throughput (highest load whose full-length trials all lost nothing): "
               + (f"{rfc / 1e3:.1f} kpps" if rfc is not None else "none measured"))
+    if n > 1:
+        _print_repeats(done, res)
     out.print(f"{len(res.result.trials)} trials, {res.result.total_trial_time_s:.1f} s of "
               f"traffic, {res.wall_s:.1f} s wall" + (f"; generator short in {res.short_trials}"
                                                      " trial(s)" if res.short_trials else "")
               + (f"; sink dropped frames in {res.sink_drop_trials} trial(s)"
                  if res.sink_drop_trials else ""))
 
+
+
+def _ndr_lower(o: Any) -> float | None:
+    g = next((g for g in o.result.goal_results if g.goal.name == "NDR"), None)
+    return None if g is None else float(g.lower_pps)
+
+
+def _print_repeats(done: list[Any], median: Any) -> None:
+    """Every repeat's bounds, and how far the NDR lower bounds spread about the median's."""
+    t = Table("run", "NDR kpps", "PDR kpps", "RFC 2544 kpps", "trials",
+              title=f"{len(done)} searches, one after another; the median (by NDR lower bound) "
+                    "is the one above")
+    for o in done:
+        b = {g.goal.name: f"{g.lower_pps / 1e3:.0f}-{g.upper_pps / 1e3:.0f}"
+             for g in o.result.goal_results}
+        rfc = o.searched.rfc2544_pps
+        t.add_row(f"{o.run_id}{' (median)' if o is median else ''}", b.get("NDR", "-"),
+                  b.get("PDR", "-"), "-" if rfc is None else f"{rfc / 1e3:.0f}",
+                  str(len(o.result.trials)))
+    out.print(t)
+    lows = [x for x in (_ndr_lower(o) for o in done) if x is not None]
+    mid = _ndr_lower(median)
+    if lows and mid:
+        out.print(f"NDR lower bounds {min(lows) / 1e3:.0f}-{max(lows) / 1e3:.0f} kpps over "
+                  f"{len(done)} searches: ±{(max(lows) - min(lows)) / 2 / mid:.0%} of the median")

@@ -19,13 +19,25 @@ from vrlab.store.rows import SearchRow
 REPEAT_LOWERS, REPEAT_RUNS = "repeat_lowers", "repeat_runs"
 
 
+def median_index(lowers: Sequence[float | None]) -> int:
+    """Which repeat is the median by lower bound (the lower middle one of an even count); a
+    repeat without a lower bound (it lost frames even at its floor) sorts lowest."""
+    if not lowers:
+        raise ValueError("no repeats to take a median of")
+    def rank(i: int) -> tuple[float, int]:
+        low = lowers[i]
+        return (-1.0 if low is None else low, i)
+
+    ranked = sorted(range(len(lowers)), key=rank)
+    return ranked[(len(ranked) - 1) // 2]
+
+
 def median_row(rows: Sequence[SearchRow]) -> SearchRow | None:
     """The median repeat by lower bound, its ``result`` extended with every repeat's lower
-    bound. A repeat without a lower bound (it lost frames even at its floor) sorts lowest."""
+    bound."""
     if not rows:
         return None
-    ranked = sorted(rows, key=lambda r: -1.0 if r.lower_pps is None else r.lower_pps)
-    med = ranked[(len(ranked) - 1) // 2]
+    med = rows[median_index([r.lower_pps for r in rows])]
     extra: dict[str, object] = {REPEAT_LOWERS: [r.lower_pps for r in rows],
                                 REPEAT_RUNS: [r.run_id for r in rows]}
     return replace(med, result={**med.result, **extra})
