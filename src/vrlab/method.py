@@ -95,7 +95,11 @@ def _run(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
 def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
           progress: Progress = _noop, plan_for: Callable[[str], model.Plan] | None = None) -> int:
     """Offer each rate of the profile ``repeats`` times; returns the run id. ``plan_for``
-    replaces the scenario's own plan (the direct tg→ts link of the paper's Fig. 4)."""
+    replaces the scenario's own plan (the direct tg→ts link of the paper's Fig. 4).
+
+    The repeats are whole passes over the rates, not back-to-back trials at one rate: a
+    point's spread then includes what drifts over the sweep (this VM's neighbours, its
+    clock), which three trials in a row would hide."""
     ctx = placed(ctx, scenario)
     p = ctx.profile
     rates = p.rates_pps()
@@ -110,8 +114,8 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
             Testbed(make, ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                     label=f"sweep {scenario.name}") as tb:
-        for rate in rates:
-            for rep in range(p.repeats):
+        for rep in range(p.repeats):
+            for rate in rates:
                 res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s,
                                residual_s=p.residual_s)
                 ctx.store.add_trial(run_id, res, repeat=rep)
@@ -119,8 +123,8 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     return run_id
 
 
-#: times a trial the generator fell short in is measured again before its load counts as one
-#: the testbed cannot offer
+#: times a trial the testbed set (the generator fell short, the sink dropped frames) is measured
+#: again before its load counts as one the testbed cannot offer
 INVALID_RETRIES = 2
 #: marks in a stored trial's ``extra``: measured again (not used by the search), and a load
 #: the testbed could not offer (used, as a failure that is the testbed's)
@@ -158,7 +162,8 @@ class NdrOutcome:
     max_rate: float
     wall_s: float
     short_trials: int  # trials where the generator fell short (reported, never SUT loss)
-    invalid_trials: int = 0  # of those, measured again and not used by the search
+    invalid_trials: int = 0  # trials the testbed set, measured again, not used by the search
+    sink_drop_trials: int = 0  # trials where the sink dropped frames (the testbed's loss)
 
     @property
     def result(self) -> search.SearchResult:
@@ -176,7 +181,7 @@ class NdrOutcome:
                       "and the conditional throughput at the lower bound",
             "trials": len(self.result.trials), "trial_time_s": self.result.total_trial_time_s,
             "wall_s": round(self.wall_s, 2), "generator_short_trials": self.short_trials,
-            "invalid_trials": self.invalid_trials,
+            "sink_drop_trials": self.sink_drop_trials, "invalid_trials": self.invalid_trials,
             "goals": {g.goal.name: {
                 "loss_ratio": g.goal.loss_ratio, "lower_pps": g.lower_pps,
                 "upper_pps": g.upper_pps, "conditional_throughput_pps":
@@ -197,12 +202,13 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
     params: dict[str, object] = {
         "min_pps": min_rate, "max_pps": max_rate, "flows": scenario.traffic.flows,
         "goals": [g.__dict__ for g in goals], "guests": scenario.sut.guests}
-    short = invalid = 0
+    short = sink = invalid = 0
 
     def count(msg: str, res: TrialResult | None) -> None:
-        nonlocal short, invalid
-        if res is not None and res.generator_short:
-            short += 1
+        nonlocal short, sink, invalid
+        if res is not None and res.testbed_fault:
+            short += res.generator_short
+            sink += res.sink_drops > 0
             invalid += INVALID in res.extra
         progress(msg, res)
 
@@ -214,7 +220,8 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
         found = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
                            {"scenario": scenario.name}, count,
                            warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
-    return NdrOutcome(run_id, found, min_rate, max_rate, time.monotonic() - t0, short, invalid)
+    return NdrOutcome(run_id, found, min_rate, max_rate, time.monotonic() - t0, short, invalid,
+                      sink)
 
 
 def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.SearchGoal],
@@ -234,11 +241,12 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
 
     def trial(rate: float, duration: float, mark: str = "") -> TrialResult:
         res = tb.trial(rate, duration, warmup_s=warmup_s, residual_s=residual_s)
-        if mark and res.generator_short:
+        if mark and res.testbed_fault:
             res = replace(res, extra={**res.extra, mark: 1.0})
         ctx.store.add_trial(run_id, res, search_id=first_sid)
+        invalid = mark == INVALID and res.testbed_fault
         progress(f"{rate / 1e3:.0f} kpps for {duration:g}s"
-                 + (" (invalid: measured again)" if mark == INVALID else ""), res)
+                 + (" (invalid: measured again)" if invalid else ""), res)
         return res
 
     def measure(rate: float, duration: float) -> tuple[int, int]:
@@ -246,15 +254,16 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
             res = trial(rate, duration)
             offered = max(res.sent, round(rate * duration))
             return offered, min(res.received, offered)
-        # A shortfall says nothing of the SUT: such a trial is stored as invalid and measured
-        # again. If the generator still cannot offer the load, it fails as the testbed's
-        # limit, and a bound it sets is flagged as the testbed's, never the SUT's pass or loss.
+        # A shortfall, or frames the sink dropped, say nothing of the SUT: such a trial is
+        # stored as invalid and measured again. If the testbed still cannot offer and count
+        # the load, it fails as the testbed's limit, and a bound it sets is flagged as the
+        # testbed's, never the SUT's pass or loss.
         for _ in range(INVALID_RETRIES):
             res = trial(rate, duration, INVALID)
-            if not res.generator_short:
+            if not res.testbed_fault:
                 return res.sent, res.received
         res = trial(rate, duration, TESTBED_LIMITED)
-        if not res.generator_short:
+        if not res.testbed_fault:
             return res.sent, res.received
         testbed_failed.add(rate)
         return round(rate * duration), min(res.received, round(rate * duration))

@@ -17,6 +17,8 @@ import os
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
+from vrlab.results import BACKLOG_DROPS, SINK_BACKLOG_DROPS, SUT_BACKLOG_DROPS
+
 SinkWith = Literal["sut", "generator"]
 #: the generator's sending path (see vrlab.traffic.senders); kept here as plain data so a
 #: placement stays importable without the traffic code
@@ -73,3 +75,18 @@ def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None,
 
 def rps_mask(cpu: int) -> str:
     return format(1 << cpu, "x")
+
+
+def backlog_drops(pl: Placement, by_cpu: dict[int, int]) -> dict[str, float]:
+    """Whose were the backlog drops of a trial. With the sink's receive work on a CPU of its
+    own apart from the SUT's, a drop on the sink's CPU is the testbed's (the frame got through
+    the SUT), one on the SUT's CPU the SUT's. Otherwise they are reported unattributed."""
+    total = sum(by_cpu.values())
+    if not pl.pinned or pl.sink_cpu is None or pl.sut_cpu is None or pl.sink_cpu == pl.sut_cpu:
+        return {BACKLOG_DROPS: float(total)} if total else {}
+    sink = by_cpu.get(pl.sink_cpu, 0)
+    sut = by_cpu.get(pl.sut_cpu, 0)
+    out = {SINK_BACKLOG_DROPS: float(sink), SUT_BACKLOG_DROPS: float(sut)}
+    if total - sink - sut:
+        out[BACKLOG_DROPS] = float(total - sink - sut)
+    return out

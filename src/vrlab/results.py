@@ -9,6 +9,12 @@ from typing import Final
 # A trial whose generator offered more than this fraction below target is "generator short": the
 # receiver cannot be blamed for frames that were never offered.
 SHORT_TOLERANCE: Final = 0.02
+#: keys of a trial's ``extra``: frames the kernel's receive backlogs dropped during the trial,
+#: by whose work the backlog's CPU carried (vrlab.softnet, vrlab.placement.backlog_drops); the
+#: last where the placement cannot tell
+SINK_BACKLOG_DROPS: Final = "sink_backlog_drops"
+SUT_BACKLOG_DROPS: Final = "sut_backlog_drops"
+BACKLOG_DROPS: Final = "backlog_drops"
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,19 @@ class TrialResult:
         """One rule for "the generator fell short", so no caller compares against the tolerance
         itself and a figure's hollow markers and the console's warning always agree."""
         return self.shortfall > SHORT_TOLERANCE
+
+    @property
+    def sink_drops(self) -> int:
+        """Frames the sink's own receive backlog dropped: they got through the SUT, so their
+        loss is the testbed's."""
+        return int(self.extra.get(SINK_BACKLOG_DROPS, 0))
+
+    @property
+    def testbed_fault(self) -> bool:
+        """The testbed, not the SUT, set this trial's result: the generator did not offer the
+        load, or the sink dropped frames the SUT had forwarded. Such a trial is measured again,
+        never taken as the SUT's pass or loss."""
+        return self.generator_short or self.sink_drops > 0
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
-from vrlab import net, nsexec
+from vrlab import net, nsexec, softnet
 from vrlab.engines.ebpf.engine import EbpfEngine, hook_of
 from vrlab.engines.userspace.fromplan import guest_config, shared_config
 from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.errors import Interrupted, VrlabError
 from vrlab.ledger import Ledger, state_dir
-from vrlab.placement import Placement, rps_mask
+from vrlab.placement import Placement, backlog_drops, rps_mask
 from vrlab.plan.model import Plan
 from vrlab.plan.naming import ns_name
 from vrlab.platform import build as platform_build
@@ -233,13 +233,14 @@ class Testbed:
         if warmup_s > 0:
             gen.call("send", rate=rate_pps, duration=warmup_s, timeout=warmup_s + 30)
             time.sleep(residual_s)
-        before, s0 = self.counts(), self.tg_stats()
+        before, s0, b0 = self.counts(), self.tg_stats(), softnet.backlog_drops()
         rep = gen.call("send", rate=rate_pps, duration=duration_s,
                             timeout=duration_s + 30)
         time.sleep(residual_s)
         delta = self.counts().minus(before)
-        s1 = self.tg_stats()
+        s1, b1 = self.tg_stats(), softnet.backlog_drops()
         kernel = {f"tg_{k}": float(s1[k] - s0[k]) for k in ("tx_packets", "tx_dropped")}
+        kernel.update(backlog_drops(self.placement, softnet.minus(b1, b0)))
         self.last_counts = delta
         return TrialResult(
             target_pps=rate_pps, duration_s=duration_s, sent=int(rep["sent"]),

@@ -32,7 +32,7 @@ OVERLOAD_PPS = 1_500_000.0
 def ndr_args(max_pps: float) -> tuple[str, ...]:
     return ("ndr", "native-routed", "--max-kpps", f"{max_pps / 1e3:g}", "--min-kpps",
             f"{MIN_PPS / 1e3:g}", "--final-duration", f"{FINAL_S:g}", "--width", f"{WIDTH:g}",
-            "--json")
+            "--repeats", "1", "--json")
 
 
 def assert_nothing_built(env: VrlabEnv, created: list[str]) -> None:
@@ -85,11 +85,11 @@ def run_ndr(env: VrlabEnv, max_pps: float) -> tuple[dict[str, Any], list[TrialRe
             assert s.result["upper_is_max"] == goals[name]["upper_is_max"]
         stored = st.trials(run.id)
         assert len(stored) == data["trials"] + data["invalid_trials"] == run.trial_count
-        # a trial the generator fell short in is stored as invalid and measured again; the
-        # search saw only the others
+        # a trial the testbed set (the generator fell short, the sink dropped frames) is
+        # stored as invalid and measured again; the search saw only the others
         trials = [t for t in stored if "invalid" not in t.result.extra]
         assert len(trials) == data["trials"]
-        assert all(t.result.generator_short for t in stored if t not in trials)
+        assert all(t.result.testbed_fault for t in stored if t not in trials)
         ids = {s.id for s in searches.values()}
         assert all(t.search_id in ids for t in trials), [t.search_id for t in trials]
         rates = [t.result.target_pps for t in trials]
@@ -204,3 +204,21 @@ def test_ndr_with_min_above_max_exits_2(vrlab_env: VrlabEnv) -> None:
     assert "--min-kpps" in r.stderr and "50 kpps" in r.stderr
     assert_nothing_built(vrlab_env, created)
     assert stored_runs(vrlab_env) == []
+
+
+def test_repeated_searches_report_the_median_and_every_repeat(vrlab_env: VrlabEnv) -> None:
+    """Three searches: three runs stored, the JSON's own figures are the median search's (by
+    NDR lower bound), and every repeat is listed with its bounds."""
+    r, left = vrlab_env.run_cli_sealed(
+        "ndr", "native-routed", "--max-kpps", "100", "--min-kpps", "20", "--final-duration",
+        "0.2", "--width", "0.2", "--repeats", "3", "--json", timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert left == []
+    data = json.loads(r.stdout)
+    assert data["median_of"] == 3 and len(data["repeats"]) == 3
+    lowers = sorted(rep["goals"]["NDR"]["lower_pps"] for rep in data["repeats"])
+    assert data["goals"]["NDR"]["lower_pps"] == lowers[1]
+    assert data["run_id"] in [rep["run_id"] for rep in data["repeats"]]
+    with Store(vrlab_env.db) as st:
+        assert sorted(run.id for run in st.runs(kind="ndr")) == \
+            sorted(rep["run_id"] for rep in data["repeats"])

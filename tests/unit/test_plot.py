@@ -181,3 +181,11 @@ def test_series_from_run_and_caption(tmp_path: Path) -> None:
     assert len(series.points) == 1 and series.points[0].n == 3
     for expected in ("xen-dom0", "quick", "Xeon E5520", f"run {run_id}"):
         assert expected in caption
+
+
+def test_plot_bars_takes_whiskers_below_and_above(tmp_path: Path) -> None:
+    """A median with the span of its repeats: the whisker is not symmetric."""
+    paths = plot_bars(["a", "b"], [500.0, 300.0], [(100.0, 20.0), 5.0], tmp_path / "b",
+                      title="t", ylabel="y", caption="c")
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

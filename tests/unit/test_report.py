@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from vrlab.errors import UsageError
 from vrlab.method import RunContext
 from vrlab.paper import claims, figures, reproduce, verdicts
 from vrlab.paper.figures import FIGURES, SweepKey
-from vrlab.results import RunInfo, TrialResult
+from vrlab.results import SINK_BACKLOG_DROPS, RunInfo, TrialResult
 from vrlab.store.db import Store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -204,7 +204,33 @@ def test_generator_shortfall_is_listed_per_point(report: Report) -> None:
     rows = [line for line in fig5.splitlines() if line.startswith("| native-")]
     assert len(rows) == 3
     for line in rows:
-        assert line.rstrip().endswith("| 600 kpps |"), line
+        assert line.rstrip().endswith("| short at 600 kpps |"), line
+
+
+def test_sink_drops_are_the_testbeds_not_the_suts(store: Store, tmp_path: Path) -> None:
+    """Native routed loses frames at 500 and 600 kpps; at 500 the sink's own backlog dropped
+    them (the SUT forwarded them). That point is listed as the testbed's, and the claim rests
+    on the points the testbed offered and counted in full: routed's limit is not taken from
+    a point whose loss was the sink's."""
+    runs = fill(store, figures.needed(["fig5"]), generator_max=max(RATES))
+    rid = store.start_run(info(SweepKey("native-routed", None)))
+    for rate in RATES:
+        for rep in range(REPEATS):
+            res = trial(SweepKey("native-routed", None), DEVICES["native-routed"], rate, rep,
+                        max(RATES))
+            if rate == 500_000.0:
+                res = replace(res, extra={SINK_BACKLOG_DROPS: float(res.lost + 1)})
+            store.add_trial(rid, res, repeat=rep)
+    store.finish_run(rid, "done")
+    runs["native-routed"] = rid
+    md = reproduce.write_report(store, ["fig5"], runs, {}, tmp_path, "quick")
+    fig5 = section(md.read_text(), "## Fig. 5:")
+    row = next(line for line in fig5.splitlines() if line.startswith("| native-routed"))
+    assert row.rstrip().endswith("| sink dropped at 500 kpps |")
+    pts = store.sweep_points(rid)
+    assert [p.target_pps for p in pts if p.sink_dropped] == [500_000.0]
+    assert 500_000.0 not in [p.target_pps for p in verdicts.fully_offered(pts)]
+    assert len(verdicts.fully_offered(pts)) == len(pts) - 1
 
 
 def test_no_shortfall_reads_none(store: Store, tmp_path: Path) -> None:
@@ -280,15 +306,15 @@ def ctx(store: Store, name: str) -> RunContext:
     return RunContext(store, placement.choose(False), profiles.get(name))
 
 
-@pytest.mark.parametrize("cal, stop", [
-    (500_000.0, 600.0),  # 600 kpps exactly: no rounding up
+@pytest.mark.parametrize("cal, stop", [  # the quick grid: 100, 300, 500, ... 1500 kpps
+    (416_666.0, 500.0),  # 499.9992 kpps: the grid point just above
     (501_000.0, 700.0),  # 601.2 kpps rounds up to 700
-    (610_000.0, 800.0),  # 732 kpps
-    (1_000_000.0, 1200.0),
+    (610_000.0, 900.0),  # 732 kpps
+    (1_000_000.0, 1300.0),
     (1_250_000.0, 1500.0),
     (1_300_000.0, 1500.0),  # 1560 kpps capped at the paper's 1500
     (2_900_000.0, 1500.0),
-    (50_000.0, 200.0),  # never fewer than two rates
+    (50_000.0, 300.0),  # never fewer than two rates
 ])
 def test_quick_rates_stop_beyond_calibrated_max(store: Store, cal: float, stop: float) -> None:
     c = ctx(store, "quick")
@@ -315,9 +341,9 @@ def test_paper_profile_rates_unchanged(store: Store) -> None:
 
 
 def test_trials_for_counts_shared_sweeps_once(store: Store) -> None:
-    c = reproduce.rates_for(ctx(store, "quick"), 500_000.0)  # 100-600 kpps: 6 rates, 1 repeat
-    assert reproduce.trials_for(c, ["fig5"]) == 3 * 6
-    assert reproduce.trials_for(c, ["fig5", "fig8"]) == (3 + 4) * 6
+    c = reproduce.rates_for(ctx(store, "quick"), 500_000.0)  # 100-700 kpps: 4 rates
+    assert reproduce.trials_for(c, ["fig5"]) == 3 * 4 * 3  # 3 sweeps, 3 repeats
+    assert reproduce.trials_for(c, ["fig5", "fig8"]) == (3 + 4) * 4 * 3
 
 
 def test_claims_thresholds_are_printed(report: Report) -> None:
@@ -328,7 +354,7 @@ def test_claims_thresholds_are_printed(report: Report) -> None:
 
 def test_ndr_section_reports_each_search_and_draws_bars(store: Store, tmp_path: Path) -> None:
     keys = [k.key for k in FIGURES["ndr"].series][:3]
-    ndr_runs = {}
+    ndr_runs: dict[str, list[int]] = {}
     for i, key in enumerate(keys):
         rid = store.start_run(RunInfo(kind="ndr", scenario=key, spec_yaml="", machine={},
                                       placement={}, vrlab_version="t", profile="quick",
@@ -343,7 +369,7 @@ def test_ndr_section_reports_each_search_and_draws_bars(store: Store, tmp_path: 
                                         "final_trial_s": 1.0,
                                         "rfc2544_throughput_pps": 90_000.0 * (i + 1)})
         store.finish_run(rid)
-        ndr_runs[key] = rid
+        ndr_runs[key] = [rid]
     md = reproduce.write_report(store, ["ndr"], {}, {}, tmp_path, "quick", ndr_runs)
     text = md.read_text()
     sec = section(text, "## RFC 2544 / RFC 9971:")
@@ -352,7 +378,7 @@ def test_ndr_section_reports_each_search_and_draws_bars(store: Store, tmp_path: 
     assert "duration sum 3 s" in sec and "| RFC 2544 throughput |" in sec
     for i, key in enumerate(keys):
         lo = 100 * (i + 1)
-        row = next(line for line in sec.splitlines() if f"(run {ndr_runs[key]})" in line)
+        row = next(line for line in sec.splitlines() if f"(run {ndr_runs[key][0]})" in line)
         assert f"{lo}-{lo * 1.02:.0f} kpps" in row
         assert f"{120 * (i + 1)}-" in row  # the PDR bounds, from its own search
         assert f"| {90 * (i + 1)} kpps |" in row  # RFC 2544's, in its own column
@@ -380,12 +406,13 @@ def test_ndr_rows_say_which_search_ended_at_its_ceiling_or_floor(store: Store,
                                                                   tmp_path: Path) -> None:
     """A search at the calibrated maximum or at the minimum rate found the testbed's edge, not
     the SUT's rate: its row must say so, and an ordinary search's must not."""
-    ndr_runs = {"native-bridged": _searched(store, "native-bridged", 500_000.0),
-                "native-routed": _searched(store, "native-routed", 550_000.0, at_ceiling=True),
-                "native-hybrid": _searched(store, "native-hybrid", 20_000.0, at_floor=True)}
+    ndr_runs = {"native-bridged": [_searched(store, "native-bridged", 500_000.0)],
+                "native-routed": [_searched(store, "native-routed", 550_000.0,
+                                            at_ceiling=True)],
+                "native-hybrid": [_searched(store, "native-hybrid", 20_000.0, at_floor=True)]}
     md = reproduce.write_report(store, ["ndr"], {}, {}, tmp_path, "quick", ndr_runs)
     sec = section(md.read_text(), "## RFC 2544 / RFC 9971:")
-    rows = {key: next(line for line in sec.splitlines() if f"(run {rid})" in line)
+    rows = {key: next(line for line in sec.splitlines() if f"(run {rid[0]})" in line)
             for key, rid in ndr_runs.items()}
     assert "| 550-550 kpps (ceiling: calibrated max) |" in rows["native-routed"]
     assert "| 20-20 kpps (floor) |" in rows["native-hybrid"]
@@ -400,12 +427,12 @@ def test_shared_verdict_at_the_search_floor_is_inconclusive(store: Store,
     """A shared engine whose search failed even the minimum rate at N=4 has an NDR of at most
     that rate: taken as a rate, 20 kpps against native's 600 would make the claim differ; as
     a floor it decides nothing, and the verdict says why (every other N keeps 93%)."""
-    ndr_runs = {"native-routed": _searched(store, "native-routed", 600_000.0)}
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", 600_000.0)]}
     for s in FIGURES["shared"].series:
         if s.routers is not None and s.engine == "ebpf":
             floor = s.routers == 4
-            ndr_runs[s.key] = _searched(store, s.key, 20_000.0 if floor else 560_000.0,
-                                        at_floor=floor)
+            ndr_runs[s.key] = [_searched(store, s.key, 20_000.0 if floor else 560_000.0,
+                                         at_floor=floor)]
     md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
     sec = section(md.read_text(), "## Beyond the paper:")
     verdict = next(line for line in sec.splitlines() if line.startswith("**Verdict"))
@@ -419,12 +446,12 @@ def test_shared_section_sets_the_engine_beside_guests_and_native(
         store: Store, tmp_path: Path, shared_kpps: float, verdict: str) -> None:
     """Native at 600 kpps: a shared engine at 560 keeps 93% (holds), at 400 only 67%."""
     fig = FIGURES["shared"]
-    ndr_runs = {"native-routed": _searched(store, "native-routed", 600_000.0)}
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", 600_000.0)]}
     for s in fig.series:
         if s.routers is None:
             continue
         pps = shared_kpps * 1e3 if s.engine == "ebpf" else 150_000.0 / s.routers ** 0.5
-        ndr_runs[s.key] = _searched(store, s.key, pps)
+        ndr_runs[s.key] = [_searched(store, s.key, pps)]
     md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
     sec = section(md.read_text(), "## Beyond the paper:")
     assert f"**Verdict: {verdict}**" in sec
@@ -438,10 +465,10 @@ def test_shared_verdict_at_the_search_ceiling_is_inconclusive(store: Store,
                                                               tmp_path: Path) -> None:
     """Native and the shared engine both reach the calibrated maximum (550 kpps): their ratio
     is 1.00, but it is the generator's, not the engine's."""
-    ndr_runs = {"native-routed": _searched(store, "native-routed", 550_000.0, at_ceiling=True)}
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", 550_000.0, at_ceiling=True)]}
     for s in FIGURES["shared"].series:
         if s.routers is not None and s.engine == "ebpf":
-            ndr_runs[s.key] = _searched(store, s.key, 550_000.0, at_ceiling=True)
+            ndr_runs[s.key] = [_searched(store, s.key, 550_000.0, at_ceiling=True)]
     md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
     sec = section(md.read_text(), "## Beyond the paper:")
     verdict = next(line for line in sec.splitlines() if line.startswith("**Verdict"))
@@ -455,3 +482,28 @@ def test_shared_figure_searches_native_once() -> None:
     keys = [k.key for k in reproduce.searches(["ndr", "shared"])]
     assert len(keys) == len(set(keys))
     assert "native-routed" in keys and "shared-r64-guests-f64" in keys
+
+
+@pytest.mark.parametrize(("shared", "verdict"), [
+    ((550.0, 560.0, 570.0), "holds"),
+    ((480.0, 560.0, 640.0), "inconclusive"),  # the median keeps 93%, its slowest repeat 80%
+])
+def test_repeated_searches_report_the_median_and_judge_on_every_repeat(
+        store: Store, tmp_path: Path, shared: tuple[float, ...], verdict: str) -> None:
+    """Three searches per configuration: the table shows the median search and the span of
+    the repeats' lower bounds, and a verdict is decided only beyond that span."""
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", k * 1e3)
+                                  for k in (590.0, 600.0, 596.0)]}
+    for s in FIGURES["shared"].series:
+        if s.routers is not None and s.engine == "ebpf":
+            ndr_runs[s.key] = [_searched(store, s.key, k * 1e3) for k in shared]
+    md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
+    sec = section(md.read_text(), "## Beyond the paper:")
+    row16 = next(line for line in sec.splitlines() if line.startswith("| 16 |"))
+    lo, mid, hi = shared
+    assert f"| {mid:.0f}-{mid * 1.02:.0f} kpps |" in row16  # the median search's interval
+    assert f"| {lo:.0f}-{hi:.0f} kpps (3 searches" in row16
+    assert f"| {mid / 596:.2f} |" in row16  # ratio of medians
+    assert "its repeats 590-600 kpps (3 searches" in sec
+    assert f"**Verdict: {verdict}**" in sec
+    assert (tmp_path / "shared.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from vrlab.results import TrialResult
+from vrlab.results import SUT_BACKLOG_DROPS, TrialResult
 from vrlab.store.db import Store
 
 # Piped output gets a wide fixed width: plans and tables are for reading in a log, not wrapping.
@@ -44,12 +44,23 @@ class Bars:
         note = msg
         if res is not None:
             note += (f"  rx {res.received_pps / 1e3:.0f} kpps  loss {res.loss_ratio:.2%}"
-                     + ("  [yellow]generator short[/]" if res.generator_short else ""))
+                     + ("  [yellow]generator short[/]" if res.generator_short else "")
+                     + (f"  [yellow]sink dropped {res.sink_drops}[/]" if res.sink_drops else "")
+                     + _lost_where(res))
         self.prog.update(self.task, advance=1, last=note)
         if not console.is_terminal:
             t = self.prog.tasks[-1]
             plain = Text.from_markup(note).plain  # the bar's colours, not their tags, in a log
             console.print(f"[{t.completed}/{t.total or '?'}] {plain}", markup=False)
+
+
+def _lost_where(res: TrialResult) -> str:
+    """Where the lost frames were dropped, as far as the kernel's backlog counters say: the
+    rest was dropped somewhere no counter read here sees (a device's queue, a qdisc)."""
+    sut = int(res.extra.get(SUT_BACKLOG_DROPS, 0))
+    if not res.lost or not sut:
+        return ""
+    return f"  (SUT backlog dropped {sut / res.lost:.0%})"
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from vrlab.errors import UsageError
 @click.option("--profile", "profile_name", default="paper", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
               help="paper: 100-1500 kpps by 100, 10 s, 3 repeats. "
-              "quick: same rates, 1.5 s, 1 repeat.")
+              "quick: 100-1500 kpps by 200, 0.5 s, 3 repeats.")
 @click.option("--rates", default=None, help="START:STOP:STEP in kpps (overrides the profile).")
 @click.option("--duration", type=float, default=None, help="Seconds per trial.")
 @click.option("--repeats", type=int, default=None, help="Trials per rate (the mean is kept).")
@@ -74,6 +74,8 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
         note = []
         if pt.generator_short:
             note.append("generator short")
+        if pt.sink_dropped:
+            note.append("sink dropped frames")
         if cal is not None and pt.target_pps > cal:
             note.append(f"above calibrated max {cal / 1e3:.0f}")
         t.add_row(f"{pt.target_pps / 1e3:.0f}", f"{pt.mean_achieved_pps / 1e3:.1f}",
@@ -87,7 +89,7 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
               help="Comma-separated flow counts to calibrate.")
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="Final trial length of the search: quick 1 s, paper 10 s.")
+              help="Final trial length of the search: quick 0.5 s, paper 10 s.")
 @placement_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True)
@@ -118,8 +120,10 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
 @click.command()
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="quick: 1.5 s trials, 1 repeat, rates to just beyond the calibrated maximum "
-              "(about 30 min on 2 cores). paper: 100-1500 kpps, 10 s, 3 repeats (hours).")
+              help="quick: every 200 kpps to just beyond the calibrated maximum, 0.5 s trials, 3 "
+              "repeats; each throughput search 3 times, 0.5 s final trials (under 30 min on 2 "
+              "cores). paper: 100-1500 kpps by 100, 10 s, 3 repeats; searches with 10 s "
+              "final trials, 3 times (hours).")
 @click.option("--only", multiple=True, help="Run only these figures (fig4, fig5, fig7 ... fig12, "
               "ndr); repeat the flag for several.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -151,7 +155,7 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
 @scenario_options
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="Final trial length: quick 1 s, paper 10 s.")
+              help="Final trial length: quick 0.5 s, paper 10 s.")
 @click.option("--final-duration", type=float, default=None,
               help="Seconds of the trials that decide the result (overrides the profile).")
 @click.option("--duration-sum", type=float, default=None,
@@ -166,6 +170,9 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
 @click.option("--max-kpps", type=float, default=None,
               help="Upper bound of the search. Default: the calibrated maximum for this flow "
               "count and placement (so generator shortfall never counts as SUT loss).")
+@click.option("--repeats", type=click.IntRange(1, 99), default=None,
+              help="Searches to run one after another; the median one (by NDR lower bound) is "
+              "reported, with every repeat's bounds. Default: the profile's (3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
 @db_option
@@ -174,16 +181,18 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
             final_duration: float | None,
             duration_sum: float | None,
             exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
-            max_kpps: float | None, as_json: bool, pin: bool, sink_rx: str, generator: str,
-            db: Path | None) -> None:
+            max_kpps: float | None, repeats: int | None, as_json: bool, pin: bool,
+            sink_rx: str, generator: str, db: Path | None) -> None:
     """Find SCENARIO's throughput by MLRsearch (RFC 9971): NDR (goal loss ratio 0) and PDR
     (0.5%) as conditional throughput with their bounds, each goal's exceed ratio and duration
     sum stated; short trials first, full-length ones near the bounds. Also prints RFC 2544's
     throughput read off the same trials: the highest load whose full-length trials all lost
-    nothing."""
+    nothing. Run several times (--repeats), the median search is reported beside the spread
+    of the repeats: one zero-loss search on a shared machine is not a number to publish."""
     import json
 
     from vrlab import method
+    from vrlab.paper import repeated
 
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
     prof = profiles.get(profile_name)
@@ -206,10 +215,18 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
                          f"{hi / 1e3:.0f} kpps")
     console.print(f"ndr [bold]{sc.name}[/]: search {min_kpps:.0f}-{hi / 1e3:.0f} kpps; "
                   f"{ctx.placement.describe()}")
-    with progress(f"ndr {sc.name}") as bars:
-        res = method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, bars.step)
+    n = prof.search_repeats if repeats is None else repeats
+    done: list[method.NdrOutcome] = []
+    for i in range(n):
+        with progress(f"ndr {sc.name}" + (f" #{i + 1}/{n}" if n > 1 else "")) as bars:
+            done.append(method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, bars.step))
+    res = done[repeated.median_index([_ndr_lower(o) for o in done])]
     if as_json:
-        out.print_json(json.dumps(res.as_json()))
+        data = res.as_json()
+        if n > 1:
+            data["median_of"] = n
+            data["repeats"] = [o.as_json() for o in done]
+        out.print_json(json.dumps(data))
         return
     t = Table("goal", "loss ratio", "exceed ratio", "duration sum s", "lower bound kpps",
               "upper bound kpps", "conditional throughput kpps", "width", "trials",
@@ -227,7 +244,36 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
     rfc = res.searched.rfc2544_pps
     out.print("RFC 2544 throughput (highest load whose full-length trials all lost nothing): "
               + (f"{rfc / 1e3:.1f} kpps" if rfc is not None else "none measured"))
+    if n > 1:
+        _print_repeats(done, res)
     out.print(f"{len(res.result.trials)} trials, {res.result.total_trial_time_s:.1f} s of "
               f"traffic, {res.wall_s:.1f} s wall" + (f"; generator short in {res.short_trials}"
-                                                     " trial(s)" if res.short_trials else ""))
+                                                     " trial(s)" if res.short_trials else "")
+              + (f"; sink dropped frames in {res.sink_drop_trials} trial(s)"
+                 if res.sink_drop_trials else ""))
 
+
+
+def _ndr_lower(o: Any) -> float | None:
+    g = next((g for g in o.result.goal_results if g.goal.name == "NDR"), None)
+    return None if g is None else float(g.lower_pps)
+
+
+def _print_repeats(done: list[Any], median: Any) -> None:
+    """Every repeat's bounds, and how far the NDR lower bounds spread about the median's."""
+    t = Table("run", "NDR kpps", "PDR kpps", "RFC 2544 kpps", "trials",
+              title=f"{len(done)} searches, one after another; the median (by NDR lower bound) "
+                    "is the one above")
+    for o in done:
+        b = {g.goal.name: f"{g.lower_pps / 1e3:.0f}-{g.upper_pps / 1e3:.0f}"
+             for g in o.result.goal_results}
+        rfc = o.searched.rfc2544_pps
+        t.add_row(f"{o.run_id}{' (median)' if o is median else ''}", b.get("NDR", "-"),
+                  b.get("PDR", "-"), "-" if rfc is None else f"{rfc / 1e3:.0f}",
+                  str(len(o.result.trials)))
+    out.print(t)
+    lows = [x for x in (_ndr_lower(o) for o in done) if x is not None]
+    mid = _ndr_lower(median)
+    if lows and mid:
+        out.print(f"NDR lower bounds {min(lows) / 1e3:.0f}-{max(lows) / 1e3:.0f} kpps over "
+                  f"{len(done)} searches: ±{(max(lows) - min(lows)) / 2 / mid:.0%} of the median")

@@ -91,14 +91,15 @@ def plot_per_router(
 def plot_bars(
     labels: Sequence[str],
     values: Sequence[float],
-    spreads: Sequence[float],
+    spreads: Sequence[float | tuple[float, float]],
     out_base: Path,
     *,
     title: str,
     ylabel: str,
     caption: str,
 ) -> list[Path]:
-    """One bar per scenario (e.g. NDR); the caption must say what the spreads are."""
+    """One bar per scenario (e.g. NDR); the caption must say what the spreads are. A spread is
+    one number (as far below as above) or a pair (below, above)."""
     if not labels:
         raise UsageError(f"nothing to plot for {title!r}: no bars")
     if not len(labels) == len(values) == len(spreads):
@@ -114,7 +115,7 @@ def plot_bars(
     _draw_bars(ax, labels, values, spreads, rotation)
     ax.set_ylabel(ylabel)
     # Headroom above the tallest error bar for the value printed over it.
-    top = max((v + s for v, s in zip(values, spreads, strict=True)), default=0.0)
+    top = max((v + _above(s) for v, s in zip(values, spreads, strict=True)), default=0.0)
     ax.set_ylim(0, top * 1.12 if top > 0 else 1.0)
     ax.grid(True, axis="y", color="0.85", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -129,10 +130,12 @@ def plot_scaling(
     ylabel: str,
     caption: str,
     reference: tuple[str, float] | None = None,
+    ranges: dict[str, list[tuple[int, float, float]]] | None = None,
 ) -> list[Path]:
     """A rate against the number of routers, one line per way of forwarding; points that are
     only floors (the search hit its ceiling) are drawn hollow. ``reference``: a horizontal line
-    (the native router)."""
+    (the native router). ``ranges``: per line, (N, low, high) whiskers, e.g. the span of
+    repeated searches."""
     if not any(series.values()):
         raise UsageError(f"nothing to plot for {title!r}: no points")
     fig, ax = new_figure(title, caption)
@@ -144,6 +147,8 @@ def plot_scaling(
         ax.plot(xs, ys, "-", color=colour, label=label)
         for x, y, floor in pts:
             ax.plot([x], [y], "o", color=colour, markerfacecolor="none" if floor else colour)
+        for x, low, high in (ranges or {}).get(label, []):
+            ax.vlines(x, low, high, color=colour, linewidth=1)
     if reference is not None:
         ax.axhline(reference[1], color="0.4", linestyle="--", linewidth=1,
                    label=reference[0])
@@ -256,18 +261,23 @@ def _tick_rotation(labels: Sequence[str]) -> int:
     return 30 if any(len(label) > 10 for label in labels) else 0
 
 
+def _above(spread: float | tuple[float, float]) -> float:
+    return spread[1] if isinstance(spread, tuple) else spread
+
+
 def _draw_bars(
     ax: Axes,
     labels: Sequence[str],
     values: Sequence[float],
-    spreads: Sequence[float],
+    spreads: Sequence[float | tuple[float, float]],
     rotation: int,
 ) -> None:
     positions = list(range(len(labels)))
+    below = [s[0] if isinstance(s, tuple) else s for s in spreads]
     ax.bar(
         positions,
         list(values),
-        yerr=list(spreads),
+        yerr=[below, [_above(s) for s in spreads]],
         color="0.7",
         edgecolor="black",
         linewidth=0.8,
@@ -277,7 +287,7 @@ def _draw_bars(
     for x, value, spread in zip(positions, values, spreads, strict=True):
         ax.annotate(
             f"{value:.4g}",
-            (x, value + spread),
+            (x, value + _above(spread)),
             xytext=(0, 3),
             textcoords="offset points",
             ha="center",

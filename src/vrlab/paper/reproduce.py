@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 from vrlab import method, spec, sysinfo
 from vrlab.errors import UsageError
 from vrlab.method import Progress, RunContext
-from vrlab.paper import claims, consistency, figures, plot, verdicts
+from vrlab.paper import claims, consistency, figures, plot, repeated, verdicts
 from vrlab.paper.figures import FIGURES, Figure, SweepKey, needed, searches
 from vrlab.paper.series import Series
 from vrlab.plan import wiring
@@ -21,6 +21,8 @@ from vrlab.store.db import Store
 from vrlab.store.rows import SearchRow, SweepPoint
 
 QUICK_HEADROOM = 1.2  # quick profile: offer up to 20% beyond the calibrated maximum
+#: configuration -> the run ids of its repeated throughput searches, in the order they ran
+NdrRuns = Mapping[str, Sequence[int]]
 
 
 def select(only: list[str] | None) -> list[str]:
@@ -35,12 +37,17 @@ def select(only: list[str] | None) -> list[str]:
 
 
 def rates_for(ctx: RunContext, cal_max: float | None) -> RunContext:
-    """Quick runs stop a little beyond what the testbed can offer; the paper's profile keeps
+    """Quick runs stop at the first rate of their grid at or beyond 20% above what the testbed
+    can offer (at least two rates, at most the paper's 1500 kpps); the paper's profile keeps
     the paper's 100-1500 kpps whatever this machine can do (and flags what it could not)."""
     p = ctx.profile
     if p.name != "quick" or cal_max is None:
         return ctx
-    stop = min(1500.0, max(200.0, math.ceil(cal_max * QUICK_HEADROOM / 1e5) * 100.0))
+    start, step = p.rate_start_kpps, p.rate_step_kpps
+    steps = math.ceil((cal_max * QUICK_HEADROOM / 1e3 - start) / step - 1e-9)
+    stop = start + step * max(1, steps)
+    while stop > p.rate_stop_kpps and stop - step >= start + step:
+        stop -= step
     return replace(ctx, profile=replace(p, rate_stop_kpps=stop))
 
 
@@ -62,7 +69,7 @@ def _load(key: SweepKey) -> tuple[spec.Scenario, str]:
 
 
 def run_ndr(ctx: RunContext, key: SweepKey, cal_max: float | None,
-            progress: Progress) -> int:
+            progress: Progress, round_tag: str = "") -> int:
     """One NDR/PDR search, capped at the calibrated maximum so the generator's shortfall is
     never taken for the SUT's loss."""
     p = ctx.profile
@@ -72,7 +79,8 @@ def run_ndr(ctx: RunContext, key: SweepKey, cal_max: float | None,
     hi = cal_max or method.CALIB_MAX_PPS
 
     def step(msg: str, res: object) -> None:
-        progress(f"ndr {key.key} {msg}", res)  # type: ignore[arg-type]
+        progress(f"ndr {key.key}{round_tag and ' ' + round_tag} {msg}",
+                 res)  # type: ignore[arg-type]
 
     return method.ndr(replace(ctx, label=key.key), sc, text, goals, method.CALIB_MIN_PPS, hi,
                       step).run_id
@@ -118,9 +126,15 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
     for key in keys:
         runs[key.key] = run_sweep(rctx, key, progress, session)
     ndr_keys = searches(figs)
+    rounds = rctx.profile.search_repeats
     if ndr_keys and on_phase:
-        on_phase(f"{len(ndr_keys)} throughput searches (NDR/PDR)", 0)
-    ndr_runs = {k.key: run_ndr(rctx, k, cal.get(1), progress) for k in ndr_keys}
+        on_phase(f"{len(ndr_keys)} throughput searches (NDR/PDR), {rounds} rounds", 0)
+    # whole rounds over every configuration, not one configuration's repeats back to back:
+    # a slow spell of the machine then touches every configuration's spread alike
+    ndr_runs: dict[str, list[int]] = {k.key: [] for k in ndr_keys}
+    for r in range(rounds):
+        for k in ndr_keys:
+            ndr_runs[k.key].append(run_ndr(rctx, k, cal.get(1), progress, f"#{r + 1}"))
     (out / "runs.json").write_text(json.dumps({"session": session, "runs": runs,
                                                "ndr_runs": ndr_runs, "calibration": cal},
                                               indent=2))
@@ -148,8 +162,29 @@ def _draw(store: Store, fig: Figure, runs: dict[str, int], out: Path, caption: s
                             caption=caption + note)
 
 
-def _ndr_rows(store: Store, ndr_runs: dict[str, int]) -> dict[str, dict[str, SearchRow]]:
-    return {k: {s.goal: s for s in store.searches(r)} for k, r in ndr_runs.items()}
+def _ndr_rows(store: Store, ndr_runs: NdrRuns) -> dict[str, dict[str, SearchRow]]:
+    """Per configuration and goal, the median of its repeated searches (paper.repeated)."""
+    return {k: repeated.median_goals([{s.goal: s for s in store.searches(r)} for r in rs])
+            for k, rs in ndr_runs.items()}
+
+
+def _runs(ids: Sequence[int]) -> str:
+    if not ids:
+        return "not run"
+    return f"run {ids[0]}" if len(ids) == 1 else f"runs {', '.join(map(str, ids))}"
+
+
+def _span(s: SearchRow | None) -> str:
+    """The repeats' lower bounds, lowest to highest, and how far they spread about the
+    median."""
+    sp = repeated.spread(s) if s is not None and s.lower_pps else None
+    if s is None or sp is None or s.lower_pps is None:
+        return "-"
+    n = repeated.repeats(s)
+    if n == 1:
+        return "1 search"
+    rel = (sp[1] - sp[0]) / s.lower_pps
+    return f"{sp[0] / 1e3:.0f}-{sp[1] / 1e3:.0f} kpps ({n} searches, ±{rel / 2:.0%})"
 
 
 def _bounds(s: SearchRow | None) -> str:
@@ -161,31 +196,36 @@ def _bounds(s: SearchRow | None) -> str:
     return f"{s.lower_pps / 1e3:.0f}-{s.upper_pps / 1e3:.0f} kpps{floor}{ceil}{testbed}"
 
 
-def _ndr_section(store: Store, ndr_runs: dict[str, int], out: Path,
+def _ndr_section(store: Store, ndr_runs: NdrRuns, out: Path,
                  caption: str) -> list[str]:
     rows = _ndr_rows(store, ndr_runs)
     fig = FIGURES["ndr"]
-    labels, values, spreads = [], [], []
+    labels: list[str] = []
+    values: list[float] = []
+    spreads: list[tuple[float, float]] = []
     for s in fig.series:
         ndr = rows.get(s.key, {}).get("NDR")
-        if ndr and ndr.lower_pps is not None and ndr.upper_pps is not None:
+        sp = repeated.spread(ndr) if ndr is not None else None
+        if ndr and ndr.lower_pps is not None and sp is not None:
             labels.append(s.label)
             values.append(ndr.lower_pps / 1e3)
-            spreads.append((ndr.upper_pps - ndr.lower_pps) / 1e3)
+            spreads.append(((ndr.lower_pps - sp[0]) / 1e3, (sp[1] - ndr.lower_pps) / 1e3))
     lines = [f"## {fig.paper}: {fig.title}", "", _goals_sentence(rows), ""]
     if labels:
         paths = plot.plot_bars(labels, values, spreads, out / "ndr", title=fig.title,
                                ylabel="NDR lower bound (kpps)",
-                               caption=caption + " Bars: NDR lower bound; whisker: the search's "
-                               "final interval (upper minus lower bound).")
+                               caption=caption + " Bars: the median search's NDR lower bound; "
+                               "whisker: the lowest to the highest lower bound of the repeated "
+                               "searches.")
         lines += [f"![NDR]({p.name})" for p in paths if p.suffix == ".png"]
-    lines += ["", "| configuration | MLRsearch NDR | MLRsearch PDR (0.5%) | RFC 2544 throughput "
-              "| trials | time of traffic |", "|---|---|---|---|---|---|"]
+    lines += ["", "| configuration | MLRsearch NDR (median search) | NDR lower bounds of the "
+              "repeats | MLRsearch PDR (0.5%) | RFC 2544 throughput | trials | time of traffic |",
+              "|---|---|---|---|---|---|---|"]
     for s in fig.series:
         g = rows.get(s.key, {})
         n = g.get("NDR")
-        lines.append(f"| {s.label} (run {ndr_runs.get(s.key, '-')}) | {_bounds(n)} | "
-                     f"{_bounds(g.get('PDR'))} | {_rfc2544(n)} | "
+        lines.append(f"| {s.label} ({_runs(ndr_runs.get(s.key, []))}) | {_bounds(n)} | "
+                     f"{_span(n)} | {_bounds(g.get('PDR'))} | {_rfc2544(n)} | "
                      f"{n.trials_used if n else '-'} | "
                      f"{f'{n.time_spent_s:.0f} s' if n else '-'} |")
     return [*lines, ""]
@@ -213,7 +253,7 @@ def _goals_sentence(rows: dict[str, dict[str, SearchRow]]) -> str:
             "calibrated maximum; a bound the generator could not offer is marked.")
 
 
-def _shared_section(store: Store, ndr_runs: dict[str, int], out: Path,
+def _shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
                     caption: str) -> list[str]:
     """The paper's future work, measured: aggregate NDR against N for the shared engine and
     for forwarding in each guest, beside one native router."""
@@ -226,6 +266,7 @@ def _shared_section(store: Store, ndr_runs: dict[str, int], out: Path,
 
     native = ndr(figures.NATIVE_R)
     series: dict[str, list[tuple[int, float, bool]]] = {}
+    ranges: dict[str, list[tuple[int, float, float]]] = {}
     for s in fig.series:
         r = ndr(s)
         if s.routers is None or r is None or r.lower_pps is None:
@@ -233,6 +274,9 @@ def _shared_section(store: Store, ndr_runs: dict[str, int], out: Path,
         name = ("shared eBPF engine" if s.engine == "ebpf" else "each router in its guest")
         series.setdefault(name, []).append(
             (s.routers, r.lower_pps / 1e3, bool(r.result.get("upper_is_max"))))
+        sp = repeated.spread(r)
+        if sp is not None:
+            ranges.setdefault(name, []).append((s.routers, sp[0] / 1e3, sp[1] / 1e3))
     lines = [f"## Beyond the paper: {fig.title}", "",
              "The paper (Sec. 6) predicts that forwarding in the guests costs too much and that "
              "virtual routers should share one forwarding engine in the privileged domain, "
@@ -241,17 +285,19 @@ def _shared_section(store: Store, ndr_runs: dict[str, int], out: Path,
              "addresses, each with a control-plane guest; the eBPF engine looks every frame "
              "up in its own router's kernel table. Beside it, the same routers forwarding in "
              "their guests, and one native router. Aggregate NDR (0 loss), traffic split "
-             "evenly; a hollow point reached the search's ceiling (the generator's calibrated "
-             "maximum), so it is only a floor.", ""]
+             "evenly: each point is the median of the repeated searches, its whisker the "
+             "lowest to the highest repeat; a hollow point reached the search's ceiling (the "
+             "generator's calibrated maximum), so it is only a floor.", ""]
     if series:
         ref = ("one native router", native.lower_pps / 1e3) if native and native.lower_pps \
             else None
         paths = plot.plot_scaling(series, out / "shared", title=fig.title,
                                   ylabel="aggregate NDR (kpps)", caption=caption,
-                                  reference=ref)
+                                  reference=ref, ranges=ranges)
         lines += [f"![shared engine]({p.name})" for p in paths if p.suffix == ".png"]
-    lines += ["", "| N | shared engine NDR | guests NDR | shared / native | guests / native |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| N | shared engine NDR (median search) | its repeats | guests NDR (median "
+              "search) | its repeats | shared / native | guests / native |",
+              "|---|---|---|---|---|---|---|"]
     base = native.lower_pps if native and native.lower_pps else None
     engine: dict[int, SearchRow | None] = {}
     for n in figures.SHARED_N:
@@ -264,12 +310,15 @@ def _shared_section(store: Store, ndr_runs: dict[str, int], out: Path,
             return f"{r.lower_pps / base:.2f}"
 
         engine[n] = sh
-        lines.append(f"| {n} | {_bounds(sh)} | {_bounds(gu)} | {ratio(sh)} | {ratio(gu)} |")
+        lines.append(f"| {n} | {_bounds(sh)} | {_span(sh)} | {_bounds(gu)} | {_span(gu)} | "
+                     f"{ratio(sh)} | {ratio(gu)} |")
     if native is not None:
-        lines.append(f"\nOne native router (native-routed): NDR {_bounds(native)}.")
+        lines.append(f"\nOne native router (native-routed): NDR {_bounds(native)}; its "
+                     f"repeats {_span(native)}.")
     verdict = claims.shared_engine(native, engine)
     lines.append(f"\n**Verdict: {verdict.verdict}** — {verdict.why}. The native "
-                 "reference here carries one prefix and each NDR is one search; "
+                 "reference here carries one prefix and each NDR is the median of the "
+                 "repeated searches (ratios are of medians); "
                  "`bench/shared_engine.py` compares each N with a native router carrying the "
                  "same N prefixes and flows, up at the same time, takes the median of "
                  "alternating searches (zero-loss rates on a VM are set by rare stalls as "
@@ -290,11 +339,12 @@ def _figure_caption(store: Store, fig: Figure, runs: dict[str, int], caption: st
 
 
 def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[int, float],
-                 out: Path, profile: str, ndr_runs: dict[str, int] | None = None) -> Path:
+                 out: Path, profile: str, ndr_runs: NdrRuns | None = None) -> Path:
     m = sysinfo.machine()
     ndr_runs = ndr_runs or {}
     ndr_rows = _ndr_rows(store, ndr_runs)
-    first = store.run(next(iter({**runs, **ndr_runs}.values()))) if runs or ndr_runs else None
+    ids = [*runs.values(), *(i for rs in ndr_runs.values() for i in rs)]
+    first = store.run(ids[0]) if ids else None
     placement = first.placement if first else {}
     caption = (f"vrlab, profile {profile}; {sysinfo.one_line(m)}; placement: "
                + ", ".join(f"{k}={v}" for k, v in placement.items() if v) + ".")
@@ -307,7 +357,8 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
         + (", ".join(f"{k}={v}" for k, v in placement.items() if v) or "n/a"),
         f"- database: `{store.path}`; runs: "
         + ", ".join(f"{k}={v}" for k, v in runs.items())
-        + ("; throughput searches: " + ", ".join(f"{k}={v}" for k, v in ndr_runs.items())
+        + ("; throughput searches: " + ", ".join(f"{k}={'/'.join(map(str, v))}"
+                                                 for k, v in ndr_runs.items())
            if ndr_runs else ""),
         "",
         "Frames are 60 bytes (64 on the wire). Guests are network namespaces: they forward in "
@@ -344,24 +395,30 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                                                              placement), cal.get(1))
         lines += [f"## {fig.paper}: {fig.title}", ""]
         lines += [f"![{fig.paper}]({p.name})" for p in paths if p.suffix == ".png"]
-        lines += ["", "| series | peak received | NDR | max spread (std) | points where the "
-                  "generator fell short |", "|---|---|---|---|---|"]
+        lines += ["", "| series | peak received | NDR | max spread (std) | points the testbed "
+                  "set (generator short; sink dropped) |", "|---|---|---|---|---|"]
         for s in fig.series:
             p = pts.get(s.key, [])
             if not p:
                 continue
-            short = [f"{x.target_pps / 1e3:.0f}" for x in p if x.generator_short]
             sm = claims.summarize(p)
             lines.append(f"| {s.label} (run {runs[s.key]}) | {sm.fmt()} | "
                          f"{_bounds(ndr_rows.get(s.key, {}).get('NDR'))} | "
-                         f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | "
-                         f"{', '.join(short) + ' kpps' if short else 'none'} |")
+                         f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | {_testbed_set(p)} |")
         lines.append("")
     lines += consistency.section(consistency.check(pts, ndr_rows))
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
     _html(md)
     return md
+
+
+def _testbed_set(points: Sequence[SweepPoint]) -> str:
+    short = [f"{x.target_pps / 1e3:.0f}" for x in points if x.generator_short]
+    sink = [f"{x.target_pps / 1e3:.0f}" for x in points if x.sink_dropped]
+    return "; ".join(f"{what} at {', '.join(rates)} kpps"
+                     for what, rates in (("short", short), ("sink dropped", sink)) if rates) \
+        or "none"
 
 
 def _html(md: Path) -> Path:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from vrlab.paper import repeated
 from vrlab.store.rows import SearchRow, SweepPoint
 
 SATURATED_LOSS = 0.01  # a sweep reached the SUT's limit if some point lost more than 1%
@@ -55,6 +56,7 @@ class Rate:
     low: float = 0.0
     high: float = 0.0
     problem: str = ""
+    repeated: bool = False  # a median search: [low, high] spans every repeat's bounds
 
     def fmt(self) -> str:
         if self.problem == MISSING:
@@ -66,14 +68,17 @@ class Rate:
         half = (self.high - self.low) / 2
         if half < 500:
             return f"{k:.0f} kpps"
+        if self.repeated:
+            return f"{k:.0f} kpps ({self.low / 1e3:.0f}-{self.high / 1e3:.0f})"
         if self.pps == self.low:  # a search: its final interval
             return f"{self.low / 1e3:.0f}-{self.high / 1e3:.0f} kpps"
         return f"{k:.0f}±{half / 1e3:.0f} kpps"
 
 
 def fully_offered(points: Sequence[SweepPoint]) -> list[SweepPoint]:
-    """Points where the generator offered the full rate: only there can loss be the SUT's."""
-    return [p for p in points if not p.generator_short]
+    """Points where the generator offered the full rate and the sink dropped nothing: only
+    there can loss be the SUT's."""
+    return [p for p in points if not p.generator_short and not p.sink_dropped]
 
 
 def is_lossy(p: SweepPoint) -> bool:
@@ -105,15 +110,20 @@ def sweep_rate(points: Points, key: str) -> Rate:
 
 
 def search_rate(series: str, row: SearchRow | None) -> Rate:
-    """A throughput search's lower bound, within its final interval. A search stopped at its
-    ceiling (the generator's calibrated maximum) or floor found the testbed's edge, not the
-    SUT's rate; so did one whose upper bound is a load the generator could not offer."""
+    """A throughput search's lower bound, within its final interval widened to every repeat's
+    lower bound when the search was repeated (``row`` is then the median repeat). A search
+    stopped at its ceiling (the generator's calibrated maximum) or floor found the testbed's
+    edge, not the SUT's rate; so did one whose upper bound is a load the generator could not
+    offer."""
     if row is None or row.lower_pps is None or row.upper_pps is None:
         return Rate(series, problem=MISSING)
     problem = (AT_FLOOR if row.result.get("lower_is_min")
                else AT_CEILING if row.result.get("upper_is_max")
                else GENERATOR_LIMITED if row.result.get("upper_is_testbed") else "")
-    return Rate(series, row.lower_pps, row.lower_pps, row.upper_pps, problem)
+    found = repeated.lowers(row)
+    low = min([row.lower_pps, *found])
+    high = max([row.upper_pps, *found])
+    return Rate(series, row.lower_pps, low, high, problem, repeated.repeats(row) > 1)
 
 
 def higher(a: Rate, b: Rate) -> Rate:

@@ -100,11 +100,13 @@ class SweepPoint:
     mean_loss_ratio: float
     router_mean_pps: dict[str, float]
     generator_short: bool
+    sink_dropped: bool = False  # some repeat's sink dropped frames the SUT forwarded
 
 
 def summarise(target: float, results: Sequence[TrialResult]) -> SweepPoint:
-    """The repeats at one offered rate as one point. A point is generator-short if any repeat
-    was, since a mean would hide the one repeat whose gap was not the system's."""
+    """The repeats at one offered rate as one point. A point is generator-short (or
+    sink-dropped) if any repeat was, since a mean would hide the one repeat whose gap was not
+    the system's."""
     pps = [r.received_pps for r in results]
     routers = sorted({name for r in results for name in r.received_by_router})
     return SweepPoint(
@@ -120,6 +122,7 @@ def summarise(target: float, results: Sequence[TrialResult]) -> SweepPoint:
             name: statistics.fmean(_router_pps(r, name) for r in results) for name in routers
         },
         generator_short=any(r.generator_short for r in results),
+        sink_dropped=any(r.sink_drops > 0 for r in results),
     )
 
 
