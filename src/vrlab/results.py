@@ -18,6 +18,21 @@ BACKLOG_DROPS: Final = "backlog_drops"
 
 
 @dataclass(frozen=True)
+class LatencySummary:
+    """One router's one-way latency in one trial: how many frames were timed, the percentiles
+    and the maximum in nanoseconds, and the histogram itself (HdrHistogram's base64 form), so
+    a figure can be redrawn or repeats merged later."""
+
+    count: int
+    p50_ns: int
+    p90_ns: int
+    p99_ns: int
+    p999_ns: int
+    max_ns: int
+    hist: str
+
+
+@dataclass(frozen=True)
 class TrialResult:
     """One trial: offer ``target_pps`` for ``duration_s`` and count what arrived.
 
@@ -37,6 +52,8 @@ class TrialResult:
     other_received: int = 0
     elapsed_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    #: per router, when the sink's latency probe timed the trial's frames
+    latency: dict[str, LatencySummary] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:

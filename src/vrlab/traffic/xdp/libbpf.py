@@ -21,6 +21,9 @@ BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 XDP_FLAGS_SKB_MODE = 1 << 1
 #: UAPI ``BPF_XDP`` of ``enum bpf_attach_type`` (linux/bpf.h): an XDP program held by a link.
 BPF_XDP = 37
+#: UAPI ``BPF_TCX_INGRESS`` (Linux 6.6+): a SCHED_CLS program at a device's ingress, held by a
+#: link.
+BPF_TCX_INGRESS = 46
 #: The kernel's upper bound on ``batch_size`` in live-frames mode (TEST_XDP_MAX_BATCH).
 MAX_BATCH_SIZE = 256
 
@@ -100,6 +103,10 @@ def lib() -> ctypes.CDLL:
         ("bpf_object__find_map_by_name", vp, [vp, ctypes.c_char_p]),
         ("bpf_map__update_elem", i, [vp, vp, ctypes.c_size_t, vp, ctypes.c_size_t,
                                      ctypes.c_uint64]),
+        ("bpf_map__lookup_elem", i, [vp, vp, ctypes.c_size_t, vp, ctypes.c_size_t,
+                                     ctypes.c_uint64]),
+        ("bpf_map__set_max_entries", i, [vp, u32]),
+        ("libbpf_num_possible_cpus", i, []),
     ):
         f = getattr(so, fn)
         f.restype, f.argtypes = res, args
@@ -117,16 +124,21 @@ class BpfObject:
     """An opened (and unless told otherwise, loaded) BPF object file; its programs live until
     ``close``. Opening alone reads the ELF file and needs no privilege."""
 
-    def __init__(self, path: Path, load: bool = True) -> None:
+    def __init__(self, path: Path, load: bool = True,
+                 max_entries: dict[str, int] | None = None) -> None:
+        """``max_entries``: array maps sized now, before loading, for what this use needs."""
         so = lib()
         obj = so.bpf_object__open_file(str(path).encode(), None)
         if not obj:
             err = ctypes.get_errno()
             raise KernelError(f"libbpf cannot open {path}: {os.strerror(err)}")
         self._obj: int | None = obj
-        if not load:
-            return
         try:
+            for name, n in (max_entries or {}).items():
+                _check(so.bpf_map__set_max_entries(self._map(name), n),
+                       f"sizing map {name} to {n}")
+            if not load:
+                return
             _check(so.bpf_object__load(obj), f"loading {path.name} (is this process root?)")
         except BaseException:
             self.close()
@@ -149,13 +161,27 @@ class BpfObject:
             raise KernelError(f"no BPF program {name!r} in the object")
         return _check(lib().bpf_program__fd(prog), f"fd of program {name}")
 
-    def update(self, map_name: str, key: int, value: bytes) -> None:
-        """Set element ``key`` (a u32) of the array map ``map_name`` to ``value``."""
+    def _map(self, map_name: str) -> int:
         if self._obj is None:
             raise TrafficError("the BPF object is closed")
-        m = lib().bpf_object__find_map_by_name(self._obj, map_name.encode())
+        m: int | None = lib().bpf_object__find_map_by_name(self._obj, map_name.encode())
         if not m:
             raise TrafficError(f"no map {map_name} in the BPF object")
+        return m
+
+    def lookup(self, map_name: str, key: int, size: int) -> bytes:
+        """Element ``key`` (a u32) of the array map ``map_name``: ``size`` bytes, which for a
+        per-CPU map is every possible CPU's value, each padded to 8 bytes, one after another."""
+        m = self._map(map_name)
+        k = ctypes.c_uint32(key)
+        v = ctypes.create_string_buffer(size)
+        _check(lib().bpf_map__lookup_elem(m, ctypes.byref(k), ctypes.sizeof(k), v, size, 0),
+               f"reading {map_name}[{key}]")
+        return v.raw
+
+    def update(self, map_name: str, key: int, value: bytes) -> None:
+        """Set element ``key`` (a u32) of the array map ``map_name`` to ``value``."""
+        m = self._map(map_name)
         k = ctypes.c_uint32(key)
         v = ctypes.create_string_buffer(value, len(value))
         _check(lib().bpf_map__update_elem(m, ctypes.byref(k), ctypes.sizeof(k), v, len(value), 0),
@@ -190,6 +216,20 @@ def xdp_link(ifindex: int, prog_fd: int, flags: int = 0) -> int:
     opts = BpfLinkCreateOpts(sz=ctypes.sizeof(BpfLinkCreateOpts), flags=flags)
     return _check(lib().bpf_link_create(prog_fd, ifindex, BPF_XDP, ctypes.byref(opts)),
                   f"attaching XDP to ifindex {ifindex} through a BPF link")
+
+
+def tcx_link(ifindex: int, prog_fd: int) -> int:
+    """Attach a SCHED_CLS program at the ingress of a link of the caller's namespace with tcx
+    (Linux 6.6+), held by a BPF link: its fd is returned, and closing it (or the process
+    ending, or the device going with its namespace) detaches the program."""
+    opts = BpfLinkCreateOpts(sz=ctypes.sizeof(BpfLinkCreateOpts), flags=0)
+    return _check(lib().bpf_link_create(prog_fd, ifindex, BPF_TCX_INGRESS, ctypes.byref(opts)),
+                  f"attaching tcx ingress to ifindex {ifindex}")
+
+
+def possible_cpus() -> int:
+    """CPUs a per-CPU map holds a value for (the possible ones, not only the online)."""
+    return _check(lib().libbpf_num_possible_cpus(), "counting the possible CPUs")
 
 
 def prog_run(prog_fd: int, opts: ctypes._Pointer[BpfTestRunOpts]) -> None:

@@ -70,12 +70,17 @@ def _keep_in_dispatcher(ifindex: int, prog_fd: int) -> int:
 class LiveSender:
     """Sends prebuilt frames (one per flow) out of the veth ``ifindex`` of this namespace.
 
+    ``stamp``: the program writes its send time (``bpf_ktime_get_ns``) into the first 8 bytes
+    of every frame's UDP payload, for the sink's latency probe; the frames must have room for
+    it there (:func:`vrlab.traffic.frames.probe_payload`).
+
     Same interface as :class:`vrlab.traffic.generator.Sender`: ``send(rate_pps, duration_s)``
     returns a :class:`SendReport`, and ``close`` releases it (also as a context manager). One
     sender per port at a time."""
 
     def __init__(self, ifindex: int, frames: list[bytes], *, obj_path: Path | None = None,
-                 batch_size: int = DEFAULT_BATCH, max_repeat: int = MAX_REPEAT) -> None:
+                 batch_size: int = DEFAULT_BATCH, max_repeat: int = MAX_REPEAT,
+                 stamp: bool = False) -> None:
         if not frames:
             raise TrafficError("no frames to send")
         if len(frames) > MAX_FLOWS:
@@ -97,7 +102,7 @@ class LiveSender:
             self._counters()  # the link exists here, or fail now rather than mid-trial
             for k, f in enumerate(frames):  # the program writes each frame's headers
                 self._obj.update("templates", k, f[:HDR_BYTES])
-            self._obj.update("config", 0, struct.pack("=I", len(frames)))
+            self._obj.update("config", 0, struct.pack("=II", len(frames), int(stamp)))
             self._keeper = _keep_in_dispatcher(ifindex, self._fd)
             # the template the kernel copies into each page; the program rewrites its headers
             data = META + frames[0]

@@ -27,6 +27,14 @@
  * metadata and are passed up untouched; the generator's templates are run
  * with META_BYTES of metadata, which the kernel restores for every run.
  *
+ * Why frames carry a timestamp: with config.stamp set, the program writes
+ * bpf_ktime_get_ns() into the first 8 bytes of the UDP payload (the template
+ * holds zeros there) and updates the UDP checksum for it (RFC 1624), so the
+ * frame stays valid. The sink's latency probe (latency.bpf.c) reads it on the
+ * same clock. The stamp is taken when the program runs; the kernel hands the
+ * frames to the veth in batches (batch_size), so a frame waits there for at
+ * most one batch's worth of runs, which the latency includes.
+ *
  * xdpgen_drop is the cheapest possible receiver for tests and benchmarks: a
  * veth only accepts XDP frames while its peer runs NAPI, which an attached
  * XDP program turns on.
@@ -37,6 +45,8 @@
 #define MAX_FLOWS 1024
 #define HDR_BYTES 60 /* the smallest frame: 14 + 20 + 8 + 18 */
 #define META_BYTES 4
+#define UDP_CSUM_OFF 40 /* 14 + 20 + 6 */
+#define STAMP_OFF 42 /* the UDP payload */
 
 struct header {
 	__u8 bytes[HDR_BYTES];
@@ -44,6 +54,7 @@ struct header {
 
 struct config {
 	__u32 flows; /* templates in use, 1..MAX_FLOWS */
+	__u32 stamp; /* nonzero: write the send time into every frame */
 };
 
 struct {
@@ -67,6 +78,33 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } cursor SEC(".maps");
+
+/*
+ * The stamp replaces 8 zero bytes, so the checksum only gains the stamp's
+ * four 16-bit words (RFC 1624, eqn. 3, with m = 0). Ones' complement sums do
+ * not depend on byte order, so the words are added as they lie in memory.
+ */
+static __always_inline void stamp(void *data)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u16 w[4], csum;
+	__u32 sum;
+
+	__builtin_memcpy(w, &now, sizeof(now));
+	__builtin_memcpy(&csum, data + UDP_CSUM_OFF, sizeof(csum));
+	sum = (__u16)~csum;
+	sum += w[0];
+	sum += w[1];
+	sum += w[2];
+	sum += w[3];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	csum = (__u16)~sum;
+	if (csum == 0)
+		csum = 0xffff; /* UDP: 0 would mean "no checksum" */
+	__builtin_memcpy(data + STAMP_OFF, &now, sizeof(now));
+	__builtin_memcpy(data + UDP_CSUM_OFF, &csum, sizeof(csum));
+}
 
 SEC("xdp")
 int xdpgen_tx(struct xdp_md *ctx)
@@ -93,6 +131,8 @@ int xdpgen_tx(struct xdp_md *ctx)
 	if (!hdr || data + HDR_BYTES > data_end)
 		return XDP_ABORTED;
 	__builtin_memcpy(data, hdr->bytes, HDR_BYTES);
+	if (cfg->stamp)
+		stamp(data);
 	return XDP_TX;
 }
 
