@@ -1,0 +1,79 @@
+"""One-way latency for real: the XDP generator stamps every frame, the sink's probe times every
+frame the sink counts, the store keeps each trial's histograms, and a native router loaded past
+what it forwards shows far more latency than at a tenth of it.
+
+Needs root (namespaces, BPF), clang and libbpf-dev. Loads are set from the router's maximum
+forwarding rate measured in the same test (the generator flat out), so the overload is past the
+NDR whatever this machine forwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vrlab import histogram, latency, placement, profiles, spec
+from vrlab.method import RunContext
+from vrlab.plan import wiring
+from vrlab.store.db import Store
+from vrlab.testbed import LATENCY_TIMED, Testbed, TrafficSettings
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
+    pytest.mark.skipif(shutil.which("clang") is None,
+                       reason="clang is not installed (apt-get install clang libbpf-dev)"),
+]
+
+
+def xdp_placement() -> placement.Placement:
+    return placement.choose(True, "generator", generator="xdp")
+
+
+def test_every_counted_frame_is_timed_on_the_direct_link() -> None:
+    with Testbed(wiring.calibration_plan, xdp_placement(), TrafficSettings(flows=4),
+                 label="test-latency") as tb:
+        assert tb.latency_attach in ("tcx", "tc")
+        r = tb.trial(20_000, 0.5)
+    assert r.loss_ratio == 0
+    assert r.extra[LATENCY_TIMED] == r.received
+    assert sum(s.count for s in r.latency.values()) == r.received
+    for s in r.latency.values():
+        assert 0 < s.p50_ns <= s.p90_ns <= s.p99_ns <= s.p999_ns <= s.max_ns
+        assert s.max_ns < 1_000_000_000, "a stamp from another clock would be seconds off"
+        assert histogram.decode(s.hist).get_total_count() == s.count
+
+
+def test_untimed_when_latency_is_off() -> None:
+    with Testbed(wiring.calibration_plan, xdp_placement(), TrafficSettings(latency=False),
+                 label="test-latency") as tb:
+        assert tb.latency_attach == ""
+        r = tb.trial(20_000, 0.3)
+    assert r.latency == {} and LATENCY_TIMED not in r.extra
+    assert r.loss_ratio == 0
+
+
+def test_latency_rises_past_the_ndr(tmp_path: Path) -> None:
+    sc, text = spec.load("native-routed")
+    pl = xdp_placement()
+    with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, TrafficSettings(),
+                 label="test-latency") as tb:
+        flat_out = tb.trial(3_000_000, 0.5, warmup_s=0.1)
+    mfr = flat_out.received_pps  # the router's capacity: its NDR is at most this
+    assert flat_out.loss_ratio > 0, "the generator flat out did not overload the router"
+    loads = [latency.Load("10% MFR", 0.1 * mfr), latency.Load("150% MFR", 1.5 * mfr)]
+    with Store(tmp_path / "lat.sqlite") as st:
+        ctx = RunContext(st, pl, profiles.get("quick"))
+        out = latency.run_latency(ctx, sc, text, mfr, mfr, "test", loads=loads, trial_s=0.5,
+                                  repeats=2, floor=False)
+        stored = st.trials(out.run_id)
+    light, heavy = out.points
+    assert heavy.loss_ratio > 0
+    assert light.sut.count > 0 and heavy.sut.count > 0
+    assert heavy.sut.p50_ns > 3 * light.sut.p50_ns, (light.sut, heavy.sut)
+    assert heavy.sut.p99_ns > light.sut.p99_ns
+    assert len(stored) == 4 and all(t.result.latency for t in stored)
+    assert sum(s.count for t in stored[1::2] for s in t.result.latency.values()) == \
+        heavy.sut.count
