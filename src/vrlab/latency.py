@@ -22,7 +22,7 @@ from vrlab import __version__, histogram, sysinfo
 from vrlab.errors import Interrupted, UsageError
 from vrlab.method import Progress, RunContext, placed
 from vrlab.plan import model, wiring
-from vrlab.results import LatencySummary, RunInfo, TrialResult
+from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary, RunInfo, TrialResult
 from vrlab.spec import Scenario
 from vrlab.store.db import Store
 from vrlab.testbed import Testbed, TrafficSettings
@@ -32,7 +32,7 @@ IDLE_PPS = 10_000.0
 #: the loads of CSIT's latency tables, in percent of PDR
 PDR_PERCENTS = (10, 50, 90)
 #: marks in a stored trial's ``extra``
-FLOOR, LOAD_INDEX = "floor", "latency_load"
+FLOOR, LOAD_INDEX = LATENCY_FLOOR, LATENCY_LOAD
 
 
 @dataclass(frozen=True)

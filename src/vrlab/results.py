@@ -15,6 +15,10 @@ SHORT_TOLERANCE: Final = 0.02
 SINK_BACKLOG_DROPS: Final = "sink_backlog_drops"
 SUT_BACKLOG_DROPS: Final = "sut_backlog_drops"
 BACKLOG_DROPS: Final = "backlog_drops"
+#: keys of a latency run's trials' ``extra`` (vrlab.latency): the index of the trial's load in
+#: the run's ``loads`` parameter, and 1 for a trial of the floor (tg→ts alone), 0 for the SUT
+LATENCY_LOAD: Final = "latency_load"
+LATENCY_FLOOR: Final = "floor"
 
 
 @dataclass(frozen=True)

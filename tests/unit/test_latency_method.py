@@ -70,3 +70,44 @@ def test_merged_equals_one_histogram_of_everything() -> None:
     m = latency.merged([summary(1_000, 2_000), summary(3_000)])
     assert m.count == 3
     assert m.max_ns == summary(3_000).max_ns
+
+
+def test_report_section_reads_a_stored_latency_run(tmp_path: Path) -> None:
+    import json
+
+    from vrlab.paper import latency_report
+    from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, TrialResult
+
+    loads = latency.csit_loads(400_000, 500_000)
+    with Store(tmp_path / "r.sqlite") as st:
+        run = st.start_run(RunInfo(
+            kind="latency", scenario="native-routed", spec_yaml="", machine={}, placement={},
+            vrlab_version="0", profile="quick",
+            params={"loads": [{"name": ld.name, "rate_pps": ld.rate_pps} for ld in loads]}))
+        for floor in (0.0, 1.0):
+            for i, ld in enumerate(loads):
+                base = 2_000 if floor else 10_000 * (i + 1)
+                st.add_trial(run, TrialResult(
+                    ld.rate_pps, 1.0, 100, 99 if i == 4 and not floor else 100, {"r0": 100},
+                    ld.rate_pps, extra={LATENCY_LOAD: float(i), LATENCY_FLOOR: floor},
+                    latency={"r0": summary(base, base + 1_000)}))
+        st.finish_run(run)
+        rows = latency_report.rows(st, run)
+        assert [r.name for r in rows] == [ld.name for ld in loads]
+        assert rows[4].loss_ratio == 0.01 and rows[0].loss_ratio == 0
+        assert rows[1].sut.count == 2 and rows[1].floor is not None
+        assert rows[1].sut.p50_ns > rows[1].floor.p50_ns
+        lines = latency_report.section(st, {"native-routed": run}, tmp_path, "caption")
+    text = "\n".join(lines)
+    assert "| native-routed" in text and "![latency](latency.png)" in text
+    assert (tmp_path / "latency.png").exists()
+    data = json.loads((tmp_path / "latency.json").read_text())
+    assert data["native-routed"]["loads"][0]["floor"]["p50_ns"] > 0
+
+
+def test_report_section_says_when_nothing_was_measured(tmp_path: Path) -> None:
+    from vrlab.paper import latency_report
+
+    with Store(tmp_path / "r.sqlite") as st:
+        lines = latency_report.section(st, {}, tmp_path, "caption")
+    assert any(line.startswith("Not measured") for line in lines)
