@@ -8,9 +8,11 @@ NDR whatever this machine forwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +21,9 @@ from vrlab.method import RunContext
 from vrlab.plan import wiring
 from vrlab.store.db import Store
 from vrlab.testbed import LATENCY_TIMED, Testbed, TrafficSettings
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
 
 pytestmark = [
     pytest.mark.root,
@@ -77,3 +82,21 @@ def test_latency_rises_past_the_ndr(tmp_path: Path) -> None:
     assert len(stored) == 4 and all(t.result.latency for t in stored)
     assert sum(s.count for t in stored[1::2] for s in t.result.latency.values()) == \
         heavy.sut.count
+
+
+def test_the_command_prints_every_load_beside_its_floor(vrlab_env: VrlabEnv) -> None:
+    r, left = vrlab_env.run_cli_sealed(
+        "latency", "native-routed", "--ndr-kpps", "40", "--pdr-kpps", "50", "--duration",
+        "0.2", "--generator", "xdp", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert left == [], f"the run left namespaces behind: {left}"
+    data = json.loads(r.stdout)
+    assert [ld["load"] for ld in data["loads"]] == ["idle", "10% PDR", "50% PDR", "90% PDR",
+                                                    "NDR"]
+    assert data["throughput_from"] == "given"
+    for ld in data["loads"]:
+        assert ld["sut"]["count"] > 0 and ld["floor"]["count"] > 0
+        assert ld["sut"]["p50_ns"] <= ld["sut"]["p99_ns"] <= ld["sut"]["max_ns"]
+    with Store(vrlab_env.db) as st:
+        trials = st.trials(data["run_id"])
+    assert len(trials) == 10 and all(t.result.latency for t in trials)
