@@ -21,6 +21,7 @@ from vrlab.method import RunContext
 from vrlab.plan import wiring
 from vrlab.store.db import Store
 from vrlab.testbed import LATENCY_TIMED, Testbed, TrafficSettings
+from vrlab.traffic.xdp.live import stamp_every
 
 if TYPE_CHECKING:
     from conftest import VrlabEnv
@@ -33,11 +34,12 @@ pytestmark = [
 ]
 
 
-def xdp_placement() -> placement.Placement:
-    return placement.choose(True, "generator", generator="xdp")
+def xdp_placement(sink_with: placement.SinkWith = "generator") -> placement.Placement:
+    return placement.choose(True, sink_with, generator="xdp")
 
 
 def test_every_counted_frame_is_timed_on_the_direct_link() -> None:
+    """At 20 kpps the generator stamps every frame (the probe samples only above 50 kpps)."""
     with Testbed(wiring.calibration_plan, xdp_placement(), TrafficSettings(flows=4),
                  label="test-latency") as tb:
         assert tb.latency_attach in ("tcx", "tc")
@@ -51,6 +53,18 @@ def test_every_counted_frame_is_timed_on_the_direct_link() -> None:
         assert histogram.decode(s.hist).get_total_count() == s.count
 
 
+def test_above_the_sampling_rate_an_even_sample_is_timed() -> None:
+    with Testbed(wiring.calibration_plan, xdp_placement(), TrafficSettings(flows=4),
+                 label="test-latency") as tb:
+        r = tb.trial(200_000, 0.5)
+    assert r.loss_ratio == 0
+    every = stamp_every(200_000)
+    assert every == 4
+    assert abs(r.extra[LATENCY_TIMED] - r.received / every) <= 4 * every
+    counts = [s.count for s in r.latency.values()]
+    assert len(counts) == 1  # the direct link is one router; its four flows sampled alike
+
+
 def test_untimed_when_latency_is_off() -> None:
     with Testbed(wiring.calibration_plan, xdp_placement(), TrafficSettings(latency=False),
                  label="test-latency") as tb:
@@ -61,8 +75,11 @@ def test_untimed_when_latency_is_off() -> None:
 
 
 def test_latency_rises_past_the_ndr(tmp_path: Path) -> None:
+    """The sink's receive work shares the SUT's CPU here, so the generator flat out (with a
+    CPU to itself) is sure to overload the router; with the sink on the generator's CPU this
+    machine's native router forwards all the generator can offer."""
     sc, text = spec.load("native-routed")
-    pl = xdp_placement()
+    pl = xdp_placement("sut")
     with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, TrafficSettings(),
                  label="test-latency") as tb:
         flat_out = tb.trial(3_000_000, 0.5, warmup_s=0.1)

@@ -210,3 +210,15 @@ def test_a_version_1_file_is_migrated_and_keeps_its_trials(tmp_path: Path) -> No
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_stamp_sampling_keeps_the_stamped_rate_bounded() -> None:
+    from vrlab.traffic.xdp.live import STAMP_SAMPLES_PPS, stamp_every
+
+    assert stamp_every(10_000) == 1
+    assert stamp_every(STAMP_SAMPLES_PPS) == 1
+    assert stamp_every(STAMP_SAMPLES_PPS + 1) == 2
+    for rate in (60_000, 400_000, 1_000_000, 3_000_000):
+        n = stamp_every(rate)
+        assert n & (n - 1) == 0
+        assert STAMP_SAMPLES_PPS / 2 < rate / n <= STAMP_SAMPLES_PPS

@@ -69,10 +69,9 @@ class LatencyProbe:
             self.close()
             raise
 
-    def read(self) -> tuple[Buckets, int, int]:
-        """(bucket counts per router, frames stamped, frames without a stamp), all since the
-        probe was attached; a trial's are the difference of two readings
-        (:func:`vrlab.histogram.minus`)."""
+    def read(self) -> Buckets:
+        """Bucket counts per router since the probe was attached; a trial's are the difference
+        of two readings (:func:`vrlab.histogram.minus`)."""
         per_cpu = COUNTS_LEN * 8
         out: Buckets = {}
         for r in range(self.routers):
@@ -81,9 +80,7 @@ class LatencyProbe:
             nz = np.flatnonzero(counts)
             if nz.size:
                 out[r] = {int(i): int(counts[i]) for i in nz}
-        seen = [sum(int.from_bytes(self._obj.lookup("seen", k, 8 * self._ncpu)[c * 8:c * 8 + 8],
-                                   "little") for c in range(self._ncpu)) for k in (0, 1)]
-        return out, seen[0], seen[1]
+        return out
 
     def close(self) -> None:
         if self._link is not None:

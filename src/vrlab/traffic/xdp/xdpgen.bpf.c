@@ -27,13 +27,17 @@
  * metadata and are passed up untouched; the generator's templates are run
  * with META_BYTES of metadata, which the kernel restores for every run.
  *
- * Why frames carry a timestamp: with config.stamp set, the program writes
- * bpf_ktime_get_ns() into the first 8 bytes of the UDP payload (the template
- * holds zeros there) and updates the UDP checksum for it (RFC 1624), so the
- * frame stays valid. The sink's latency probe (latency.bpf.c) reads it on the
- * same clock. The stamp is taken when the program runs; the kernel hands the
- * frames to the veth in batches (batch_size), so a frame waits there for at
- * most one batch's worth of runs, which the latency includes.
+ * Why frames carry a timestamp: with config.stamp_every set, the program
+ * writes bpf_ktime_get_ns() into the first 8 bytes of the UDP payload (the
+ * template holds zeros there) and updates the UDP checksum for it (RFC 1624),
+ * so the frame stays valid. It stamps whole rounds over the flows, one round
+ * in stamp_every, so every flow (and router) is sampled alike and the
+ * probe's cost stays bounded at high rates; the others leave with a zero
+ * stamp, which the probe passes over. The sink's latency probe
+ * (latency.bpf.c) reads the stamp on the same clock. The stamp is taken
+ * when the program runs; the kernel hands the frames to the veth in batches
+ * (batch_size), so a frame waits there for at most one batch's worth of
+ * runs, which the latency includes.
  *
  * xdpgen_drop is the cheapest possible receiver for tests and benchmarks: a
  * veth only accepts XDP frames while its peer runs NAPI, which an attached
@@ -54,7 +58,7 @@ struct header {
 
 struct config {
 	__u32 flows; /* templates in use, 1..MAX_FLOWS */
-	__u32 stamp; /* nonzero: write the send time into every frame */
+	__u32 stamp_every; /* 0: no stamps; N (a power of 2): stamp one round of flows in N */
 };
 
 struct {
@@ -71,12 +75,17 @@ struct {
 	__type(value, struct config);
 } config SEC(".maps");
 
-/* the next flow, per CPU: a test run stays on the CPU that started it */
+struct position {
+	__u32 flow; /* the next flow */
+	__u32 round; /* rounds over all flows so far */
+};
+
+/* per CPU: a test run stays on the CPU that started it */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct position);
 } cursor SEC(".maps");
 
 /*
@@ -113,9 +122,9 @@ int xdpgen_tx(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *meta = (void *)(long)ctx->data_meta;
 	__u32 zero = 0, flow;
+	struct position *next;
 	struct config *cfg;
 	struct header *hdr;
-	__u32 *next;
 
 	if (meta + META_BYTES > data)
 		return XDP_PASS;
@@ -123,15 +132,17 @@ int xdpgen_tx(struct xdp_md *ctx)
 	next = bpf_map_lookup_elem(&cursor, &zero);
 	if (!cfg || !next || cfg->flows == 0)
 		return XDP_ABORTED;
-	flow = *next;
-	if (flow >= cfg->flows)
+	flow = next->flow;
+	if (flow >= cfg->flows) {
 		flow = 0;
-	*next = flow + 1;
+		next->round += 1;
+	}
+	next->flow = flow + 1;
 	hdr = bpf_map_lookup_elem(&templates, &flow);
 	if (!hdr || data + HDR_BYTES > data_end)
 		return XDP_ABORTED;
 	__builtin_memcpy(data, hdr->bytes, HDR_BYTES);
-	if (cfg->stamp)
+	if (cfg->stamp_every && !(next->round & (cfg->stamp_every - 1)))
 		stamp(data);
 	return XDP_TX;
 }
