@@ -15,6 +15,25 @@ SHORT_TOLERANCE: Final = 0.02
 SINK_BACKLOG_DROPS: Final = "sink_backlog_drops"
 SUT_BACKLOG_DROPS: Final = "sut_backlog_drops"
 BACKLOG_DROPS: Final = "backlog_drops"
+#: keys of a latency run's trials' ``extra`` (vrlab.latency): the index of the trial's load in
+#: the run's ``loads`` parameter, and 1 for a trial of the floor (tg→ts alone), 0 for the SUT
+LATENCY_LOAD: Final = "latency_load"
+LATENCY_FLOOR: Final = "floor"
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """One router's one-way latency in one trial: how many frames were timed, the percentiles
+    and the maximum in nanoseconds, and the histogram itself (HdrHistogram's base64 form), so
+    a figure can be redrawn or repeats merged later."""
+
+    count: int
+    p50_ns: int
+    p90_ns: int
+    p99_ns: int
+    p999_ns: int
+    max_ns: int
+    hist: str
 
 
 @dataclass(frozen=True)
@@ -37,6 +56,8 @@ class TrialResult:
     other_received: int = 0
     elapsed_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    #: per router, when the sink's latency probe timed the trial's frames
+    latency: dict[str, LatencySummary] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:

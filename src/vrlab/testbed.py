@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
-from vrlab import net, nsexec, softnet
+from vrlab import histogram, net, nsexec, softnet
 from vrlab.engines.ebpf.engine import EbpfEngine, hook_of
 from vrlab.engines.userspace.fromplan import guest_config, shared_config
 from vrlab.engines.userspace.launch import UserspaceEngine
@@ -27,11 +27,13 @@ from vrlab.plan.naming import ns_name
 from vrlab.platform import build as platform_build
 from vrlab.platform import lifecycle
 from vrlab.platform.layout import PlatformLayout
-from vrlab.results import TrialResult
+from vrlab.results import LatencySummary, TrialResult
 from vrlab.traffic.agent import Agent
 from vrlab.traffic.frames import build_frame, make_flows
 from vrlab.traffic.sink import Counts
 
+#: key of a trial's ``extra``: frames the sink's latency probe timed
+LATENCY_TIMED = "latency_timed"
 RESIDUAL_WAIT_S = 0.2  # RFC 2544: wait for frames still in flight before reading counters
 
 
@@ -48,9 +50,14 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 @dataclass(frozen=True)
 class TrafficSettings:
+    """``latency``: the XDP generator stamps frames (every one up to 50 kpps, an even sample of
+    the flows above it) and the sink's probe times them, so each trial carries per-router
+    one-way latency (the sendmmsg path leaves it untimed)."""
+
     flows: int = 1
     frame_size: int = 60
     count_flows: bool = False
+    latency: bool = True
 
 
 class Testbed:
@@ -184,16 +191,23 @@ class Testbed:
         t = p.traffic
         self.sink = Agent(t.ts_ns, self.placement.generator_cpu, led, "sink")
         self.gen = Agent(t.tg_ns, self.placement.generator_cpu, led, "generator")
-        self.sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
-                       routers={r.name: r.prefix for r in t.routers},
-                       count_flows=self.traffic.count_flows)
+        timed = self.traffic.latency and self.placement.generator == "xdp"
+        reply = self.sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
+                               routers={r.name: r.prefix for r in t.routers},
+                               count_flows=self.traffic.count_flows, latency=timed)
+        #: how the latency probe is attached ("tcx", "tc"), "" when trials go untimed
+        self.latency_attach = str(reply.get("attach", ""))
+        self.router_names = [r.name for r in t.routers]
+        index = {name: i for i, name in enumerate(self.router_names)}
         flows = make_flows([(r.name, r.prefix, r.dst_mac) for r in t.routers], t.src_mac,
                            t.src_ip, self.traffic.flows)
         self.flows = flows
-        frames = [build_frame(f, self.traffic.frame_size) for f in flows]
+        frames = [build_frame(f, self.traffic.frame_size,
+                              router_index=index[f.router] if timed else None) for f in flows]
         if self.placement.generator == "xdp":
             self._napi_on_tg_peer(p)
-        self.gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator)
+        self.gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator,
+                      stamp=timed)
 
     def _napi_on_tg_peer(self, p: Plan) -> None:
         """GRO on the port the generator's veth is cabled to (the SUT's ingress, or ts itself
@@ -217,8 +231,22 @@ class Testbed:
         return self.gen, self.sink, self.plan
 
     def counts(self) -> Counts:
-        c: Counts = self._running()[1].call("read")["counts"]
-        return c
+        return self._read()[0]
+
+    def _read(self) -> tuple[Counts, Any]:
+        """The sink's counters and, when it times frames, its probe's cumulative reading."""
+        reply = self._running()[1].call("read")
+        return reply["counts"], reply.get("latency")
+
+    def _latency(self, before: Any, after: Any) -> tuple[dict[str, LatencySummary], int]:
+        """Per router, the latency of the frames timed between two readings of the probe; and
+        how many frames it timed."""
+        if before is None or after is None:
+            return {}, 0
+        delta = histogram.minus(after, before)
+        out = {self.router_names[r]: histogram.summarize(histogram.from_buckets(b))
+               for r, b in sorted(delta.items()) if r < len(self.router_names)}
+        return out, sum(n for b in delta.values() for n in b.values())
 
     def tg_stats(self) -> dict[str, int]:
         gen, _, plan = self._running()
@@ -233,17 +261,22 @@ class Testbed:
         if warmup_s > 0:
             gen.call("send", rate=rate_pps, duration=warmup_s, timeout=warmup_s + 30)
             time.sleep(residual_s)
-        before, s0, b0 = self.counts(), self.tg_stats(), softnet.backlog_drops()
+        (before, lat0), s0, b0 = self._read(), self.tg_stats(), softnet.backlog_drops()
         rep = gen.call("send", rate=rate_pps, duration=duration_s,
                             timeout=duration_s + 30)
         time.sleep(residual_s)
-        delta = self.counts().minus(before)
+        after, lat1 = self._read()
+        delta = after.minus(before)
         s1, b1 = self.tg_stats(), softnet.backlog_drops()
         kernel = {f"tg_{k}": float(s1[k] - s0[k]) for k in ("tx_packets", "tx_dropped")}
         kernel.update(backlog_drops(self.placement, softnet.minus(b1, b0)))
+        latency, timed = self._latency(lat0, lat1)
+        if lat1 is not None:
+            kernel[LATENCY_TIMED] = float(timed)
         self.last_counts = delta
         return TrialResult(
             target_pps=rate_pps, duration_s=duration_s, sent=int(rep["sent"]),
             received=delta.total, received_by_router=dict(delta.by_router),
             achieved_pps=float(rep["achieved_pps"]), ingress_drops=int(rep["ingress_drops"]),
-            other_received=delta.other, elapsed_s=float(rep["elapsed_s"]), extra=kernel)
+            other_received=delta.other, elapsed_s=float(rep["elapsed_s"]), extra=kernel,
+            latency=latency)

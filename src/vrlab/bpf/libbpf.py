@@ -113,6 +113,7 @@ def lib() -> ctypes.CDLL:
         ("bpf_map__set_type", i, [vp, i]),
         ("bpf_map__set_max_entries", i, [vp, u32]),
         ("bpf_map__update_elem", i, [vp, vp, sz, vp, sz, ctypes.c_uint64]),
+        ("bpf_map__lookup_elem", i, [vp, vp, sz, vp, sz, ctypes.c_uint64]),
         ("bpf_map_update_elem", i, [i, vp, vp, ctypes.c_uint64]),
         ("bpf_map_lookup_elem", i, [i, vp, vp]),
         ("bpf_map_delete_elem", i, [i, vp]),
@@ -154,7 +155,9 @@ class BpfObject:
     live until ``close``. Opening alone reads the ELF file and needs no privilege; between
     ``BpfObject(path, load=False)`` and ``load()`` programs and maps can still be adjusted."""
 
-    def __init__(self, path: Path, load: bool = True) -> None:
+    def __init__(self, path: Path, load: bool = True,
+                 max_entries: dict[str, int] | None = None) -> None:
+        """``max_entries``: array maps sized now, before loading, for what this use needs."""
         so = lib()
         obj = so.bpf_object__open_file(str(path).encode(), None)
         if not obj:
@@ -162,6 +165,13 @@ class BpfObject:
             raise KernelError(f"libbpf cannot open {path}: {os.strerror(err)}")
         self.path = path
         self._obj: int | None = obj
+        try:
+            for name, n in (max_entries or {}).items():
+                check(so.bpf_map__set_max_entries(self.map_handle(name), n),
+                      f"sizing map {name} to {n}")
+        except BaseException:
+            self.close()
+            raise
         if load:
             self.load()
 
@@ -225,6 +235,16 @@ class BpfObject:
         check(lib().bpf_map__update_elem(m, ctypes.byref(k), ctypes.sizeof(k), v, len(value), 0),
               f"updating {map_name}[{key}]")
 
+    def lookup(self, map_name: str, key: int, size: int) -> bytes:
+        """Element ``key`` (a u32) of the array map ``map_name``: ``size`` bytes, which for a
+        per-CPU map is every possible CPU's value, each padded to 8 bytes, one after another."""
+        m = self.map_handle(map_name)
+        k = ctypes.c_uint32(key)
+        v = ctypes.create_string_buffer(size)
+        check(lib().bpf_map__lookup_elem(m, ctypes.byref(k), ctypes.sizeof(k), v, size, 0),
+              f"reading {map_name}[{key}]")
+        return v.raw
+
     def btf(self) -> int:
         """The object's BTF (libbpf's ``struct btf *``), owned by the object."""
         b = lib().bpf_object__btf(self.handle)
@@ -281,6 +301,15 @@ def tcx_attach(prog_fd: int, ifindex: int) -> bool:
     if ret < 0:
         raise OSError(-ret, os.strerror(-ret))
     return True
+
+
+def tcx_link(ifindex: int, prog_fd: int) -> int:
+    """Attach a SCHED_CLS program at the ingress of a link of the caller's namespace with tcx
+    (Linux 6.6+), held by a BPF link: its fd is returned, and closing it (or the process
+    ending, or the device going with its namespace) detaches the program."""
+    opts = BpfLinkCreateOpts(sz=ctypes.sizeof(BpfLinkCreateOpts), flags=0)
+    return check(lib().bpf_link_create(prog_fd, ifindex, BPF_TCX_INGRESS, ctypes.byref(opts)),
+                 f"attaching tcx ingress to ifindex {ifindex}")
 
 
 def prog_run(prog_fd: int, opts: ctypes._Pointer[BpfTestRunOpts]) -> None:

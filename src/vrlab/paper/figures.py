@@ -105,6 +105,13 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
 )}
 
 
+#: the configurations whose latency under load the report shows (when their throughput was
+#: searched): the native ones, and 4 routers on the shared engine and in their guests
+LATENCY: tuple[SweepKey, ...] = (NATIVE_B, NATIVE_R, NATIVE_H,
+                                 SweepKey("shared", None, 4, 4, "ebpf"),
+                                 SweepKey("shared", None, 4, 4, "guests"))
+
+
 def searches(names: list[str]) -> list[SweepKey]:
     """The configurations whose throughput the named figures search for, each once."""
     seen: dict[str, SweepKey] = {}

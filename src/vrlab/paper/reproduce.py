@@ -10,11 +10,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vrlab import method, spec, sysinfo
+from vrlab import latency, method, spec, sysinfo
 from vrlab.errors import UsageError
 from vrlab.method import Progress, RunContext
-from vrlab.paper import claims, consistency, figures, plot, repeated, verdicts
-from vrlab.paper.figures import FIGURES, Figure, SweepKey, needed, searches
+from vrlab.paper import claims, consistency, figures, latency_report, plot, repeated, verdicts
+from vrlab.paper.figures import FIGURES, LATENCY, Figure, SweepKey, needed, searches
 from vrlab.paper.series import Series
 from vrlab.plan import wiring
 from vrlab.store.db import Store
@@ -135,10 +135,24 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
     for r in range(rounds):
         for k in ndr_keys:
             ndr_runs[k.key].append(run_ndr(rctx, k, cal.get(1), progress, f"#{r + 1}"))
+    lat_runs = run_latency(rctx, ndr_runs, progress)
     (out / "runs.json").write_text(json.dumps({"session": session, "runs": runs,
-                                               "ndr_runs": ndr_runs, "calibration": cal},
-                                              indent=2))
-    return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name, ndr_runs)
+                                               "ndr_runs": ndr_runs, "calibration": cal,
+                                               "latency_runs": lat_runs}, indent=2))
+    return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name, ndr_runs, lat_runs)
+
+
+def run_latency(ctx: RunContext, ndr_runs: NdrRuns, progress: Progress) -> dict[str, int]:
+    """CSIT's latency loads for each searched ``LATENCY`` configuration (XDP generator only)."""
+    rows, out = _ndr_rows(ctx.store, ndr_runs), {}
+    for key in (k for k in LATENCY if k.key in ndr_runs and ctx.placement.generator == "xdp"):
+        ndr, pdr = (rows.get(key.key, {}).get(g) for g in ("NDR", "PDR"))
+        if ndr and pdr and ndr.lower_pps and pdr.lower_pps:
+            out[key.key] = latency.run_latency(
+                replace(ctx, label=key.key), *_load(key), ndr.lower_pps, pdr.lower_pps,
+                f"median of ndr runs {', '.join(map(str, ndr_runs[key.key]))}",
+                progress=progress).run_id
+    return out
 
 
 def _points(store: Store, runs: dict[str, int]) -> dict[str, list[SweepPoint]]:
@@ -339,7 +353,8 @@ def _figure_caption(store: Store, fig: Figure, runs: dict[str, int], caption: st
 
 
 def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[int, float],
-                 out: Path, profile: str, ndr_runs: NdrRuns | None = None) -> Path:
+                 out: Path, profile: str, ndr_runs: NdrRuns | None = None,
+                 latency_runs: Mapping[str, int] | None = None) -> Path:
     m = sysinfo.machine()
     ndr_runs = ndr_runs or {}
     ndr_rows = _ndr_rows(store, ndr_runs)
@@ -406,6 +421,8 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                          f"{_bounds(ndr_rows.get(s.key, {}).get('NDR'))} | "
                          f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | {_testbed_set(p)} |")
         lines.append("")
+    if latency_runs is not None and ndr_runs:
+        lines += latency_report.section(store, latency_runs, out, caption)
     lines += consistency.section(consistency.check(pts, ndr_rows))
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")

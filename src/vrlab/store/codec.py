@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vrlab.errors import StoreError
-from vrlab.results import TrialResult
+from vrlab.results import LatencySummary, TrialResult
 from vrlab.store.rows import RunRow, SearchRow, TrialRow
 
 
@@ -55,8 +55,22 @@ def run_row(row: sqlite3.Row) -> RunRow:
     )
 
 
-def trial_row(row: sqlite3.Row, routers: dict[str, int]) -> TrialRow:
-    """``routers`` comes from ``trial_routers``, read for the whole run in one query."""
+def latency_summary(row: sqlite3.Row) -> LatencySummary:
+    return LatencySummary(
+        count=row["count"], p50_ns=row["p50_ns"], p90_ns=row["p90_ns"], p99_ns=row["p99_ns"],
+        p999_ns=row["p999_ns"], max_ns=row["max_ns"], hist=row["hist"])
+
+
+def latency_values(trial_id: int, router: str, s: LatencySummary) -> tuple[object, ...]:
+    """A ``trial_latency`` row's values, in the table's column order."""
+    return (trial_id, router, s.count, s.p50_ns, s.p90_ns, s.p99_ns, s.p999_ns, s.max_ns,
+            s.hist)
+
+
+def trial_row(row: sqlite3.Row, routers: dict[str, int],
+              latency: dict[str, LatencySummary] | None = None) -> TrialRow:
+    """``routers`` and ``latency`` come from ``trial_routers`` and ``trial_latency``, each read
+    for the whole run in one query."""
     result = TrialResult(
         target_pps=row["target_pps"],
         duration_s=row["duration_s"],
@@ -68,6 +82,7 @@ def trial_row(row: sqlite3.Row, routers: dict[str, int]) -> TrialRow:
         other_received=row["other_received"],
         elapsed_s=row["elapsed_s"],
         extra=load_json(row["extra_json"], f"extra of trial {row['id']}"),
+        latency=dict(latency or {}),
     )
     return TrialRow(
         id=row["id"],

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Final, Self, TextIO
 
 from vrlab.errors import StoreError
-from vrlab.results import RunInfo, TrialResult
+from vrlab.results import LatencySummary, RunInfo, TrialResult
 from vrlab.store import codec
 from vrlab.store.export import write_csv
 from vrlab.store.rows import RunRow, SearchRow, SweepPoint, TrialRow, summarise
@@ -162,16 +162,34 @@ class Store:
                 "INSERT INTO trial_routers (trial_id, router, received) VALUES (?, ?, ?)",
                 [(trial_id, name, n) for name, n in sorted(result.received_by_router.items())],
             )
+            conn.executemany(
+                """INSERT INTO trial_latency (trial_id, router, count, p50_ns, p90_ns, p99_ns,
+                       p999_ns, max_ns, hist) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [codec.latency_values(trial_id, name, s)
+                 for name, s in sorted(result.latency.items())],
+            )
         return trial_id
 
     def trials(self, run_id: int) -> list[TrialRow]:
         """In the order they were measured (by ``seq``)."""
         self._require_run(run_id)
         routers = self._routers_of_run(run_id)
+        latency = self._latency_of_run(run_id)
         rows = self._conn.execute(
             "SELECT * FROM trials WHERE run_id = ? ORDER BY seq", (run_id,)
         ).fetchall()
-        return [codec.trial_row(row, routers.get(row["id"], {})) for row in rows]
+        return [codec.trial_row(row, routers.get(row["id"], {}), latency.get(row["id"]))
+                for row in rows]
+
+    def _latency_of_run(self, run_id: int) -> dict[int, dict[str, LatencySummary]]:
+        out: dict[int, dict[str, LatencySummary]] = defaultdict(dict)
+        for row in self._conn.execute(
+            """SELECT tl.* FROM trial_latency tl
+               JOIN trials t ON t.id = tl.trial_id WHERE t.run_id = ?""",
+            (run_id,),
+        ):
+            out[row["trial_id"]][row["router"]] = codec.latency_summary(row)
+        return out
 
     def _routers_of_run(self, run_id: int) -> dict[int, dict[str, int]]:
         """One query for the whole run instead of one per trial."""

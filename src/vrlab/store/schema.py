@@ -12,10 +12,26 @@ from typing import Final
 
 from vrlab.errors import StoreError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 # PRAGMA application_id: tells a vrlab database apart from any other SQLite file ("vrlb").
 APPLICATION_ID: Final = 0x76726C62
 RUN_STATUSES: Final = ("running", "done", "failed", "interrupted")
+
+# Each trial's one-way latency per router, as the sink's probe timed it: the percentiles for
+# queries, the HdrHistogram itself (its V2 base64 form) so figures can be redrawn and repeats
+# merged. Added in version 2.
+_TRIAL_LATENCY: Final = """CREATE TABLE trial_latency (
+        trial_id INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+        router TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        p50_ns INTEGER NOT NULL,
+        p90_ns INTEGER NOT NULL,
+        p99_ns INTEGER NOT NULL,
+        p999_ns INTEGER NOT NULL,
+        max_ns INTEGER NOT NULL,
+        hist TEXT NOT NULL,
+        PRIMARY KEY (trial_id, router)
+    ) WITHOUT ROWID"""
 
 # Executed one statement at a time inside one transaction: executescript() would commit early,
 # and two processes creating the same fresh file must not both build the schema.
@@ -78,9 +94,16 @@ _SCHEMA: Final = (
         received INTEGER NOT NULL,
         PRIMARY KEY (trial_id, router)
     ) WITHOUT ROWID""",
+    _TRIAL_LATENCY,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
+
+# What takes a file of version N to N + 1, run under the write lock in one transaction with
+# the version bump, so a file is either wholly migrated or untouched. Migrations only add.
+_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: (_TRIAL_LATENCY,),
+}
 
 
 # -- opening --------------------------------------------------------------------------------
@@ -148,6 +171,15 @@ def _check_identity(conn: sqlite3.Connection, path: Path, *, create: bool) -> No
             f"{path} has results schema version {version}, newer than this vrlab understands "
             f"({SCHEMA_VERSION}); upgrade vrlab to read it"
         )
+    if version < SCHEMA_VERSION and create and all(v in _MIGRATIONS
+                                                   for v in range(version, SCHEMA_VERSION)):
+        for v in range(version, SCHEMA_VERSION):
+            for statement in _MIGRATIONS[v]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {v + 1}")
+        return
+    if version < SCHEMA_VERSION and not create and version in _MIGRATIONS:
+        return  # migrated under the write lock, in the second pass
     if version < SCHEMA_VERSION:
         raise StoreError(
             f"{path} has results schema version {version} and no migration to "

@@ -30,9 +30,11 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
     from vrlab.traffic.senders import open_sender
     from vrlab.traffic.sink import NftSink
     from vrlab.traffic.xdp.live import LiveSender
+    from vrlab.traffic.xdp.probe import LatencyProbe
 
     sender: Sender | LiveSender | None = None
     sink: NftSink | None = None
+    probe: LatencyProbe | None = None
     conn.send({"ok": True})
     while True:
         try:
@@ -45,7 +47,8 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                 if sender is not None:
                     sender.close()
                     sender = None
-                sender = open_sender(msg.get("path", "sendmmsg"), msg["dev"], msg["frames"])
+                sender = open_sender(msg.get("path", "sendmmsg"), msg["dev"], msg["frames"],
+                                     stamp=bool(msg.get("stamp", False)))
                 reply: dict[str, Any] = {"ok": True}
             elif op == "send":
                 if sender is None:
@@ -54,10 +57,15 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
             elif op == "sink":
                 sink = NftSink(msg["table"], msg["dev"], msg["routers"], msg["count_flows"])
                 reply = {"ok": True}
+                if msg.get("latency"):
+                    probe = LatencyProbe(msg["dev"], len(msg["routers"]))
+                    reply["attach"] = probe.how
             elif op == "read":
                 if sink is None:
                     raise TrafficError("read before sink: the sink has no counters yet")
                 reply = {"ok": True, "counts": sink.read()}
+                if probe is not None:
+                    reply["latency"] = probe.read()
             elif op == "link_stats":
                 with IPRoute() as ipr:
                     idx = ipr.link_lookup(ifname=msg["dev"])[0]
@@ -66,6 +74,8 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
             elif op == "exit":
                 if sender is not None:
                     sender.close()
+                if probe is not None:
+                    probe.close()
                 conn.send({"ok": True})
                 return
             else:

@@ -16,6 +16,11 @@ ETH_P_IP = 0x0800
 DEFAULT_TTL = 64
 BASE_SPORT = 1024
 DPORT = 9  # discard
+#: The latency probe's part of the payload: 8 bytes for the generator's send time (zero in the
+#: template; the XDP generator writes it), the router's index, and a magic the sink checks
+#: (layout in xdp/latency.bpf.c).
+STAMP_MAGIC = b"vrlt"
+PROBE_BYTES = 8 + 2 + len(STAMP_MAGIC)
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,27 @@ def inet_checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def build_frame(flow: Flow, size: int = MIN_FRAME, ttl: int = DEFAULT_TTL, ident: int = 0) -> bytes:
-    """An Ethernet/IPv4/UDP frame of exactly ``size`` bytes with valid IP and UDP checksums."""
+def probe_payload(router_index: int) -> bytes:
+    """The start of a frame's payload that the sink's latency probe reads: an empty stamp,
+    the router's index (what the probe keeps a histogram per), the magic."""
+    if not 0 <= router_index < 1 << 16:
+        raise ValueError(f"router index {router_index} does not fit the probe's 16 bits")
+    return bytes(8) + struct.pack("!H", router_index) + STAMP_MAGIC
+
+
+def build_frame(flow: Flow, size: int = MIN_FRAME, ttl: int = DEFAULT_TTL, ident: int = 0,
+                router_index: int | None = None) -> bytes:
+    """An Ethernet/IPv4/UDP frame of exactly ``size`` bytes with valid IP and UDP checksums.
+
+    With ``router_index``, the payload starts with :func:`probe_payload`, where the XDP
+    generator stamps the send time and the sink's latency probe finds it."""
     if size < MIN_FRAME:
         raise ValueError(f"frame size {size} is below the Ethernet minimum {MIN_FRAME}")
     payload_len = size - ETH_HLEN - IP_HLEN - UDP_HLEN
     payload = bytes((i * 7) & 0xFF for i in range(payload_len))
+    if router_index is not None:
+        head = probe_payload(router_index)
+        payload = head + payload[len(head):]
     src = ipaddress.IPv4Address(flow.src_ip).packed
     dst = ipaddress.IPv4Address(flow.dst_ip).packed
     udp_len = UDP_HLEN + payload_len

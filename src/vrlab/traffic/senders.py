@@ -63,8 +63,11 @@ def resolve(choice: GeneratorChoice) -> tuple[GeneratorPath, str]:
     return "sendmmsg", problem
 
 
-def open_sender(path: GeneratorPath, dev: str, frames: list[bytes]) -> Sender | LiveSender:
-    """A sender of ``path`` on ``dev`` in this namespace (the traffic agent's)."""
+def open_sender(path: GeneratorPath, dev: str, frames: list[bytes],
+                stamp: bool = False) -> Sender | LiveSender:
+    """A sender of ``path`` on ``dev`` in this namespace (the traffic agent's). ``stamp``: the
+    XDP path writes each frame's send time for the sink's latency probe; sendmmsg sends its
+    prebuilt frames as they are, so its trials go untimed."""
     if path == "xdp":
-        return LiveSender.on(dev, frames)
+        return LiveSender.on(dev, frames, stamp=stamp)
     return Sender(dev, frames)

@@ -54,9 +54,23 @@ META = b"vrlg"
 #: Limits of the program's maps and header copy (MAX_FLOWS, HDR_BYTES in xdpgen.bpf.c).
 MAX_FLOWS = 1024
 HDR_BYTES = 60
+#: Stamped frames per second the generator aims at when it stamps (whole rounds over the
+#: flows, one round in a power of two): at most this many frames a second cost the sink's
+#: latency probe a histogram update, so the probe's cost stays bounded at any rate, while a
+#: 0.5 s trial still times 25,000 frames or more (every frame up to this rate).
+STAMP_SAMPLES_PPS = 50_000
 #: How long ``send`` waits for the peer's NAPI to account frames before concluding that none
 #: arrived.
 SETTLE_S = 0.05
+
+
+def stamp_every(rate_pps: float, samples_pps: float = STAMP_SAMPLES_PPS) -> int:
+    """One round over the flows in how many the generator stamps at ``rate_pps``: the
+    smallest power of two that keeps the stamped frames at or below ``samples_pps``."""
+    n = 1
+    while rate_pps / n > samples_pps and n < 1 << 20:
+        n *= 2
+    return n
 
 
 def _keep_in_dispatcher(ifindex: int, prog_fd: int) -> int:
@@ -71,12 +85,18 @@ def _keep_in_dispatcher(ifindex: int, prog_fd: int) -> int:
 class LiveSender:
     """Sends prebuilt frames (one per flow) out of the veth ``ifindex`` of this namespace.
 
+    ``stamp``: the program writes its send time (``bpf_ktime_get_ns``) into the first 8 bytes
+    of the UDP payload, for the sink's latency probe: of every frame up to
+    ``STAMP_SAMPLES_PPS``, of one round over the flows in :func:`stamp_every` above it; the
+    frames must have room for it there (:func:`vrlab.traffic.frames.probe_payload`).
+
     Same interface as :class:`vrlab.traffic.generator.Sender`: ``send(rate_pps, duration_s)``
     returns a :class:`SendReport`, and ``close`` releases it (also as a context manager). One
     sender per port at a time."""
 
     def __init__(self, ifindex: int, frames: list[bytes], *, obj_path: Path | None = None,
-                 batch_size: int = DEFAULT_BATCH, max_repeat: int = MAX_REPEAT) -> None:
+                 batch_size: int = DEFAULT_BATCH, max_repeat: int = MAX_REPEAT,
+                 stamp: bool = False) -> None:
         if not frames:
             raise TrafficError("no frames to send")
         if len(frames) > MAX_FLOWS:
@@ -98,7 +118,8 @@ class LiveSender:
             self._counters()  # the link exists here, or fail now rather than mid-trial
             for k, f in enumerate(frames):  # the program writes each frame's headers
                 self._obj.update("templates", k, f[:HDR_BYTES])
-            self._obj.update("config", 0, struct.pack("=I", len(frames)))
+            self._flows, self._stamp, self._every = len(frames), stamp, -1
+            self._configure(1 if stamp else 0)
             self._keeper = _keep_in_dispatcher(ifindex, self._fd)
             # the template the kernel copies into each page; the program rewrites its headers
             data = META + frames[0]
@@ -141,6 +162,11 @@ class LiveSender:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _configure(self, every: int) -> None:
+        if every != self._every:
+            self._obj.update("config", 0, struct.pack("=II", self._flows, every))
+            self._every = every
+
     def _counters(self) -> tuple[int, int]:
         """(tx_packets, tx_dropped) of the tg veth. A veth counts, as its own transmissions,
         the XDP frames its peer has taken in, and as drops those the peer's full ring
@@ -169,6 +195,8 @@ class LiveSender:
         """Offer ``rate_pps`` for ``duration_s``; stop at the deadline even if behind, so a rate
         the sender cannot reach shows as a shortfall in ``achieved_pps``. ``ingress_drops`` are
         the frames the peer's full XDP ring refused (offered, and lost at the receiver)."""
+        if self._stamp:
+            self._configure(stamp_every(rate_pps))
         tx0, drop0 = self._counters()
         p = pacing.run(rate_pps, duration_s, self.max_repeat, self._burst)
         taken, drops = self._check_delivery(p.sent, tx0, drop0)

@@ -27,6 +27,18 @@
  * metadata and are passed up untouched; the generator's templates are run
  * with META_BYTES of metadata, which the kernel restores for every run.
  *
+ * Why frames carry a timestamp: with config.stamp_every set, the program
+ * writes bpf_ktime_get_ns() into the first 8 bytes of the UDP payload (the
+ * template holds zeros there) and updates the UDP checksum for it (RFC 1624),
+ * so the frame stays valid. It stamps whole rounds over the flows, one round
+ * in stamp_every, so every flow (and router) is sampled alike and the
+ * probe's cost stays bounded at high rates; the others leave with a zero
+ * stamp, which the probe passes over. The sink's latency probe
+ * (latency.bpf.c) reads the stamp on the same clock. The stamp is taken
+ * when the program runs; the kernel hands the frames to the veth in batches
+ * (batch_size), so a frame waits there for at most one batch's worth of
+ * runs, which the latency includes.
+ *
  * xdpgen_drop is the cheapest possible receiver for tests and benchmarks: a
  * veth only accepts XDP frames while its peer runs NAPI, which an attached
  * XDP program turns on.
@@ -37,6 +49,8 @@
 #define MAX_FLOWS 1024
 #define HDR_BYTES 60 /* the smallest frame: 14 + 20 + 8 + 18 */
 #define META_BYTES 4
+#define UDP_CSUM_OFF 40 /* 14 + 20 + 6 */
+#define STAMP_OFF 42 /* the UDP payload */
 
 struct header {
 	__u8 bytes[HDR_BYTES];
@@ -44,6 +58,7 @@ struct header {
 
 struct config {
 	__u32 flows; /* templates in use, 1..MAX_FLOWS */
+	__u32 stamp_every; /* 0: no stamps; N (a power of 2): stamp one round of flows in N */
 };
 
 struct {
@@ -60,13 +75,45 @@ struct {
 	__type(value, struct config);
 } config SEC(".maps");
 
-/* the next flow, per CPU: a test run stays on the CPU that started it */
+struct position {
+	__u32 flow; /* the next flow */
+	__u32 round; /* rounds over all flows so far */
+};
+
+/* per CPU: a test run stays on the CPU that started it */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct position);
 } cursor SEC(".maps");
+
+/*
+ * The stamp replaces 8 zero bytes, so the checksum only gains the stamp's
+ * four 16-bit words (RFC 1624, eqn. 3, with m = 0). Ones' complement sums do
+ * not depend on byte order, so the words are added as they lie in memory.
+ */
+static __always_inline void stamp(void *data)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u16 w[4], csum;
+	__u32 sum;
+
+	__builtin_memcpy(w, &now, sizeof(now));
+	__builtin_memcpy(&csum, data + UDP_CSUM_OFF, sizeof(csum));
+	sum = (__u16)~csum;
+	sum += w[0];
+	sum += w[1];
+	sum += w[2];
+	sum += w[3];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	csum = (__u16)~sum;
+	if (csum == 0)
+		csum = 0xffff; /* UDP: 0 would mean "no checksum" */
+	__builtin_memcpy(data + STAMP_OFF, &now, sizeof(now));
+	__builtin_memcpy(data + UDP_CSUM_OFF, &csum, sizeof(csum));
+}
 
 SEC("xdp")
 int xdpgen_tx(struct xdp_md *ctx)
@@ -75,9 +122,9 @@ int xdpgen_tx(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *meta = (void *)(long)ctx->data_meta;
 	__u32 zero = 0, flow;
+	struct position *next;
 	struct config *cfg;
 	struct header *hdr;
-	__u32 *next;
 
 	if (meta + META_BYTES > data)
 		return XDP_PASS;
@@ -85,14 +132,18 @@ int xdpgen_tx(struct xdp_md *ctx)
 	next = bpf_map_lookup_elem(&cursor, &zero);
 	if (!cfg || !next || cfg->flows == 0)
 		return XDP_ABORTED;
-	flow = *next;
-	if (flow >= cfg->flows)
+	flow = next->flow;
+	if (flow >= cfg->flows) {
 		flow = 0;
-	*next = flow + 1;
+		next->round += 1;
+	}
+	next->flow = flow + 1;
 	hdr = bpf_map_lookup_elem(&templates, &flow);
 	if (!hdr || data + HDR_BYTES > data_end)
 		return XDP_ABORTED;
 	__builtin_memcpy(data, hdr->bytes, HDR_BYTES);
+	if (cfg->stamp_every && !(next->round & (cfg->stamp_every - 1)))
+		stamp(data);
 	return XDP_TX;
 }
 

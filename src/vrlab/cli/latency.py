@@ -1,0 +1,118 @@
+"""``vrlab latency``: one-way latency percentiles of a configuration at idle, at 10%, 50% and
+90% of its PDR and at its NDR, each beside the testbed's own floor at the same load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from vrlab import net, profiles, spec
+from vrlab.cli.console import console, out, progress
+from vrlab.cli.options import (
+    db_option,
+    overrides,
+    placement_options,
+    run_context,
+    scenario_options,
+)
+from vrlab.errors import UsageError
+from vrlab.results import LatencySummary
+
+
+def _us(ns: int) -> str:
+    return f"{ns / 1e3:.1f}"
+
+
+def _cells(s: LatencySummary | None) -> list[str]:
+    if s is None or s.count == 0:
+        return ["-"] * 4
+    return [_us(s.p50_ns), _us(s.p99_ns), _us(s.p999_ns), _us(s.max_ns)]
+
+
+@click.command("latency")
+@click.argument("scenario")
+@scenario_options
+@click.option("--profile", "profile_name", default="quick", show_default=True,
+              type=click.Choice(list(profiles.PROFILES)),
+              help="Trial length and the throughput search's final trials: quick 0.5 s, "
+              "paper 10 s.")
+@click.option("--duration", type=float, default=None,
+              help="Seconds per latency trial (overrides the profile).")
+@click.option("--repeats", type=click.IntRange(1, 99), default=1, show_default=True,
+              help="Whole passes over the loads; a load's histograms are merged.")
+@click.option("--ndr-kpps", type=float, default=None,
+              help="Take this NDR instead of the store's or a search's (with --pdr-kpps).")
+@click.option("--pdr-kpps", type=float, default=None)
+@click.option("--search", "fresh", is_flag=True,
+              help="Search NDR/PDR now even if the store has them.")
+@click.option("--max-kpps", type=float, default=None,
+              help="Upper bound of a search. Default: the calibrated maximum.")
+@click.option("--floor/--no-floor", default=True, show_default=True,
+              help="Measure the same loads on tg linked straight to ts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@placement_options
+@db_option
+def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
+                engine: str | None, guest_kind: str | None, profile_name: str,
+                duration: float | None, repeats: int, ndr_kpps: float | None,
+                pdr_kpps: float | None, fresh: bool, max_kpps: float | None, floor: bool,
+                as_json: bool, pin: bool, sink_rx: str, generator: str,
+                db: Path | None) -> None:
+    """Latency of SCENARIO under load, as FD.io CSIT reports it: p50, p90, p99, p99.9 and the
+    maximum of the one-way latency (the generator's send time stamped in each frame, read by
+    the sink on the same clock) at idle (10 kpps), at 10%, 50% and 90% of PDR and at NDR; each
+    load also on the testbed alone (tg→ts), the floor. NDR and PDR come from the newest
+    `vrlab ndr` of the scenario in the store, or a search run first."""
+    from vrlab import latency, method
+
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
+    prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
+    if (ndr_kpps is None) != (pdr_kpps is None):
+        raise UsageError("--ndr-kpps and --pdr-kpps go together")
+    net.require_root()
+    ctx = run_context(db, pin, sink_rx, prof, "", generator)
+    stored = None if fresh or ndr_kpps is not None else \
+        latency.stored_throughput(ctx.store, sc.name)
+    if ndr_kpps is not None and pdr_kpps is not None:
+        ndr, pdr, source = ndr_kpps * 1e3, pdr_kpps * 1e3, "given"
+    elif stored is not None:
+        ndr, pdr, source = stored[0], stored[1], f"ndr run {stored[2]}"
+    else:
+        cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
+        hi = max_kpps * 1e3 if max_kpps is not None else cal
+        if hi is None:
+            raise UsageError(f"no NDR of {sc.name} and no calibration in {ctx.store.path}: "
+                             "run `vrlab calibrate` (or `vrlab ndr`) first, or give --max-kpps "
+                             "or --ndr-kpps/--pdr-kpps")
+        goals = method.ndr_goals(prof.calib_final_s, prof.ndr_width)
+        with progress(f"ndr {sc.name}") as bars:
+            found = method.ndr(ctx, sc, text, goals, 10e3, hi, bars.step)
+        b = {g.goal.name: g.lower_pps for g in found.result.goal_results}
+        ndr, pdr, source = b["NDR"], b["PDR"], f"ndr run {found.run_id} (searched now)"
+    console.print(f"latency [bold]{sc.name}[/]: NDR {ndr / 1e3:.0f} kpps, PDR "
+                  f"{pdr / 1e3:.0f} kpps ({source}); {prof.duration_s:g} s trials x {repeats}; "
+                  f"{ctx.placement.describe()}")
+    with progress(f"latency {sc.name}") as bars:
+        res = latency.run_latency(ctx, sc, text, ndr, pdr, source, repeats=repeats,
+                                  floor=floor, progress=bars.step)
+    if as_json:
+        out.print_json(json.dumps(res.as_json()))
+        return
+    t = Table("load", "kpps", "loss", "p50 µs", "p99 µs", "p99.9 µs", "max µs",
+              "floor p50", "floor p99", "floor p99.9", "floor max",
+              title=f"latency run {res.run_id}: {sc.name}, one-way, all routers "
+                    f"(floor: tg→ts alone at the same load)")
+    for p in res.points:
+        t.add_row(p.load.name, f"{p.load.rate_pps / 1e3:.0f}", f"{p.loss_ratio:.2%}",
+                  *_cells(p.sut), *_cells(p.floor))
+    out.print(t)
+    if len(res.points[0].routers) > 1:
+        r = Table("load", "router", "frames", "p50 µs", "p99 µs", "p99.9 µs", "max µs",
+                  title="per router")
+        for p in res.points:
+            for name, s in sorted(p.routers.items()):
+                r.add_row(p.load.name, name, str(s.count), *_cells(s))
+        out.print(r)

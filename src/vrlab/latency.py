@@ -1,0 +1,223 @@
+"""Latency under load, the way FD.io CSIT reports it: one-way latency percentiles of a
+configuration at idle, at 10%, 50% and 90% of its PDR and at its NDR, each beside the same load
+on the testbed alone (tg linked straight to ts, as calibration runs it), so the testbed's own
+queueing is never taken for the router's.
+
+The throughput comes first: from the store (the newest completed ``vrlab ndr`` of the
+scenario) or from a search run here (:func:`vrlab.method.ndr`). Every trial is stored like any
+other, with its per-router latency (``trial_latency``); a trial of the floor is marked
+``floor`` in its ``extra``, and each trial names its load's index. A load's figures merge its
+repeats' histograms (and, for the load's own line, every router's), never average percentiles.
+
+Only the XDP generator stamps frames; on the sendmmsg path there is nothing to time, so this
+method refuses to run there rather than print an empty table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from vrlab import __version__, histogram, sysinfo
+from vrlab.errors import Interrupted, UsageError
+from vrlab.method import Progress, RunContext, placed
+from vrlab.plan import model, wiring
+from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary, RunInfo, TrialResult
+from vrlab.spec import Scenario
+from vrlab.store.db import Store
+from vrlab.testbed import Testbed, TrafficSettings
+
+#: "idle": a rate that keeps every queue empty, as CSIT's idle latency stream does
+IDLE_PPS = 10_000.0
+#: the loads of CSIT's latency tables, in percent of PDR
+PDR_PERCENTS = (10, 50, 90)
+#: marks in a stored trial's ``extra``
+FLOOR, LOAD_INDEX = LATENCY_FLOOR, LATENCY_LOAD
+
+
+@dataclass(frozen=True)
+class Load:
+    """One load of the method: its name in tables and JSON, and its rate."""
+
+    name: str
+    rate_pps: float
+    percent_of_pdr: float | None = None
+
+
+@dataclass(frozen=True)
+class Point:
+    """What one load measured: the merged latency of every router and repeat, each router's,
+    and the loss, for the SUT and (when measured) the testbed alone."""
+
+    load: Load
+    sut: LatencySummary
+    routers: dict[str, LatencySummary]
+    loss_ratio: float
+    floor: LatencySummary | None = None
+    floor_loss_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class LatencyOutcome:
+    run_id: int
+    scenario: str
+    ndr_pps: float
+    pdr_pps: float
+    throughput_from: str
+    trial_s: float
+    repeats: int
+    points: list[Point] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id, "scenario": self.scenario, "ndr_pps": self.ndr_pps,
+            "pdr_pps": self.pdr_pps, "throughput_from": self.throughput_from,
+            "trial_s": self.trial_s, "repeats": self.repeats,
+            "latency": "one-way, generator's send (bpf_ktime_get_ns in the XDP program) to the "
+                       "sink's tc ingress, same clock; percentiles in ns, HdrHistogram, 2 "
+                       "significant digits",
+            "loads": [{
+                "load": p.load.name, "rate_pps": p.load.rate_pps,
+                "percent_of_pdr": p.load.percent_of_pdr, "loss_ratio": p.loss_ratio,
+                "sut": summary_json(p.sut),
+                "floor": None if p.floor is None else summary_json(p.floor),
+                "floor_loss_ratio": p.floor_loss_ratio,
+                "routers": {r: summary_json(s) for r, s in sorted(p.routers.items())}}
+                for p in self.points]}
+
+
+def summary_json(s: LatencySummary) -> dict[str, int]:
+    """The percentiles without the histogram (that stays in the store)."""
+    return {"count": s.count, "p50_ns": s.p50_ns, "p90_ns": s.p90_ns, "p99_ns": s.p99_ns,
+            "p999_ns": s.p999_ns, "max_ns": s.max_ns}
+
+
+def csit_loads(ndr_pps: float, pdr_pps: float, idle_pps: float = IDLE_PPS) -> list[Load]:
+    """Idle, 10%, 50% and 90% of PDR, and NDR, in that order."""
+    return [Load("idle", idle_pps),
+            *(Load(f"{p}% PDR", pdr_pps * p / 100, float(p)) for p in PDR_PERCENTS),
+            Load("NDR", ndr_pps, 100 * ndr_pps / pdr_pps if pdr_pps else None)]
+
+
+def stored_throughput(store: Store, scenario: str) -> tuple[float, float, int] | None:
+    """(NDR, PDR, run id) of the newest completed throughput search of ``scenario``, by each
+    goal's lower bound."""
+    for run in reversed(store.runs(kind="ndr", scenario=scenario)):
+        if run.status != "done":
+            continue
+        bounds = {s.goal: s.lower_pps for s in store.searches(run.id) if s.lower_pps}
+        if "NDR" in bounds and "PDR" in bounds:
+            return float(bounds["NDR"] or 0), float(bounds["PDR"] or 0), run.id
+    return None
+
+
+def merged(summaries: list[LatencySummary]) -> LatencySummary:
+    return histogram.summarize(histogram.merge(summaries))
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """One load's trials on one testbed, its latency merged over routers and repeats, and
+    each router's merged over repeats."""
+
+    results: list[TrialResult]
+    merged: LatencySummary
+    routers: dict[str, LatencySummary]
+
+    @property
+    def loss_ratio(self) -> float:
+        sent = sum(r.sent for r in self.results)
+        return sum(r.lost for r in self.results) / sent if sent else 0.0
+
+
+def measure_loads(tb: Testbed, loads: list[Load], trial_s: float, repeats: int, *,
+                  warmup_s: float, residual_s: float,
+                  record: Callable[[int, TrialResult], TrialResult] = lambda i, r: r,
+                  progress: Progress = lambda m, r: None) -> list[LoadResult]:
+    """Each load ``repeats`` times, as whole passes over the loads (drift shows as spread, not
+    as a difference between loads). ``record(load index, trial)`` sees every trial as it
+    finishes (to store it) and returns the trial to keep."""
+    by_load: list[list[TrialResult]] = [[] for _ in loads]
+    for _ in range(repeats):
+        for i, load in enumerate(loads):
+            res = record(i, tb.trial(load.rate_pps, trial_s, warmup_s=warmup_s,
+                                     residual_s=residual_s))
+            by_load[i].append(res)
+            progress(f"{tb.label}: {load.name} ({load.rate_pps / 1e3:.0f} kpps)", res)
+    out = []
+    for results in by_load:
+        per_router: dict[str, list[LatencySummary]] = {}
+        for r in results:
+            for name, s in r.latency.items():
+                per_router.setdefault(name, []).append(s)
+        routers = {name: merged(ss) for name, ss in per_router.items()}
+        out.append(LoadResult(results, merged([s for ss in per_router.values() for s in ss]),
+                              routers))
+    return out
+
+
+def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: float,
+                pdr_pps: float, throughput_from: str, *, loads: list[Load] | None = None,
+                trial_s: float | None = None, repeats: int = 1, floor: bool = True,
+                progress: Progress = lambda m, r: None,
+                floor_plan: Callable[[str], model.Plan] = wiring.calibration_plan,
+                ) -> LatencyOutcome:
+    """Measure ``loads`` (CSIT's by default) on ``scenario``, then on the testbed alone."""
+    ctx = placed(ctx, scenario)
+    if ctx.placement.generator != "xdp":
+        raise UsageError("latency needs the XDP generator (it stamps each frame's send time); "
+                         "the sendmmsg path sends prebuilt frames and leaves trials untimed: "
+                         "run with --generator xdp")
+    todo = loads if loads is not None else csit_loads(ndr_pps, pdr_pps)
+    dur = ctx.profile.duration_s if trial_s is None else trial_s
+    traffic = TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size)
+    params: dict[str, object] = {
+        "loads": [{"name": ld.name, "rate_pps": ld.rate_pps} for ld in todo],
+        "ndr_pps": ndr_pps, "pdr_pps": pdr_pps, "throughput_from": throughput_from,
+        "trial_s": dur, "repeats": repeats, "floor": floor, "flows": scenario.traffic.flows,
+        "guests": scenario.sut.guests}
+    with _stored_run(ctx, scenario.name, spec_yaml, params) as run_id:
+
+        def store(is_floor: bool) -> Callable[[int, TrialResult], TrialResult]:
+            def record(i: int, res: TrialResult) -> TrialResult:
+                res = replace(res, extra={**res.extra, LOAD_INDEX: float(i),
+                                          FLOOR: 1.0 if is_floor else 0.0})
+                ctx.store.add_trial(run_id, res)
+                return res
+            return record
+
+        warm, resid = ctx.profile.warmup_s, ctx.profile.residual_s
+        with Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement, traffic,
+                     label=f"latency {scenario.name}") as tb:
+            sut = measure_loads(tb, todo, dur, repeats, warmup_s=warm, residual_s=resid,
+                                record=store(False), progress=progress)
+        base: list[LoadResult] = []
+        if floor:
+            with Testbed(floor_plan, ctx.placement, traffic, label="latency floor") as tb:
+                base = measure_loads(tb, todo, dur, repeats, warmup_s=warm,
+                                     residual_s=resid, record=store(True), progress=progress)
+    points = [Point(ld, sut[i].merged, sut[i].routers, sut[i].loss_ratio,
+                    base[i].merged if base else None, base[i].loss_ratio if base else None)
+              for i, ld in enumerate(todo)]
+    return LatencyOutcome(run_id, scenario.name, ndr_pps, pdr_pps, throughput_from, dur,
+                          repeats, points)
+
+
+@contextmanager
+def _stored_run(ctx: RunContext, scenario: str, spec_yaml: str,
+                params: dict[str, object]) -> Iterator[int]:
+    """A stored run of kind ``latency`` whose status tells how it ended, as every measuring
+    run's does: done, interrupted, or failed, with the trials measured before the end kept."""
+    run_id = ctx.store.start_run(RunInfo(
+        kind="latency", scenario=scenario, spec_yaml=spec_yaml, machine=sysinfo.machine(),
+        placement=ctx.placement.as_record(), vrlab_version=__version__,
+        profile=ctx.profile.name, params=params, label=ctx.label))
+    status = "failed"
+    try:
+        yield run_id
+        status = "done"
+    except (KeyboardInterrupt, Interrupted):
+        status = "interrupted"
+        raise
+    finally:
+        ctx.store.finish_run(run_id, status)

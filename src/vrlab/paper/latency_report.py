@@ -1,0 +1,124 @@
+"""The report's latency section: one-way latency percentiles against load (idle, 10%, 50% and
+90% of PDR, NDR) for each configuration, with the testbed's own floor at the same loads drawn
+and tabled beside it, read back from the stored latency runs so the section can be redrawn.
+
+A load's figure merges the histograms of every router and repeat of that load (HdrHistogram's
+own merge), never averages percentiles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from vrlab import histogram
+from vrlab.paper.canvas import new_figure, save
+from vrlab.paper.figures import LATENCY
+from vrlab.paper.series import MARKERS, PALETTE
+from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary
+from vrlab.store.db import Store
+
+
+@dataclass(frozen=True)
+class LoadRow:
+    """One load of a stored latency run: the SUT's latency, the floor's, and the SUT's loss."""
+
+    name: str
+    rate_pps: float
+    sut: LatencySummary
+    floor: LatencySummary | None
+    loss_ratio: float
+
+
+def rows(store: Store, run_id: int) -> list[LoadRow]:
+    """The loads of latency run ``run_id`` in the order they were defined."""
+    loads = store.run(run_id).params.get("loads")
+    if not isinstance(loads, list):
+        return []
+    parts: dict[tuple[int, bool], list[LatencySummary]] = {}
+    sent: dict[int, int] = {}
+    lost: dict[int, int] = {}
+    for t in store.trials(run_id):
+        i = int(t.result.extra.get(LATENCY_LOAD, -1))
+        is_floor = bool(t.result.extra.get(LATENCY_FLOOR, 0))
+        parts.setdefault((i, is_floor), []).extend(t.result.latency.values())
+        if not is_floor:
+            sent[i] = sent.get(i, 0) + t.result.sent
+            lost[i] = lost.get(i, 0) + t.result.lost
+    out = []
+    for i, ld in enumerate(loads):
+        sut = histogram.summarize(histogram.merge(parts.get((i, False), [])))
+        fl = parts.get((i, True))
+        out.append(LoadRow(str(ld["name"]), float(ld["rate_pps"]), sut,
+                           histogram.summarize(histogram.merge(fl)) if fl else None,
+                           lost.get(i, 0) / sent[i] if sent.get(i) else 0.0))
+    return out
+
+
+def _us(ns: int) -> str:
+    return f"{ns / 1e3:.1f}"
+
+
+def plot(configs: Mapping[str, list[LoadRow]], out_base: Path, caption: str) -> list[Path]:
+    """p50 (solid) and p99 (dotted) against load for each configuration, the floor of the first
+    (tg→ts alone at the same loads) in grey; log scale, since an overloaded queue is three
+    orders of magnitude above an idle one."""
+    fig, ax = new_figure("One-way latency under load (p50 solid, p99 dotted)", caption)
+    names: list[str] = []
+    for k, (label, rs) in enumerate(configs.items()):
+        names = names or [r.name for r in rs]
+        x = list(range(len(rs)))
+        color, marker = PALETTE[1 + k % (len(PALETTE) - 1)], MARKERS[k % len(MARKERS)]
+        ax.plot(x, [r.sut.p50_ns / 1e3 for r in rs], color=color, marker=marker, label=label)
+        ax.plot(x, [r.sut.p99_ns / 1e3 for r in rs], color=color, marker=marker, ls=":")
+        if k == 0 and all(r.floor for r in rs):
+            ax.plot(x, [r.floor.p50_ns / 1e3 for r in rs if r.floor], color="grey",
+                    label="floor (tg→ts alone)")
+            ax.plot(x, [r.floor.p99_ns / 1e3 for r in rs if r.floor], color="grey", ls=":")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_xlabel("Load (share of the configuration's own PDR)")
+    ax.set_ylabel("One-way latency (µs)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    return save(fig, out_base)
+
+
+def section(store: Store, runs: Mapping[str, int], out: Path, caption: str) -> list[str]:
+    """The section's markdown, its figure, and ``latency.json`` with every percentile."""
+    lines = ["## Latency under load (FD.io CSIT's loads)", "",
+             "One-way latency from the generator's send (the XDP program stamps "
+             "`bpf_ktime_get_ns` into each frame) to the sink's tc ingress, on the same clock; "
+             "idle is 10 kpps, the other loads are shares of each configuration's own PDR (the "
+             "median search above) and its NDR. Each load also ran on tg→ts alone (the floor), "
+             "so the testbed's queueing is never taken for the router's. HdrHistogram, 2 "
+             "significant digits; every router's and repeat's histogram merged.", ""]
+    labels = {k.key: k.label for k in LATENCY}
+    measured = [(k, r, labels.get(k, k), rows(store, r)) for k, r in runs.items()]
+    measured = [m for m in measured if m[3]]
+    if not measured:
+        return [*lines, "Not measured: only the XDP generator stamps frames, and only "
+                "configurations whose throughput was searched have loads to measure at.", ""]
+    paths = plot({label: rs for _, _, label, rs in measured}, out / "latency", caption)
+    lines += [f"![latency]({p.name})" for p in paths if p.suffix == ".png"]
+    lines += ["", "| configuration | load | kpps | loss | p50 µs | p90 µs | p99 µs | p99.9 µs | "
+              "max µs | floor p50 µs | floor p99 µs |", "|---|---|---|---|---|---|---|---|---|"
+              "---|---|"]
+    data: dict[str, object] = {}
+    for key, run_id, label, rs in measured:
+        for r in rs:
+            f = r.floor
+            lines.append(f"| {label} (run {run_id}) | {r.name} | {r.rate_pps / 1e3:.0f} | "
+                         f"{r.loss_ratio:.2%} | {_us(r.sut.p50_ns)} | {_us(r.sut.p90_ns)} | "
+                         f"{_us(r.sut.p99_ns)} | {_us(r.sut.p999_ns)} | {_us(r.sut.max_ns)} | "
+                         f"{_us(f.p50_ns) if f else '-'} | {_us(f.p99_ns) if f else '-'} |")
+        data[key] = {"run_id": run_id, "loads": [
+            {"load": r.name, "rate_pps": r.rate_pps, "loss_ratio": r.loss_ratio,
+             **{f"{p}_ns": getattr(r.sut, f"{p}_ns") for p in ("p50", "p90", "p99", "p999",
+                                                                "max")},
+             "floor": None if r.floor is None else {
+                 f"{p}_ns": getattr(r.floor, f"{p}_ns") for p in ("p50", "p90", "p99", "p999",
+                                                                  "max")}} for r in rs]}
+    (out / "latency.json").write_text(json.dumps(data, indent=2))
+    return [*lines, ""]

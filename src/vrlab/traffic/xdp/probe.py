@@ -1,0 +1,111 @@
+"""The sink's latency probe: ``latency.bpf.c`` at the tc ingress of the sink's port, and its
+histograms read back as sparse bucket counts.
+
+It sits in front of the nftables counters (tc's ingress hook runs before netfilter's) and lets
+every frame go on to them, so counting is as it was. Built and loaded like the XDP generator
+(clang at first use, then libbpf), because the two share the payload layout and the clock.
+
+Attached with tcx where the kernel has it, through a BPF link whose fd this object holds: the
+program goes when the probe is closed, when its process ends, or when the namespace goes. On
+an older kernel it falls back to a clsact qdisc with the program as a direct-action filter; the
+qdisc belongs to the sink's port and goes with the testbed's namespace.
+
+The map holds HdrHistogram's counts array per router (the layout is
+:mod:`vrlab.histogram`'s), one per CPU; ``read`` adds the CPUs' arrays and returns only the
+buckets that counted something, so a reading crosses the agent's pipe in a few hundred bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from vrlab.bpf import libbpf
+from vrlab.errors import KernelError, TrafficError
+from vrlab.histogram import COUNTS_LEN
+from vrlab.traffic.xdp import build
+
+SOURCE = Path(__file__).with_name("latency.bpf.c")
+PROGRAM = "latency_probe"
+#: clsact's ingress hook, and the fallback filter's priority and name
+INGRESS_PARENT = 0xFFFFFFF2
+FILTER_PRIO = 1
+FILTER_NAME = "vrlab_latency"
+
+#: router index -> {counts index: frames}
+Buckets = dict[int, dict[int, int]]
+
+
+class LatencyProbe:
+    """The probe on the link ``dev`` of this namespace, with a histogram for each of
+    ``routers`` router indexes (the index each frame's payload carries)."""
+
+    def __init__(self, dev: str, routers: int) -> None:
+        if routers < 1:
+            raise TrafficError("the latency probe needs at least one router")
+        self.routers = routers
+        self.how = ""
+        self._link: int | None = None
+        self._obj = libbpf.BpfObject(build.build(SOURCE), max_entries={"hists": routers})
+        try:
+            self._ncpu = libbpf.possible_cpus()
+            with IPRoute() as ipr:
+                found = ipr.link_lookup(ifname=dev)
+                if not found:
+                    raise KernelError(f"no link {dev} in this namespace")
+                ifindex = int(found[0])
+                fd = self._obj.program_fd(PROGRAM)
+                try:
+                    self._link = libbpf.tcx_link(ifindex, fd)
+                    self.how = "tcx"
+                except KernelError:
+                    _clsact(ipr, ifindex, fd, dev)
+                    self.how = "tc"
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> Buckets:
+        """Bucket counts per router since the probe was attached; a trial's are the difference
+        of two readings (:func:`vrlab.histogram.minus`)."""
+        per_cpu = COUNTS_LEN * 8
+        out: Buckets = {}
+        for r in range(self.routers):
+            raw = self._obj.lookup("hists", r, per_cpu * self._ncpu)
+            counts = np.frombuffer(raw, dtype=np.uint64).reshape(self._ncpu, COUNTS_LEN).sum(0)
+            nz = np.flatnonzero(counts)
+            if nz.size:
+                out[r] = {int(i): int(counts[i]) for i in nz}
+        return out
+
+    def close(self) -> None:
+        if self._link is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._link)
+            self._link = None
+        self._obj.close()
+
+    def __enter__(self) -> LatencyProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _clsact(ipr: IPRoute, ifindex: int, fd: int, dev: str) -> None:
+    """A kernel without tcx: clsact on the port, the probe as its direct-action filter."""
+    try:
+        ipr.tc("add", "clsact", ifindex)
+    except NetlinkError as e:
+        if e.code != errno.EEXIST:
+            raise KernelError(f"adding clsact to {dev}: {e}") from e
+    try:
+        ipr.tc("replace-filter", "bpf", ifindex, ":1", fd=fd, name=FILTER_NAME,
+               parent=INGRESS_PARENT, prio=FILTER_PRIO, protocol=0x0003, direct_action=True)
+    except NetlinkError as e:
+        raise KernelError(f"attaching the latency probe to {dev}: {e}") from e

@@ -1,0 +1,113 @@
+"""The latency method's pure parts: CSIT's loads, the throughput taken from the store, and the
+JSON a run prints. No root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vrlab import histogram, latency
+from vrlab.results import LatencySummary, RunInfo
+from vrlab.store.db import Store
+
+
+def info(kind: str, scenario: str) -> RunInfo:
+    return RunInfo(kind=kind, scenario=scenario, spec_yaml="", machine={}, placement={},
+                   vrlab_version="0", profile="quick", params={})
+
+
+def summary(*values: int) -> LatencySummary:
+    return histogram.summarize(histogram.from_buckets(
+        {histogram.counts_index(v): 1 for v in values}))
+
+
+def test_csit_loads_are_idle_then_shares_of_pdr_then_ndr() -> None:
+    loads = latency.csit_loads(400_000, 500_000)
+    assert [ld.name for ld in loads] == ["idle", "10% PDR", "50% PDR", "90% PDR", "NDR"]
+    assert [ld.rate_pps for ld in loads] == [latency.IDLE_PPS, 50_000, 250_000, 450_000,
+                                             400_000]
+    assert loads[-1].percent_of_pdr == 80
+
+
+def add_search(st: Store, scenario: str, ndr: float, pdr: float, status: str = "done") -> int:
+    run = st.start_run(info("ndr", scenario))
+    for goal, lower in (("NDR", ndr), ("PDR", pdr)):
+        sid = st.start_search(run, goal, 0.0)
+        st.finish_search(sid, lower_pps=lower, upper_pps=lower * 1.02, conditional_pps=lower,
+                         width=0.02, trials_used=3, time_spent_s=1.5, result={})
+    st.finish_run(run, status)
+    return run
+
+
+def test_stored_throughput_is_the_newest_completed_search(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as st:
+        assert latency.stored_throughput(st, "native-routed") is None
+        add_search(st, "native-routed", 300_000, 320_000)
+        newest = add_search(st, "native-routed", 310_000, 330_000)
+        add_search(st, "native-routed", 1, 2, status="failed")
+        add_search(st, "native-hybrid", 5, 6)
+        assert latency.stored_throughput(st, "native-routed") == (310_000, 330_000, newest)
+
+
+def test_json_carries_every_load_with_its_floor_and_routers() -> None:
+    load = latency.Load("50% PDR", 250_000, 50.0)
+    s = summary(10_000, 20_000, 30_000)
+    out = latency.LatencyOutcome(
+        run_id=3, scenario="native-routed", ndr_pps=4e5, pdr_pps=5e5, throughput_from="given",
+        trial_s=1.0, repeats=2,
+        points=[latency.Point(load, s, {"r0": s}, 0.0, floor=summary(2_000), floor_loss_ratio=0),
+                latency.Point(latency.Load("NDR", 4e5), s, {"r0": s}, 0.001)])
+    data = out.as_json()
+    loads = data["loads"]
+    assert isinstance(loads, list)
+    assert loads[0]["sut"] == latency.summary_json(s)
+    assert loads[0]["floor"]["count"] == 1
+    assert loads[1]["floor"] is None
+    assert loads[0]["routers"]["r0"]["p99_ns"] == s.p99_ns
+    assert "hist" not in loads[0]["sut"]
+
+
+def test_merged_equals_one_histogram_of_everything() -> None:
+    m = latency.merged([summary(1_000, 2_000), summary(3_000)])
+    assert m.count == 3
+    assert m.max_ns == summary(3_000).max_ns
+
+
+def test_report_section_reads_a_stored_latency_run(tmp_path: Path) -> None:
+    import json
+
+    from vrlab.paper import latency_report
+    from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, TrialResult
+
+    loads = latency.csit_loads(400_000, 500_000)
+    with Store(tmp_path / "r.sqlite") as st:
+        run = st.start_run(RunInfo(
+            kind="latency", scenario="native-routed", spec_yaml="", machine={}, placement={},
+            vrlab_version="0", profile="quick",
+            params={"loads": [{"name": ld.name, "rate_pps": ld.rate_pps} for ld in loads]}))
+        for floor in (0.0, 1.0):
+            for i, ld in enumerate(loads):
+                base = 2_000 if floor else 10_000 * (i + 1)
+                st.add_trial(run, TrialResult(
+                    ld.rate_pps, 1.0, 100, 99 if i == 4 and not floor else 100, {"r0": 100},
+                    ld.rate_pps, extra={LATENCY_LOAD: float(i), LATENCY_FLOOR: floor},
+                    latency={"r0": summary(base, base + 1_000)}))
+        st.finish_run(run)
+        rows = latency_report.rows(st, run)
+        assert [r.name for r in rows] == [ld.name for ld in loads]
+        assert rows[4].loss_ratio == 0.01 and rows[0].loss_ratio == 0
+        assert rows[1].sut.count == 2 and rows[1].floor is not None
+        assert rows[1].sut.p50_ns > rows[1].floor.p50_ns
+        lines = latency_report.section(st, {"native-routed": run}, tmp_path, "caption")
+    text = "\n".join(lines)
+    assert "| native-routed" in text and "![latency](latency.png)" in text
+    assert (tmp_path / "latency.png").exists()
+    data = json.loads((tmp_path / "latency.json").read_text())
+    assert data["native-routed"]["loads"][0]["floor"]["p50_ns"] > 0
+
+
+def test_report_section_says_when_nothing_was_measured(tmp_path: Path) -> None:
+    from vrlab.paper import latency_report
+
+    with Store(tmp_path / "r.sqlite") as st:
+        lines = latency_report.section(st, {}, tmp_path, "caption")
+    assert any(line.startswith("Not measured") for line in lines)
