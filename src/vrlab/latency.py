@@ -14,15 +14,14 @@ method refuses to run there rather than print an empty table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from vrlab import __version__, histogram, sysinfo
-from vrlab.errors import Interrupted, UsageError
-from vrlab.method import Progress, RunContext, placed
+from vrlab import histogram
+from vrlab.errors import UsageError
+from vrlab.method import Progress, RunContext, placed, stored_run
 from vrlab.plan import model, wiring
-from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary, RunInfo, TrialResult
+from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary, TrialResult
 from vrlab.spec import Scenario
 from vrlab.store.db import Store
 from vrlab.testbed import Testbed, TrafficSettings
@@ -176,7 +175,7 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
         "ndr_pps": ndr_pps, "pdr_pps": pdr_pps, "throughput_from": throughput_from,
         "trial_s": dur, "repeats": repeats, "floor": floor, "flows": scenario.traffic.flows,
         "guests": scenario.sut.guests}
-    with _stored_run(ctx, scenario.name, spec_yaml, params) as run_id:
+    with stored_run(ctx, "latency", scenario.name, spec_yaml, params) as run_id:
 
         def store(is_floor: bool) -> Callable[[int, TrialResult], TrialResult]:
             def record(i: int, res: TrialResult) -> TrialResult:
@@ -201,23 +200,3 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
               for i, ld in enumerate(todo)]
     return LatencyOutcome(run_id, scenario.name, ndr_pps, pdr_pps, throughput_from, dur,
                           repeats, points)
-
-
-@contextmanager
-def _stored_run(ctx: RunContext, scenario: str, spec_yaml: str,
-                params: dict[str, object]) -> Iterator[int]:
-    """A stored run of kind ``latency`` whose status tells how it ended, as every measuring
-    run's does: done, interrupted, or failed, with the trials measured before the end kept."""
-    run_id = ctx.store.start_run(RunInfo(
-        kind="latency", scenario=scenario, spec_yaml=spec_yaml, machine=sysinfo.machine(),
-        placement=ctx.placement.as_record(), vrlab_version=__version__,
-        profile=ctx.profile.name, params=params, label=ctx.label))
-    status = "failed"
-    try:
-        yield run_id
-        status = "done"
-    except (KeyboardInterrupt, Interrupted):
-        status = "interrupted"
-        raise
-    finally:
-        ctx.store.finish_run(run_id, status)

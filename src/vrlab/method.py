@@ -76,8 +76,8 @@ def _start(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
 
 
 @contextmanager
-def _run(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
-         params: dict[str, object]) -> Iterator[int]:
+def stored_run(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
+               params: dict[str, object]) -> Iterator[int]:
     """A stored run whose status tells how it ended: done, interrupted (Ctrl-C, SIGTERM) or
     failed; trials stored before the end stay, so a cut-short run keeps what it measured."""
     run_id = _start(ctx, kind, scenario, spec_yaml, params)
@@ -110,7 +110,7 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
         "frame_size": scenario.traffic.frame_size, "guests": scenario.sut.guests,
         "calibrated_max_pps": cal}
     make = plan_for or (lambda rid: wiring.make_plan(scenario, rid))
-    with _run(ctx, "sweep", scenario.name, spec_yaml, params) as run_id, \
+    with stored_run(ctx, "sweep", scenario.name, spec_yaml, params) as run_id, \
             Testbed(make, ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                     label=f"sweep {scenario.name}") as tb:
@@ -213,7 +213,7 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
         progress(msg, res)
 
     t0 = time.monotonic()
-    with _run(ctx, "ndr", scenario.name, spec_yaml, params) as run_id, \
+    with stored_run(ctx, "ndr", scenario.name, spec_yaml, params) as run_id, \
             Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                     label=f"ndr {scenario.name}") as tb:
@@ -293,7 +293,7 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
     generator and sink carry with no loss and no shortfall (NDR search)."""
     p = ctx.profile
     found: dict[int, float] = {}
-    with _run(ctx, "calibrate", "calibration", "", {"flows": list(flows_list)}) as run_id:
+    with stored_run(ctx, "calibrate", "calibration", "", {"flows": list(flows_list)}) as run_id:
         for flows in flows_list:
             with Testbed(wiring.calibration_plan, ctx.placement, TrafficSettings(flows),
                          label="calibrate") as tb:

@@ -278,3 +278,23 @@ def tx_checksum_off(dev: str) -> None:
             raise KernelError(f"{dev} did not turn tx checksum offload off")
     finally:
         e.close()
+
+
+#: clsact's ingress hook, and the priority of vrlab's filters there
+CLSACT_INGRESS = 0xFFFFFFF2
+FILTER_PRIO = 1
+
+
+def tc_ingress_filter(ipr: IPRoute, ifindex: int, prog_fd: int, dev: str, name: str) -> None:
+    """A kernel without tcx: clsact on ``dev``, the program as its direct-action ingress
+    filter (replacing vrlab's earlier one), for every protocol."""
+    try:
+        ipr.tc("add", "clsact", ifindex)
+    except NetlinkError as e:
+        if e.code != errno.EEXIST:
+            raise KernelError(f"adding clsact to {dev}: {e}") from e
+    try:
+        ipr.tc("replace-filter", "bpf", ifindex, ":1", fd=prog_fd, name=name,
+               parent=CLSACT_INGRESS, prio=FILTER_PRIO, protocol=0x0003, direct_action=True)
+    except NetlinkError as e:
+        raise KernelError(f"attaching {name} at the ingress of {dev}: {e}") from e

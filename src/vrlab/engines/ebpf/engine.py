@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
-from vrlab import nsexec
+from vrlab import net, nsexec
 from vrlab.bpf import libbpf, toolchain
 from vrlab.bpf.maps import MAP_HASH, BpfMap, prog_id
 from vrlab.engines.ebpf import layout
@@ -34,8 +33,6 @@ HookChoice = Literal["xdp", "tc", "auto"]
 Attachment = Literal["xdp", "xdp-generic", "tcx", "clsact"]
 #: clang's flags beyond the toolchain's: the share's atomic fetch-and-add needs BPF v3
 CFLAGS = ("-mcpu=v3",)
-INGRESS_PARENT = 0xFFFFFFF2  # clsact's ingress hook
-FILTER_PRIO = 1
 #: Whether the ports map is a hash instead of an array (the array is one bounds check and one
 #: load where a hash hashes, walks a bucket and compares; bench/engine_variants.py flips this
 #: to measure the difference).
@@ -309,7 +306,7 @@ def _attach_fast(xdp_fd: int, tc_fd: int, ifindex: int, name: str, want: str,
         except OSError as e:
             if e.errno not in _UNSUPPORTED or want == "tcx":
                 raise KernelError(f"attaching the engine to {name} (tcx): {e.strerror}") from e
-    _tc_attach(ipr, tc_fd, ifindex, name)
+    net.tc_ingress_filter(ipr, ifindex, tc_fd, name, "vrlab_eng")
     return "clsact"
 
 
@@ -322,19 +319,5 @@ def _attach_all(xdp_fd: int, tc_fd: int, devices: list[tuple[int, str, bool]],
             if fast:
                 way = _attach_fast(xdp_fd, tc_fd, ifindex, name, way, ipr)
             else:
-                _tc_attach(ipr, tc_fd, ifindex, name)
+                net.tc_ingress_filter(ipr, ifindex, tc_fd, name, "vrlab_eng")
     return way if way in ("xdp", "xdp-generic", "tcx", "clsact") else f"none ({hook})"
-
-
-def _tc_attach(ipr: IPRoute, prog_fd: int, ifindex: int, name: str) -> None:
-    """clsact on the device, the program as its ingress filter in direct-action mode."""
-    try:
-        ipr.tc("add", "clsact", ifindex)
-    except NetlinkError as e:
-        if e.code != errno.EEXIST:
-            raise KernelError(f"adding clsact to {name}: {e}") from e
-    try:
-        ipr.tc("replace-filter", "bpf", ifindex, ":1", fd=prog_fd, name="vrlab_eng",
-               parent=INGRESS_PARENT, prio=FILTER_PRIO, protocol=0x0003, direct_action=True)
-    except NetlinkError as e:
-        raise KernelError(f"attaching the engine to {name}: {e}") from e

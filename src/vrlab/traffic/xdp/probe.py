@@ -17,14 +17,13 @@ buckets that counted something, so a reading crosses the agent's pipe in a few h
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from pathlib import Path
 
 import numpy as np
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
+from vrlab import net
 from vrlab.bpf import libbpf
 from vrlab.errors import KernelError, TrafficError
 from vrlab.histogram import COUNTS_LEN
@@ -32,9 +31,7 @@ from vrlab.traffic.xdp import build
 
 SOURCE = Path(__file__).with_name("latency.bpf.c")
 PROGRAM = "latency_probe"
-#: clsact's ingress hook, and the fallback filter's priority and name
-INGRESS_PARENT = 0xFFFFFFF2
-FILTER_PRIO = 1
+#: the name of the probe's filter where a kernel without tcx takes it through clsact
 FILTER_NAME = "vrlab_latency"
 
 #: router index -> {counts index: frames}
@@ -64,7 +61,7 @@ class LatencyProbe:
                     self._link = libbpf.tcx_link(ifindex, fd)
                     self.how = "tcx"
                 except KernelError:
-                    _clsact(ipr, ifindex, fd, dev)
+                    net.tc_ingress_filter(ipr, ifindex, fd, dev, FILTER_NAME)
                     self.how = "tc"
         except BaseException:
             self.close()
@@ -95,17 +92,3 @@ class LatencyProbe:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _clsact(ipr: IPRoute, ifindex: int, fd: int, dev: str) -> None:
-    """A kernel without tcx: clsact on the port, the probe as its direct-action filter."""
-    try:
-        ipr.tc("add", "clsact", ifindex)
-    except NetlinkError as e:
-        if e.code != errno.EEXIST:
-            raise KernelError(f"adding clsact to {dev}: {e}") from e
-    try:
-        ipr.tc("replace-filter", "bpf", ifindex, ":1", fd=fd, name=FILTER_NAME,
-               parent=INGRESS_PARENT, prio=FILTER_PRIO, protocol=0x0003, direct_action=True)
-    except NetlinkError as e:
-        raise KernelError(f"attaching the latency probe to {dev}: {e}") from e
