@@ -29,7 +29,7 @@ from vrlab.errors import UsageError
 @click.option("--profile", "profile_name", default="paper", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
               help="paper: 100-1500 kpps by 100, 10 s, 3 repeats. "
-              "quick: 100-1500 kpps by 200, 0.5 s, 3 repeats.")
+              "quick: 100-1500 kpps by 200, 0.4 s, 3 repeats.")
 @click.option("--rates", default=None, help="START:STOP:STEP in kpps (overrides the profile).")
 @click.option("--duration", type=float, default=None, help="Seconds per trial.")
 @click.option("--repeats", type=int, default=None, help="Trials per rate (the mean is kept).")
@@ -120,10 +120,10 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
 @click.command()
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="quick: every 200 kpps to just beyond the calibrated maximum, 0.5 s trials, 3 "
-              "repeats; each throughput search 3 times, 0.5 s final trials (under 30 min on 2 "
-              "cores). paper: 100-1500 kpps by 100, 10 s, 3 repeats; searches with 10 s "
-              "final trials, 3 times (hours).")
+              help="quick: every 200 kpps to just beyond the calibrated maximum, 0.4 s trials, 3 "
+              "repeats; the searches verdicts rest on 3 times, the others once, 0.5 s final "
+              "trials (about 30 min on 2 cores). paper: 100-1500 kpps by 100, 10 s, 3 "
+              "repeats; searches with 10 s final trials (hours).")
 @click.option("--only", multiple=True, help="Run only these figures (fig4, fig5, fig7 ... fig12, "
               "ndr); repeat the flag for several.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),

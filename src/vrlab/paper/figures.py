@@ -112,6 +112,12 @@ LATENCY: tuple[SweepKey, ...] = (NATIVE_B, NATIVE_R, NATIVE_H,
                                  SweepKey("shared", None, 4, 4, "guests"))
 
 
+#: the searches a verdict rests on (the native configurations and the shared-engine figure's):
+#: `vrlab reproduce` repeats these in rounds; the host configurations' it runs once
+REPEATED: frozenset[str] = frozenset(
+    {NATIVE_B.key, NATIVE_R.key, NATIVE_H.key} | {s.key for s in FIGURES["shared"].series})
+
+
 def searches(names: list[str]) -> list[SweepKey]:
     """The configurations whose throughput the named figures search for, each once."""
     seen: dict[str, SweepKey] = {}
