@@ -47,7 +47,7 @@ from vrlab import histogram, latency, placement, search, spec, sysinfo  # noqa: 
 from vrlab.plan import wiring  # noqa: E402
 from vrlab.results import LatencySummary  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
-from vrlab.traffic.frames import build_frame  # noqa: E402
+from vrlab.traffic.frames import build_frame, mix  # noqa: E402
 
 MIN_PPS = 10_000.0
 SHARE_PPS = 50_000.0  # router A's share in the attack test
@@ -131,22 +131,6 @@ def loads_and_floor(pl: placement.Placement, ndr: float, pdr: float, trial_s: fl
     return loads, got[0], got[1]
 
 
-def mixed(a: bytes, b: bytes, a_rate: float, b_rate: float,
-          slots: int = 64) -> tuple[list[bytes], float]:
-    """A frame list in which A's frames are ``a_rate / (a_rate + b_rate)`` of the whole,
-    spread evenly; and B's exact fraction (as bench/shared_engine.py builds it)."""
-    na = max(1, min(slots - 1, round(slots * a_rate / (a_rate + b_rate))))
-    out, acc = [], 0
-    for _ in range(slots):
-        acc += na
-        if acc >= slots:
-            acc -= slots
-            out.append(a)
-        else:
-            out.append(b)
-    return out, (slots - na) / slots
-
-
 def attack(pl: placement.Placement, engine: str, trial_s: float,
            rounds: int) -> dict[str, Any]:
     """Router B's latency while A sends at its share and while A floods at 3x it."""
@@ -166,7 +150,7 @@ def attack(pl: placement.Placement, engine: str, trial_s: float,
         b_b = build_frame(fb, router_index=index["r1"])
         for _ in range(rounds):
             for label, a_rate in (("share", SHARE_PPS), ("flood", 3 * SHARE_PPS)):
-                frames, frac_b = mixed(a_b, b_b, a_rate, B_PPS)
+                frames, frac_b = mix(a_b, b_b, a_rate, B_PPS)
                 tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=frames, path="xdp",
                             stamp=True)
                 r = tb.trial(B_PPS / frac_b, trial_s, warmup_s=0.1, residual_s=0.1)

@@ -63,7 +63,7 @@ from vrlab import placement, search, spec, sysinfo  # noqa: E402
 from vrlab.plan import wiring  # noqa: E402
 from vrlab.plan.shared import platform_spec  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
-from vrlab.traffic.frames import build_frame  # noqa: E402
+from vrlab.traffic.frames import build_frame, mix  # noqa: E402
 
 SHARE_PPS = 50_000  # router A's share in the fairness test
 #: the goal of the shared engine's NDR over the native router's beside it, per hook
@@ -146,22 +146,6 @@ def measure_n(n: int, pl: placement.Placement, final: float, width: float,
 # --------------------------------------------------------------------------- fairness
 
 
-def mixed(a: bytes, b: bytes, a_rate: float, b_rate: float, slots: int = 64) -> tuple[
-        list[bytes], float]:
-    """A frame list in which A's frames are ``a_rate / (a_rate + b_rate)`` of the whole,
-    spread evenly (so A's rate is steady within a trial). Returns it and B's exact fraction."""
-    na = max(1, min(slots - 1, round(slots * a_rate / (a_rate + b_rate))))
-    out, acc = [], 0
-    for _ in range(slots):
-        acc += na
-        if acc >= slots:
-            acc -= slots
-            out.append(a)
-        else:
-            out.append(b)
-    return out, (slots - na) / slots
-
-
 @dataclass(frozen=True)
 class BSearch:
     """One NDR search of router B: its lower bound, and whether the search ended at an edge of
@@ -228,7 +212,7 @@ def fairness(pl: placement.Placement, final: float, width: float, hook: str,
 
             def measure(b_rate: float, duration: float, a_rate: float = a_rate,
                         a_got: list[float] = a_got) -> tuple[int, int]:
-                frames, frac_b = mixed(fa_b, fb_b, a_rate, b_rate)
+                frames, frac_b = mix(fa_b, fb_b, a_rate, b_rate)
                 assert tb.gen is not None and tb.plan is not None
                 tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=frames)
                 total = b_rate / frac_b

@@ -4,6 +4,7 @@ would drop (bad IP checksum, wrong lengths) or a flow spread that favours one ro
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import struct
 from collections import Counter
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vrlab.traffic import frames
 from vrlab.traffic.frames import MIN_FRAME, Flow, build_frame, make_flows
 
 MAX_FRAME = 1514
@@ -163,3 +165,13 @@ def test_flows_round_robin_over_routers() -> None:
     """The generator cycles through the flows in order, so consecutive frames alternate routers."""
     fl = make_flows(routers(3), "02:76:6c:00:00:01", "198.18.0.1", 9)
     assert [f.router for f in fl] == ["r0", "r1", "r2"] * 3
+
+
+def test_mix_spreads_a_evenly_at_its_share() -> None:
+    out, frac_b = frames.mix(b"a", b"b", 25_000.0, 75_000.0, slots=64)
+    assert len(out) == 64 and out.count(b"a") == 16 and frac_b == 48 / 64
+    gaps = [i for i, f in enumerate(out) if f == b"a"]
+    assert {j - i for i, j in itertools.pairwise(gaps)} == {4}  # never two in a row
+    # each sender keeps at least one slot, however small its share
+    assert frames.mix(b"a", b"b", 1.0, 1e9)[0].count(b"a") == 1
+    assert frames.mix(b"a", b"b", 1e9, 1.0)[1] == 1 / 64

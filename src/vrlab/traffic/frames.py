@@ -104,3 +104,21 @@ def make_flows(routers: list[tuple[str, str, str]], src_mac: str, src_ip: str,
         out.append(Flow(router=name, src_mac=src_mac, dst_mac=dst_mac, src_ip=src_ip,
                         dst_ip=str(net.network_address + host), sport=BASE_SPORT + i))
     return out
+
+
+def mix(a: bytes, b: bytes, a_rate: float, b_rate: float,
+        slots: int = 64) -> tuple[list[bytes], float]:
+    """A frame list in which A's frames are ``a_rate / (a_rate + b_rate)`` of the whole, spread
+    evenly (so A's rate is steady within a trial, not a burst per pass over the list), with at
+    least one frame of each; and B's exact fraction of the list, which the rounding to
+    ``slots`` makes the rate B really gets."""
+    na = max(1, min(slots - 1, round(slots * a_rate / (a_rate + b_rate))))
+    out, acc = [], 0
+    for _ in range(slots):
+        acc += na
+        if acc >= slots:
+            acc -= slots
+            out.append(a)
+        else:
+            out.append(b)
+    return out, (slots - na) / slots
