@@ -162,7 +162,7 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
                 floor_plan: Callable[[str], model.Plan] = wiring.calibration_plan,
                 ) -> LatencyOutcome:
     """Measure ``loads`` (CSIT's by default) on ``scenario``, then on the testbed alone."""
-    ctx = placed(ctx, scenario)
+    ctx, scenario = placed(ctx, scenario)
     if ctx.placement.generator != "xdp":
         raise UsageError("latency needs the XDP generator (it stamps each frame's send time); "
                          "the sendmmsg path sends prebuilt frames and leaves trials untimed: "

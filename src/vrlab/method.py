@@ -36,12 +36,18 @@ class RunContext:
     label: str = ""
 
 
-def placed(ctx: RunContext, scenario: Scenario) -> RunContext:
-    """The placement a scenario runs with: userspace engines take the SUT's CPU."""
+def placed(ctx: RunContext, scenario: Scenario) -> tuple[RunContext, Scenario]:
+    """The placement a scenario runs with, and the scenario as it runs: userspace engines take
+    the SUT's CPU, and the shared eBPF engine's hook is settled for this placement
+    (``placement.engine_hook``) and recorded with it."""
     if scenario.userspace:
-        from dataclasses import replace
-        return replace(ctx, placement=placement.for_userspace(ctx.placement))
-    return ctx
+        ctx = replace(ctx, placement=placement.for_userspace(ctx.placement))
+    if scenario.sut.forwarding == "shared" and scenario.sut.engine == "ebpf":
+        hook = placement.engine_hook(scenario.sut.hook, ctx.placement)
+        ctx = replace(ctx, placement=replace(ctx.placement, engine_hook=hook))
+        scenario = scenario.model_copy(
+            update={"sut": scenario.sut.model_copy(update={"hook": hook})})
+    return ctx, scenario
 
 
 #: what calibration depends on: the direct tg→ts link has no SUT, so where a SUT's receive
@@ -100,7 +106,7 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     The repeats are whole passes over the rates, not back-to-back trials at one rate: a
     point's spread then includes what drifts over the sweep (this VM's neighbours, its
     clock), which three trials in a row would hide."""
-    ctx = placed(ctx, scenario)
+    ctx, scenario = placed(ctx, scenario)
     p = ctx.profile
     rates = p.rates_pps()
     cal = calibrated_max(ctx.store, scenario.traffic.flows, ctx.placement)
@@ -198,7 +204,7 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
         min_rate: float, max_rate: float, progress: Progress = _noop) -> NdrOutcome:
     """Throughput search on a scenario; ``max_rate`` should be the calibrated maximum so the
     generator's shortfall never masquerades as SUT loss."""
-    ctx = placed(ctx, scenario)
+    ctx, scenario = placed(ctx, scenario)
     params: dict[str, object] = {
         "min_pps": min_rate, "max_pps": max_rate, "flows": scenario.traffic.flows,
         "goals": [g.__dict__ for g in goals], "guests": scenario.sut.guests}

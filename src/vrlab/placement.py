@@ -34,6 +34,8 @@ class Placement:
     cpus: int
     engine_cpu: int | None = None  # userspace forwarding engines, when there are any
     generator: GeneratorPath = "sendmmsg"  # how the generator sends (vrlab.traffic.senders)
+    #: the shared eBPF engine's hook (xdp, tc) in a testbed that has one (see ``engine_hook``)
+    engine_hook: str | None = None
 
     def as_record(self) -> dict[str, str]:
         rec = {k: "" if v is None else str(v) for k, v in asdict(self).items()}
@@ -41,6 +43,8 @@ class Placement:
             del rec["engine_cpu"]  # records from before userspace engines stay comparable
         if self.generator == "sendmmsg":
             del rec["generator"]  # likewise records from before the XDP generator
+        if self.engine_hook is None:
+            del rec["engine_hook"]  # no shared engine in this testbed
         return rec
 
     def describe(self) -> str:
@@ -48,6 +52,8 @@ class Placement:
             return f"unpinned ({self.cpus} CPUs, kernel's choice)"
         engines = "" if self.engine_cpu is None else \
             f", userspace engines on CPU {self.engine_cpu}"
+        if self.engine_hook is not None:
+            engines += f", shared engine at {self.engine_hook}"
         return (f"generator ({self.generator}) on CPU {self.generator_cpu}, SUT receive (RPS) "
                 f"on CPU {self.sut_cpu}, sink receive (RPS) on CPU {self.sink_cpu}{engines}")
 
@@ -59,6 +65,21 @@ def for_userspace(pl: Placement) -> Placement:
     if not pl.pinned:
         return pl
     return replace(pl, sut_cpu=pl.generator_cpu, engine_cpu=pl.sut_cpu)
+
+
+def engine_hook(requested: str, pl: Placement) -> str:
+    """The hook the shared eBPF engine takes in a testbed: what the scenario asks for, and for
+    ``auto`` tc wherever the XDP generator feeds a pinned SUT.
+
+    XDP runs inside the SUT ingress veth's poll, which runs on the CPU of whoever sends into
+    the veth: the XDP generator's. Left there, the engine would forward on the testbed's CPU;
+    steered to the SUT's CPU through a cpumap (``EbpfEngine.steer_to``), it forwarded 0.43-0.56x
+    one native router in the main job, where at tc, after RPS has moved each frame to the SUT's
+    CPU, it forwards about as much as a native router (docs/design-notes.md). A platform
+    outside a testbed (``vrlab up``) keeps ``auto``'s own meaning: native XDP where it works."""
+    if requested != "auto" or not pl.pinned or pl.generator != "xdp":
+        return requested
+    return "tc"
 
 
 def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None,

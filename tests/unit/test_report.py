@@ -18,7 +18,7 @@ from vrlab import placement, profiles
 from vrlab.errors import UsageError
 from vrlab.method import RunContext
 from vrlab.paper import claims, figures, reproduce, verdicts
-from vrlab.paper.figures import FIGURES, SweepKey
+from vrlab.paper.figures import FIGURES, REPEATED, SHARED_N, SHARED_XDP_N, SweepKey
 from vrlab.results import SINK_BACKLOG_DROPS, RunInfo, TrialResult
 from vrlab.store.db import Store
 
@@ -387,11 +387,11 @@ def test_ndr_section_reports_each_search_and_draws_bars(store: Store, tmp_path: 
 
 
 def _searched(store: Store, key: str, ndr_pps: float, at_ceiling: bool = False,
-              at_floor: bool = False) -> int:
+              at_floor: bool = False, where: dict[str, str] | None = None) -> int:
     """An NDR search stored as ``vrlab ndr`` stores one. At its ceiling or floor both bounds
     are that rate, as ``mlr_search`` reports them; otherwise the interval is 2% wide."""
     rid = store.start_run(RunInfo(kind="ndr", scenario=key, spec_yaml="", machine={},
-                                  placement={}, vrlab_version="t", profile="quick",
+                                  placement=where or {}, vrlab_version="t", profile="quick",
                                   params={}, label=key))
     sid = store.start_search(rid, "NDR", 0.0)
     upper = ndr_pps if at_ceiling or at_floor else ndr_pps * 1.02
@@ -507,3 +507,48 @@ def test_repeated_searches_report_the_median_and_judge_on_every_repeat(
     assert "its repeats 590-600 kpps (3 searches" in sec
     assert f"**Verdict: {verdict}**" in sec
     assert (tmp_path / "shared.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_shared_section_sets_the_two_hooks_side_by_side(store: Store, tmp_path: Path) -> None:
+    """The engine at the testbed's hook (tc, as its runs recorded) decides the verdict; the
+    engine at XDP, searched at fewer N, stands beside it with its own ratio to native, and the
+    N it was not searched at say so instead of showing nothing."""
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", 600_000.0)]}
+    for s in FIGURES["shared"].series:
+        if s.routers is None:
+            continue
+        if s.hook == "xdp":
+            ndr_runs[s.key] = [_searched(store, s.key, 300_000.0)]
+        elif s.engine == "ebpf":
+            ndr_runs[s.key] = [_searched(store, s.key, 570_000.0, where={"engine_hook": "tc"})]
+        else:
+            ndr_runs[s.key] = [_searched(store, s.key, 100_000.0)]
+    md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
+    sec = section(md.read_text(), "## Beyond the paper:")
+    assert "The engine runs at the tc hook here" in sec
+    assert "**Verdict: holds**" in sec  # 570/600 at tc; XDP's 300 is not what it rests on
+    rows = {n: next(line for line in sec.splitlines() if line.startswith(f"| {n} |"))
+            for n in SHARED_N}
+    for n, row in rows.items():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if n in SHARED_XDP_N:
+            assert cells[5] == "300-306 kpps" and cells[-1] == "0.50", row
+        else:
+            assert cells[5] == "not measured" and cells[-1] == "-", row
+        assert cells[6] == "0.95", row
+
+
+def test_the_engine_at_xdp_is_searched_once_and_the_testbed_hook_in_rounds() -> None:
+    xdp = {s.key for s in FIGURES["shared"].series if s.hook == "xdp"}
+    assert xdp == {f"shared-r{n}-ebpf-xdp{'' if n == 1 else f'-f{n}'}" for n in SHARED_XDP_N}
+    keys = {k.key for k in reproduce.searches(["shared"])}
+    assert xdp <= keys
+    assert not xdp & REPEATED
+    assert "shared-r64-ebpf-f64" in REPEATED and "shared-r64-guests-f64" not in REPEATED
+    assert "native-routed" in REPEATED
+
+
+def test_a_key_with_a_hook_loads_the_scenario_at_that_hook() -> None:
+    key = next(s for s in FIGURES["shared"].series if s.hook == "xdp")
+    sc, _ = reproduce._load(key)
+    assert sc.sut.hook == "xdp" and sc.sut.engine == "ebpf" and sc.traffic.routers == key.routers

@@ -56,7 +56,7 @@ def _cells(s: LatencySummary | None) -> list[str]:
 @placement_options
 @db_option
 def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-                engine: str | None, guest_kind: str | None, profile_name: str,
+                engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,
                 duration: float | None, repeats: int, ndr_kpps: float | None,
                 pdr_kpps: float | None, fresh: bool, max_kpps: float | None, floor: bool,
                 as_json: bool, pin: bool, sink_rx: str, generator: str,
@@ -68,7 +68,7 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
     `vrlab ndr` of the scenario in the store, or a search run first."""
     from vrlab import latency, method
 
-    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
     prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
     if (ndr_kpps is None) != (pdr_kpps is None):
         raise UsageError("--ndr-kpps and --pdr-kpps go together")

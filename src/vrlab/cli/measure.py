@@ -40,7 +40,8 @@ from vrlab.errors import UsageError
 @click.option("--plot/--no-plot", default=True, show_default=True)
 @db_option
 def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-          engine: str | None, guest_kind: str | None, profile_name: str, rates: str | None,
+          engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,
+          rates: str | None,
           duration: float | None,
           repeats: int | None, pin: bool, sink_rx: str, generator: str, label: str,
           out_dir: Path, plot: bool,
@@ -48,7 +49,7 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     """Measure SCENARIO the paper's way: received rate at each offered rate."""
     from vrlab import method
 
-    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
     prof = profile_from(profile_name, rates, duration, repeats)
     net.require_root()
     ctx = run_context(db, pin, sink_rx, prof, label, generator)
@@ -177,7 +178,7 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
 @placement_options
 @db_option
 def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-            engine: str | None, guest_kind: str | None, profile_name: str,
+            engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,
             final_duration: float | None,
             duration_sum: float | None,
             exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
@@ -194,7 +195,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
     from vrlab import method
     from vrlab.paper import repeated
 
-    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
     prof = profiles.get(profile_name)
     final = prof.calib_final_s if final_duration is None else final_duration
     goals = method.ndr_goals(final, width, pdr_loss,

@@ -25,8 +25,11 @@ def db_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def overrides(guests: int | None, flows: int | None, routers: int | None,
-               engine: str | None = None, guest_kind: str | None = None) -> dict[str, Any]:
+               engine: str | None = None, guest_kind: str | None = None,
+               hook: str | None = None) -> dict[str, Any]:
     o: dict[str, Any] = {}
+    if hook is not None:
+        o["sut.hook"] = hook
     if guest_kind is not None:
         o["sut.guest_kind"] = guest_kind
     if engine is not None:
@@ -57,6 +60,11 @@ def placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--hook", type=click.Choice(["xdp", "tc", "auto"]), default=None,
+                     help="Scenario 'shared' with the eBPF engine only: run the engine at XDP "
+                     "or tc. Default (auto): tc where the XDP generator feeds the SUT (XDP "
+                     "would run on the generator's CPU), native XDP elsewhere; the hook is "
+                     "recorded with the results.")(f)
     f = click.option("--guest-kind", type=click.Choice(["netns", "userspace"]), default=None,
                      help="guest-*/mixed-* scenarios: forwarding guests forward in their "
                      "kernel (netns) or with a userspace engine process each (like a Xen "

@@ -30,10 +30,10 @@ def scenarios() -> None:
 @click.argument("scenario")
 @scenario_options
 def plan_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-             engine: str | None, guest_kind: str | None) -> None:
+             engine: str | None, guest_kind: str | None, hook: str | None) -> None:
     """Print the namespaces, links, addresses, routes and neighbour entries SCENARIO would
     create. Needs no root and touches nothing."""
-    sc, _ = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
+    sc, _ = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
     p = wiring.make_plan(sc, "XXXX")
     out.print(f"[bold]{sc.name}[/]: {' '.join(sc.description.split())}")
     out.print("(run id XXXX stands for the 4-hex id each run picks)\n")

@@ -16,6 +16,7 @@ class SweepKey:
     routers: int | None = None  # scenario shared: routers, each with its share of the flows
     engine: str | None = None  # scenario shared: ebpf | guests
     guest_kind: str | None = None  # guest-*/mixed-*: netns (default) | userspace
+    hook: str | None = None  # scenario shared, engine ebpf: xdp | tc (None: the testbed's choice)
 
     @property
     def key(self) -> str:
@@ -24,14 +25,16 @@ class SweepKey:
         r = "" if self.routers is None else f"-r{self.routers}"
         e = "" if self.engine is None else f"-{self.engine}"
         k = "" if self.guest_kind is None else f"-{self.guest_kind}"
-        return f"{self.scenario}{g}{r}{e}{k}{f}"
+        h = "" if self.hook is None else f"-{self.hook}"
+        return f"{self.scenario}{g}{r}{e}{h}{k}{f}"
 
     @property
     def label(self) -> str:
         if self.scenario == "direct":
             return f"TG→TS, {self.flows} flow{'s' if self.flows > 1 else ''}"
         if self.routers is not None:
-            return f"{self.scenario} ({self.engine or 'ebpf'}), N={self.routers}"
+            hook = "" if self.hook is None else f" at {'XDP' if self.hook == 'xdp' else 'tc'}"
+            return f"{self.scenario} ({self.engine or 'ebpf'}{hook}), N={self.routers}"
         if self.guests is None:
             return self.scenario
         kind = "" if self.guest_kind is None else f" ({self.guest_kind})"
@@ -59,6 +62,9 @@ IDLE_N = (1, 2, 4, 6)
 GUEST_N = (1, 2, 4, 6)
 MIXED_N = (2, 3, 4, 6)
 SHARED_N = (1, 4, 16, 64)
+#: the router counts at which a reproduction also measures the shared engine at its XDP hook
+#: (once each: the testbed's default for the engine is tc, see placement.engine_hook)
+SHARED_XDP_N = (1, 64)
 
 
 def _u(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
@@ -66,10 +72,11 @@ def _u(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
     return tuple(SweepKey(scenario, n, guest_kind="userspace") for n in ns)
 
 
-def _shared(engine: str) -> tuple[SweepKey, ...]:
+def _shared(engine: str, ns: tuple[int, ...] = SHARED_N,
+            hook: str | None = None) -> tuple[SweepKey, ...]:
     """One flow per router, so every router's table is used (bench/shared_engine.py goes to
     256 routers; a reproduction stops at 64 to keep the main job short)."""
-    return tuple(SweepKey("shared", None, n, n, engine) for n in SHARED_N)
+    return tuple(SweepKey("shared", None, n, n, engine, hook=hook) for n in ns)
 
 
 FIGURES: dict[str, Figure] = {f.name: f for f in (
@@ -101,7 +108,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
             *_n("host-routed", IDLE_N)), ndr=True),
     Figure("shared", "Sec. 6 (future work)",
            "One shared forwarding engine vs forwarding in each router's guest",
-           (NATIVE_R, *_shared("ebpf"), *_shared("guests")), ndr=True, scaling=True),
+           (NATIVE_R, *_shared("ebpf"), *_shared("guests"), *_shared("ebpf", SHARED_XDP_N, "xdp")),
+           ndr=True, scaling=True),
 )}
 
 
@@ -112,10 +120,11 @@ LATENCY: tuple[SweepKey, ...] = (NATIVE_B, NATIVE_R, NATIVE_H,
                                  SweepKey("shared", None, 4, 4, "guests"))
 
 
-#: the searches a verdict rests on (the native configurations and the shared-engine figure's):
-#: `vrlab reproduce` repeats these in rounds; the host configurations' it runs once
+#: the searches a verdict rests on (the native configurations and the shared engine at its
+#: testbed hook): `vrlab reproduce` repeats these in rounds; the others (the host
+#: configurations, the routers forwarding in their guests, the engine at XDP) it runs once
 REPEATED: frozenset[str] = frozenset(
-    {NATIVE_B.key, NATIVE_R.key, NATIVE_H.key} | {s.key for s in FIGURES["shared"].series})
+    {NATIVE_B.key, NATIVE_R.key, NATIVE_H.key} | {s.key for s in _shared("ebpf")})
 
 
 def searches(names: list[str]) -> list[SweepKey]:

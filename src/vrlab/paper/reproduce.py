@@ -79,6 +79,8 @@ def _load(key: SweepKey) -> tuple[spec.Scenario, str]:
         overrides["sut.engine"] = key.engine
     if key.guest_kind is not None:
         overrides["sut.guest_kind"] = key.guest_kind
+    if key.hook is not None:
+        overrides["sut.hook"] = key.hook
     return spec.load(key.scenario, overrides)
 
 

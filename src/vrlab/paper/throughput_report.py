@@ -107,6 +107,18 @@ def _goals_sentence(rows: dict[str, dict[str, SearchRow]]) -> str:
             "calibrated maximum; a bound the generator could not offer is marked.")
 
 
+def _testbed_hook(store: Store, ndr_runs: NdrRuns) -> str:
+    """The hook the testbed gave the shared engine where the scenario left it the choice, as
+    the searches recorded it; "its default hook" for runs that recorded none."""
+    for s in FIGURES["shared"].series:
+        if s.engine == "ebpf" and s.hook is None:
+            for run_id in ndr_runs.get(s.key, ()):
+                hook = store.run(run_id).placement.get("engine_hook")
+                if hook:
+                    return "XDP" if hook == "xdp" else hook
+    return "its default hook"
+
+
 def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
                     caption: str) -> list[str]:
     """The paper's future work, measured: aggregate NDR against N for the shared engine and
@@ -119,13 +131,16 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
         return r if r is not None and r.lower_pps is not None else None
 
     native = ndr(figures.NATIVE_R)
+    hook = _testbed_hook(store, ndr_runs)
     series: dict[str, list[tuple[int, float, bool]]] = {}
     ranges: dict[str, list[tuple[int, float, float]]] = {}
     for s in fig.series:
         r = ndr(s)
         if s.routers is None or r is None or r.lower_pps is None:
             continue
-        name = ("shared eBPF engine" if s.engine == "ebpf" else "each router in its guest")
+        name = ("each router in its guest" if s.engine == "guests" else
+                "shared eBPF engine at XDP" if s.hook == "xdp" else
+                f"shared eBPF engine at {hook}")
         series.setdefault(name, []).append(
             (s.routers, r.lower_pps / 1e3, bool(r.result.get("upper_is_max"))))
         sp = repeated.spread(r)
@@ -141,7 +156,15 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
              "their guests, and one native router. Aggregate NDR (0 loss), traffic split "
              "evenly: each point is the median of the repeated searches, its whisker the "
              "lowest to the highest repeat; a hollow point reached the search's ceiling (the "
-             "generator's calibrated maximum), so it is only a floor.", ""]
+             "generator's calibrated maximum), so it is only a floor.", "",
+             f"The engine runs at the {hook} hook here, the testbed's choice for it "
+             "(`placement.engine_hook`): with the XDP generator, XDP on the SUT's ingress runs "
+             "inside that veth's receive poll on the generator's CPU, and the testbed steers it "
+             "to the SUT's CPU through a cpumap, whose queue drops frames before the SUT's CPU "
+             "is busy (docs/design-notes.md). The engine at XDP is measured too, at N = "
+             f"{', '.join(map(str, figures.SHARED_XDP_N))}, one search each, so the two hooks "
+             "stand side by side; `bench/shared_engine.py --hook xdp|tc` compares each with "
+             "native routers in alternating searches.", ""]
     if series:
         ref = ("one native router", native.lower_pps / 1e3) if native and native.lower_pps \
             else None
@@ -149,23 +172,28 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
                                   ylabel="aggregate NDR (kpps)", caption=caption,
                                   reference=ref, ranges=ranges)
         lines += [f"![shared engine]({p.name})" for p in paths if p.suffix == ".png"]
-    lines += ["", "| N | shared engine NDR (median search) | its repeats | guests NDR (median "
-              "search) | its repeats | shared / native | guests / native |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", f"| N | engine at {hook}: NDR (median search) | its repeats | guests NDR "
+              "(median search) | its repeats | engine at XDP: NDR | "
+              f"{hook} / native | guests / native | XDP / native |",
+              "|---|---|---|---|---|---|---|---|---|"]
     base = native.lower_pps if native and native.lower_pps else None
     engine: dict[int, SearchRow | None] = {}
+
+    def ratio(r: SearchRow | None) -> str:
+        if r is None or r.lower_pps is None or not base:
+            return "n/a"
+        return f"{r.lower_pps / base:.2f}"
+
     for n in figures.SHARED_N:
         sh = ndr(SweepKey("shared", None, n, n, "ebpf"))
         gu = ndr(SweepKey("shared", None, n, n, "guests"))
-
-        def ratio(r: SearchRow | None) -> str:
-            if r is None or r.lower_pps is None or not base:
-                return "n/a"
-            return f"{r.lower_pps / base:.2f}"
-
+        xdp_key = SweepKey("shared", None, n, n, "ebpf", hook="xdp")
+        xdp = ndr(xdp_key)
+        xdp_cell = bounds(xdp) if n in figures.SHARED_XDP_N else "not measured"
         engine[n] = sh
         lines.append(f"| {n} | {bounds(sh)} | {_span(sh)} | {bounds(gu)} | {_span(gu)} | "
-                     f"{ratio(sh)} | {ratio(gu)} |")
+                     f"{xdp_cell} | {ratio(sh)} | {ratio(gu)} | "
+                     f"{ratio(xdp) if n in figures.SHARED_XDP_N else '-'} |")
     if native is not None:
         lines.append(f"\nOne native router (native-routed): NDR {bounds(native)}; its "
                      f"repeats {_span(native)}.")
