@@ -63,6 +63,7 @@ from vrlab import placement, search, spec, sysinfo  # noqa: E402
 from vrlab.plan import wiring  # noqa: E402
 from vrlab.plan.shared import platform_spec  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
+from vrlab.traffic import senders  # noqa: E402
 from vrlab.traffic.frames import build_frame, mix  # noqa: E402
 
 SHARE_PPS = 50_000  # router A's share in the fairness test
@@ -214,7 +215,8 @@ def fairness(pl: placement.Placement, final: float, width: float, hook: str,
                         a_got: list[float] = a_got) -> tuple[int, int]:
                 frames, frac_b = mix(fa_b, fb_b, a_rate, b_rate)
                 assert tb.gen is not None and tb.plan is not None
-                tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=frames)
+                tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=frames,
+                            path=pl.generator)
                 total = b_rate / frac_b
                 r = tb.trial(total, duration, warmup_s=0.1, residual_s=0.1)
                 sent_b = int(r.sent * frac_b)
@@ -281,11 +283,17 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=0.03, help="NDR goal width")
     ap.add_argument("--skip-fib", action="store_true", help="skip the FIB sync figures")
     ap.add_argument("--skip-fair", action="store_true", help="skip the fairness test")
+    ap.add_argument("--generator", choices=("auto", "xdp", "sendmmsg"), default="auto",
+                    help="how the generator sends, with the sink's receive work placed as "
+                    "`vrlab ndr` places it (auto: XDP live frames where the kernel has them)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds testbeds and platforms)")
     ns = [int(x) for x in args.routers.split(",")]
-    pl = placement.choose(True)
+    path, why = senders.resolve(args.generator)
+    if why:
+        print(f"generator: sendmmsg ({why})")
+    pl = placement.choose(True, "generator" if path == "xdp" else "sut", generator=path)
     m = sysinfo.machine()
     rows: list[tuple[str, int, dict[str, Any]]] = []
     shared: dict[str, int] = {}
@@ -360,7 +368,7 @@ def main() -> None:
               f"A forwarded {fair['a_forwarded_pps_a_flood_3x'] / 1e3:.1f} kpps while flooding")
     ratios = {n: v["shared_over_native"] for n, v in paired.items()}
     print(json.dumps({
-        "hook": args.hook,
+        "hook": args.hook, "generator": pl.generator,
         "native_pps": round(native["ndr_pps"]), "shared_pps": shared, "guest_pps": guest,
         "setup_64_s": setup["up_s"],
         "fib_sync_100k_s": fib.get("fib_sync_100k_s"),
