@@ -387,7 +387,8 @@ def test_ndr_section_reports_each_search_and_draws_bars(store: Store, tmp_path: 
 
 
 def _searched(store: Store, key: str, ndr_pps: float, at_ceiling: bool = False,
-              at_floor: bool = False, where: dict[str, str] | None = None) -> int:
+              at_floor: bool = False, where: dict[str, str] | None = None,
+              result: dict[str, object] | None = None) -> int:
     """An NDR search stored as ``vrlab ndr`` stores one. At its ceiling or floor both bounds
     are that rate, as ``mlr_search`` reports them; otherwise the interval is 2% wide."""
     rid = store.start_run(RunInfo(kind="ndr", scenario=key, spec_yaml="", machine={},
@@ -397,7 +398,8 @@ def _searched(store: Store, key: str, ndr_pps: float, at_ceiling: bool = False,
     upper = ndr_pps if at_ceiling or at_floor else ndr_pps * 1.02
     store.finish_search(sid, lower_pps=ndr_pps, upper_pps=upper, conditional_pps=ndr_pps,
                         width=(upper - ndr_pps) / upper, trials_used=5, time_spent_s=5.0,
-                        result={"lower_is_min": at_floor, "upper_is_max": at_ceiling})
+                        result={"lower_is_min": at_floor, "upper_is_max": at_ceiling,
+                                **(result or {})})
     store.finish_run(rid)
     return rid
 
@@ -552,3 +554,21 @@ def test_a_key_with_a_hook_loads_the_scenario_at_that_hook() -> None:
     key = next(s for s in FIGURES["shared"].series if s.hook == "xdp")
     sc, _ = reproduce._load(key)
     assert sc.sut.hook == "xdp" and sc.sut.engine == "ebpf" and sc.traffic.routers == key.routers
+
+
+def test_rfc2544_column_tells_none_from_not_stored(store: Store, tmp_path: Path) -> None:
+    """A search that stored no RFC 2544 throughput (no clean full-length trial below its lowest
+    lossy one) reads "none"; one from before the figure existed reads "-"; a figure reads as
+    kpps."""
+    ndr_runs = {
+        "native-bridged": [_searched(store, "native-bridged", 500_000.0,
+                                     result={"rfc2544_throughput_pps": None})],
+        "native-routed": [_searched(store, "native-routed", 550_000.0,
+                                    result={"rfc2544_throughput_pps": 480_000.0})],
+        "native-hybrid": [_searched(store, "native-hybrid", 400_000.0)]}
+    md = reproduce.write_report(store, ["ndr"], {}, {}, tmp_path, "quick", ndr_runs)
+    sec = section(md.read_text(), "## RFC 2544 / RFC 9971:")
+    cell = {key: [c.strip() for c in next(line for line in sec.splitlines()
+                                          if f"(run {rid[0]})" in line).strip("|").split("|")][4]
+            for key, rid in ndr_runs.items()}
+    assert cell == {"native-bridged": "none", "native-routed": "480 kpps", "native-hybrid": "-"}

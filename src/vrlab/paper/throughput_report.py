@@ -86,8 +86,13 @@ def ndr_section(store: Store, ndr_runs: NdrRuns, out: Path,
 
 
 def _rfc2544(row: SearchRow | None) -> str:
-    pps = row.result.get("rfc2544_throughput_pps") if row else None
-    return f"{float(pps) / 1e3:.0f} kpps" if isinstance(pps, int | float) else "-"
+    """RFC 2544 throughput as stored with the search; "none" where the search stored that it
+    had none (every full-length trial below its lowest lossy load is missing), "-" where the
+    search predates the figure."""
+    if row is None or "rfc2544_throughput_pps" not in row.result:
+        return "-"
+    pps = row.result["rfc2544_throughput_pps"]
+    return f"{float(pps) / 1e3:.0f} kpps" if isinstance(pps, int | float) else "none"
 
 
 def _goals_sentence(rows: dict[str, dict[str, SearchRow]]) -> str:
@@ -103,8 +108,11 @@ def _goals_sentence(rows: dict[str, dict[str, SearchRow]]) -> str:
             "goal's loss make up at most the exceed ratio of the duration sum. Each cell is "
             "the goal's final interval (relevant lower to upper bound); the bars are the lower "
             "bounds. RFC 2544 throughput, read off the same trials, is the highest load whose "
-            "full-length trials all lost nothing. Searches are capped at the generator's "
-            "calibrated maximum; a bound the generator could not offer is marked.")
+            "full-length trials all lost nothing, below the lowest load where one lost "
+            "frames; \"none\" where the search ran no full-length trial below that load (its "
+            "first lossy full-length trial came at or below every clean one: MLRsearch's "
+            "exceed ratio lets such a load pass, RFC 2544 does not). Searches are capped at "
+            "the generator's calibrated maximum; a bound the generator could not offer is marked.")
 
 
 def _testbed_hook(store: Store, ndr_runs: NdrRuns) -> str:
