@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import struct
+import time
 
 import pytest
 
 from vrlab import nsexec, placement, spec
 from vrlab.bpf import libbpf
+from vrlab.errors import KernelError
 from vrlab.plan import wiring
 from vrlab.testbed import LATENCY_TIMED, Testbed, TrafficSettings
 from vrlab.traffic.frames import Flow, build_frame
 from vrlab.traffic.sinks import SinkChoice
+from vrlab.traffic.xdp.probe import LatencyProbe
 from vrlab.traffic.xdp.tcsink import TcSink
 
 pytestmark = [
@@ -123,3 +128,44 @@ def ip_in_receives(ns: str) -> int:
     head, vals = [ln.split() for ln in text.splitlines() if ln.startswith("Ip:")][:2]
     return int(vals[head.index("InReceives")])
 
+
+
+def clsact_pair(tg_ns: str, tg_dev: str, ts_ns: str, ts_dev: str, routers: dict[str, str],
+                frame: bytes, n: int) -> tuple[str, str, int, int]:
+    """In the sink's namespace, as a kernel without tcx would have it: the probe and the sink
+    as clsact filters; ``n`` stamped frames sent from tg's port. Returns how each attached,
+    the frames the sink counted and those the probe timed."""
+    nsexec.enter(tg_ns)
+    tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)  # stays in tg's namespace
+    tx.bind((tg_dev, 0))
+    nsexec.enter(ts_ns)
+
+    def no_tcx(ifindex: int, prog_fd: int) -> int:
+        raise KernelError("tcx is missing (as on a kernel before 6.6)")
+
+    libbpf.tcx_link = no_tcx  # this forked child's own copy of the module
+    probe = LatencyProbe(ts_dev, 1)
+    sink = TcSink(ts_dev, routers)
+    for _ in range(n):
+        tx.send(frame[:42] + struct.pack("=Q", time.monotonic_ns()) + frame[50:])
+    deadline = time.monotonic() + 5
+    while sink.read().total < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+    timed = sum(sum(b.values()) for b in probe.read().values())
+    return probe.how, sink.how, sink.read().total, timed
+
+
+def test_without_tcx_the_sink_filter_runs_after_the_probe_filter() -> None:
+    """The testbed's own sink is nftables here (netdev ingress, after tc), so the frames the
+    clsact sink drops never reach it."""
+    with Testbed(wiring.calibration_plan, placement.choose(True),
+                 TrafficSettings(latency=False, sink="nftables"), label="test_sink") as tb:
+        assert tb.plan is not None
+        t = tb.plan.traffic
+        frame = build_frame(tb.flows[0], router_index=0)
+        routers = {r.name: r.prefix for r in t.routers}
+        got = nsexec.run_in(t.ts_ns, clsact_pair, t.tg_ns, t.tg_dev, t.ts_ns, t.ts_dev, routers,
+                            frame, 200)
+        nft = tb.counts()
+    assert got == ("tc", "tc", 200, 200)
+    assert nft.total == 0 and nft.other == 0

@@ -57,6 +57,11 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                     raise TrafficError("send before sender: the generator has no frames yet")
                 reply = {"ok": True, **asdict(sender.send(msg["rate"], msg["duration"]))}
             elif op == "sink":
+                if isinstance(sink, TcSink):  # a second "sink": the first must not stay in front
+                    sink.close()
+                if probe is not None:
+                    probe.close()
+                sink = probe = None
                 reply = {"ok": True}
                 # the probe first: the tc BPF sink drops every frame, so it must come after
                 # the probe in tcx's order of attachment (and its clsact filter's priority)
