@@ -107,8 +107,9 @@ static __always_inline void count_flow(struct iphdr_min *ip, void *data_end)
 }
 
 /*
- * A frame whose headers are not all in the linear part of its skb (none of
- * the testbed's are) is made linear first, at a cost only to such frames.
+ * A frame whose IP header is not all in the linear part of its skb (none of
+ * the testbed's are) is made linear that far first, at a cost only to such
+ * frames.
  */
 static __always_inline int sink(struct __sk_buff *skb, int with_flows)
 {

@@ -1,11 +1,11 @@
 """The counting sink as a tc BPF program: ``sink.bpf.c`` at the tc ingress of the sink's port.
 
 The sink's receive work runs on the generator's CPU, so its cost per frame is taken from the
-generator's headroom. nftables' netdev ingress chain (:class:`vrlab.traffic.sink.NftSink`)
-costs a chain walk, an interval-set lookup and counter updates shared between CPUs for every
-frame; this program costs one LPM-trie lookup and one per-CPU increment, then drops the frame
-(``TC_ACT_SHOT``) before it reaches netfilter or the IP layer. It counts the same things and
-reads back as the same :class:`~vrlab.traffic.sink.Counts`.
+generator's headroom. This program costs one LPM-trie lookup and one per-CPU increment per
+frame, then drops it (``TC_ACT_SHOT``) before it reaches netfilter or the IP layer; the
+nftables sink (:class:`vrlab.traffic.sink.NftSink`), which runs its rules in netfilter's netdev
+ingress hook, let the testbed carry about a fifth less loss-free (docs/design-notes.md). It
+counts the same things and reads back as the same :class:`~vrlab.traffic.sink.Counts`.
 
 It must run after the latency probe (``latency.bpf.c``), which times frames and passes them on:
 attached with tcx (appended, so after a probe attached earlier) where the kernel has it, held
