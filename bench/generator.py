@@ -2,7 +2,8 @@
 """Generator benchmark: is vrlab's generator good enough to measure a SUT with, on this machine?
 
 Two questions, answered in one run on one placement: the generator process and the sink's
-receive work (nftables counting at ts ingress) share CPU 0, so CPU 1 is left to the SUT alone.
+receive work (counting at ts ingress: the tc BPF sink by default, ``--sink nftables`` for the
+portable one) share CPU 0, so CPU 1 is left to the SUT alone.
 
 * Is vrlab's sender as fast as the reference generators? vrlab (its default XDP live-frames
   path, and its sendmmsg path for context), trafgen (netsniff-ng, AF_PACKET TX_RING) and
@@ -48,6 +49,7 @@ from vrlab.plan import wiring
 from vrlab.testbed import Testbed, TrafficSettings
 from vrlab.traffic.frames import build_frame
 from vrlab.traffic.sink import Counts
+from vrlab.traffic.sinks import SinkChoice
 
 FINAL_S = 2.0  # the trials that decide every search, and the references' measuring window
 WARMUP_S = 0.1  # uncounted frames before each trial (RFC 2544's learning frames)
@@ -133,15 +135,16 @@ def run_search(tb: Testbed, goal: search.SearchGoal, lo: float, hi: float, initi
                  short, top)
 
 
-def loss_free(pl: placement.Placement, trace: bool) -> Found:
-    with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=1), label="bench") as tb:
+def loss_free(pl: placement.Placement, sink: SinkChoice, trace: bool) -> Found:
+    with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=1, sink=sink),
+                 label="bench") as tb:
         return run_search(tb, LOSS_FREE_GOAL, MIN_PPS, MAX_PPS, LOSS_FREE_INITIAL_S, True,
                           trace)
 
 
-def native_ndr(pl: placement.Placement, cap: float, trace: bool) -> Found:
+def native_ndr(pl: placement.Placement, sink: SinkChoice, cap: float, trace: bool) -> Found:
     sc, _ = spec.load("native-routed")
-    settings = TrafficSettings(sc.traffic.flows, sc.traffic.frame_size)
+    settings = TrafficSettings(sc.traffic.flows, sc.traffic.frame_size, sink=sink)
     with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, settings, label="bench") as tb:
         return run_search(tb, NDR_GOAL, MIN_PPS, cap, NDR_INITIAL_S, False, trace)
 
@@ -295,9 +298,10 @@ class Paced:
         return (self.at_sink - self.requested) / self.requested
 
 
-def accuracy(pl: placement.Placement, top: float) -> list[Paced]:
+def accuracy(pl: placement.Placement, sink: SinkChoice, top: float) -> list[Paced]:
     rows = []
-    with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=1), label="bench") as tb:
+    with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=1, sink=sink),
+                 label="bench") as tb:
         for frac in ACCURACY_FRACTIONS:
             rate = top * frac
             r = tb.trial(rate, FINAL_S, warmup_s=WARMUP_S, residual_s=RESIDUAL_S)
@@ -336,6 +340,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating rounds of tg→ts and native-routed searches (3)")
     ap.add_argument("--trace", action="store_true", help="print every trial to stderr")
+    ap.add_argument("--sink", choices=("auto", "tc-bpf", "nftables"), default="auto",
+                    help="the sink's counter (auto: the tc BPF sink where it loads)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds namespaces, veths and loads BPF)")
@@ -357,8 +363,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vrlab-bench-") as tmp:
         for i in range(args.rounds):
             log(f"round {i + 1}/{args.rounds}: tg→ts loss-free search (vrlab, XDP)")
-            with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=1),
+            with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=1, sink=args.sink),
                          label="bench") as tb:
+                sink_kind = tb.sink_kind
                 f = run_search(tb, LOSS_FREE_GOAL, MIN_PPS, MAX_PPS, LOSS_FREE_INITIAL_S,
                                True, args.trace)
                 tg_ts.append(f)
@@ -366,14 +373,14 @@ def main() -> None:
                 measure_references(tb, refs, Path(tmp))
             log(f"round {i + 1}/{args.rounds}: native-routed NDR search, capped at "
                 f"{f.pps / 1e3:.1f} kpps")
-            n = native_ndr(pl, f.pps, args.trace)
+            n = native_ndr(pl, args.sink, f.pps, args.trace)
             ndr.append(n)
             log(f"  NDR {n.pps / 1e3:.1f} kpps{flag(n)} ({n.trials} trials, {n.wall_s:.0f} s)")
     vrlab_pps = statistics.median(f.pps for f in tg_ts)
     log("rate accuracy (vrlab, XDP)")
-    acc = accuracy(pl, vrlab_pps)
+    acc = accuracy(pl, args.sink, vrlab_pps)
     log("tg→ts loss-free search (vrlab, sendmmsg)")
-    mmsg = loss_free(pl_mmsg, args.trace)
+    mmsg = loss_free(pl_mmsg, args.sink, args.trace)
     ndr_pps = statistics.median(n.pps for n in ndr)
     wall = time.monotonic() - t_start
 
@@ -385,8 +392,8 @@ def main() -> None:
 
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}")
     print(f"placement: {pl.describe()} (the sendmmsg row: the same with sendmmsg)")
-    print("link: tg -> ts direct veth, 60-byte IPv4/UDP frames, 1 flow, sink = nftables counters "
-          "at ts ingress (netdev hook), all in one run")
+    print(f"link: tg -> ts direct veth, 60-byte IPv4/UDP frames, 1 flow, sink = {sink_kind} "
+          "counters at ts ingress, all in one run")
     print(f"{args.rounds} round(s), each a fresh testbed: tg→ts loss-free search, the "
           f"references, then the native-routed NDR search; figures are medians; "
           f"wall {wall / 60:.1f} min\n")
@@ -453,6 +460,7 @@ def main() -> None:
         "native_routed_ndr_pps": round(ndr_pps),
         "headroom": None if headroom is None else round(headroom, 3),
         "placement": {**pl.as_record(), "describe": pl.describe()},
+        "sink": sink_kind,
         "vrlab_sendmmsg_pps": round(mmsg.pps),
         "xdp_trafficgen_note": xtg.note,
         "trafgen_note": refs["trafgen"].note,

@@ -285,9 +285,11 @@ CLSACT_INGRESS = 0xFFFFFFF2
 FILTER_PRIO = 1
 
 
-def tc_ingress_filter(ipr: IPRoute, ifindex: int, prog_fd: int, dev: str, name: str) -> None:
+def tc_ingress_filter(ipr: IPRoute, ifindex: int, prog_fd: int, dev: str, name: str,
+                      prio: int = FILTER_PRIO) -> None:
     """A kernel without tcx: clsact on ``dev``, the program as its direct-action ingress
-    filter (replacing vrlab's earlier one), for every protocol."""
+    filter at ``prio`` (replacing vrlab's earlier one there), for every protocol; filters run
+    in the order of their priority numbers, lowest first."""
     try:
         ipr.tc("add", "clsact", ifindex)
     except NetlinkError as e:
@@ -295,6 +297,6 @@ def tc_ingress_filter(ipr: IPRoute, ifindex: int, prog_fd: int, dev: str, name: 
             raise KernelError(f"adding clsact to {dev}: {e}") from e
     try:
         ipr.tc("replace-filter", "bpf", ifindex, ":1", fd=prog_fd, name=name,
-               parent=CLSACT_INGRESS, prio=FILTER_PRIO, protocol=0x0003, direct_action=True)
+               parent=CLSACT_INGRESS, prio=prio, protocol=0x0003, direct_action=True)
     except NetlinkError as e:
         raise KernelError(f"attaching {name} at the ingress of {dev}: {e}") from e

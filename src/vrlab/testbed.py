@@ -31,6 +31,7 @@ from vrlab.results import LatencySummary, TrialResult
 from vrlab.traffic.agent import Agent
 from vrlab.traffic.frames import build_frame, make_flows
 from vrlab.traffic.sink import Counts
+from vrlab.traffic.sinks import SinkChoice
 
 #: key of a trial's ``extra``: frames the sink's latency probe timed
 LATENCY_TIMED = "latency_timed"
@@ -52,12 +53,14 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 class TrafficSettings:
     """``latency``: the XDP generator stamps frames (every one up to 50 kpps, an even sample of
     the flows above it) and the sink's probe times them, so each trial carries per-router
-    one-way latency (the sendmmsg path leaves it untimed)."""
+    one-way latency (the sendmmsg path leaves it untimed). ``sink``: which counter the sink
+    uses (:func:`vrlab.traffic.sinks.open_sink`)."""
 
     flows: int = 1
     frame_size: int = 60
     count_flows: bool = False
     latency: bool = True
+    sink: SinkChoice = "auto"
 
 
 class Testbed:
@@ -194,7 +197,10 @@ class Testbed:
         timed = self.traffic.latency and self.placement.generator == "xdp"
         reply = self.sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
                                routers={r.name: r.prefix for r in t.routers},
-                               count_flows=self.traffic.count_flows, latency=timed)
+                               count_flows=self.traffic.count_flows, latency=timed,
+                               kind=self.traffic.sink)
+        #: which counter the sink uses ("tc-bpf", "nftables")
+        self.sink_kind = str(reply.get("sink", ""))
         #: how the latency probe is attached ("tcx", "tc"), "" when trials go untimed
         self.latency_attach = str(reply.get("attach", ""))
         self.router_names = [r.name for r in t.routers]

@@ -16,7 +16,8 @@ from vrlab.bpf import libbpf
 from vrlab.errors import KernelError
 
 #: UAPI ``enum bpf_map_type`` (linux/bpf.h)
-MAP_HASH, MAP_ARRAY, MAP_PERCPU_ARRAY = 1, 2, 6
+MAP_HASH, MAP_ARRAY, MAP_PERCPU_HASH, MAP_PERCPU_ARRAY = 1, 2, 5, 6
+MAP_LRU_PERCPU_HASH = 10
 #: the leading fields of UAPI ``struct bpf_map_info``: type, id, key_size, value_size,
 #: max_entries, map_flags, name[16]
 _INFO = struct.Struct("=IIIIII16s")
@@ -54,7 +55,7 @@ class BpfMap:
         self.key_size = info.key_size
         self.value_size = info.value_size
         self.max_entries = info.max_entries
-        self.percpu = info.type == MAP_PERCPU_ARRAY
+        self.percpu = info.type in (MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU_PERCPU_HASH)
 
     @classmethod
     def from_id(cls, map_id: int) -> BpfMap:

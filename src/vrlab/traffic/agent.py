@@ -29,11 +29,13 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
     from vrlab.traffic.generator import Sender
     from vrlab.traffic.senders import open_sender
     from vrlab.traffic.sink import NftSink
+    from vrlab.traffic.sinks import open_sink
     from vrlab.traffic.xdp.live import LiveSender
     from vrlab.traffic.xdp.probe import LatencyProbe
+    from vrlab.traffic.xdp.tcsink import TcSink
 
     sender: Sender | LiveSender | None = None
-    sink: NftSink | None = None
+    sink: TcSink | NftSink | None = None
     probe: LatencyProbe | None = None
     conn.send({"ok": True})
     while True:
@@ -55,11 +57,20 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                     raise TrafficError("send before sender: the generator has no frames yet")
                 reply = {"ok": True, **asdict(sender.send(msg["rate"], msg["duration"]))}
             elif op == "sink":
-                sink = NftSink(msg["table"], msg["dev"], msg["routers"], msg["count_flows"])
+                if isinstance(sink, TcSink):  # a second "sink": the first must not stay in front
+                    sink.close()
+                if probe is not None:
+                    probe.close()
+                sink = probe = None
                 reply = {"ok": True}
+                # the probe first: the tc BPF sink drops every frame, so it must come after
+                # the probe in tcx's order of attachment (and its clsact filter's priority)
                 if msg.get("latency"):
                     probe = LatencyProbe(msg["dev"], len(msg["routers"]))
                     reply["attach"] = probe.how
+                sink, why = open_sink(msg.get("kind", "auto"), msg["table"], msg["dev"],
+                                      msg["routers"], msg["count_flows"])
+                reply.update(sink=sink.kind, sink_note=why)
             elif op == "read":
                 if sink is None:
                     raise TrafficError("read before sink: the sink has no counters yet")
@@ -76,6 +87,8 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                     sender.close()
                 if probe is not None:
                     probe.close()
+                if isinstance(sink, TcSink):
+                    sink.close()
                 conn.send({"ok": True})
                 return
             else:

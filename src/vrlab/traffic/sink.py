@@ -39,6 +39,8 @@ class Counts:
 class NftSink:
     """Installs its own table (named after the run) in the current namespace."""
 
+    kind = "nftables"
+
     def __init__(self, table: str, dev: str, routers: dict[str, str], count_flows: bool = False):
         self.table = table
         self.prefix_router = {p: r for r, p in routers.items()}

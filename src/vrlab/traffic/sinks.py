@@ -1,0 +1,34 @@
+"""Which counter a testbed's sink uses, chosen when the sink agent starts and reported back.
+
+The tc BPF sink (:mod:`vrlab.traffic.xdp.tcsink`) is the default: its receive work shares the
+generator's CPU, and per frame it costs less than nftables, so the generator keeps more of that
+CPU. It needs clang and libbpf to build and load its program; where it cannot load, the
+nftables sink (:mod:`vrlab.traffic.sink`), which needs neither, counts the same things
+instead. Results from the two are comparable frame for frame, but not in the headroom they
+leave the generator, so the agent reports which one counted (``tc-bpf`` or ``nftables``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from vrlab.errors import VrlabError
+from vrlab.traffic.sink import NftSink
+from vrlab.traffic.xdp.tcsink import TcSink
+
+SinkChoice = Literal["auto", "tc-bpf", "nftables"]
+
+
+def open_sink(choice: SinkChoice, table: str, dev: str, routers: dict[str, str],
+              count_flows: bool = False) -> tuple[TcSink | NftSink, str]:
+    """The sink on ``dev`` in this namespace (the sink agent's), and why ``auto`` could not
+    take the tc BPF sink ("" when it did). ``table`` names the nftables sink's table."""
+    if choice != "nftables":
+        try:
+            return TcSink(dev, routers, count_flows), ""
+        except VrlabError as e:
+            if choice == "tc-bpf":
+                raise
+            why = f"the tc BPF sink cannot load here ({e}); counting with nftables"
+    else:
+        why = ""
+    return NftSink(table, dev, routers, count_flows), why

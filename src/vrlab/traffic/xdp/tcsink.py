@@ -1,0 +1,139 @@
+"""The counting sink as a tc BPF program: ``sink.bpf.c`` at the tc ingress of the sink's port.
+
+The sink's receive work runs on the generator's CPU, so its cost per frame is taken from the
+generator's headroom. This program costs one LPM-trie lookup and one per-CPU increment per
+frame, then drops it (``TC_ACT_SHOT``) before it reaches netfilter or the IP layer; the
+nftables sink (:class:`vrlab.traffic.sink.NftSink`), which runs its rules in netfilter's netdev
+ingress hook, let the testbed carry about a fifth less loss-free (docs/design-notes.md). It
+counts the same things and reads back as the same :class:`~vrlab.traffic.sink.Counts`.
+
+It must run after the latency probe (``latency.bpf.c``), which times frames and passes them on:
+attached with tcx (appended, so after a probe attached earlier) where the kernel has it, held
+by a BPF link whose fd this object holds; on an older kernel as a clsact direct-action filter
+with a priority number above the probe's, which goes with the testbed's namespace."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+from pyroute2 import IPRoute
+
+from vrlab import net
+from vrlab.bpf import libbpf
+from vrlab.bpf.maps import BpfMap
+from vrlab.errors import KernelError
+from vrlab.traffic.sink import Counts
+from vrlab.traffic.xdp import build
+
+SOURCE = Path(__file__).with_name("sink.bpf.c")
+PROGRAM = "sink_count"
+FLOWS_PROGRAM = "sink_count_flows"
+#: the clsact filter's name and priority where a kernel without tcx takes it: after the probe's
+FILTER_NAME = "vrlab_sink"
+FILTER_PRIO = net.FILTER_PRIO + 1
+#: flows counted at most (an LRU map: the least recently seen flow makes room for a new one)
+MAX_FLOWS = 65536
+#: the counts slot of frames to no router; router i counts in slot i + 1
+OTHER = 0
+
+_ROUTE_KEY = struct.Struct("=I4s")  # prefix length, address in network order
+_FLOW_KEY = struct.Struct("!4s4sHH")  # addresses and ports, in network order as in the frame
+_COUNT = struct.Struct("=Q")
+
+
+class TcSink:
+    """The sink on the link ``dev`` of this namespace, counting per router of ``routers``
+    (name -> IPv4 prefix) and, with ``count_flows``, per flow. With ``dev`` None the program
+    is loaded but attached nowhere: ``prog_fd`` runs it on frames with BPF_PROG_RUN."""
+
+    kind = "tc-bpf"
+
+    def __init__(self, dev: str | None, routers: dict[str, str],
+                 count_flows: bool = False) -> None:
+        self.names = list(routers)
+        self.how = ""
+        self._link: int | None = None
+        self._flows: BpfMap | None = None
+        prefixes = [ipaddress.IPv4Network(p) for p in routers.values()]
+        self._obj = libbpf.BpfObject(
+            build.build(SOURCE), load=False,
+            max_entries={"routes": max(1, len(prefixes)), "counts": len(prefixes) + 1,
+                         "flows": MAX_FLOWS if count_flows else 1})
+        try:
+            self._obj.set_autoload(FLOWS_PROGRAM if not count_flows else PROGRAM, False)
+            self._obj.load()
+            self._ncpu = libbpf.possible_cpus()
+            if count_flows:
+                self._flows = BpfMap(libbpf.dup(self._obj.map_fd("flows")))
+            routes = BpfMap(libbpf.dup(self._obj.map_fd("routes")))
+            try:
+                for slot, pfx in enumerate(prefixes, 1):
+                    routes.update(_ROUTE_KEY.pack(pfx.prefixlen, pfx.network_address.packed),
+                                  struct.pack("=I", slot))
+            finally:
+                routes.close()
+            self.prog_fd = self._obj.program_fd(FLOWS_PROGRAM if count_flows else PROGRAM)
+            if dev is not None:
+                self._attach(dev, self.prog_fd)
+        except BaseException:
+            self.close()
+            raise
+
+    def _attach(self, dev: str, fd: int) -> None:
+        with IPRoute() as ipr:
+            found = ipr.link_lookup(ifname=dev)
+            if not found:
+                raise KernelError(f"no link {dev} in this namespace")
+            ifindex = int(found[0])
+            try:
+                self._link = libbpf.tcx_link(ifindex, fd)
+                self.how = "tcx"
+            except KernelError:
+                net.tc_ingress_filter(ipr, ifindex, fd, dev, FILTER_NAME, prio=FILTER_PRIO)
+                self.how = "tc"
+
+    def read(self) -> Counts:
+        """Frames counted since the sink was attached; a trial's are the difference of two
+        readings (:meth:`Counts.minus`)."""
+        slots = [self._slot(i) for i in range(len(self.names) + 1)]
+        return Counts({name: slots[i] for i, name in enumerate(self.names, 1)}, slots[OTHER],
+                      self._read_flows())
+
+    def _slot(self, i: int) -> int:
+        raw = self._obj.lookup("counts", i, 8 * self._ncpu)
+        return int(np.frombuffer(raw, dtype=np.uint64).sum())
+
+    def _read_flows(self) -> dict[tuple[str, str, int, int], int]:
+        if self._flows is None:
+            return {}
+        out: dict[tuple[str, str, int, int], int] = {}
+        for key in list(self._flows.iter_keys()):
+            per_cpu = self._flows.lookup_percpu(key)
+            if not per_cpu:  # evicted between listing and reading
+                continue
+            s, d, sp, dp = _FLOW_KEY.unpack(key)
+            out[(str(ipaddress.IPv4Address(s)), str(ipaddress.IPv4Address(d)), sp, dp)] = sum(
+                _COUNT.unpack(v)[0] for v in per_cpu)
+        return out
+
+    def close(self) -> None:
+        if self._flows is not None:
+            self._flows.close()
+            self._flows = None
+        if self._link is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._link)
+            self._link = None
+        self._obj.close()
+
+    def __enter__(self) -> TcSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
