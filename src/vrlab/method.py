@@ -120,6 +120,7 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
             Testbed(make, ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                     label=f"sweep {scenario.name}") as tb:
+        ctx.store.add_placement(run_id, sink=tb.sink_kind)
         for rep in range(p.repeats):
             for rate in rates:
                 res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s,
@@ -223,6 +224,7 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
             Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement,
                     TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
                     label=f"ndr {scenario.name}") as tb:
+        ctx.store.add_placement(run_id, sink=tb.sink_kind)
         found = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
                            {"scenario": scenario.name}, count,
                            warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
@@ -303,6 +305,7 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
         for flows in flows_list:
             with Testbed(wiring.calibration_plan, ctx.placement, TrafficSettings(flows),
                          label="calibrate") as tb:
+                ctx.store.add_placement(run_id, sink=tb.sink_kind)
                 # three final trials' worth per load, decided by the majority of that time:
                 # one lucky trial must not set the ceiling every later sweep trusts
                 goal = search.SearchGoal("NDR", 0.0, p.calib_final_s, 3 * p.calib_final_s,

@@ -406,3 +406,14 @@ def test_export_csv_empty_run(store: Store) -> None:
     out = io.StringIO()
     assert store.export_csv([run_id], out) == 0
     assert out.getvalue().startswith("run_id,")
+
+
+def test_add_placement_merges_into_one_run_only(store: Store) -> None:
+    a, b = store.start_run(make_info()), store.start_run(make_info())
+    store.add_placement(a, sink="tc-bpf")
+    assert store.run(a).placement == {"r1": "cpu2", "sink": "tc-bpf"}
+    assert store.run(b).placement == {"r1": "cpu2"}
+    store.add_placement(a, sink="nftables")
+    assert store.run(a).placement["sink"] == "nftables"
+    with pytest.raises(StoreError):
+        store.add_placement(a + b + 1, sink="tc-bpf")

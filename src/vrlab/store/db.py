@@ -4,6 +4,7 @@ live in :mod:`vrlab.store.schema`, so a query change cannot loosen that check.""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections import defaultdict
@@ -98,6 +99,17 @@ class Store:
                 ),
             )
         return _rowid(cur)
+
+    def add_placement(self, run_id: int, **fields: str) -> None:
+        """Add to a run's placement what is known only once its testbed is up (which counter
+        its sink uses); a run's placement otherwise never changes."""
+        self._require_run(run_id)
+        with self._tx() as conn:
+            row = conn.execute("SELECT placement_json FROM runs WHERE id = ?",
+                               (run_id,)).fetchone()
+            merged = {**json.loads(row[0] or "{}"), **fields}
+            conn.execute("UPDATE runs SET placement_json = ? WHERE id = ?",
+                         (codec.dump_json(merged), run_id))
 
     def finish_run(self, run_id: int, status: str = "done") -> None:
         if status not in RUN_STATUSES or status == "running":
