@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -152,6 +153,7 @@ def test_check_reports_every_unfit_host(vrlab_env: VrlabEnv) -> None:
 
 START_AND_WAIT = """
 import sys
+import time
 from vrlab.hosts import sim
 lab = sim.start(*sim.THREE)
 print(lab.ledger.path, *[h.pid for h in lab.hosts.values()], flush=True)
@@ -183,3 +185,52 @@ def test_a_killed_labs_hosts_die_and_clean_removes_the_rest(vrlab_env: VrlabEnv)
     assert not any(alive(pid, start) for pid, start in starts.items())
     assert not any(f.exists() for f in folders)
     assert not led.path.exists()
+
+
+def remote_ledger_procs(lab: sim.SimLab, host: str) -> int:
+    """How many processes the host's own ledgers name (its /run/vrlab, not this machine's)."""
+    out = run_on(lab, host, ["sh", "-c", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true"])
+    return out.stdout.count('"kind": "proc"')
+
+
+def test_clean_testbed_removes_a_killed_runs_leftovers_on_each_host(
+        lab: sim.SimLab, vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    """A sweep started on the SUT host over SSH, killed with -9 once its generator and sink
+    run: `vrlab clean --testbed` removes its namespaces there, leaves a vrlab-looking
+    namespace no ledger names, and leaves the other hosts as they were."""
+    vrlab = yaml.safe_load(lab.testbed.read_text())["hosts"]["sut"]["vrlab"]
+    keep = "vrltest-keep"
+    run_on(lab, "sut", ["ip", "netns", "add", keep])
+    sweep = ["env", f"VRLAB_DB={tmp_path / 'remote.sqlite'}", vrlab, "sweep", "native-routed",
+             "--profile", "quick", "--rates", "50:50:50", "--duration", "60", "--no-plot"]
+    background = 'setsid "$@" >/dev/null 2>&1 </dev/null & echo $!'
+    pid = run_on(lab, "sut", ["sh", "-c", background, "sh", *sweep]).stdout.strip()
+    deadline = time.monotonic() + 120
+    while remote_ledger_procs(lab, "sut") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert remote_ledger_procs(lab, "sut") >= 2, "the sweep's generator and sink never started"
+    run_on(lab, "sut", ["kill", "-KILL", pid])
+    before = run_on(lab, "sut", ["ip", "netns", "list"]).stdout
+    assert before.count("vrl") >= 4, before  # tg, sut, ts and the one to keep
+
+    r = vrlab_env.run_cli("clean", "--testbed", str(lab.testbed), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "sut: removed namespace" in r.stdout
+    assert "tg: clean: 0 object(s) removed" in r.stdout
+    after = run_on(lab, "sut", ["ip", "netns", "list"]).stdout.split()
+    assert after[:1] == [keep] and len(after) <= 2, after  # `ip netns list` may add "(id: N)"
+    assert remote_ledger_procs(lab, "sut") == 0
+    assert not run_on(lab, "sut", ["sh", "-c", "ls /run/vrlab/runs"]).stdout.strip()
+    run_on(lab, "sut", ["ip", "netns", "delete", keep])
+
+
+def test_clean_testbed_reports_a_host_it_cannot_reach(vrlab_env: VrlabEnv) -> None:
+    lab = sim.start(*sim.TESTER)
+    try:
+        lab.power_off("sut")
+        r = vrlab_env.run_cli("clean", "--testbed", str(lab.testbed), timeout=300)
+        assert r.returncode == 3, r.stdout + r.stderr
+        assert "tester: clean: 0 object(s) removed" in r.stdout
+        assert "not cleaned: sut" in r.stderr
+    finally:
+        lab.stop()

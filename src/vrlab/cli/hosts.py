@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from vrlab.cli.console import out
+from vrlab.cli.console import console, out
 from vrlab.errors import VrlabError
 from vrlab.hosts import check as host_check
+from vrlab.hosts import cleanup
 from vrlab.hosts import spec as testbed_spec
 
 
@@ -45,3 +46,18 @@ def check_cmd(testbed: Path) -> None:
     bad = [r.name for r in reports if not r.ok]
     if bad:
         raise HostsUnfit(f"{len(bad)} of {len(reports)} host(s) unfit: {', '.join(bad)}")
+
+
+def clean_testbed(testbed: Path, force: bool) -> None:
+    """``vrlab clean --testbed FILE``: each host's own ``vrlab clean``, over SSH."""
+    tb, _ = testbed_spec.load(testbed)
+    results = asyncio.run(cleanup.clean_all(tb, force))
+    for r in results:
+        for line in r.lines:
+            out.print(f"{r.name}: {line}", highlight=False)
+        if r.error:
+            console.print(f"[red]{r.name}: {r.error}[/]", highlight=False)
+    bad = [r.name for r in results if r.error]
+    if bad:
+        raise HostsUnfit(f"not cleaned: {', '.join(bad)} (what vrlab left there is still "
+                         "there; run again once the host answers)")
