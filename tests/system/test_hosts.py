@@ -21,7 +21,7 @@ import yaml
 
 from vrlab.hosts import sim
 from vrlab.hosts import spec as testbed_spec
-from vrlab.hosts.errors import HostAuthFailed, HostUnreachable, RemoteCommandFailed
+from vrlab.hosts.errors import HostAuthFailed, HostLost, HostUnreachable, RemoteCommandFailed
 from vrlab.hosts.ssh import Output, connect
 from vrlab.ledger import NETNS_DIR, Ledger, alive
 
@@ -234,3 +234,44 @@ def test_clean_testbed_reports_a_host_it_cannot_reach(vrlab_env: VrlabEnv) -> No
         assert "not cleaned: sut" in r.stderr
     finally:
         lab.stop()
+
+
+def test_a_host_that_powers_off_mid_command(vrlab_env: VrlabEnv) -> None:
+    """The command's connection breaks: HostLost, naming the host and the command."""
+    lab = sim.start(*sim.TESTER)
+    try:
+        tb, _ = testbed_spec.load(lab.testbed)
+
+        async def go() -> None:
+            s = await connect(tb, "sut")
+            try:
+                running = asyncio.create_task(s.run(["sleep", "60"], timeout=120))
+                await s.run(["true"])  # the sleep's channel is open by now
+                lab.power_off("sut")
+                await running
+            finally:
+                await s.close()
+
+        with pytest.raises(HostLost, match=r"host sut .*connection lost while running "
+                           r"`sleep 60`.*reboot"):
+            asyncio.run(go())
+    finally:
+        lab.stop()
+
+
+def test_vrlab_hosts_sim_runs_a_lab_until_terminated(vrlab_env: VrlabEnv) -> None:
+    p = vrlab_env.spawn_cli("hosts", "sim", "--layout", "tester")
+    try:
+        assert p.stdout is not None
+        testbed = Path(p.stdout.readline().strip())
+        tb, _ = testbed_spec.load(testbed)
+        assert (tb.tg, tb.sut) == ("tester", "sut")
+        r = vrlab_env.run_cli("hosts", "check", "--testbed", str(testbed), timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert "simulated hosts stopped" in err
+    assert not testbed.parent.exists()
+    assert vrlab_env.ledger_paths() == []

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from pathlib import Path
+from types import FrameType
 
 import click
 from rich.table import Table
 
 from vrlab.cli.console import console, out
-from vrlab.errors import VrlabError
+from vrlab.errors import Interrupted, VrlabError
 from vrlab.hosts import check as host_check
-from vrlab.hosts import cleanup
+from vrlab.hosts import cleanup, sim
 from vrlab.hosts import spec as testbed_spec
 
 
@@ -24,6 +27,37 @@ class HostsUnfit(VrlabError):
 @click.group()
 def hosts() -> None:
     """The hosts of a testbed file (TG, SUT, TS on separate machines), reached over SSH."""
+
+
+@hosts.command("sim")
+@click.option("--layout", type=click.Choice(["three", "tester"]), default="three",
+              show_default=True, help="three: tg, sut and ts hosts; tester: a tester (tg and "
+              "ts) and a sut.")
+def sim_cmd(layout: str) -> None:
+    """Run simulated hosts on this machine until interrupted: each a network, mount and PID
+    namespace of its own running Debian's sshd, reached only over SSH, joined by veth cables.
+    Prints the path of the testbed file naming them (on stdout) and keeps them up until Ctrl-C
+    or SIGTERM; they also stop if this process is killed (`vrlab clean` then removes the
+    rest)."""
+    hosts_, cables = sim.THREE if layout == "three" else sim.TESTER
+    lab = sim.start(hosts_, cables)
+    old = signal.signal(signal.SIGTERM, _stop_on_term)
+    try:
+        names = ", ".join(f"{h.name} ({h.address})" for h in lab.hosts.values())
+        console.print(f"simulated hosts up: {names}; try `vrlab hosts check --testbed "
+                      f"{lab.testbed}`; Ctrl-C stops them", highlight=False)
+        out.print(str(lab.testbed), highlight=False, soft_wrap=True)
+        sys.stdout.flush()
+        while True:
+            signal.pause()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        lab.stop()
+        console.print("simulated hosts stopped")
+
+
+def _stop_on_term(_sig: int, _frame: FrameType | None) -> None:
+    raise Interrupted("terminated (SIGTERM): simulated hosts stopped")
 
 
 @hosts.command("check")

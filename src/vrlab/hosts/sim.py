@@ -265,7 +265,9 @@ def _testbed(lab: SimLab, vrlab_cmd: str, ends: list[tuple[str, str, str, str]]
     }
 
 
+Layout = tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]
+
 #: the paper's three machines
-THREE = ({"tg": ("tg",), "sut": ("sut",), "ts": ("ts",)}, [("tg", "sut"), ("sut", "ts")])
+THREE: Layout = ({"tg": ("tg",), "sut": ("sut",), "ts": ("ts",)}, [("tg", "sut"), ("sut", "ts")])
 #: a tester (generator and sink) and the SUT
-TESTER = ({"tester": ("tester",), "sut": ("sut",)}, [("tester", "sut"), ("sut", "tester")])
+TESTER: Layout = ({"tester": ("tester",), "sut": ("sut",)}, [("tester", "sut"), ("sut", "tester")])

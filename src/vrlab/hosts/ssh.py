@@ -41,14 +41,12 @@ class Session:
         self.name = name
         self.spec = spec
         self._conn = conn
-        self.commands = 0  # how many commands this session ran: reported by the benchmark
 
     async def run(self, argv: Sequence[str], timeout: float = 30.0,
                   check: bool = True) -> Output:
         """Run ``argv`` on the host; with ``check`` a non-zero exit is a RemoteCommandFailed
         carrying the command's last line of stderr."""
         cmd = shlex.join(argv)
-        self.commands += 1
         try:
             r = await self._conn.run(cmd, timeout=timeout, check=False)
         except asyncssh.TimeoutError:
@@ -58,6 +56,10 @@ class Session:
             raise HostLost(self.name, self.spec.destination,
                            f"connection lost while running `{cmd}` ({_reason(e)}); did the "
                            "host reboot or its network go down?") from None
+        if r.exit_status is None and r.exit_signal is None:  # the channel closed unanswered
+            raise HostLost(self.name, self.spec.destination,
+                           f"connection lost while running `{cmd}`; did the host reboot or its "
+                           "network go down?")
         out = Output(r.exit_status if r.exit_status is not None else -1,
                      _text(r.stdout), _text(r.stderr))
         if check and out.exit_status != 0:
