@@ -21,9 +21,10 @@ fi
 # clang/libbpf-dev/libbpf1: the XDP live-frames generator (vrlab.traffic.xdp) compiles its BPF
 # program with clang against libbpf's headers at first use, and loads it through libbpf;
 # xdp-tools: xdp-trafficgen, the XDP reference generator of bench/generator.py (where it cannot
-# load, the bench says why and reports it unavailable).
+# load, the bench says why and reports it unavailable); openssh-server: the sshd of the simulated
+# hosts the multi-host tests and bench/multihost.py reach vrlab's remote hosts through.
 APT_PACKAGES=(python3 python3-venv iproute2 nftables libnftables1 netsniff-ng bird2 iputils-ping
-              clang libbpf-dev libbpf1 xdp-tools)
+              clang libbpf-dev libbpf1 xdp-tools openssh-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

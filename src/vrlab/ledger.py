@@ -45,7 +45,7 @@ def alive(pid: int, start: int | None) -> bool:
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str  # netns | link | proc
+    kind: str  # netns | link | proc | dir
     data: dict[str, Any]
 
 

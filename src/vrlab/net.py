@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyroute2 import IPRoute, netns
 from pyroute2.ethtool import Ethtool
@@ -168,6 +170,11 @@ def teardown(ledger: Ledger) -> list[str]:
         if e.kind == "netns" and e.data["name"].startswith(PREFIX) and ns_exists(e.data["name"]):
             netns.remove(e.data["name"])
             removed.append(f"namespace {e.data['name']}")
+    for e in reversed(entries):  # private folders (simulated hosts' keys), named like the rest
+        folder = Path(e.data["path"]) if e.kind == "dir" else None
+        if folder and folder.name.startswith(PREFIX) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(f"folder {folder}")
     ledger.remove()
     return removed
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import click
 from rich.table import Table
 
 from vrlab import ledger, net
 from vrlab.cli.console import console, out
+from vrlab.cli.hosts import clean_testbed
 from vrlab.plan import naming
 
 
@@ -44,9 +46,16 @@ def status() -> None:
 @click.command()
 @click.option("--force", is_flag=True,
               help="Also remove runs whose owner is still alive (stops them mid-run).")
-def clean(force: bool) -> None:
+@click.option("--testbed", "testbed", metavar="FILE", default=None,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Clean every host of this testbed file instead, each by its own vrlab and "
+              "ledgers, over SSH.")
+def clean(force: bool, testbed: Path | None) -> None:
     """Remove what killed runs left: exactly the namespaces, links and processes their ledgers
     name, and nothing else."""
+    if testbed is not None:
+        clean_testbed(testbed, force)
+        return
     net.require_root()
     n = 0
     for led in ledger.all_ledgers():

@@ -9,7 +9,7 @@ import sys
 import click
 
 from vrlab import __version__
-from vrlab.cli import host, latency, measure, platform, results, scenarios
+from vrlab.cli import host, hosts, latency, measure, platform, results, scenarios
 from vrlab.cli.console import console
 from vrlab.errors import VrlabError
 
@@ -30,7 +30,7 @@ def cli() -> None:
 for _command in (scenarios.scenarios, scenarios.plan_cmd, measure.sweep, measure.calibrate,
                  measure.reproduce, measure.ndr_cmd, latency.latency_cmd, results.results,
                  results.export, results.plot_cmd, host.status, host.clean, platform.up,
-                 platform.down, platform.exec_):
+                 platform.down, platform.exec_, hosts.hosts):
     cli.add_command(_command)
 
 
