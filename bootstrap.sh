@@ -21,8 +21,8 @@ fi
 # clang/libbpf-dev/libbpf1: the XDP live-frames generator (vrlab.traffic.xdp) compiles its BPF
 # program with clang against libbpf's headers at first use, and loads it through libbpf;
 # xdp-tools: xdp-trafficgen, the XDP reference generator of bench/generator.py (where it cannot
-# load, the bench says why and reports it unavailable); openssh-server: the sshd of the simulated
-# hosts the multi-host tests and bench/multihost.py reach vrlab's remote hosts through.
+# load, the bench says why and reports it unavailable); openssh-server: the sshd each simulated
+# host of the multi-host tests runs in its own namespaces (vrlab starts it there itself).
 APT_PACKAGES=(python3 python3-venv iproute2 nftables libnftables1 netsniff-ng bird2 iputils-ping
               clang libbpf-dev libbpf1 xdp-tools openssh-server)
 missing=()
@@ -32,7 +32,18 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== apt-get install ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Installing a daemon's package (openssh-server, bird2) starts its system service; vrlab runs
+  # its own instances in namespaces and needs none listening on the host, so services stay down
+  # during the install (Debian's policy-rc.d; one already there is left as it is).
+  policy=/usr/sbin/policy-rc.d
+  ours=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && ours=1
+  fi
+  rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || rc=$?
+  [ "$ours" = 1 ] && rm -f "$policy"
+  [ "$rc" = 0 ] || exit "$rc"
 fi
 
 PY=${PYTHON:-python3}
