@@ -102,7 +102,10 @@ def probe_effect(pl: placement.Placement, final: float, width: float,
         tops = {k: ceiling(tb) for k, tb in tbs.items()}
         runs: dict[tuple[str, bool], list[dict[str, float]]] = {k: [] for k in tbs}
         for i in range(rounds):
-            for k, tb in tbs.items():
+            # on before off in even rounds, off before on in odd ones: a drift of the machine
+            # within a round then favours neither
+            for k in sorted(tbs, key=lambda k: (k[0], k[1] == (i % 2 == 1))):
+                tb = tbs[k]
                 print(f"... round {i + 1}/{rounds}: {k[0]}, probe {'on' if k[1] else 'off'}",
                       file=sys.stderr, flush=True)
                 runs[k].append(search_tb(tb, final, width, tops[k], pdr=k == ("native", True)))
@@ -114,6 +117,13 @@ def probe_effect(pl: placement.Placement, final: float, width: float,
     out["native_on_pdr"] = statistics.median(r["PDR"] for r in runs[("native", True)])
     for kind in ("direct", "native"):
         out[f"{kind}_effect"] = round(1 - out[f"{kind}_on_ndr"] / out[f"{kind}_off_ndr"], 4)
+        # each round's on and off searches ran minutes apart at most: their ratio is the
+        # round's own estimate, and the rounds' spread of it is what the median can claim
+        paired = [1 - on["NDR"] / off["NDR"] for on, off in
+                  zip(runs[(kind, True)], runs[(kind, False)], strict=True) if off["NDR"]]
+        out[f"{kind}_effect_rounds"] = [round(x, 4) for x in paired]
+        out[f"{kind}_effect_spread"] = round(statistics.stdev(paired), 4) \
+            if len(paired) > 1 else None
     return out
 
 
@@ -181,6 +191,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="passes over the loads")
     ap.add_argument("--attack-rounds", type=int, default=3)
     ap.add_argument("--skip-attack", action="store_true")
+    ap.add_argument("--probe-only", action="store_true",
+                    help="only the probe's cost (its searches), printed as JSON")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds testbeds)")
@@ -189,6 +201,9 @@ def main() -> None:
 
     eff = _timed("probe on/off searches", lambda: probe_effect(pl, args.final, args.width,
                                                               args.rounds))
+    if args.probe_only:
+        print(json.dumps(eff))
+        return
     ndr, pdr = eff["native_on_ndr"], eff["native_on_pdr"]
     loads, sut, floor = _timed("latency at CSIT's loads, and the floor", lambda: loads_and_floor(
         pl, ndr, pdr, args.trial, args.repeats))
