@@ -95,33 +95,31 @@ def judge(share: Condition, flood: Condition, goal: float = GOAL_RATIO,
     has a p99 that is a lost frame (misses), unless it lost as much beside a well-behaved A
     (then the testbed, not A, is to blame, and nothing can be said)."""
     s, f = share.merged, flood.merged
+    v = AttackVerdict
     if share.loss_ratio >= P99_LOST:
-        return AttackVerdict("inconclusive", f"B lost {share.loss_ratio:.1%} of its frames even "
-                       "beside a well-behaved A: the router or the testbed is overloaded "
-                       "without the flood")
+        return v("inconclusive", f"B lost {share.loss_ratio:.1%} of its frames even beside a "
+                 "well-behaved A: the router or the testbed is overloaded without the flood")
     if flood.loss_ratio >= P99_LOST:
-        return AttackVerdict("misses", f"B lost {flood.loss_ratio:.1%} of its frames under A's "
-                       f"flood ({share.loss_ratio:.2%} beside A's share): its p99 is a lost "
-                       "frame")
+        return v("misses", f"B lost {flood.loss_ratio:.1%} of its frames under A's flood "
+                 f"({share.loss_ratio:.2%} beside A's share): its p99 is a lost frame")
     if min(s.count, f.count) < min_timed:
-        return AttackVerdict("inconclusive", f"too few of B's frames timed for a p99 ({s.count} "
-                       f"beside A's share, {f.count} under the flood; {min_timed} needed)")
+        return v("inconclusive", f"too few of B's frames timed for a p99 ({s.count} beside "
+                 f"A's share, {f.count} under the flood; {min_timed} needed)")
     if s.p99_ns <= 0:
-        return AttackVerdict("inconclusive", "B's p99 beside A's share is 0 ns: the clock or the "
-                       "stamps are wrong, there is nothing to divide by")
+        return v("inconclusive", "B's p99 beside A's share is 0 ns: the clock or the stamps "
+                 "are wrong, there is nothing to divide by")
     ratio = f.p99_ns / s.p99_ns
     rounds = round_ratios(share, flood)
     if len(rounds) < 2:
-        return AttackVerdict("inconclusive", f"ratio {ratio:.2f} from {len(rounds)} round: no "
-                       "spread to judge it against (2 rounds or more)", ratio)
+        return v("inconclusive", f"ratio {ratio:.2f} from {len(rounds)} round(s): no spread "
+                 "to judge it against (2 rounds or more)", ratio)
     spread = statistics.stdev(rounds)
     if abs(ratio - goal) <= spread:
-        return AttackVerdict("inconclusive", f"ratio {ratio:.2f} is within the rounds' spread "
-                       f"(± {spread:.2f}) of the goal {goal:g}", ratio, spread)
-    if ratio <= goal:
-        return AttackVerdict("meets", f"ratio {ratio:.2f} ± {spread:.2f}, below {goal:g}", ratio,
-                       spread)
-    return AttackVerdict("misses", f"ratio {ratio:.2f} ± {spread:.2f}, above {goal:g}", ratio, spread)
+        return v("inconclusive", f"ratio {ratio:.2f} is within the rounds' spread "
+                 f"(± {spread:.2f}) of the goal {goal:g}", ratio, spread)
+    side = "below" if ratio <= goal else "above"
+    return v("meets" if ratio <= goal else "misses",
+             f"ratio {ratio:.2f} ± {spread:.2f}, {side} {goal:g}", ratio, spread)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def test_no_rounds_at_all_is_inconclusive() -> None:
 
 def test_one_round_gives_no_spread_and_is_inconclusive() -> None:
     v = judge(cond(20), cond(60))
-    assert v.status == "inconclusive" and "1 round" in v.why
+    assert v.status == "inconclusive" and "1 round(s)" in v.why
     assert v.ratio is not None and v.ratio > 2.5
 
 
