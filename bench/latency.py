@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import statistics
@@ -43,15 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vrlab import histogram, latency, placement, search, spec, sysinfo  # noqa: E402
+from vrlab import latency, latency_attack, placement, search, spec, sysinfo  # noqa: E402
 from vrlab.plan import wiring  # noqa: E402
-from vrlab.results import LatencySummary  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
-from vrlab.traffic.frames import build_frame, mix  # noqa: E402
 
 MIN_PPS = 10_000.0
-SHARE_PPS = 50_000.0  # router A's share in the attack test
-B_PPS = 50_000.0  # router B's steady load in the attack test
 
 
 def _timed(label: str, fn: Callable[[], Any]) -> Any:
@@ -142,39 +139,15 @@ def loads_and_floor(pl: placement.Placement, ndr: float, pdr: float, trial_s: fl
 
 
 def attack(pl: placement.Placement, engine: str, trial_s: float,
-           rounds: int) -> dict[str, Any]:
-    """Router B's latency while A sends at its share and while A floods at 3x it."""
-    sc, _ = spec.load("shared", {"traffic.routers": 2, "sut.engine": engine})
-    per: dict[str, list[LatencySummary]] = {"share": [], "flood": []}
-    b_loss: dict[str, list[float]] = {"share": [], "flood": []}
-    with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, TrafficSettings(flows=2),
-                 label=f"bench-latency attack {engine}") as tb:
-        if tb.gen is None or tb.plan is None:
-            raise SystemExit("the testbed did not come up")
-        if tb.ebpf_engine is not None:
-            tb.ebpf_engine.set_share(0, round(SHARE_PPS))
-        index = {n: i for i, n in enumerate(tb.router_names)}
-        fa = next(f for f in tb.flows if f.router == "r0")
-        fb = next(f for f in tb.flows if f.router == "r1")
-        a_b = build_frame(fa, router_index=index["r0"])
-        b_b = build_frame(fb, router_index=index["r1"])
-        for _ in range(rounds):
-            for label, a_rate in (("share", SHARE_PPS), ("flood", 3 * SHARE_PPS)):
-                frames, frac_b = mix(a_b, b_b, a_rate, B_PPS)
-                tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=frames, path="xdp",
-                            stamp=True)
-                r = tb.trial(B_PPS / frac_b, trial_s, warmup_s=0.1, residual_s=0.1)
-                if "r1" in r.latency:
-                    per[label].append(r.latency["r1"])
-                sent_b = r.sent * frac_b
-                b_loss[label].append(max(0.0, 1 - r.received_by_router.get("r1", 0) / sent_b)
-                                     if sent_b else 0.0)
-    m = {k: histogram.summarize(histogram.merge(v)) for k, v in per.items()}
-    ratio = m["flood"].p99_ns / m["share"].p99_ns if m["share"].p99_ns else None
-    return {"engine": engine, "b_share": m["share"], "b_flood": m["flood"],
-            "b_loss_share": statistics.median(b_loss["share"]),
-            "b_loss_flood": statistics.median(b_loss["flood"]),
-            "p99_ratio": None if ratio is None else round(ratio, 3)}
+           rounds: int) -> latency_attack.AttackOutcome:
+    """Router B's latency while A sends at its share and while A floods at 3x it (the code
+    `vrlab latency shared --attack` and `vrlab reproduce` run, without the store)."""
+    sc, _ = latency_attack.scenario(engine)
+    with latency_attack.testbed(sc, pl, f"bench-latency attack {engine}") as tb:
+        share, flood = latency_attack.measure(tb, trial_s, rounds)
+    return latency_attack.AttackOutcome(0, engine, latency_attack.SHARE_PPS,
+                                        latency_attack.B_PPS, latency_attack.FLOOD_FACTOR,
+                                        trial_s, rounds, share, flood)
 
 
 def us(ns: int) -> float:
@@ -207,13 +180,12 @@ def main() -> None:
     ndr, pdr = eff["native_on_ndr"], eff["native_on_pdr"]
     loads, sut, floor = _timed("latency at CSIT's loads, and the floor", lambda: loads_and_floor(
         pl, ndr, pdr, args.trial, args.repeats))
-    attacks: dict[str, Any] = {}
+    attacks: dict[str, latency_attack.AttackOutcome] = {}
     why_not = "skipped (--skip-attack)"
     if not args.skip_attack:
-        for engine in ("ebpf", "guests"):
-            attacks[engine] = _timed(f"attack, --engine {engine}",
-                                     lambda e=engine: attack(pl, e, args.trial,
-                                                             args.attack_rounds))
+        for engine in latency_attack.ENGINES:
+            attacks[engine] = _timed(f"attack, --engine {engine}", functools.partial(
+                attack, pl, engine, args.trial, args.attack_rounds))
 
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
     print("latency: one-way, the XDP generator's send time (bpf_ktime_get_ns, stamped in the "
@@ -234,24 +206,40 @@ def main() -> None:
               f"{us(a.p90_ns):>9}{us(a.p99_ns):>9}{us(a.p999_ns):>10}{us(a.max_ns):>9}   "
               f"       {us(b.p50_ns):>7}{us(b.p99_ns):>8}{us(b.p999_ns):>8}{us(b.max_ns):>8}")
     for engine, a in attacks.items():
-        print(f"\nattack, shared --engine {engine}: B at {B_PPS / 1e3:.0f} kpps; A at its share "
-              f"{SHARE_PPS / 1e3:.0f} kpps: B p50 {us(a['b_share'].p50_ns)} p99 "
-              f"{us(a['b_share'].p99_ns)} µs (loss {a['b_loss_share']:.2%}); A at 3x: B p50 "
-              f"{us(a['b_flood'].p50_ns)} p99 {us(a['b_flood'].p99_ns)} µs (loss "
-              f"{a['b_loss_flood']:.2%}); p99 ratio {a['p99_ratio']}")
+        v, s0, s1 = a.verdict, a.share.merged, a.flood.merged
+        print(f"\nattack, shared --engine {engine}: B at {a.b_pps / 1e3:.0f} kpps, "
+              f"{args.trial:g} s trials x {args.attack_rounds} alternating rounds")
+        for what, c, m in ((f"A at its share {a.share_pps / 1e3:.0f} kpps", a.share, s0),
+                           (f"A at 3x, {a.share_pps * a.flood_factor / 1e3:.0f} kpps", a.flood,
+                            s1)):
+            print(f"  {what:<26} B: {m.count:>7} timed, loss {c.loss_ratio:6.2%}, p50 "
+                  f"{us(m.p50_ns):>7} p99 {us(m.p99_ns):>7} p99.9 {us(m.p999_ns):>7} µs")
+        print(f"  B's p99 ratio (flood / share) {v.ratio and round(v.ratio, 3)}, rounds "
+              f"{[round(x, 3) for x in latency_attack.round_ratios(a.share, a.flood)]}: "
+              f"{v.status} the goal ≤ {latency_attack.GOAL_RATIO:g} ({v.why})")
     if not attacks:
         print(f"\nattack: not measured: {why_not}")
     by_pct = {str(round(ld.percent_of_pdr)): s.merged for ld, s in zip(loads, sut, strict=True)
               if ld.percent_of_pdr is not None and ld.name.endswith("PDR")}
+    def ratio(engine: str) -> float | None:
+        r = attacks[engine].verdict.ratio if engine in attacks else None
+        return None if r is None else round(r, 3)
+
+    def verdict(engine: str) -> str | None:
+        return attacks[engine].verdict.status if engine in attacks else None
+
     heavy = floor[next(i for i, ld in enumerate(loads) if ld.name == "90% PDR")].merged
     print(json.dumps({
         "floor_p50_us": us(heavy.p50_ns), "floor_p99_us": us(heavy.p99_ns),
         "native_routed": {k: {"p50_us": us(v.p50_ns), "p99_us": us(v.p99_ns),
                               "p999_us": us(v.p999_ns)} for k, v in by_pct.items()},
-        "shared_attack_p99_ratio": attacks["ebpf"]["p99_ratio"] if attacks else None,
-        "guest_attack_p99_ratio": attacks["guests"]["p99_ratio"] if attacks else None,
+        "shared_attack_p99_ratio": ratio("ebpf"), "guest_attack_p99_ratio": ratio("guests"),
+        "shared_attack_verdict": verdict("ebpf"), "guest_attack_verdict": verdict("guests"),
         "probe_throughput_effect": eff["direct_effect"],
+        "probe_throughput_effect_spread": eff["direct_effect_spread"],
+        "probe_throughput_effect_rounds": eff["direct_effect_rounds"],
         "probe_ndr_effect_native_routed": eff["native_effect"],
+        "probe_ndr_effect_native_routed_spread": eff["native_effect_spread"],
         "native_routed_ndr_pps": round(ndr), "native_routed_pdr_pps": round(pdr),
     }))
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from vrlab import histogram, spec
 from vrlab.errors import UsageError, VrlabError
 from vrlab.method import Progress, RunContext, placed, stored_run
+from vrlab.placement import Placement
 from vrlab.plan import wiring
 from vrlab.results import LatencySummary, TrialResult
 from vrlab.store.db import Store
@@ -163,6 +164,12 @@ def scenario(engine: str) -> tuple[spec.Scenario, str]:
     return spec.load("shared", {"traffic.routers": 2, "sut.engine": engine})
 
 
+def testbed(sc: spec.Scenario, where: Placement, label: str) -> Testbed:
+    """A testbed of :func:`scenario`, one flow per router, not yet up (``with`` it)."""
+    return Testbed(lambda rid: wiring.make_plan(sc, rid), where, TrafficSettings(flows=2),
+                   label=label)
+
+
 def _b_loss(res: TrialResult, frac_b: float) -> float:
     sent_b = res.sent * frac_b
     return max(0.0, 1 - res.received_by_router.get(ROUTER_B, 0) / sent_b) if sent_b else 0.0
@@ -225,8 +232,7 @@ def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
             ctx.store.add_trial(run_id, res)
             return res
 
-        with Testbed(lambda rid: wiring.make_plan(sc, rid), ctx.placement,
-                     TrafficSettings(flows=2), label=f"latency attack {engine}") as tb:
+        with testbed(sc, ctx.placement, f"latency attack {engine}") as tb:
             share, flood = measure(tb, trial_s, rounds, record=record, progress=progress)
     return AttackOutcome(run_id, engine, SHARE_PPS, B_PPS, FLOOD_FACTOR, trial_s, rounds,
                          share, flood)

@@ -136,9 +136,9 @@ def _attack(scenario: str, engine: str | None, routers: int | None, prof: profil
     from vrlab import latency_attack as attack
 
     if scenario != "shared":
-        raise UsageError(f"--attack: scenario {scenario} has one router's traffic to time; "
-                         "the attack needs two routers on one platform: vrlab latency shared "
-                         "--attack")
+        raise UsageError(f"--attack: scenario {scenario} is not the shared platform, and "
+                         "the attack needs two routers on one: run `vrlab latency shared "
+                         "--attack`")
     if routers not in (None, 2):
         raise UsageError(f"--attack --routers {routers}: the attack runs on two routers, A "
                          "(which floods) and B (which is timed); leave --routers out")
@@ -171,5 +171,5 @@ def _attack(scenario: str, engine: str | None, routers: int | None, prof: profil
     out.print(t)
     for g in got:
         v = g.verdict
-        out.print(f"{attack.ENGINES[g.engine]}: B's p99 under the flood / beside the share: "
-                  f"[bold]{v.status}[/] the goal ≤ {attack.GOAL_RATIO:g} ({v.why})")
+        out.print(f"{attack.ENGINES[g.engine]}: B's p99 under A's flood against beside A's "
+                  f"share, goal ≤ {attack.GOAL_RATIO:g}x: [bold]{v.status}[/] ({v.why})")

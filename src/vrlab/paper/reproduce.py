@@ -166,7 +166,7 @@ def run_attacks(ctx: RunContext, lat_runs: Mapping[str, int],
                 progress: Progress) -> dict[str, int]:
     """Router B's latency under router A's flood, on each engine the report's shared
     configurations measured latency on: the profile's trial length (quick: 0.5 s), 3 rounds;
-    about 12 s per engine, its platform's build included."""
+    about 7 s per engine on the quick profile, its platform's build included."""
     engines = {k.engine for k in LATENCY if k.key in lat_runs and k.scenario == "shared"}
     return {e: latency_attack.run_attack(replace(ctx, label=f"attack-{e}"), e,
                                          ctx.profile.duration_s, latency_attack.DEFAULT_ROUNDS,
