@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vrlab import latency, latency_attack, placement, search, spec, sysinfo  # noqa: E402
+from vrlab import attack_result, latency, latency_attack, placement, search, spec, sysinfo  # noqa: E402
 from vrlab.bpf import libbpf  # noqa: E402
 from vrlab.plan import wiring  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
@@ -203,14 +203,14 @@ def loads_and_floor(pl: placement.Placement, ndr: float, pdr: float, trial_s: fl
 
 
 def attack(pl: placement.Placement, engine: str, trial_s: float,
-           rounds: int) -> latency_attack.AttackOutcome:
+           rounds: int) -> attack_result.AttackOutcome:
     """Router B's latency while A sends at its share and while A floods at 3x it (the code
     `vrlab latency shared --attack` and `vrlab reproduce` run, without the store)."""
     sc, _ = latency_attack.scenario(engine)
     with latency_attack.testbed(sc, pl, f"bench-latency attack {engine}") as tb:
         share, flood = latency_attack.measure(tb, trial_s, rounds)
-    return latency_attack.AttackOutcome(0, engine, latency_attack.SHARE_PPS,
-                                        latency_attack.B_PPS, latency_attack.FLOOD_FACTOR,
+    return attack_result.AttackOutcome(0, engine, attack_result.SHARE_PPS,
+                                        attack_result.B_PPS, attack_result.FLOOD_FACTOR,
                                         trial_s, rounds, share, flood)
 
 
@@ -248,10 +248,10 @@ def main() -> None:
     ndr, pdr = eff["native_on_ndr"], eff["native_on_pdr"]
     loads, sut, floor = _timed("latency at CSIT's loads, and the floor", lambda: loads_and_floor(
         pl, ndr, pdr, args.trial, args.repeats))
-    attacks: dict[str, latency_attack.AttackOutcome] = {}
+    attacks: dict[str, attack_result.AttackOutcome] = {}
     why_not = "skipped (--skip-attack)"
     if not args.skip_attack:
-        for engine in latency_attack.ENGINES:
+        for engine in attack_result.ENGINES:
             attacks[engine] = _timed(f"attack, --engine {engine}", functools.partial(
                 attack, pl, engine, args.trial, args.attack_rounds))
 
@@ -296,8 +296,8 @@ def main() -> None:
             print(f"  {what:<26} B: {bm.count:>7} timed, loss {c.loss_ratio:6.2%}, p50 "
                   f"{us(bm.p50_ns):>7} p99 {us(bm.p99_ns):>7} p99.9 {us(bm.p999_ns):>7} µs")
         print(f"  B's p99 ratio (flood / share) {v.ratio and round(v.ratio, 3)}, rounds "
-              f"{[round(x, 3) for x in latency_attack.round_ratios(a.share, a.flood)]}; goal "
-              f"≤ {latency_attack.GOAL_RATIO:g}: {v.status} ({v.why})")
+              f"{[round(x, 3) for x in attack_result.round_ratios(a.share, a.flood)]}; goal "
+              f"≤ {attack_result.GOAL_RATIO:g}: {v.status} ({v.why})")
     if not attacks:
         print(f"\nattack: not measured: {why_not}")
     by_pct = {str(round(ld.percent_of_pdr)): s.merged for ld, s in zip(loads, sut, strict=True)

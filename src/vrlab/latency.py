@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from vrlab import histogram
 from vrlab.errors import UsageError
+from vrlab.histogram import summary_json
 from vrlab.method import Progress, RunContext, placed, stored_run
 from vrlab.plan import model, wiring
 from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary, TrialResult
@@ -83,12 +84,6 @@ class LatencyOutcome:
                 "floor_loss_ratio": p.floor_loss_ratio,
                 "routers": {r: summary_json(s) for r, s in sorted(p.routers.items())}}
                 for p in self.points]}
-
-
-def summary_json(s: LatencySummary) -> dict[str, int]:
-    """The percentiles without the histogram (that stays in the store)."""
-    return {"count": s.count, "p50_ns": s.p50_ns, "p90_ns": s.p90_ns, "p99_ns": s.p99_ns,
-            "p999_ns": s.p999_ns, "max_ns": s.max_ns}
 
 
 def csit_loads(ndr_pps: float, pdr_pps: float, idle_pps: float = IDLE_PPS) -> list[Load]:

@@ -73,12 +73,12 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
     load also on the testbed alone (tg→ts), the floor. NDR and PDR come from the newest
     `vrlab ndr` of the scenario in the store, or a search run first. With --attack (scenario
     shared): router B's latency while router A keeps to its share and while A floods."""
-    from vrlab import latency, latency_attack, method
+    from vrlab import attack_result, latency, method
 
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind))
     prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
     if attack:
-        _attack(sc.name, engine, routers, prof, repeats or latency_attack.DEFAULT_ROUNDS,
+        _attack(sc.name, engine, routers, prof, repeats or attack_result.DEFAULT_ROUNDS,
                 as_json, lambda: run_context(db, pin, sink_rx, prof, "", generator))
         return
     repeats = repeats or 1
@@ -133,7 +133,8 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
 def _attack(scenario: str, engine: str | None, routers: int | None, prof: profiles.Profile,
             rounds: int, as_json: bool, make_ctx: Callable[[], RunContext]) -> None:
     """``vrlab latency shared --attack``: each engine's attack, a table or JSON."""
-    from vrlab import latency_attack as attack
+    from vrlab import attack_result as attack
+    from vrlab import latency_attack
 
     if scenario != "shared":
         raise UsageError(f"--attack: scenario {scenario} is not the shared platform, and "
@@ -155,7 +156,7 @@ def _attack(scenario: str, engine: str | None, routers: int | None, prof: profil
     got = []
     for e in engines:
         with progress(f"attack {e}") as bars:
-            got.append(attack.run_attack(ctx, e, prof.duration_s, rounds, bars.step))
+            got.append(latency_attack.run_attack(ctx, e, prof.duration_s, rounds, bars.step))
     if as_json:
         out.print_json(json.dumps({"attack": [g.as_json() for g in got]}))
         return

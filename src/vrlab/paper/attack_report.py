@@ -1,13 +1,13 @@
 """The latency section's attack result: router B's p50, p99 and p99.9 beside router A at its
 share and under A's flood, for the shared eBPF engine and for guest forwarding, the ratio of
 B's p99s with its rounds' spread, and the verdict against the goal; read back from the stored
-attack runs (:func:`vrlab.latency_attack.stored_attack`), drawn with the testbed's floor."""
+attack runs (:func:`vrlab.attack_result.stored_attack`), drawn with the testbed's floor."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vrlab import latency_attack as attack
+from vrlab import attack_result as attack
 from vrlab.paper.canvas import new_figure, save
 from vrlab.paper.series import MARKERS, PALETTE
 from vrlab.results import LatencySummary

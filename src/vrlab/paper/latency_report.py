@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vrlab import histogram, latency_attack
+from vrlab import attack_result, histogram
 from vrlab.paper import attack_report
 from vrlab.paper.canvas import new_figure, save
 from vrlab.paper.figures import LATENCY
@@ -92,8 +92,8 @@ def section(store: Store, runs: Mapping[str, int], out: Path, caption: str,
     attack result (``attack_runs``: engine -> stored attack run) at its end."""
     lines, data = _loads(store, runs, out, caption)
     if attack_runs is not None:
-        found = [latency_attack.stored_attack(store, attack_runs[e])
-                 for e in latency_attack.ENGINES if e in attack_runs]
+        found = [attack_result.stored_attack(store, attack_runs[e])
+                 for e in attack_result.ENGINES if e in attack_runs]
         more, data["attack"] = attack_report.section(found, _floor(store, runs), out, caption)
         lines += more
     if data:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vrlab import latency, latency_attack, method, spec, sysinfo
+from vrlab import attack_result, latency, latency_attack, method, spec, sysinfo
 from vrlab.errors import UsageError
 from vrlab.method import Progress, RunContext
 from vrlab.paper import (
@@ -169,9 +169,9 @@ def run_attacks(ctx: RunContext, lat_runs: Mapping[str, int],
     about 7 s per engine on the quick profile, its platform's build included."""
     engines = {k.engine for k in LATENCY if k.key in lat_runs and k.scenario == "shared"}
     return {e: latency_attack.run_attack(replace(ctx, label=f"attack-{e}"), e,
-                                         ctx.profile.duration_s, latency_attack.DEFAULT_ROUNDS,
+                                         ctx.profile.duration_s, attack_result.DEFAULT_ROUNDS,
                                          progress).run_id
-            for e in latency_attack.ENGINES if e in engines}
+            for e in attack_result.ENGINES if e in engines}
 
 
 def run_latency(ctx: RunContext, ndr_runs: NdrRuns, progress: Progress) -> dict[str, int]:

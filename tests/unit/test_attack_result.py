@@ -1,15 +1,15 @@
-"""The attack result's pure parts: the verdict on router B's p99 ratio (including the cases
-the data cannot carry), the run read back from the store, and the report's subsection. No
-root."""
+"""The attack result (``vrlab.attack_result``): the verdict on router B's p99 ratio, with the
+cases the data cannot carry, the run read back from the store, and the report's subsection.
+No root."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from vrlab import attack_result as attack
 from vrlab import histogram
-from vrlab import latency_attack as attack
-from vrlab.latency_attack import Condition, judge
+from vrlab.attack_result import Condition, judge
 from vrlab.paper import latency_report
 from vrlab.results import LatencySummary, RunInfo, TrialResult
 from vrlab.store.db import Store
