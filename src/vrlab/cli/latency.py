@@ -39,8 +39,8 @@ def _cells(s: LatencySummary | None) -> list[str]:
 @scenario_options
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="Trial length and the throughput search's final trials: quick 0.5 s, "
-              "paper 10 s.")
+              help="Trial length: quick 0.4 s, paper 10 s (a throughput search's final "
+              "trials: 0.5 s, 10 s).")
 @click.option("--duration", type=float, default=None,
               help="Seconds per latency trial (overrides the profile).")
 @click.option("--repeats", type=click.IntRange(1, 99), default=None,
