@@ -3,14 +3,17 @@
 and what one router's flood does to another's latency.
 
 * ``probe_throughput_effect``: what the probe (the generator's stamp in sampled frames and the
-  sink's tc program, which every frame passes) costs what the testbed carries loss-free. The
-  probe runs on the generator's CPU (the sink's receive work is there too), so the figure that
-  can move is the loss-free rate of the testbed alone (tg linked straight to ts, as
-  calibration measures it): NDR and PDR searches with the probe on and off, on two testbeds up
-  at once, in rounds alternating which goes first, and 1 - median(on) / median(off);
-  ``probe_throughput_effect_spread`` is the standard deviation of the rounds' own effects (a
-  round's on and off searches ran back to back). The same is done for native-routed, whose
-  NDR (the SUT on its own CPU) is what vrlab reports (``probe_ndr_effect_native_routed``).
+  sink's tc program, which every frame passes) costs what the testbed carries. The probe runs
+  on the generator's CPU (the sink's receive work is there too), so the figure that can move
+  is the rate of the testbed alone (tg linked straight to ts, as calibration measures it).
+  That testbed drops nothing below the generator's own flat-out rate, so its NDR is that rate
+  with the probe on and off (the searches below show it), and the effect is measured on the
+  flat-out rate itself: ``--flat-rounds`` 0.5 s trials of each, alternating which goes first,
+  the median of the rounds' own effects (1 - on / off); ``probe_throughput_effect_spread`` is
+  their standard deviation, ``probe_throughput_effect_se`` its standard error.
+  NDR and PDR searches with the probe on and off run too, on the testbed alone and on
+  native-routed (whose NDR, the SUT on its own CPU, is what vrlab reports), in rounds
+  alternating which goes first, each round's own effect and their spread beside the medians.
   ``probe_ns_per_frame``: the probe program's own run time per frame where it runs, from the
   kernel's BPF run-time statistics (switched on only for that step).
 * ``native_routed``: p50, p99, p99.9 of native-routed at 10%, 50% and 90% of its PDR (and idle
@@ -139,8 +142,32 @@ def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3) ->
     return round(statistics.median(per), 1) if per else None
 
 
+def flat_out_effect(on: Testbed, off: Testbed, rounds: int) -> dict[str, Any]:
+    """The generator flat out (3 Mpps asked) into tg→ts with the probe on and off, 0.5 s
+    trials, alternating which goes first: what the testbed carries when nothing but its one
+    shared CPU limits it, so every nanosecond the probe costs per frame shows. The loss-free
+    searches cannot show it here: the testbed drops nothing below the generator's own flat-out
+    rate, so both sides' NDR is that rate, whatever the probe costs."""
+    got: dict[bool, list[float]] = {True: [], False: []}
+    for tb in (on, off):
+        tb.trial(3_000_000, 0.5, warmup_s=0.0)  # first trial of a testbed warms it
+    for i in range(rounds):
+        for side in ((True, False) if i % 2 == 0 else (False, True)):
+            r = (on if side else off).trial(3_000_000, 0.5, warmup_s=0.05, residual_s=0.05)
+            got[side].append(r.received_pps)
+    paired = [1 - a / b for a, b in zip(got[True], got[False], strict=True) if b]
+    sd = statistics.stdev(paired) if len(paired) > 1 else None
+    return {"flat_on_pps": round(statistics.median(got[True])),
+            "flat_off_pps": round(statistics.median(got[False])),
+            "flat_effect": round(statistics.median(paired), 4),
+            "flat_effect_mean": round(statistics.mean(paired), 4),
+            "flat_effect_spread": None if sd is None else round(sd, 4),
+            "flat_effect_se": None if sd is None else round(sd / len(paired) ** 0.5, 4),
+            "flat_rounds": len(paired)}
+
+
 def probe_effect(pl: placement.Placement, final: float, width: float,
-                 rounds: int) -> dict[str, Any]:
+                 rounds: int, flat_rounds: int) -> dict[str, Any]:
     """Alternating NDR/PDR searches with the probe on and off, on the testbed alone and on
     native-routed; keeps the probe-on native-routed testbed's NDR and PDR for the loads. Both
     sides of a configuration search up to the same top (the higher of their two flat-out
@@ -166,6 +193,8 @@ def probe_effect(pl: placement.Placement, final: float, width: float,
                 print(f"... round {i + 1}/{rounds}: {k[0]}, probe {'on' if k[1] else 'off'}",
                       file=sys.stderr, flush=True)
                 runs[k].append(search_tb(tb, final, width, tops[k]))
+        print("... flat out, probe on and off", file=sys.stderr, flush=True)
+        out.update(flat_out_effect(tbs[("direct", True)], tbs[("direct", False)], flat_rounds))
     for (kind, on), rs in runs.items():
         tag = f"{kind}_{'on' if on else 'off'}"
         for goal in ("NDR", "PDR"):
@@ -226,6 +255,8 @@ def main() -> None:
                     help="alternating searches per configuration, probe on and off")
     ap.add_argument("--trial", type=float, default=1.0, help="latency trial, s")
     ap.add_argument("--repeats", type=int, default=3, help="passes over the loads")
+    ap.add_argument("--flat-rounds", type=int, default=20,
+                    help="alternating flat-out trials, probe on and off, on tg→ts")
     ap.add_argument("--attack-rounds", type=int, default=3)
     ap.add_argument("--skip-attack", action="store_true")
     ap.add_argument("--probe-only", action="store_true",
@@ -237,7 +268,7 @@ def main() -> None:
     m = sysinfo.machine()
 
     eff = _timed("probe on/off searches", lambda: probe_effect(pl, args.final, args.width,
-                                                              args.rounds))
+                                                              args.rounds, args.flat_rounds))
     cost_rate = min(1e6, 0.9 * eff["direct_on_ndr"])
     eff["probe_ns"] = _timed("probe's run time per frame", lambda: probe_ns_per_frame(
         pl, cost_rate))
@@ -271,6 +302,11 @@ def main() -> None:
         print(f"  {what:<14} flat out (best of 3, less 2%): probe on "
               f"{eff[f'{kind}_on_ceiling'] / 1e3:.1f}, off {eff[f'{kind}_off_ceiling'] / 1e3:.1f}"
               " kpps")
+    print(f"  tg→ts alone    flat out, {eff['flat_rounds']} alternating 0.5 s trials each: "
+          f"received probe on {eff['flat_on_pps'] / 1e3:.1f}, off "
+          f"{eff['flat_off_pps'] / 1e3:.1f} kpps (medians); effect {eff['flat_effect']:+.2%} "
+          f"(median of the rounds' own; mean {eff['flat_effect_mean']:+.2%}, std "
+          f"{eff['flat_effect_spread']}, standard error {eff['flat_effect_se']})")
     if eff["probe_ns"] is not None:
         share = eff["probe_ns"] * eff["direct_off_ndr"] / 1e9
         print(f"  the probe program where it runs: {eff['probe_ns']:.1f} ns per frame (kernel "
@@ -316,9 +352,12 @@ def main() -> None:
                               "p999_us": us(v.p999_ns)} for k, v in by_pct.items()},
         "shared_attack_p99_ratio": ratio("ebpf"), "guest_attack_p99_ratio": ratio("guests"),
         "shared_attack_verdict": verdict("ebpf"), "guest_attack_verdict": verdict("guests"),
-        "probe_throughput_effect": eff["direct_ndr_effect"],
-        "probe_throughput_effect_spread": eff["direct_ndr_effect_spread"],
-        "probe_throughput_effect_rounds": eff["direct_ndr_effect_rounds"],
+        "probe_throughput_effect": eff["flat_effect"],
+        "probe_throughput_effect_spread": eff["flat_effect_spread"],
+        "probe_throughput_effect_se": eff["flat_effect_se"],
+        "probe_ndr_effect": eff["direct_ndr_effect"],
+        "probe_ndr_effect_spread": eff["direct_ndr_effect_spread"],
+        "probe_ndr_effect_rounds": eff["direct_ndr_effect_rounds"],
         "probe_pdr_effect": eff["direct_pdr_effect"],
         "probe_pdr_effect_spread": eff["direct_pdr_effect_spread"],
         "probe_ndr_effect_native_routed": eff["native_ndr_effect"],
