@@ -42,10 +42,10 @@ ROUTER_A, ROUTER_B = "r0", "r1"
 ENGINES = {"ebpf": "shared eBPF engine", "guests": "guest forwarding"}
 
 
-@dataclass(frozen=True)
+@dataclass
 class Condition:
     """Router B in one condition (A at its share, or A flooding): its latency and loss in
-    each round."""
+    each round, filled round by round (:meth:`add`)."""
 
     latency: list[LatencySummary] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
