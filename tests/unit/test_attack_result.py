@@ -146,3 +146,32 @@ def test_the_report_says_when_the_attack_was_not_measured(tmp_path: Path) -> Non
     with Store(tmp_path / "r.sqlite") as st:
         lines = latency_report.section(st, {}, tmp_path, "caption", {})
     assert any(line.startswith("Not measured: the attack") for line in lines)
+
+
+def test_the_written_report_carries_the_attack_in_its_latency_section(tmp_path: Path) -> None:
+    from vrlab.paper import reproduce
+
+    with Store(tmp_path / "r.sqlite") as st:
+        ndr = st.start_run(RunInfo(kind="ndr", scenario="native-routed", spec_yaml="",
+                                   machine={}, placement={}, vrlab_version="0",
+                                   profile="quick", params={}))
+        st.finish_run(ndr)
+        runs = {"ebpf": store_attack(st, "ebpf", [20, 20, 21], [21, 20, 21])}
+        md = reproduce.write_report(st, [], {}, {}, tmp_path, "quick",
+                                    {"native-routed": [ndr]}, {}, runs)
+    text = md.read_text()
+    latency = text[text.index("## Latency under load"):]
+    assert "### Under attack" in latency and f"(run {runs['ebpf']})" in latency
+    assert json.loads((tmp_path / "latency.json").read_text())["attack"]["ebpf"]["rounds"] == 3
+
+
+def test_reproduce_runs_no_attack_without_the_shared_latency_runs(tmp_path: Path) -> None:
+    from vrlab import placement, profiles
+    from vrlab.method import RunContext
+    from vrlab.paper import reproduce
+
+    with Store(tmp_path / "r.sqlite") as st:
+        ctx = RunContext(st, placement.choose(True, "generator", generator="xdp"),
+                         profiles.get("quick"))
+        assert reproduce.run_attacks(ctx, {"native-routed": 3}, lambda m, r: None) == {}
+        assert st.runs() == []
