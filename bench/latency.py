@@ -2,14 +2,20 @@
 """Latency benchmark: one-way latency under load, the testbed's floor, what the probe costs,
 and what one router's flood does to another's latency.
 
-* ``probe_throughput_effect``: what the probe (the generator's stamp in every frame and the
-  sink's tc program timing it) costs what the testbed carries loss-free. The probe runs on the
-  generator's CPU (the sink's receive work is there too), so the figure that can move is the
-  loss-free rate of the testbed alone (tg linked straight to ts, as calibration measures it):
-  NDR searches with the probe on and off, on two testbeds up at once, in alternating rounds
-  (zero-loss rates on this VM are noisy), and 1 - median(on) / median(off). The same is done
-  for native-routed, whose NDR (the SUT on its own CPU) should not move at all; it is printed
-  beside it (``probe_ndr_effect_native_routed``).
+* ``probe_throughput_effect``: what the probe (the generator's stamp in sampled frames and the
+  sink's tc program, which every frame passes) costs what the testbed carries. The probe runs
+  on the generator's CPU (the sink's receive work is there too), so the figure that can move
+  is the rate of the testbed alone (tg linked straight to ts, as calibration measures it).
+  That testbed drops nothing below the generator's own flat-out rate, so its NDR is that rate
+  with the probe on and off (the searches below show it), and the effect is measured on the
+  flat-out rate itself: ``--flat-rounds`` 0.5 s trials of each, alternating which goes first,
+  the median of the rounds' own effects (1 - on / off); ``probe_throughput_effect_spread`` is
+  their standard deviation, ``probe_throughput_effect_se`` its standard error.
+  NDR and PDR searches with the probe on and off run too, on the testbed alone and on
+  native-routed (whose NDR, the SUT on its own CPU, is what vrlab reports), in rounds
+  alternating which goes first, each round's own effect and their spread beside the medians.
+  ``probe_ns_per_frame``: the probe program's own run time per frame where it runs, from the
+  kernel's BPF run-time statistics (switched on only for that step).
 * ``native_routed``: p50, p99, p99.9 of native-routed at 10%, 50% and 90% of its PDR (and idle
   and NDR in the table), from the probe-on searches above; every load ``--repeats`` times as
   whole passes, histograms merged.
@@ -30,9 +36,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import functools
 import json
 import os
 import statistics
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -43,15 +52,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from vrlab import histogram, latency, placement, search, spec, sysinfo  # noqa: E402
+from vrlab import attack_result, latency, latency_attack, placement, search, spec, sysinfo  # noqa: E402
+from vrlab.bpf import libbpf  # noqa: E402
 from vrlab.plan import wiring  # noqa: E402
-from vrlab.results import LatencySummary  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
-from vrlab.traffic.frames import build_frame, mix  # noqa: E402
+from vrlab.traffic.xdp.probe import PROGRAM as PROBE  # noqa: E402
 
 MIN_PPS = 10_000.0
-SHARE_PPS = 50_000.0  # router A's share in the attack test
-B_PPS = 50_000.0  # router B's steady load in the attack test
 
 
 def _timed(label: str, fn: Callable[[], Any]) -> Any:
@@ -67,9 +74,8 @@ def ceiling(tb: Testbed, tries: int = 3) -> float:
     return max(tb.trial(3_000_000, 1.0, warmup_s=0.0).achieved_pps for _ in range(tries)) * 0.98
 
 
-def search_tb(tb: Testbed, final: float, width: float, top: float,
-              pdr: bool = False) -> dict[str, float]:
-    """NDR (and PDR) lower bounds, MLRsearch as ``vrlab ndr``: three final trials per load, a
+def search_tb(tb: Testbed, final: float, width: float, top: float) -> dict[str, float]:
+    """NDR and PDR lower bounds, MLRsearch as ``vrlab ndr``: three final trials per load, a
     load passing on the majority of their time. A shortfall of the generator counts as loss
     here (the ceiling keeps it rare), so a testbed-limited load fails."""
 
@@ -78,18 +84,95 @@ def search_tb(tb: Testbed, final: float, width: float, top: float,
         offered = max(r.sent, round(rate * duration))
         return offered, min(r.received, offered)
 
-    goals = [search.SearchGoal("NDR", 0.0, final, 3 * final, 0.5, width)]
-    if pdr:
-        goals.append(search.SearchGoal("PDR", 0.005, final, 3 * final, 0.5, width))
+    goals = [search.SearchGoal("NDR", 0.0, final, 3 * final, 0.5, width),
+             search.SearchGoal("PDR", 0.005, final, 3 * final, 0.5, width)]
     res = search.mlr_search(measure, goals, MIN_PPS, top,
                             initial_trial_duration=min(0.5, final))
     return {g.goal.name: g.lower_pps for g in res.goal_results}
 
 
+def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3) -> float | None:
+    """What the sink's probe program costs per frame where it runs (tg→ts alone at ``rate``,
+    so every frame passes it and one in a power of two is timed): the kernel's own run time of
+    the program (BPF_ENABLE_STATS, on only while this runs, since it slows every BPF program a
+    little) over its runs. It includes the two clock reads that statistic takes per run, so it
+    is an upper bound. None where the kernel or libbpf cannot tell."""
+    lib = libbpf.lib()
+    try:
+        lib.bpf_enable_stats.argtypes, lib.bpf_enable_stats.restype = [ctypes.c_int], ctypes.c_int
+        nxt = lib.bpf_prog_get_next_id
+        nxt.argtypes = [ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
+        nxt.restype = ctypes.c_int
+    except AttributeError:
+        return None
+
+    def probe_stats() -> tuple[int, int]:
+        """(run time ns, runs) summed over every loaded latency_probe program."""
+        total, runs, i = 0, 0, ctypes.c_uint32(0)
+        while nxt(i.value, ctypes.byref(i)) == 0:
+            try:
+                fd = libbpf.fd_by_id("prog", i.value)
+            except OSError:
+                continue
+            try:
+                info = libbpf.obj_info(fd, 208)
+            finally:
+                os.close(fd)
+            # struct bpf_prog_info: name[16] at 64, run_time_ns and run_cnt at 192
+            if info[64:80].split(b"\0")[0] == PROBE.encode():
+                t, n = struct.unpack_from("=QQ", info, 192)
+                total, runs = total + t, runs + n
+        return total, runs
+
+    stats_fd = lib.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME
+    if stats_fd < 0:
+        return None
+    try:
+        with Testbed(wiring.calibration_plan, pl, TrafficSettings(),
+                     label="bench-latency probe cost") as tb:
+            per = []
+            for _ in range(trials):
+                t0, n0 = probe_stats()
+                tb.trial(rate, 1.0, warmup_s=0.1, residual_s=0.1)
+                t1, n1 = probe_stats()
+                if n1 > n0:
+                    per.append((t1 - t0) / (n1 - n0))
+    finally:
+        os.close(stats_fd)
+    return round(statistics.median(per), 1) if per else None
+
+
+def flat_out_effect(on: Testbed, off: Testbed, rounds: int) -> dict[str, Any]:
+    """The generator flat out (3 Mpps asked) into tg→ts with the probe on and off, 0.5 s
+    trials, alternating which goes first: what the testbed carries when nothing but its one
+    shared CPU limits it, so every nanosecond the probe costs per frame shows. The loss-free
+    searches cannot show it here: the testbed drops nothing below the generator's own flat-out
+    rate, so both sides' NDR is that rate, whatever the probe costs."""
+    got: dict[bool, list[float]] = {True: [], False: []}
+    for tb in (on, off):
+        tb.trial(3_000_000, 0.5, warmup_s=0.0)  # first trial of a testbed warms it
+    for i in range(rounds):
+        for side in ((True, False) if i % 2 == 0 else (False, True)):
+            r = (on if side else off).trial(3_000_000, 0.5, warmup_s=0.05, residual_s=0.05)
+            got[side].append(r.received_pps)
+    paired = [1 - a / b for a, b in zip(got[True], got[False], strict=True) if b]
+    sd = statistics.stdev(paired) if len(paired) > 1 else None
+    return {"flat_on_pps": round(statistics.median(got[True])),
+            "flat_off_pps": round(statistics.median(got[False])),
+            "flat_effect": round(statistics.median(paired), 4),
+            "flat_effect_mean": round(statistics.mean(paired), 4),
+            "flat_effect_spread": None if sd is None else round(sd, 4),
+            "flat_effect_se": None if sd is None else round(sd / len(paired) ** 0.5, 4),
+            "flat_rounds": len(paired)}
+
+
 def probe_effect(pl: placement.Placement, final: float, width: float,
-                 rounds: int) -> dict[str, Any]:
-    """Alternating NDR searches with the probe on and off, on the testbed alone and on
-    native-routed; keeps the probe-on native-routed testbed's NDR and PDR for the loads."""
+                 rounds: int, flat_rounds: int) -> dict[str, Any]:
+    """Alternating NDR/PDR searches with the probe on and off, on the testbed alone and on
+    native-routed; keeps the probe-on native-routed testbed's NDR and PDR for the loads. Both
+    sides of a configuration search up to the same top (the higher of their two flat-out
+    rates), so a probe that slows the generator flat out shows as a lower NDR, and neither
+    side is capped by its own unlucky ceiling."""
     sc, _ = spec.load("native-routed")
     out: dict[str, Any] = {}
     with contextlib.ExitStack() as st:
@@ -99,21 +182,38 @@ def probe_effect(pl: placement.Placement, final: float, width: float,
             for on in (True, False):
                 tbs[(kind, on)] = st.enter_context(Testbed(
                     plan, pl, TrafficSettings(latency=on), label=f"bench-latency {kind}"))
-        tops = {k: ceiling(tb) for k, tb in tbs.items()}
+        ceilings = {k: ceiling(tb) for k, tb in tbs.items()}
+        tops = {k: max(ceilings[(k[0], True)], ceilings[(k[0], False)]) for k in tbs}
         runs: dict[tuple[str, bool], list[dict[str, float]]] = {k: [] for k in tbs}
         for i in range(rounds):
-            for k, tb in tbs.items():
+            # on before off in even rounds, off before on in odd ones: a drift of the machine
+            # within a round then favours neither
+            for k in sorted(tbs, key=lambda k: (k[0], k[1] == (i % 2 == 1))):
+                tb = tbs[k]
                 print(f"... round {i + 1}/{rounds}: {k[0]}, probe {'on' if k[1] else 'off'}",
                       file=sys.stderr, flush=True)
-                runs[k].append(search_tb(tb, final, width, tops[k], pdr=k == ("native", True)))
+                runs[k].append(search_tb(tb, final, width, tops[k]))
+        print("... flat out, probe on and off", file=sys.stderr, flush=True)
+        out.update(flat_out_effect(tbs[("direct", True)], tbs[("direct", False)], flat_rounds))
     for (kind, on), rs in runs.items():
         tag = f"{kind}_{'on' if on else 'off'}"
-        out[f"{tag}_ndr_runs"] = [round(r["NDR"]) for r in rs]
-        out[f"{tag}_ndr"] = statistics.median(r["NDR"] for r in rs)
-        out[f"{tag}_ceiling"] = round(tops[(kind, on)])
-    out["native_on_pdr"] = statistics.median(r["PDR"] for r in runs[("native", True)])
+        for goal in ("NDR", "PDR"):
+            g = goal.lower()
+            out[f"{tag}_{g}_runs"] = [round(r[goal]) for r in rs]
+            out[f"{tag}_{g}"] = statistics.median(r[goal] for r in rs)
+        out[f"{tag}_ceiling"] = round(ceilings[(kind, on)])
     for kind in ("direct", "native"):
-        out[f"{kind}_effect"] = round(1 - out[f"{kind}_on_ndr"] / out[f"{kind}_off_ndr"], 4)
+        for goal in ("NDR", "PDR"):
+            g = goal.lower()
+            out[f"{kind}_{g}_effect"] = round(1 - out[f"{kind}_on_{g}"] / out[f"{kind}_off_{g}"],
+                                              4)
+            # a round's on and off searches ran back to back: their ratio is the round's own
+            # estimate, and the rounds' spread of it is what the median can claim
+            paired = [1 - on[goal] / off[goal] for on, off in
+                      zip(runs[(kind, True)], runs[(kind, False)], strict=True) if off[goal]]
+            out[f"{kind}_{g}_effect_rounds"] = [round(x, 4) for x in paired]
+            out[f"{kind}_{g}_effect_spread"] = round(statistics.stdev(paired), 4) \
+                if len(paired) > 1 else None
     return out
 
 
@@ -132,39 +232,15 @@ def loads_and_floor(pl: placement.Placement, ndr: float, pdr: float, trial_s: fl
 
 
 def attack(pl: placement.Placement, engine: str, trial_s: float,
-           rounds: int) -> dict[str, Any]:
-    """Router B's latency while A sends at its share and while A floods at 3x it."""
-    sc, _ = spec.load("shared", {"traffic.routers": 2, "sut.engine": engine})
-    per: dict[str, list[LatencySummary]] = {"share": [], "flood": []}
-    b_loss: dict[str, list[float]] = {"share": [], "flood": []}
-    with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, TrafficSettings(flows=2),
-                 label=f"bench-latency attack {engine}") as tb:
-        if tb.gen is None or tb.plan is None:
-            raise SystemExit("the testbed did not come up")
-        if tb.ebpf_engine is not None:
-            tb.ebpf_engine.set_share(0, round(SHARE_PPS))
-        index = {n: i for i, n in enumerate(tb.router_names)}
-        fa = next(f for f in tb.flows if f.router == "r0")
-        fb = next(f for f in tb.flows if f.router == "r1")
-        a_b = build_frame(fa, router_index=index["r0"])
-        b_b = build_frame(fb, router_index=index["r1"])
-        for _ in range(rounds):
-            for label, a_rate in (("share", SHARE_PPS), ("flood", 3 * SHARE_PPS)):
-                frames, frac_b = mix(a_b, b_b, a_rate, B_PPS)
-                tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=frames, path="xdp",
-                            stamp=True)
-                r = tb.trial(B_PPS / frac_b, trial_s, warmup_s=0.1, residual_s=0.1)
-                if "r1" in r.latency:
-                    per[label].append(r.latency["r1"])
-                sent_b = r.sent * frac_b
-                b_loss[label].append(max(0.0, 1 - r.received_by_router.get("r1", 0) / sent_b)
-                                     if sent_b else 0.0)
-    m = {k: histogram.summarize(histogram.merge(v)) for k, v in per.items()}
-    ratio = m["flood"].p99_ns / m["share"].p99_ns if m["share"].p99_ns else None
-    return {"engine": engine, "b_share": m["share"], "b_flood": m["flood"],
-            "b_loss_share": statistics.median(b_loss["share"]),
-            "b_loss_flood": statistics.median(b_loss["flood"]),
-            "p99_ratio": None if ratio is None else round(ratio, 3)}
+           rounds: int) -> attack_result.AttackOutcome:
+    """Router B's latency while A sends at its share and while A floods at 3x it (the code
+    `vrlab latency shared --attack` and `vrlab reproduce` run, without the store)."""
+    sc, _ = latency_attack.scenario(engine)
+    with latency_attack.testbed(sc, pl, f"bench-latency attack {engine}") as tb:
+        share, flood = latency_attack.measure(tb, trial_s, rounds)
+    return attack_result.AttackOutcome(0, engine, attack_result.SHARE_PPS,
+                                        attack_result.B_PPS, attack_result.FLOOD_FACTOR,
+                                        trial_s, rounds, share, flood)
 
 
 def us(ns: int) -> float:
@@ -179,8 +255,12 @@ def main() -> None:
                     help="alternating searches per configuration, probe on and off")
     ap.add_argument("--trial", type=float, default=1.0, help="latency trial, s")
     ap.add_argument("--repeats", type=int, default=3, help="passes over the loads")
+    ap.add_argument("--flat-rounds", type=int, default=20,
+                    help="alternating flat-out trials, probe on and off, on tg→ts")
     ap.add_argument("--attack-rounds", type=int, default=3)
     ap.add_argument("--skip-attack", action="store_true")
+    ap.add_argument("--probe-only", action="store_true",
+                    help="only the probe's cost (its searches), printed as JSON")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds testbeds)")
@@ -188,27 +268,51 @@ def main() -> None:
     m = sysinfo.machine()
 
     eff = _timed("probe on/off searches", lambda: probe_effect(pl, args.final, args.width,
-                                                              args.rounds))
+                                                              args.rounds, args.flat_rounds))
+    cost_rate = min(1e6, 0.9 * eff["direct_on_ndr"])
+    eff["probe_ns"] = _timed("probe's run time per frame", lambda: probe_ns_per_frame(
+        pl, cost_rate))
+    eff["probe_ns_rate"] = round(cost_rate)
+    if args.probe_only:
+        print(json.dumps(eff))
+        return
     ndr, pdr = eff["native_on_ndr"], eff["native_on_pdr"]
     loads, sut, floor = _timed("latency at CSIT's loads, and the floor", lambda: loads_and_floor(
         pl, ndr, pdr, args.trial, args.repeats))
-    attacks: dict[str, Any] = {}
+    attacks: dict[str, attack_result.AttackOutcome] = {}
     why_not = "skipped (--skip-attack)"
     if not args.skip_attack:
-        for engine in ("ebpf", "guests"):
-            attacks[engine] = _timed(f"attack, --engine {engine}",
-                                     lambda e=engine: attack(pl, e, args.trial,
-                                                             args.attack_rounds))
+        for engine in attack_result.ENGINES:
+            attacks[engine] = _timed(f"attack, --engine {engine}", functools.partial(
+                attack, pl, engine, args.trial, args.attack_rounds))
 
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
     print("latency: one-way, the XDP generator's send time (bpf_ktime_get_ns, stamped in the "
           "frame) to the sink's tc ingress, one clock; HdrHistogram, 2 significant digits\n")
-    print(f"probe cost (NDR searches, MLRsearch, final trials {args.final:g} s x3 per load, "
-          f"width {args.width:.0%}, {args.rounds} alternating rounds, medians):")
+    print(f"probe cost (NDR and PDR searches, MLRsearch, final trials {args.final:g} s x3 per "
+          f"load, width {args.width:.0%}, {args.rounds} rounds alternating on and off, "
+          "medians; effect = 1 - on / off, each round's own beside it, ± their std):")
     for kind, what in (("direct", "tg→ts alone"), ("native", "native-routed")):
-        print(f"  {what:<14} probe on {eff[f'{kind}_on_ndr'] / 1e3:8.1f} kpps "
-              f"{eff[f'{kind}_on_ndr_runs']}  off {eff[f'{kind}_off_ndr'] / 1e3:8.1f} kpps "
-              f"{eff[f'{kind}_off_ndr_runs']}  effect {eff[f'{kind}_effect']:+.2%}")
+        for g in ("ndr", "pdr"):
+            print(f"  {what:<14} {g.upper()} probe on {eff[f'{kind}_on_{g}'] / 1e3:7.1f} kpps "
+                  f"{eff[f'{kind}_on_{g}_runs']}  off {eff[f'{kind}_off_{g}'] / 1e3:7.1f} kpps "
+                  f"{eff[f'{kind}_off_{g}_runs']}\n  {'':<14}     effect "
+                  f"{eff[f'{kind}_{g}_effect']:+.2%} (rounds "
+                  f"{eff[f'{kind}_{g}_effect_rounds']}, ± {eff[f'{kind}_{g}_effect_spread']})")
+        print(f"  {what:<14} flat out (best of 3, less 2%): probe on "
+              f"{eff[f'{kind}_on_ceiling'] / 1e3:.1f}, off {eff[f'{kind}_off_ceiling'] / 1e3:.1f}"
+              " kpps")
+    print(f"  tg→ts alone    flat out, {eff['flat_rounds']} alternating 0.5 s trials each: "
+          f"received probe on {eff['flat_on_pps'] / 1e3:.1f}, off "
+          f"{eff['flat_off_pps'] / 1e3:.1f} kpps (medians); effect {eff['flat_effect']:+.2%} "
+          f"(median of the rounds' own; mean {eff['flat_effect_mean']:+.2%}, std "
+          f"{eff['flat_effect_spread']}, standard error {eff['flat_effect_se']})")
+    if eff["probe_ns"] is not None:
+        share = eff["probe_ns"] * eff["direct_off_ndr"] / 1e9
+        print(f"  the probe program where it runs: {eff['probe_ns']:.1f} ns per frame (kernel "
+              f"BPF run-time statistics, tg→ts at {eff['probe_ns_rate'] / 1e3:.0f} kpps; "
+              f"includes the statistic's own clock reads); at tg→ts's NDR without the probe "
+              f"that is {share:.1%} of the CPU the generator and the sink share")
     print(f"\nnative-routed NDR {ndr / 1e3:.1f} kpps, PDR {pdr / 1e3:.1f} kpps (probe on); "
           f"{args.trial:g} s trials x {args.repeats} passes, merged\n")
     print(f"{'load':<10}{'kpps':>7}{'loss':>8}{'p50 µs':>9}{'p90 µs':>9}{'p99 µs':>9}"
@@ -219,24 +323,48 @@ def main() -> None:
               f"{us(a.p90_ns):>9}{us(a.p99_ns):>9}{us(a.p999_ns):>10}{us(a.max_ns):>9}   "
               f"       {us(b.p50_ns):>7}{us(b.p99_ns):>8}{us(b.p999_ns):>8}{us(b.max_ns):>8}")
     for engine, a in attacks.items():
-        print(f"\nattack, shared --engine {engine}: B at {B_PPS / 1e3:.0f} kpps; A at its share "
-              f"{SHARE_PPS / 1e3:.0f} kpps: B p50 {us(a['b_share'].p50_ns)} p99 "
-              f"{us(a['b_share'].p99_ns)} µs (loss {a['b_loss_share']:.2%}); A at 3x: B p50 "
-              f"{us(a['b_flood'].p50_ns)} p99 {us(a['b_flood'].p99_ns)} µs (loss "
-              f"{a['b_loss_flood']:.2%}); p99 ratio {a['p99_ratio']}")
+        v = a.verdict
+        print(f"\nattack, shared --engine {engine}: B at {a.b_pps / 1e3:.0f} kpps, "
+              f"{args.trial:g} s trials x {args.attack_rounds} alternating rounds")
+        for what, c in ((f"A at its share {a.share_pps / 1e3:.0f} kpps", a.share),
+                        (f"A at 3x, {a.share_pps * a.flood_factor / 1e3:.0f} kpps", a.flood)):
+            bm = c.merged
+            print(f"  {what:<26} B: {bm.count:>7} timed, loss {c.loss_ratio:6.2%}, p50 "
+                  f"{us(bm.p50_ns):>7} p99 {us(bm.p99_ns):>7} p99.9 {us(bm.p999_ns):>7} µs")
+        print(f"  B's p99 ratio (flood / share) {v.ratio and round(v.ratio, 3)}, rounds "
+              f"{[round(x, 3) for x in attack_result.round_ratios(a.share, a.flood)]}; goal "
+              f"≤ {attack_result.GOAL_RATIO:g}: {v.status} ({v.why})")
     if not attacks:
         print(f"\nattack: not measured: {why_not}")
     by_pct = {str(round(ld.percent_of_pdr)): s.merged for ld, s in zip(loads, sut, strict=True)
               if ld.percent_of_pdr is not None and ld.name.endswith("PDR")}
+    def ratio(engine: str) -> float | None:
+        r = attacks[engine].verdict.ratio if engine in attacks else None
+        return None if r is None else round(r, 3)
+
+    def verdict(engine: str) -> str | None:
+        return attacks[engine].verdict.status if engine in attacks else None
+
     heavy = floor[next(i for i, ld in enumerate(loads) if ld.name == "90% PDR")].merged
     print(json.dumps({
         "floor_p50_us": us(heavy.p50_ns), "floor_p99_us": us(heavy.p99_ns),
         "native_routed": {k: {"p50_us": us(v.p50_ns), "p99_us": us(v.p99_ns),
                               "p999_us": us(v.p999_ns)} for k, v in by_pct.items()},
-        "shared_attack_p99_ratio": attacks["ebpf"]["p99_ratio"] if attacks else None,
-        "guest_attack_p99_ratio": attacks["guests"]["p99_ratio"] if attacks else None,
-        "probe_throughput_effect": eff["direct_effect"],
-        "probe_ndr_effect_native_routed": eff["native_effect"],
+        "shared_attack_p99_ratio": ratio("ebpf"), "guest_attack_p99_ratio": ratio("guests"),
+        "shared_attack_verdict": verdict("ebpf"), "guest_attack_verdict": verdict("guests"),
+        "probe_throughput_effect": eff["flat_effect"],
+        "probe_throughput_effect_spread": eff["flat_effect_spread"],
+        "probe_throughput_effect_se": eff["flat_effect_se"],
+        "probe_ndr_effect": eff["direct_ndr_effect"],
+        "probe_ndr_effect_spread": eff["direct_ndr_effect_spread"],
+        "probe_ndr_effect_rounds": eff["direct_ndr_effect_rounds"],
+        "probe_pdr_effect": eff["direct_pdr_effect"],
+        "probe_pdr_effect_spread": eff["direct_pdr_effect_spread"],
+        "probe_ndr_effect_native_routed": eff["native_ndr_effect"],
+        "probe_ndr_effect_native_routed_spread": eff["native_ndr_effect_spread"],
+        "probe_pdr_effect_native_routed": eff["native_pdr_effect"],
+        "probe_pdr_effect_native_routed_spread": eff["native_pdr_effect_spread"],
+        "probe_ns_per_frame": eff["probe_ns"],
         "native_routed_ndr_pps": round(ndr), "native_routed_pdr_pps": round(pdr),
     }))
 

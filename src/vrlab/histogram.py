@@ -104,3 +104,9 @@ def merge(summaries: Iterable[LatencySummary]) -> HdrHistogram:
         if s.count:
             h.add(decode(s.hist))
     return h
+
+
+def summary_json(s: LatencySummary) -> dict[str, int]:
+    """The percentiles without the histogram (that stays in the store)."""
+    return {"count": s.count, "p50_ns": s.p50_ns, "p90_ns": s.p90_ns, "p99_ns": s.p99_ns,
+            "p999_ns": s.p999_ns, "max_ns": s.max_ns}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from vrlab import histogram
 from vrlab.errors import UsageError
+from vrlab.histogram import summary_json
 from vrlab.method import Progress, RunContext, placed, stored_run
 from vrlab.plan import model, wiring
 from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary, TrialResult
@@ -83,12 +84,6 @@ class LatencyOutcome:
                 "floor_loss_ratio": p.floor_loss_ratio,
                 "routers": {r: summary_json(s) for r, s in sorted(p.routers.items())}}
                 for p in self.points]}
-
-
-def summary_json(s: LatencySummary) -> dict[str, int]:
-    """The percentiles without the histogram (that stays in the store)."""
-    return {"count": s.count, "p50_ns": s.p50_ns, "p90_ns": s.p90_ns, "p99_ns": s.p99_ns,
-            "p999_ns": s.p999_ns, "max_ns": s.max_ns}
 
 
 def csit_loads(ndr_pps: float, pdr_pps: float, idle_pps: float = IDLE_PPS) -> list[Load]:
@@ -188,6 +183,7 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
         warm, resid = ctx.profile.warmup_s, ctx.profile.residual_s
         with Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement, traffic,
                      label=f"latency {scenario.name}") as tb:
+            ctx.store.add_placement(run_id, sink=tb.sink_kind)
             sut = measure_loads(tb, todo, dur, repeats, warmup_s=warm, residual_s=resid,
                                 record=store(False), progress=progress)
         base: list[LoadResult] = []

@@ -4,7 +4,7 @@ On two cores the generator and the SUT compete for CPU. The generator process ta
 the SUT's receive processing is steered to CPU 1 with RPS on its ingress port, so the SUT gets a
 core of its own the way the paper's SUT had its own machine.
 
-Where the sink's receive processing (nftables counts and drops each frame at ingress) goes
+Where the sink's receive processing (a tc program counts and drops each frame at ingress) goes
 depends on the generator's path, which the CLI chooses (``--sink-rx auto``): with the XDP
 generator, which has the room, it joins the generator on CPU 0 and the SUT has CPU 1 to itself.
 With the sendmmsg generator it goes to CPU 1: measured, on CPU 0 it cost that sender about a

@@ -117,3 +117,29 @@ def test_the_command_prints_every_load_beside_its_floor(vrlab_env: VrlabEnv) -> 
     with Store(vrlab_env.db) as st:
         trials = st.trials(data["run_id"])
     assert len(trials) == 10 and all(t.result.latency for t in trials)
+
+
+def test_the_attack_times_router_b_beside_a_share_and_under_a_flood(
+        vrlab_env: VrlabEnv) -> None:
+    r, left = vrlab_env.run_cli_sealed(
+        "latency", "shared", "--attack", "--engine", "ebpf", "--duration", "0.3", "--repeats",
+        "2", "--generator", "xdp", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert left == [], f"the run left namespaces behind: {left}"
+    (data,) = json.loads(r.stdout)["attack"]
+    assert data["engine"] == "ebpf" and data["rounds"] == 2
+    assert data["a_flood_pps"] == 3 * data["a_share_pps"]
+    for cond in ("b_beside_share", "b_under_flood"):
+        b = data[cond]
+        assert b["count"] > 1_000, "B's frames were not timed"
+        assert 0 < b["p50_ns"] <= b["p99_ns"] <= b["p999_ns"] <= b["max_ns"]
+    # B's share of the stamped frames halves when A sends three times as much
+    assert data["b_under_flood"]["count"] < data["b_beside_share"]["count"]
+    assert data["verdict"] in ("meets", "misses", "inconclusive") and data["why"]
+    assert len(data["p99_ratio_rounds"]) <= 2
+    with Store(vrlab_env.db) as st:
+        trials = st.trials(data["run_id"])
+        assert st.run(data["run_id"]).kind == "latency-attack"
+    assert len(trials) == 4
+    assert all("r1" in t.result.latency for t in trials)
+

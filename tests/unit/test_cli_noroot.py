@@ -148,3 +148,16 @@ def test_down_and_exec_without_a_platform_say_so(vrlab_env: VrlabEnv) -> None:
     for args in (("down",), ("exec", "red", "--", "true")):
         r = vrlab_env.run_cli(*args)
         assert r.returncode == 2 and "no platform is up" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["native-routed", "--attack"], "is not the shared platform"),
+    (["shared", "--attack", "--routers", "4"], "--attack --routers 4"),
+    (["shared", "--attack", "--engine", "userspace"], "the attack runs on ebpf or guests"),
+])
+def test_latency_attack_refuses_what_it_cannot_measure(vrlab_env: VrlabEnv, args: list[str],
+                                                        needle: str) -> None:
+    r, created = vrlab_env.run_cli_sealed("latency", *args, "--generator", "xdp")
+    assert r.returncode != 0
+    assert needle in r.stderr, r.stderr
+    assert_nothing_built(vrlab_env, created)

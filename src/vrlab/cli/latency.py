@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from vrlab.cli.options import (
     scenario_options,
 )
 from vrlab.errors import UsageError
+from vrlab.method import RunContext
 from vrlab.results import LatencySummary
 
 
@@ -37,12 +39,12 @@ def _cells(s: LatencySummary | None) -> list[str]:
 @scenario_options
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
-              help="Trial length and the throughput search's final trials: quick 0.5 s, "
-              "paper 10 s.")
+              help="Trial length: quick 0.4 s, paper 10 s (a throughput search's final "
+              "trials: 0.5 s, 10 s).")
 @click.option("--duration", type=float, default=None,
               help="Seconds per latency trial (overrides the profile).")
-@click.option("--repeats", type=click.IntRange(1, 99), default=1, show_default=True,
-              help="Whole passes over the loads; a load's histograms are merged.")
+@click.option("--repeats", type=click.IntRange(1, 99), default=None,
+              help="Whole passes over the loads (default 1); a load's histograms are merged.")
 @click.option("--ndr-kpps", type=float, default=None,
               help="Take this NDR instead of the store's or a search's (with --pdr-kpps).")
 @click.option("--pdr-kpps", type=float, default=None)
@@ -52,24 +54,34 @@ def _cells(s: LatencySummary | None) -> list[str]:
               help="Upper bound of a search. Default: the calibrated maximum.")
 @click.option("--floor/--no-floor", default=True, show_default=True,
               help="Measure the same loads on tg linked straight to ts.")
+@click.option("--attack", is_flag=True,
+              help="Scenario 'shared' only: router B's latency beside router A at its share "
+              "(50 kpps) and under A's flood at 3x it, B at 50 kpps, on --engine ebpf or "
+              "guests (both if --engine is not given); --repeats sets the rounds (default 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
 @db_option
 def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
                 engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,
-                duration: float | None, repeats: int, ndr_kpps: float | None,
+                duration: float | None, repeats: int | None, ndr_kpps: float | None,
                 pdr_kpps: float | None, fresh: bool, max_kpps: float | None, floor: bool,
-                as_json: bool, pin: bool, sink_rx: str, generator: str,
+                attack: bool, as_json: bool, pin: bool, sink_rx: str, generator: str,
                 db: Path | None) -> None:
     """Latency of SCENARIO under load, as FD.io CSIT reports it: p50, p90, p99, p99.9 and the
     maximum of the one-way latency (the generator's send time stamped in each frame, read by
     the sink on the same clock) at idle (10 kpps), at 10%, 50% and 90% of PDR and at NDR; each
     load also on the testbed alone (tg→ts), the floor. NDR and PDR come from the newest
-    `vrlab ndr` of the scenario in the store, or a search run first."""
-    from vrlab import latency, method
+    `vrlab ndr` of the scenario in the store, or a search run first. With --attack (scenario
+    shared): router B's latency while router A keeps to its share and while A floods."""
+    from vrlab import attack_result, latency, method
 
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
     prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
+    if attack:
+        _attack(sc.name, engine, routers, prof, repeats or attack_result.DEFAULT_ROUNDS,
+                as_json, lambda: run_context(db, pin, sink_rx, prof, "", generator))
+        return
+    repeats = repeats or 1
     if (ndr_kpps is None) != (pdr_kpps is None):
         raise UsageError("--ndr-kpps and --pdr-kpps go together")
     net.require_root()
@@ -116,3 +128,49 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
             for name, s in sorted(p.routers.items()):
                 r.add_row(p.load.name, name, str(s.count), *_cells(s))
         out.print(r)
+
+
+def _attack(scenario: str, engine: str | None, routers: int | None, prof: profiles.Profile,
+            rounds: int, as_json: bool, make_ctx: Callable[[], RunContext]) -> None:
+    """``vrlab latency shared --attack``: each engine's attack, a table or JSON."""
+    from vrlab import attack_result as attack
+    from vrlab import latency_attack
+
+    if scenario != "shared":
+        raise UsageError(f"--attack: scenario {scenario} is not the shared platform, and "
+                         "the attack needs two routers on one: run `vrlab latency shared "
+                         "--attack`")
+    if routers not in (None, 2):
+        raise UsageError(f"--attack --routers {routers}: the attack runs on two routers, A "
+                         "(which floods) and B (which is timed); leave --routers out")
+    if engine is not None and engine not in attack.ENGINES:
+        raise UsageError(f"--attack --engine {engine}: the attack runs on "
+                         f"{' or '.join(attack.ENGINES)}")
+    net.require_root()
+    ctx = make_ctx()
+    engines = [engine] if engine else list(attack.ENGINES)
+    console.print(f"latency attack [bold]shared[/]: B at {attack.B_PPS / 1e3:.0f} kpps; A at "
+                  f"its share {attack.SHARE_PPS / 1e3:.0f} kpps, then at "
+                  f"{attack.FLOOD_FACTOR:g}x; {prof.duration_s:g} s trials x {rounds} rounds; "
+                  f"{ctx.placement.describe()}")
+    got = []
+    for e in engines:
+        with progress(f"attack {e}") as bars:
+            got.append(latency_attack.run_attack(ctx, e, prof.duration_s, rounds, bars.step))
+    if as_json:
+        out.print_json(json.dumps({"attack": [g.as_json() for g in got]}))
+        return
+    t = Table("engine", "A", "B frames", "B loss", "B p50 µs", "B p99 µs", "B p99.9 µs",
+              "B max µs", title="latency attack: router B beside A at its share and under "
+              "A's flood")
+    for g in got:
+        for what, c in ((f"{g.share_pps / 1e3:.0f} kpps (share)", g.share),
+                        (f"{g.share_pps * g.flood_factor / 1e3:.0f} kpps (flood)", g.flood)):
+            m = c.merged
+            t.add_row(f"{attack.ENGINES[g.engine]} (run {g.run_id})", what, str(m.count),
+                      f"{c.loss_ratio:.2%}", *_cells(m))
+    out.print(t)
+    for g in got:
+        v = g.verdict
+        out.print(f"{attack.ENGINES[g.engine]}: B's p99 under A's flood against beside A's "
+                  f"share, goal ≤ {attack.GOAL_RATIO:g}x: [bold]{v.status}[/] ({v.why})")

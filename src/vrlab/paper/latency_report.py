@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from vrlab import histogram
+from vrlab import attack_result, histogram
+from vrlab.paper import attack_report
 from vrlab.paper.canvas import new_figure, save
 from vrlab.paper.figures import LATENCY
 from vrlab.paper.series import MARKERS, PALETTE
@@ -85,8 +86,33 @@ def plot(configs: Mapping[str, list[LoadRow]], out_base: Path, caption: str) -> 
     return save(fig, out_base)
 
 
-def section(store: Store, runs: Mapping[str, int], out: Path, caption: str) -> list[str]:
-    """The section's markdown, its figure, and ``latency.json`` with every percentile."""
+def section(store: Store, runs: Mapping[str, int], out: Path, caption: str,
+            attack_runs: Mapping[str, int] | None = None) -> list[str]:
+    """The section's markdown, its figures, and ``latency.json`` with every percentile; the
+    attack result (``attack_runs``: engine -> stored attack run) at its end."""
+    lines, data = _loads(store, runs, out, caption)
+    if attack_runs is not None:
+        found = [attack_result.stored_attack(store, attack_runs[e])
+                 for e in attack_result.ENGINES if e in attack_runs]
+        more, data["attack"] = attack_report.section(found, _floor(store, runs), out, caption)
+        lines += more
+    if data:
+        (out / "latency.json").write_text(json.dumps(data, indent=2))
+    return lines
+
+
+def _floor(store: Store, runs: Mapping[str, int]) -> LatencySummary | None:
+    """The testbed's floor at the lightest load of the first latency run that measured one."""
+    for run_id in runs.values():
+        rs = rows(store, run_id)
+        if rs and rs[0].floor is not None:
+            return rs[0].floor
+    return None
+
+
+def _loads(store: Store, runs: Mapping[str, int], out: Path,
+           caption: str) -> tuple[list[str], dict[str, object]]:
+    """The loads' part of the section, and its part of ``latency.json``."""
     lines = ["## Latency under load (FD.io CSIT's loads)", "",
              "One-way latency from the generator's send (the XDP program stamps "
              "`bpf_ktime_get_ns` into each frame) to the sink's tc ingress, on the same clock; "
@@ -99,7 +125,8 @@ def section(store: Store, runs: Mapping[str, int], out: Path, caption: str) -> l
     measured = [m for m in measured if m[3]]
     if not measured:
         return [*lines, "Not measured: only the XDP generator stamps frames, and only "
-                "configurations whose throughput was searched have loads to measure at.", ""]
+                "configurations whose throughput was searched have loads to measure at.",
+                ""], {}
     paths = plot({label: rs for _, _, label, rs in measured}, out / "latency", caption)
     lines += [f"![latency]({p.name})" for p in paths if p.suffix == ".png"]
     lines += ["", "| configuration | load | kpps | loss | p50 µs | p90 µs | p99 µs | p99.9 µs | "
@@ -120,5 +147,4 @@ def section(store: Store, runs: Mapping[str, int], out: Path, caption: str) -> l
              "floor": None if r.floor is None else {
                  f"{p}_ns": getattr(r.floor, f"{p}_ns") for p in ("p50", "p90", "p99", "p999",
                                                                   "max")}} for r in rs]}
-    (out / "latency.json").write_text(json.dumps(data, indent=2))
-    return [*lines, ""]
+    return [*lines, ""], data

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vrlab import latency, method, spec, sysinfo
+from vrlab import attack_result, latency, latency_attack, method, spec, sysinfo
 from vrlab.errors import UsageError
 from vrlab.method import Progress, RunContext
 from vrlab.paper import (
@@ -37,6 +37,9 @@ from vrlab.store.db import Store
 from vrlab.store.rows import SweepPoint
 
 QUICK_HEADROOM = 1.2  # quick profile: offer up to 20% beyond the calibrated maximum
+#: the attack's trials (at least this long) and rounds: 33 s for both engines on the quick
+#: profile, the platforms' builds included (measured)
+ATTACK_TRIAL_S, ATTACK_ROUNDS = 1.0, 5
 
 
 def select(only: list[str] | None) -> list[str]:
@@ -155,10 +158,26 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
             if r == 0 or k.key in REPEATED:
                 ndr_runs[k.key].append(run_ndr(rctx, k, cal.get(1), progress, f"#{r + 1}"))
     lat_runs = run_latency(rctx, ndr_runs, progress)
+    attack_runs = run_attacks(rctx, lat_runs, progress)
     (out / "runs.json").write_text(json.dumps({"session": session, "runs": runs,
                                                "ndr_runs": ndr_runs, "calibration": cal,
-                                               "latency_runs": lat_runs}, indent=2))
-    return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name, ndr_runs, lat_runs)
+                                               "latency_runs": lat_runs,
+                                               "attack_runs": attack_runs}, indent=2))
+    return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name, ndr_runs, lat_runs,
+                        attack_runs)
+
+
+def run_attacks(ctx: RunContext, lat_runs: Mapping[str, int],
+                progress: Progress) -> dict[str, int]:
+    """Router B's latency under router A's flood, on each engine the report's shared
+    configurations measured latency on: trials of the profile's length but at least
+    ``ATTACK_TRIAL_S`` (a 4 ms stall of this VM is a few percent of B's frames in a shorter
+    trial, and sets its p99 alone), ``ATTACK_ROUNDS`` rounds of each condition."""
+    engines = {k.engine for k in LATENCY if k.key in lat_runs and k.scenario == "shared"}
+    trial = max(ctx.profile.duration_s, ATTACK_TRIAL_S)
+    return {e: latency_attack.run_attack(replace(ctx, label=f"attack-{e}"), e, trial,
+                                         ATTACK_ROUNDS, progress).run_id
+            for e in attack_result.ENGINES if e in engines}
 
 
 def run_latency(ctx: RunContext, ndr_runs: NdrRuns, progress: Progress) -> dict[str, int]:
@@ -209,7 +228,8 @@ def _figure_caption(store: Store, fig: Figure, runs: dict[str, int], caption: st
 
 def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[int, float],
                  out: Path, profile: str, ndr_runs: NdrRuns | None = None,
-                 latency_runs: Mapping[str, int] | None = None) -> Path:
+                 latency_runs: Mapping[str, int] | None = None,
+                 attack_runs: Mapping[str, int] | None = None) -> Path:
     m = sysinfo.machine()
     ndr_runs = ndr_runs or {}
     ndr_rows = throughput_report.ndr_rows(store, ndr_runs)
@@ -277,7 +297,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                          f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | {_testbed_set(p)} |")
         lines.append("")
     if latency_runs is not None and ndr_runs:
-        lines += latency_report.section(store, latency_runs, out, caption)
+        lines += latency_report.section(store, latency_runs, out, caption, attack_runs)
     lines += consistency.section(consistency.check(pts, ndr_rows))
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")

@@ -13,7 +13,8 @@
  * histogram arithmetic of vrlab's own decides a percentile.
  *
  * Every frame then goes on (TCX_NEXT, which is TC_ACT_UNSPEC) to the
- * nftables counters at the netdev ingress hook, which run after tc's.
+ * sink's counters: the tc BPF sink attached after this program, or the
+ * nftables fallback at the netdev ingress hook, which runs after tc's.
  *
  * Payload layout (bytes after the UDP header, see vrlab.traffic.frames):
  * 0..7 the stamp (host order; 0 = not stamped), 8..9 the router's index

@@ -1,8 +1,9 @@
 """The sink's latency probe: ``latency.bpf.c`` at the tc ingress of the sink's port, and its
 histograms read back as sparse bucket counts.
 
-It sits in front of the nftables counters (tc's ingress hook runs before netfilter's) and lets
-every frame go on to them, so counting is as it was. Built and loaded like the XDP generator
+It sits in front of the sink's counters (the tc BPF sink, attached after it; or the nftables
+fallback, whose netdev hook runs after tc's) and lets every frame go on to them, so counting
+is as it was. Built and loaded like the XDP generator
 (clang at first use, then libbpf), because the two share the payload layout and the clock.
 
 Attached with tcx where the kernel has it, through a BPF link whose fd this object holds: the

@@ -1,0 +1,110 @@
+"""Latency under attack, measured: router B's one-way latency while router A sends at its
+share, and while A floods at three times its share, on the ``shared`` scenario with two
+routers, for the shared eBPF engine (which polices A to its share) and for guest forwarding
+(which has nothing to hold A back). What it measured and the verdict are
+:mod:`vrlab.attack_result`'s.
+
+B sends at a steady rate throughout; the generator's frame list mixes A's and B's frames evenly
+(:func:`vrlab.traffic.frames.mix`), so each router's rate is steady within a trial. The two
+conditions alternate, round after round, so a slow spell of the machine touches both. Each
+trial is stored with its condition and round (run kind ``latency-attack``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from vrlab import spec
+from vrlab.attack_result import (
+    B_FRACTION,
+    B_PPS,
+    ENGINES,
+    FLOOD,
+    FLOOD_FACTOR,
+    KIND,
+    ROUND,
+    ROUTER_A,
+    ROUTER_B,
+    SHARE_PPS,
+    AttackOutcome,
+    Condition,
+)
+from vrlab.errors import UsageError, VrlabError
+from vrlab.method import Progress, RunContext, placed, stored_run
+from vrlab.placement import Placement
+from vrlab.plan import wiring
+from vrlab.results import TrialResult
+from vrlab.testbed import Testbed, TrafficSettings
+from vrlab.traffic.frames import build_frame, mix
+
+
+def scenario(engine: str) -> tuple[spec.Scenario, str]:
+    """The ``shared`` scenario with two routers on ``engine``, and its YAML."""
+    if engine not in ENGINES:
+        raise UsageError(f"--engine {engine}: the attack runs on {' or '.join(ENGINES)}")
+    return spec.load("shared", {"traffic.routers": 2, "sut.engine": engine})
+
+
+def testbed(sc: spec.Scenario, where: Placement, label: str) -> Testbed:
+    """A testbed of :func:`scenario`, one flow per router, not yet up (``with`` it)."""
+    return Testbed(lambda rid: wiring.make_plan(sc, rid), where, TrafficSettings(flows=2),
+                   label=label)
+
+
+def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHARE_PPS,
+            b_pps: float = B_PPS, flood_factor: float = FLOOD_FACTOR,
+            record: Callable[[TrialResult], TrialResult] = lambda r: r,
+            progress: Progress = lambda m, r: None) -> tuple[Condition, Condition]:
+    """B's latency and loss beside A at ``share_pps`` and under A at ``flood_factor`` times
+    it, ``rounds`` alternating rounds on ``tb`` (a ``shared`` testbed with two routers; the
+    eBPF engine, if any, polices A to ``share_pps``)."""
+    if tb.gen is None or tb.plan is None:
+        raise VrlabError(f"testbed {tb.label} is not up: use it as `with Testbed(...)`")
+    if tb.ebpf_engine is not None:
+        tb.ebpf_engine.set_share(tb.router_names.index(ROUTER_A), round(share_pps))
+    index = {n: i for i, n in enumerate(tb.router_names)}
+    frames = {r: build_frame(next(f for f in tb.flows if f.router == r), router_index=index[r])
+              for r in (ROUTER_A, ROUTER_B)}
+    got: dict[bool, Condition] = {False: Condition(), True: Condition()}
+    for i in range(rounds):
+        for flood in (False, True):
+            a_pps = share_pps * (flood_factor if flood else 1.0)
+            mixed, frac_b = mix(frames[ROUTER_A], frames[ROUTER_B], a_pps, b_pps)
+            tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=mixed, path="xdp",
+                        stamp=True)
+            res = tb.trial(b_pps / frac_b, trial_s, warmup_s=0.1, residual_s=0.1)
+            res = record(replace(res, extra={**res.extra, FLOOD: float(flood),
+                                             ROUND: float(i), B_FRACTION: frac_b}))
+            got[flood].add(res, frac_b)
+            progress(f"{tb.label}: A at {a_pps / 1e3:.0f} kpps, B at {b_pps / 1e3:.0f} kpps",
+                     res)
+    return got[False], got[True]
+
+
+def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
+               progress: Progress = lambda m, r: None) -> AttackOutcome:
+    """The attack on ``engine``, stored as a run of kind ``latency-attack``."""
+    sc, text = scenario(engine)
+    ctx, sc = placed(ctx, sc)
+    if ctx.placement.generator != "xdp":
+        raise UsageError("the attack's latency needs the XDP generator (it stamps each "
+                         "frame's send time): run with --generator xdp")
+    if rounds < 1 or trial_s <= 0:
+        raise UsageError(f"the attack needs at least one round of trials longer than 0 s "
+                         f"(got {rounds} rounds of {trial_s:g} s)")
+    params: dict[str, object] = {
+        "engine": engine, "a_share_pps": SHARE_PPS, "flood_factor": FLOOD_FACTOR,
+        "b_pps": B_PPS, "trial_s": trial_s, "rounds": rounds, "routers": 2}
+    with stored_run(ctx, KIND, sc.name, text, params) as run_id:
+
+        def record(res: TrialResult) -> TrialResult:
+            ctx.store.add_trial(run_id, res)
+            return res
+
+        with testbed(sc, ctx.placement, f"latency attack {engine}") as tb:
+            ctx.store.add_placement(run_id, sink=tb.sink_kind)
+            share, flood = measure(tb, trial_s, rounds, record=record, progress=progress)
+    return AttackOutcome(run_id, engine, SHARE_PPS, B_PPS, FLOOD_FACTOR, trial_s, rounds,
+                         share, flood)
+
+
