@@ -114,8 +114,10 @@ def _sync_config(layout: PlatformLayout, workdir: Path) -> SyncConfig:
     routers = tuple(
         SyncRouter(name=r.name, guest_ns=r.guest_ns, table=r.table,
                    ports={p.name: p.engine_if for p in r.ports}, subnets=r.subnets,
-                   max_routes=r.spec.max_routes)
-        for r in layout.routers if r.forwarding == "shared")
+                   max_routes=r.spec.limit(None if shared else 4),
+                   max_routes6=None if shared else r.spec.limit(6))
+        for r in layout.routers if r.forwarding == "shared"
+        for shared in (isinstance(r.spec.max_routes, int),))
     return SyncConfig(engine_ns=layout.engine_ns, routers=routers,
                       log_path=str(workdir / "fibsync.log"),
                       status_path=str(workdir / "fibsync.status.json"))
