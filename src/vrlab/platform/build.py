@@ -223,10 +223,15 @@ def _router_links(r: RouterLayout, sock: NsSockets, record: Callable[[str, str],
             site = sock(p.site_ns)
             si = ifindex(site, p.site_if)
             site.link("set", index=si, state="up")
+            routed: set[int] = set()
             for peer in p.peers:
                 add_address(site, si, peer)
-                # a default route per family, via the router's address on the peer's subnet
+                # a default route per family, via the router's address on the family's first
+                # subnet
                 net = ipaddress.ip_interface(peer).network
+                if net.version in routed:
+                    continue
+                routed.add(net.version)
                 gw = next(a.ip for a in map(ipaddress.ip_interface, p.addresses)
                           if a.network == net)
                 site.route("add", dst="::/0" if net.version == 6 else "0.0.0.0/0",
