@@ -31,11 +31,12 @@ __all__ = ["hook", "platform"]  # the fixtures, shared with test_platform.py
 pytestmark = [pytest.mark.root]
 
 PORTS6 = [{"name": "eth0", "addresses": ["10.0.0.1/24", "2001:db8::1/64"]},
-          {"name": "eth1", "addresses": ["10.1.0.1/24", "2001:db8:1::1/64"]}]
+          {"name": "eth1", "addresses": ["10.1.0.1/24", "2001:db8:1::1/64",
+                                         "2001:db8:2::1/64", "fe80::1/64"]}]
 TWO6 = {
     "name": "two6",
     "routers": [
-        {"name": "red", "ports": PORTS6, "max_routes": {"ipv4": 10, "ipv6": 3}},
+        {"name": "red", "ports": PORTS6, "max_routes": {"ipv4": 10, "ipv6": 4}},
         {"name": "blue",  # IPv6 only, on red's very prefixes
          "ports": [{"name": "eth0", "address": "2001:db8::1/64"},
                    {"name": "eth1", "address": "2001:db8:1::1/64"}]},
@@ -65,16 +66,30 @@ def send_udp6(ns: str, dst: str, count: int, pps: float = 20_000, hops: int = 64
     return int(nsexec.run_in(ns, _send6, dst, count, pps, hops))
 
 
-def _udp6_in() -> int:
+def _snmp6() -> dict[str, int]:
     text = Path("/proc/self/net/snmp6").read_text()
-    fields = dict(line.split() for line in text.splitlines() if line.strip())
-    return int(fields["Udp6InDatagrams"]) + int(fields["Udp6NoPorts"])
+    return {k: int(v) for k, v in (line.split() for line in text.splitlines() if line.strip())}
+
+
+def snmp6(ns: str, counter: str) -> int:
+    """One of the IPv6 stack's counters of namespace ``ns``."""
+    return int(nsexec.run_in(ns, _snmp6)[counter])
 
 
 def udp6_in(ns: str) -> int:
     """UDP datagrams over IPv6 that reached namespace ``ns`` (to a socket or to none): the
     link's own counters count neighbour discovery too, which each side does on its own."""
-    return int(nsexec.run_in(ns, _udp6_in))
+    c = nsexec.run_in(ns, _snmp6)
+    return int(c["Udp6InDatagrams"]) + int(c["Udp6NoPorts"])
+
+
+def _solicit(dev: str) -> None:
+    """One router solicitation to all routers (ff02::2) out of ``dev``; the kernel writes the
+    ICMPv6 checksum, and neighbour discovery wants hop limit 255."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+    s.sendto(bytes([133, 0, 0, 0, 0, 0, 0, 0]), ("ff02::2", 0, 0, socket.if_nametoindex(dev)))
+    s.close()
 
 
 def table6(u: Up, router_index: int) -> list[tuple[str, str | None]]:
@@ -128,9 +143,11 @@ def test_ipv6_overlapping_prefixes_reach_only_their_own_router(
     # the hop limit went down by one on the fast path (ping prints it as ttl)
     ping = u.exec("blue/eth0", "ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", "2001:db8:1::2")
     assert ping.returncode == 0 and "ttl=63" in ping.stdout, ping.stdout + ping.stderr
-    # IPv4 of the dual-stack router still crosses the same engine
-    ping = u.exec("red/eth0", "ping", "-c", "2", "-i", "0.2", "-W", "1", "10.1.0.2")
-    assert ping.returncode == 0 and "ttl=63" in ping.stdout, ping.stdout + ping.stderr
+    # IPv4 of the dual-stack router still crosses the same engine, and so does its port's
+    # second IPv6 subnet
+    for dst in ("10.1.0.2", "2001:db8:2::2"):
+        ping = u.exec("red/eth0", "ping", "-c", "2", "-i", "0.2", "-W", "1", dst)
+        assert ping.returncode == 0 and "ttl=63" in ping.stdout, ping.stdout + ping.stderr
 
 
 def test_neighbour_discovery_and_icmpv6_errors_come_from_the_guest(
@@ -162,6 +179,11 @@ def test_neighbour_discovery_and_icmpv6_errors_come_from_the_guest(
     assert "2001:db8::1" in ping.stdout
     assert e.counters(1)["punted"] > punted0
     e.close()
+    # a router solicitation from the site reaches the guest's kernel
+    rs0 = snmp6(u.ns("blue"), "Icmp6InRouterSolicits")
+    nsexec.run_in(u.ns("blue/eth0"), _solicit, site_if)
+    wait_for(lambda: snmp6(u.ns("blue"), "Icmp6InRouterSolicits") > rs0, 3.0,
+             "the router solicitation in blue's guest")
 
 
 def test_ipv6_routes_are_refused_and_limited_per_family(platform: Callable[..., Up]) -> None:
@@ -175,7 +197,7 @@ def test_ipv6_routes_are_refused_and_limited_per_family(platform: Callable[..., 
     assert u.exec("red", "ip", "link", "set", "dum0", "up").returncode == 0
     assert u.exec("red", "ip", "-6", "route", "add", "2001:db8:51::/48", "dev",
                   "dum0").returncode == 0
-    # a link-local next hop on red's own port is fine; red's IPv6 limit is 3 and its two
+    # a link-local next hop on red's own port is fine; red's IPv6 limit is 4 and its three
     # connected IPv6 routes count, so the second one waits
     for i in range(2):
         assert u.exec("red", "ip", "-6", "route", "add", f"2001:db8:6{i}::/48", "via",
@@ -192,10 +214,10 @@ def test_ipv6_routes_are_refused_and_limited_per_family(platform: Callable[..., 
     assert ("2001:db8:60::/48", "fe80::2") in six, six
     dsts = {d for d, _ in six}
     assert not dsts & {"2001:db8:50::/48", "2001:db8:51::/48", "2001:db8:61::/48"}, six
-    assert len(six) == 3
+    assert len(six) == 4
     text = json.dumps(refusals())
     assert "outside the router's subnets" in text and "not one of the router's ports" in text
-    assert "limit of 3 IPv6 routes" in text
+    assert "limit of 4 IPv6 routes" in text
     # the waiting route gets in when a mirrored one goes
     assert u.exec("red", "ip", "-6", "route", "del", "2001:db8:60::/48").returncode == 0
     wait_for(lambda: ("2001:db8:61::/48", "fe80::2") in table6(u, 0), 3.0,
