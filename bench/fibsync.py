@@ -3,14 +3,16 @@
 acceptance figures): (a) 100,000 routes installed in one guest, all in the engine table in
 < 2 s, timed from the start of the installation (itself a batched netlink writer, as a routing
 daemon's bulk install); (b) one route change in a guest visible in the engine within 50 ms at
-p99 over 1,000 changes (detected by listening to the engine's route multicast).
+p99 over 1,000 changes (detected by listening to the engine's route multicast). ``--ip 6``
+does the same with IPv6 routes (/64s via a global next hop on the guest's IPv6 subnet).
 
 The agent runs as it does in production: a daemon started with ``spawn()``, its own process.
 Each measurement builds its own engine and guest namespaces (``vrl<hex>-eng``/``-g0``) and
 removes them in ``finally``. ``--codec`` also times pyroute2's message parsing against the
 agent's struct codec (the reason the codec exists). Last line: one JSON object. Needs root.
 
-Importable: ``measure_sync(n_routes)`` and ``measure_change_latency(n_changes)`` return dicts."""
+Importable: ``measure_sync(n_routes, ip)`` and ``measure_change_latency(n_changes, ip)`` return
+dicts."""
 
 from __future__ import annotations
 
@@ -47,6 +49,23 @@ from vrlab.platform.fibsync.netlink import BatchWriter, open_socket
 
 TABLE = 1000
 GW_A, GW_B = bytes([10, 0, 0, 2]), bytes([10, 0, 0, 3])
+#: the IPv6 next hops, on the guest's 2001:db8::/64
+GW6_A = bytes.fromhex("20010db8000000000000000000000002")
+GW6_B = bytes.fromhex("20010db8000000000000000000000003")
+#: an engine that forwards IPv6 with no addresses of its own (as ``platform.build`` makes it)
+ENGINE6 = ["net.ipv6.conf.default.addr_gen_mode=1", "net.ipv6.conf.all.disable_ipv6=0",
+           "net.ipv6.conf.default.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1",
+           "net.ipv6.conf.default.forwarding=1"]
+GUEST6 = ["net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+          "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]
+
+
+def gateways(ip: int) -> tuple[bytes, bytes]:
+    return (GW6_A, GW6_B) if ip == 6 else (GW_A, GW_B)
+
+
+def _sysctl(ns: str, settings: list[str]) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", *settings], check=True)
 
 
 @dataclass
@@ -82,22 +101,24 @@ class Rig:
             return {}
 
 
-def _veth_up(ns: str, name: str, address: str | None = None) -> int:
+def _veth_up(ns: str, name: str, *addresses: str) -> int:
     with IPRoute(netns=ns) as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         ipr.link("add", ifname=name, kind="veth", peer={"ifname": name + "x"})
         idx = int(ipr.link_lookup(ifname=name)[0])
         for n in (name, name + "x"):
             ipr.link("set", index=ipr.link_lookup(ifname=n)[0], state="up")
-        if address:
+        for address in addresses:
             a, plen = address.split("/")
-            ipr.addr("add", index=idx, address=a, prefixlen=int(plen))
+            ipr.addr("add", index=idx, address=a, prefixlen=int(plen),
+                     family=socket.AF_INET6 if ":" in a else socket.AF_INET)
         return idx
 
 
 @contextmanager
 def rig(max_routes: int) -> Iterator[Rig]:
-    """Engine + one guest (port p0 = 10.0.0.1/24 <-> engine port e0) and a running agent."""
+    """Engine + one guest (port p0 = 10.0.0.1/24 and 2001:db8::1/64 <-> engine port e0) and a
+    running agent."""
     prefix = f"vrl{secrets.token_hex(2)}-"
     eng, guest = prefix + "eng", prefix + "g0"
     made: list[str] = []
@@ -107,10 +128,12 @@ def rig(max_routes: int) -> Iterator[Rig]:
         for ns in (eng, guest):
             made.append(ns)
             netns.create(ns)
+        _sysctl(eng, ENGINE6)
+        _sysctl(guest, GUEST6)
         _veth_up(eng, "e0")
-        r.guest_port = _veth_up(guest, "p0", "10.0.0.1/24")
-        cfg = SyncConfig(eng, (SyncRouter("r0", guest, TABLE, {"p0": "e0"}, ("10.0.0.0/24",),
-                                          max_routes),),
+        r.guest_port = _veth_up(guest, "p0", "10.0.0.1/24", "2001:db8::1/64")
+        cfg = SyncConfig(eng, (SyncRouter("r0", guest, TABLE, {"p0": "e0"},
+                                          ("10.0.0.0/24", "2001:db8::/64"), max_routes),),
                          str(r.workdir / "fibsync.log"), str(r.status_path))
         r.pid, r.start = spawn(cfg, r.workdir / "fibsync.json")
         yield r
@@ -126,8 +149,11 @@ def rig(max_routes: int) -> Iterator[Rig]:
         tmp.cleanup()
 
 
-def route_key(i: int) -> codec.Key:
-    """The i-th test prefix: /24s from 16.0.0.0 on (away from the guest's own 10.0.0.0/24)."""
+def route_key(i: int, ip: int = 4) -> codec.Key:
+    """The i-th test prefix: /24s from 16.0.0.0 on (away from the guest's own 10.0.0.0/24);
+    IPv6: /64s from 2400:: on, at the kernel's default metric for a route added (1024)."""
+    if ip == 6:
+        return ((0x2400 << 112 | i << 64).to_bytes(16, "big"), 64, 0, 1024)
     a = (16 << 24) + (i << 8)
     return (a.to_bytes(4, "big"), 24, 0, 0)
 
@@ -143,12 +169,14 @@ def install(sock: socket.socket, oif: int, keys: list[codec.Key], gw: bytes) -> 
     return len(errors)
 
 
-def engine_count(ns: str) -> int:
+def engine_count(ns: str, ip: int = 4) -> int:
     s = open_socket(ns)
+    fam = socket.AF_INET6 if ip == 6 else socket.AF_INET
     try:
         from vrlab.platform.fibsync.netlink import dump_parsed
         seqs = iter(range(1, 1 << 30))
-        routes = dump_parsed(s, lambda q: codec.encode_route_dump(q, TABLE, codec.RTPROT_FIBSYNC),
+        routes = dump_parsed(s, lambda q: codec.encode_route_dump(q, TABLE, codec.RTPROT_FIBSYNC,
+                                                                  fam),
                              codec.RTM_NEWROUTE, codec.parse_route, "engine dump",
                              lambda: next(seqs))
         return len(routes)
@@ -156,17 +184,18 @@ def engine_count(ns: str) -> int:
         s.close()
 
 
-def measure_sync(n_routes: int = 100_000) -> dict[str, Any]:
+def measure_sync(n_routes: int = 100_000, ip: int = 4) -> dict[str, Any]:
     """Time from the first route written in the guest until the agent has written the last one
     into the engine (its status file's ``last_change_unix`` once ``mirrored`` reaches the
     count), checked afterwards with a dump of the engine table."""
     with rig(n_routes + 16) as r:
-        keys = [route_key(i) for i in range(n_routes)]
+        keys = [route_key(i, ip) for i in range(n_routes)]
         base = r.status().get("mirrored", 0)
+        base_engine = engine_count(r.engine_ns, ip)  # the connected route of that family
         sock = open_socket(r.guest_ns, 0, 16 << 20, 16 << 20)
         try:
             t0 = time.time()
-            errors = install(sock, r.guest_port, keys, GW_A)
+            errors = install(sock, r.guest_port, keys, gateways(ip)[0])
             t_install = time.time()
         finally:
             sock.close()
@@ -178,13 +207,13 @@ def measure_sync(n_routes: int = 100_000) -> dict[str, Any]:
                 break
             time.sleep(0.01)
         done = float(st.get("last_change_unix") or 0)
-        in_engine = engine_count(r.engine_ns)
+        in_engine = engine_count(r.engine_ns, ip)
         resyncs = r.log_events("resync")
     total = done - t0
     return {f"fib_sync_{n_routes // 1000}k_s": round(total, 3), "fib_sync_routes": n_routes,
             "fib_install_s": round(t_install - t0, 3),
             "fib_mirror_lag_s": round(done - t_install, 3),
-            "fib_sync_install_errors": errors, "fib_sync_in_engine": in_engine - base,
+            "fib_sync_install_errors": errors, "fib_sync_in_engine": in_engine - base_engine,
             # > 1: the agent fell behind, lost events (ENOBUFS) and resynced
             "fib_sync_resyncs": len(resyncs)}
 
@@ -206,7 +235,7 @@ def _wait_engine(sock: socket.socket, dst: bytes, gw: bytes, timeout: float) -> 
                     return True
 
 
-def measure_change_latency(n_changes: int = 1000) -> dict[str, Any]:
+def measure_change_latency(n_changes: int = 1000, ip: int = 4) -> dict[str, Any]:
     """Latency of single changes: alternately a new route and a replace of that route with a
     new gateway, one at a time, each timed from its sendmsg in the guest to its RTM_NEWROUTE in
     the engine's route multicast."""
@@ -214,11 +243,11 @@ def measure_change_latency(n_changes: int = 1000) -> dict[str, Any]:
     lost = 0
     with rig(n_changes + 16) as r:
         guest = open_socket(r.guest_ns)
-        listen = open_socket(r.engine_ns, codec_groups_route(), 4 << 20)
+        listen = open_socket(r.engine_ns, codec_groups_route(ip), 4 << 20)
         try:
             for i in range(n_changes):
-                key = route_key(i // 2)
-                gw = GW_A if i % 2 == 0 else GW_B
+                key = route_key(i // 2, ip)
+                gw = gateways(ip)[i % 2]
                 msg = codec.encode_guest_route(i + 1, key, r.guest_port, gw)
                 t0 = time.perf_counter()
                 guest.send(msg)
@@ -300,9 +329,9 @@ def measure_startup(n_routers: int = 256, routes_each: int = 8) -> dict[str, Any
             "fib_start_restart_changes": changed, "fib_start_mirrored": in_engine}
 
 
-def codec_groups_route() -> int:
-    from pyroute2.netlink.rtnl import RTMGRP_IPV4_ROUTE
-    return int(RTMGRP_IPV4_ROUTE)
+def codec_groups_route(ip: int = 4) -> int:
+    from pyroute2.netlink.rtnl import RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE
+    return int(RTMGRP_IPV6_ROUTE if ip == 6 else RTMGRP_IPV4_ROUTE)
 
 
 def measure_codec(n: int = 20_000) -> dict[str, Any]:
@@ -338,6 +367,8 @@ def measure_codec(n: int = 20_000) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--routes", type=int, default=100_000)
+    ap.add_argument("--ip", type=int, choices=(4, 6), default=4,
+                    help="the routes' family (default 4)")
     ap.add_argument("--changes", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=1, help="sync runs (the best is kept)")
     ap.add_argument("--codec", action="store_true", help="also time pyroute2 vs the codec")
@@ -347,16 +378,16 @@ def main() -> None:
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds namespaces)")
     m = sysinfo.machine()
-    syncs = [measure_sync(args.routes) for _ in range(args.repeats)]
+    syncs = [measure_sync(args.routes, args.ip) for _ in range(args.repeats)]
     key = f"fib_sync_{args.routes // 1000}k_s"
     sync = min(syncs, key=lambda d: float(d[key]))
-    change = measure_change_latency(args.changes)
+    change = measure_change_latency(args.changes, args.ip)
     cod = measure_codec() if args.codec else {}
     boot = measure_startup(args.startup) if args.startup else {}
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; Python {m['python']}, "
           f"pyroute2 {m['pyroute2']}")
-    print(f"\n(a) {args.routes} routes installed in one guest (batched netlink writer), "
-          f"best of {args.repeats}")
+    print(f"\n(a) {args.routes} IPv{args.ip} routes installed in one guest (batched netlink "
+          f"writer), best of {args.repeats}")
     print(f"{'install in guest':<34}{sync['fib_install_s']:>9.3f} s")
     print(f"{'mirror lag after the install':<34}{sync['fib_mirror_lag_s']:>9.3f} s")
     print(f"{'all in the engine, from start':<34}{sync[key]:>9.3f} s   (goal < 2 s)")
@@ -380,7 +411,7 @@ def main() -> None:
         print(f"{'spawn() until ready (a restart)':<34}{boot['fib_start_spawn_s']:>9.3f} s")
         print(f"{'  routes it had to change':<34}{boot['fib_start_restart_changes']:>9d}"
               f"   (of {boot['fib_start_mirrored']} mirrored)")
-    out = {key: sync[key], "fib_change_p50_ms": change["fib_change_p50_ms"],
+    out = {"ip": args.ip, key: sync[key], "fib_change_p50_ms": change["fib_change_p50_ms"],
            "fib_change_p99_ms": change["fib_change_p99_ms"],
            "fib_change_max_ms": change["fib_change_max_ms"],
            "fib_install_s": sync["fib_install_s"], "fib_mirror_lag_s": sync["fib_mirror_lag_s"],

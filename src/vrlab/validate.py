@@ -119,5 +119,44 @@ def problem(err: dict[str, Any], root: type[BaseModel], docs: str) -> tuple[str,
     return attribute_path(loc), msg
 
 
+#: pydantic error types that only say the input is not of one member's type: where a field is
+#: a union (``max_routes: 10000`` or ``{ipv4: .., ipv6: ..}``), the member the input was meant
+#: for says what is wrong, and these from the other members are left out
+_WRONG_TYPE = frozenset({"model_type", "model_attributes_type", "dict_type", "int_type",
+                         "int_parsing", "int_from_float", "float_type", "float_parsing",
+                         "string_type", "list_type", "bool_type", "bool_parsing"})
+
+
+def field_loc(root: type[BaseModel], loc: tuple[int | str, ...],
+              keep_last: bool = False) -> tuple[int | str, ...]:
+    """A location with only fields and indexes: pydantic adds the union member it tried
+    (``max_routes.constrained-int``, ``max_routes.RouteLimits``), which is no field a user
+    wrote. ``keep_last`` keeps a last part that is no field (an unknown field's name)."""
+    out: list[int | str] = []
+    cur: type[BaseModel] | None = root
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out.append(part)
+        elif cur is not None and str(part) in cur.model_fields:
+            out.append(part)
+            cur = _inner_model(cur.model_fields[str(part)].annotation)
+        elif keep_last and i == len(loc) - 1:
+            out.append(part)
+    return tuple(out)
+
+
 def problems(e: ValidationError, root: type[BaseModel], docs: str) -> list[tuple[str, str]]:
-    return [problem(dict(err), root, docs) for err in e.errors()]
+    errs: list[tuple[tuple[int | str, ...], dict[str, Any]]] = []
+    for err in e.errors():
+        loc = field_loc(root, tuple(err["loc"]), err["type"] == "extra_forbidden")
+        errs.append((loc, {**err, "loc": loc}))
+    at: dict[tuple[int | str, ...], int] = {}
+    for loc, _d in errs:
+        at[loc] = at.get(loc, 0) + 1
+    kept = [d for loc, d in errs if at[loc] == 1 or d["type"] not in _WRONG_TYPE]
+    out: list[tuple[str, str]] = []
+    for d in kept or [d for _loc, d in errs]:
+        p = problem(d, root, docs)
+        if p not in out:
+            out.append(p)
+    return out

@@ -126,9 +126,78 @@ def test_unsupported_attributes_are_named() -> None:
     assert rt is not None and "source-specific" in rt.unsupported
 
 
-def test_ipv6_is_ignored() -> None:
-    msg = pack_message(c.RTM_NEWROUTE, 0, 1, w.RTMSG.pack(10, 64, 0, 0, 254, 4, 0, 1, 0))
-    assert c.parse_route(msg, 16, len(msg)) is None
+addr6 = st.binary(min_size=16, max_size=16)
+keys6 = st.tuples(addr6, st.integers(1, 128), st.just(0), st.integers(0, 2**32 - 1))
+
+
+def test_other_families_are_ignored() -> None:
+    msg = pack_message(c.RTM_NEWROUTE, 0, 1, w.RTMSG.pack(28, 20, 0, 0, 254, 4, 0, 1, 0))
+    assert c.parse_route(msg, 16, len(msg)) is None  # AF_MPLS
+
+
+@given(key=keys6, gw=addr6, oif=st.integers(1, 2**31 - 1), table=st.integers(1, 2**32 - 1))
+def test_ipv6_gateway_route_round_trip(key: c.Key, gw: bytes, oif: int, table: int) -> None:
+    er = c.EngineRoute(c.RTN_UNICAST, 0, oif, gw, (), b"")
+    msg = c.encode_newroute(7, table, key, er)
+    _t, _f, _s, off, end = one(msg)
+    assert w.RTMSG.unpack_from(msg, off)[0] == w.AF_INET6
+    rt = c.parse_route(msg, off, end)
+    assert rt is not None and rt.key == key
+    assert (rt.table, rt.oif, rt.gateway, rt.unsupported) == (table, oif, gw, "")
+    general = c.encode_newroute(7, table, key, er._replace(metrics=b"\x08\x00\x02\x00\xdc"
+                                                                     b"\x05\x00\x00"))
+    b = c.parse_route(general, 16, len(general))
+    assert b is not None and b._replace(metrics=b"") == rt
+    d = c.encode_delroute(8, table, key)
+    back = c.parse_route(d, 16, len(d))
+    assert back is not None and back.key == key
+
+
+@given(hops=st.lists(st.tuples(st.integers(1, 1000), st.integers(0, 255),
+                               st.one_of(st.just(b""), addr6)), min_size=1, max_size=8))
+def test_ipv6_multipath_round_trip(hops: list[tuple[int, int, bytes]]) -> None:
+    nh = tuple(c.NextHop(*h) for h in hops)
+    key = (bytes(16), 0, 0, 1024)
+    msg = c.encode_newroute(3, 1000, key, c.EngineRoute(c.RTN_UNICAST, 0, 0, b"", nh, b""))
+    rt = c.parse_route(msg, 16, len(msg))
+    assert rt is not None and rt.multipath == nh and rt.dst == bytes(16)
+
+
+def test_pyroute2_built_ipv6_route_decodes() -> None:
+    m = rtmsg()
+    m["family"] = 10
+    m["dst_len"] = 48
+    m["table"] = 254
+    m["proto"] = 12
+    m["type"] = 1
+    m["attrs"] = [("RTA_DST", "2001:db8:9::"), ("RTA_GATEWAY", "fe80::2"), ("RTA_OIF", 5),
+                  ("RTA_PRIORITY", 1024), ("RTA_TABLE", 254), ("RTA_PREF", 0)]
+    m["header"]["type"] = c.RTM_NEWROUTE
+    m.encode()
+    data = bytes(m.data)
+    rt = c.parse_route(data, 16, len(data))
+    assert rt is not None
+    assert rt.key == (bytes.fromhex("20010db8000900000000000000000000"), 48, 0, 1024)
+    assert rt.gateway == bytes.fromhex("fe800000000000000000000000000002") and rt.oif == 5
+    assert rt.unsupported == ""
+
+
+@given(ifindex=st.integers(1, 2**31 - 1), dst=addr6, lladdr=st.binary(min_size=6, max_size=6))
+def test_ipv6_neighbour_round_trip(ifindex: int, dst: bytes, lladdr: bytes) -> None:
+    msg = c.encode_newneigh(5, ifindex, dst, lladdr)
+    _t, _f, _s, off, end = one(msg)
+    assert w.NDMSG.unpack_from(msg, off)[0] == w.AF_INET6
+    assert c.parse_neigh(msg, off, end) == c.KernelNeighbour(ifindex, dst, 0x80, lladdr,
+                                                             c.NEIGH_PROTO_FIBSYNC)
+    d = c.encode_delneigh(6, ifindex, dst)
+    nb = c.parse_neigh(d, 16, len(d))
+    assert nb is not None and nb.dst == dst
+
+
+def test_dumps_ask_for_the_family_given() -> None:
+    for fam in w.FAMILIES:
+        assert w.RTMSG.unpack_from(c.encode_route_dump(1, 1000, 118, fam), 16)[0] == fam
+        assert w.NDMSG.unpack_from(c.encode_neigh_dump(1, fam), 16)[0] == fam
 
 
 @given(ifindex=st.integers(1, 2**31 - 1), dst=addr4, lladdr=st.binary(min_size=6, max_size=6))

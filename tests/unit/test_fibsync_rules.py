@@ -13,7 +13,7 @@ from vrlab.platform.fibsync.codec import (
     NextHop,
 )
 from vrlab.platform.fibsync.config import SyncRouter
-from vrlab.platform.fibsync.rules import Translator, describe_key, mirrored_state
+from vrlab.platform.fibsync.rules import Translator, describe_key, link_scoped, mirrored_state
 
 P0, P1, LO, X0, P2 = 2, 3, 1, 9, 4  # guest ifindexes; p2 is a port whose engine end is missing
 
@@ -120,3 +120,55 @@ def test_neighbour_only_on_ports(tr: Translator) -> None:
 def test_mirrored_states(state: int, mirrored: bool) -> None:
     assert mirrored_state(state, b"\x02\0\0\0\0\x05") is mirrored
     assert mirrored_state(state, b"") is False
+
+
+# --------------------------------------------------------------------------- IPv6
+
+
+def ip6(s: str) -> bytes:
+    import ipaddress
+    return ipaddress.IPv6Address(s).packed
+
+
+@pytest.fixture
+def tr6() -> Translator:
+    r = SyncRouter("r0", "g0", 1000, {"p0": "e0", "p1": "e1"},
+                   ("10.0.0.0/24", "2001:db8::/64", "2001:db8:1::/64"), 10)
+    return Translator(tuple(r.ports), r.subnet_masks(4), r.subnet_masks(6),
+                      engine_index={P0: 20, P1: 21}, engine_name={P0: "e0", P1: "e1"},
+                      guest_names={P0: "p0", P1: "p1", LO: "lo", X0: "x0"})
+
+
+def route6(dst: str, plen: int, oif: int = P0, gw: str = "") -> KernelRoute:
+    return KernelRoute(ip6(dst), plen, 0, 1024, 254, 4, 0, RTN_UNICAST, 0, oif,
+                       ip6(gw) if gw else b"", (), b"", "")
+
+
+def test_ipv6_gateway_inside_the_router_s_ipv6_subnets(tr6: Translator) -> None:
+    ok = tr6.route(route6("2001:db8:9::", 48, P1, "2001:db8:1::2"))
+    assert ok == EngineRoute(RTN_UNICAST, 0, 21, ip6("2001:db8:1::2"), (), b"")
+    why = tr6.route(route6("2001:db8:9::", 48, P1, "2001:db8:7::2"))
+    assert why == ("gateway 2001:db8:7::2 is outside the router's subnets (2001:db8::/64, "
+                   "2001:db8:1::/64)")
+    # an IPv4-mapped look-alike is no IPv4 subnet's: the families never mix
+    assert isinstance(tr6.route(route6("2001:db8:9::", 48, P1, "::ffff:10.0.0.2")), str)
+
+
+def test_ipv6_link_local_gateway_is_allowed_on_a_port_only(tr6: Translator) -> None:
+    assert isinstance(tr6.route(route6("2001:db8:9::", 48, P1, "fe80::2")), EngineRoute)
+    assert "not one of the router's ports" in str(tr6.route(route6("2001:db8:9::", 48, X0,
+                                                                   "fe80::2")))
+
+
+def test_kernel_link_routes_are_not_mirrored() -> None:
+    assert link_scoped(route6("fe80::", 64))
+    assert link_scoped(route6("ff00::", 8))
+    assert not link_scoped(route6("2001:db8::", 64))
+    assert not link_scoped(route6("::", 0))  # the IPv6 default route is mirrored
+    assert not link_scoped(route())
+
+
+def test_ipv6_multicast_neighbours_are_not_mirrored(tr6: Translator) -> None:
+    assert tr6.neighbour_key(P0, ip6("ff02::16")) is None
+    assert tr6.neighbour_key(P0, ip6("fe80::2")) == (20, ip6("fe80::2"))
+    assert describe_key((ip6("2001:db8::"), 32, 0, 1024)) == "2001:db8::/32 metric 1024"

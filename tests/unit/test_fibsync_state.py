@@ -121,3 +121,44 @@ def test_resync_under_limit_keeps_what_the_engine_holds() -> None:
     assert counts["unchanged"] == 2 and counts["added"] == 0
     assert [key for key, _r in refused] == [k(0), k(1)]
     assert list(m.waiting) == [k(0), k(1)]
+
+
+def k6(i: int) -> Key:
+    return (bytes([0x20, 0x01, 0x0D, 0xB8, 0, i]) + bytes(10), 48, 0, 1024)
+
+
+def er6() -> EngineRoute:
+    return EngineRoute(1, 0, 7, bytes([0xFE, 0x80]) + bytes(13) + b"\x02", (), b"")
+
+
+def test_one_limit_counts_both_families() -> None:
+    m = RouterMirror(2)
+    assert m.update(k(1), er()) == "" and m.update(k6(1), er6()) == ""
+    assert "limit of 2 routes" in m.update(k6(2), er6())
+    assert "limit of 2 routes" in m.update(k(2), er())
+    take(m)
+    m.delete(k(1))  # room for the oldest waiting route, of either family
+    m.admit()
+    assert take(m) == [(OP_DEL, k(1)), (OP_ADD, k6(2))]
+
+
+def test_limits_per_family_count_apart() -> None:
+    m = RouterMirror(1, 2)
+    assert m.update(k(1), er()) == ""
+    assert m.update(k6(1), er6()) == "" and m.update(k6(2), er6()) == ""
+    assert "limit of 1 IPv4 routes" in m.update(k(2), er())
+    assert "limit of 2 IPv6 routes" in m.update(k6(3), er6())
+    take(m)
+    m.delete(k6(1))  # an IPv6 route goes: the waiting IPv6 one gets in, not the IPv4 one
+    m.admit()
+    assert take(m) == [(OP_DEL, k6(1)), (OP_ADD, k6(3))]
+    assert k(2) in m.waiting and m.used == {4: 1, 6: 2}
+
+
+def test_resync_fills_each_family_s_limit() -> None:
+    m = RouterMirror(1, 1)
+    guest: dict[Key, EngineRoute | str] = {k(1): er(), k(2): er(), k6(1): er6(), k6(2): er6()}
+    counts, refused = m.resync(guest, {k(2): er()}, {}, {})
+    assert set(m.installed) == {k(2), k6(1)}  # the engine's IPv4 route keeps its place
+    assert set(m.waiting) == {k(1), k6(2)} and counts["added"] == 1
+    assert m.used == {4: 1, 6: 1} and len(refused) == 2

@@ -71,3 +71,41 @@ def test_bird_rejects_a_broken_config(tmp_path: Path) -> None:
     res = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True,
                          check=False)
     assert res.returncode != 0
+
+
+DUAL = {
+    "name": "b6",
+    "routers": [{
+        "name": "red",
+        "ports": [{"name": "eth0", "addresses": ["10.0.0.1/24", "2001:db8::1/64"]},
+                  {"name": "eth1", "address": "2001:db8:1::1/64"}],
+        "control_plane": {
+            "kind": "bird",
+            "routes": [{"to": "10.9.0.0/16", "via": "10.0.0.2"},
+                       {"to": "2001:db8:9::/48", "via": "2001:db8:1::2"},
+                       {"to": "2001:db8:8::/48", "via": "fe80::2", "port": "eth1"},
+                       {"to": "2001:db8:7::/48", "type": "blackhole"}],
+            "bird": {"bgp": [{"neighbor": "2001:db8:1::2", "local_as": 65001,
+                              "peer_as": 65002}],
+                     "ospf": ["eth0", "eth1"]},
+        },
+    }],
+}
+
+
+def test_dual_stack_config_has_ipv6_channels(tmp_path: Path) -> None:
+    lay = make_layout(parse(DUAL, "t"), "ab12")
+    text = bird_config(lay.routers[0], tmp_path / "bird.log")
+    assert "router id 10.0.0.1;" in text
+    assert "ipv6 { import none; export all; };" in text  # a kernel protocol for IPv6
+    assert "route 2001:db8:9::/48 via 2001:db8:1::2;" in text
+    assert "route 2001:db8:8::/48 via fe80::2%eth1;" in text
+    assert "route 2001:db8:7::/48 blackhole;" in text
+    assert "local 2001:db8:1::1 as 65001;" in text and "ipv6 { import all; export all; };" in text
+    assert "protocol ospf v3 ospf6" in text
+    if bird_available():
+        conf = tmp_path / "b.conf"
+        conf.write_text(text)
+        res = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True,
+                             check=False)
+        assert res.returncode == 0, res.stderr

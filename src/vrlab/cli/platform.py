@@ -35,8 +35,9 @@ def up(spec_file: str, dry_run: bool) -> None:
         t = Table("router", "forwarding", "guest", "table", "ports (guest name: engine dev, "
                   "address)", "control plane")
         for r in lay.routers:
-            ports = "; ".join(f"{p.name}: {p.engine_if} {p.address}"
-                              + (f" (site {p.peer})" if p.peer else f" (uplink {p.uplink})")
+            ports = "; ".join(f"{p.name}: {p.engine_if} {', '.join(p.addresses)}"
+                              + (f" (site {', '.join(p.peers)})" if p.peers
+                                 else f" (uplink {p.uplink})")
                               for p in r.ports)
             t.add_row(r.name, r.forwarding, r.guest_ns, str(r.table), ports,
                       f"{r.spec.control_plane.kind}, {len(r.spec.control_plane.routes)} routes")

@@ -7,6 +7,7 @@ crash) is the testbed's own, and nothing half-built survives a failure."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable
 from contextlib import ExitStack
 
@@ -33,6 +34,19 @@ from vrlab.platform.layout import PlatformLayout, RouterLayout, site_mac
 _QUIET = [("net/ipv6/conf/all/disable_ipv6", "1"), ("net/ipv6/conf/default/disable_ipv6", "1"),
           ("net/ipv4/conf/all/rp_filter", "0"), ("net/ipv4/conf/default/rp_filter", "0")]
 _FORWARD = [("net/ipv4/ip_forward", "1")]
+#: IPv6 on, in a namespace whose routers (or uplinks) have IPv6 addresses; only there, so an
+#: IPv4-only platform sends no router solicitations or MLD reports at all. Addresses are
+#: usable at once (no duplicate address detection: every address here is vrlab's to give).
+_IPV6 = [("net/ipv6/conf/all/accept_dad", "0"), ("net/ipv6/conf/default/accept_dad", "0"),
+         ("net/ipv6/conf/all/disable_ipv6", "0"), ("net/ipv6/conf/default/disable_ipv6", "0")]
+#: a router's IPv6 forwarding (a guest: the slow path; the engine: ``bpf_fib_lookup`` answers
+#: only for an input device that forwards)
+_FORWARD6 = [("net/ipv6/conf/all/forwarding", "1"), ("net/ipv6/conf/default/forwarding", "1")]
+#: The engine's devices get no IPv6 addresses, not even link-local ones: the engine is no host
+#: on any link and must never answer neighbour discovery or solicit routers itself (the guests
+#: do). Set before its devices exist, which take the namespace's defaults.
+_ENGINE6 = [("net/ipv6/conf/default/addr_gen_mode", "1"),
+            ("net/ipv6/conf/default/accept_ra", "0"), *_FORWARD6, *_IPV6]
 
 
 def build(layout: PlatformLayout, ledger: Ledger) -> EbpfEngine | None:
@@ -46,6 +60,9 @@ def build(layout: PlatformLayout, ledger: Ledger) -> EbpfEngine | None:
                           f"{e}") from e
 
 
+_AF = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
 def _sysctls(ns: str, items: list[tuple[str, str]]) -> None:
     nsexec.run_in(ns, nsexec.write_files, [(f"/proc/sys/{k}", v) for k, v in items])
 
@@ -57,15 +74,17 @@ def _build(layout: PlatformLayout, ledger: Ledger) -> EbpfEngine | None:
         ledger.record("netns", name=ns)
         netns.create(ns)
     if layout.own_engine_ns:
-        _sysctls(layout.engine_ns, _QUIET + _FORWARD)
+        _sysctls(layout.engine_ns, _QUIET + _FORWARD + (_ENGINE6 if layout.has_ipv6 else []))
     for r in layout.routers:
-        _sysctls(r.guest_ns, _QUIET + _FORWARD)  # forwarding: the guest is the slow path
+        six = _IPV6 + _FORWARD6 if r.has_ipv6 else []
+        _sysctls(r.guest_ns, _QUIET + _FORWARD + six)  # forwarding: the guest is the slow path
         for p in r.ports:
             if p.site_ns:
-                _sysctls(p.site_ns, _QUIET)
+                _sysctls(p.site_ns, _QUIET + (_IPV6 if r.has_ipv6 else []))
     for u in layout.uplinks:
         if u.outside_ns:
-            _sysctls(u.outside_ns, _QUIET)
+            v6 = any(":" in a for a in u.addresses)
+            _sysctls(u.outside_ns, _QUIET + (_IPV6 if v6 else []))
 
     with ExitStack() as stack:
         sock = NsSockets(stack)
@@ -91,8 +110,7 @@ def _build(layout: PlatformLayout, ledger: Ledger) -> EbpfEngine | None:
                 oi = ifindex(out, u.outside_if)
                 out.link("set", index=oi, state="up")
                 for a in u.addresses:
-                    ip, plen = a.split("/")
-                    out.addr("add", index=oi, address=ip, prefixlen=int(plen))
+                    add_address(out, oi, a)
 
         picker = IndexPicker([lk["index"] for lk in eng.get_links()],
                              [ifindex(eng, u.engine_if) for u in layout.uplinks])
@@ -205,11 +223,19 @@ def _router_links(r: RouterLayout, sock: NsSockets, record: Callable[[str, str],
             site = sock(p.site_ns)
             si = ifindex(site, p.site_if)
             site.link("set", index=si, state="up")
-            if p.peer:
-                ip, plen = p.peer.split("/")
-                site.addr("add", index=si, address=ip, prefixlen=int(plen))
-                site.route("add", dst="0.0.0.0/0",
-                           gateway=str(ipaddress.IPv4Interface(p.address).ip), oif=si)
+            routed: set[int] = set()
+            for peer in p.peers:
+                add_address(site, si, peer)
+                # a default route per family, via the router's address on the family's first
+                # subnet
+                net = ipaddress.ip_interface(peer).network
+                if net.version in routed:
+                    continue
+                routed.add(net.version)
+                gw = next(a.ip for a in map(ipaddress.ip_interface, p.addresses)
+                          if a.network == net)
+                site.route("add", dst="::/0" if net.version == 6 else "0.0.0.0/0",
+                           family=_AF[net.version], gateway=str(gw), oif=si)
         else:
             record(engine_ns, p.engine_if)
             eng.link("add", ifname=p.engine_if, kind="macvlan", link=ifindex(eng, str(p.uplink)),
@@ -233,23 +259,30 @@ def _router_links(r: RouterLayout, sock: NsSockets, record: Callable[[str, str],
             eng.link("set", index=ifindex(eng, punt), state="up")
             gi = ifindex(guest, p.name)
         guest.link("set", index=gi, state="up")
-        ip, plen = p.address.split("/")
-        guest.addr("add", index=gi, address=ip, prefixlen=int(plen))
+        for a in p.addresses:
+            add_address(guest, gi, a)
+
+
+def add_address(ipr: IPRoute, index: int, cidr: str) -> None:
+    """An address of either family on a device."""
+    a = ipaddress.ip_interface(cidr)
+    ipr.addr("add", index=index, family=_AF[a.version], address=str(a.ip),
+             prefixlen=a.network.prefixlen)
 
 
 def static_control_plane(r: RouterLayout) -> None:
-    """Static routes and ARP entries into the guest's main table, where the FIB sync agent (or
+    """Static routes and ARP/NDP entries into the guest's main table, where the FIB sync agent (or
     the guest's own forwarding) picks them up."""
     cp = r.spec.control_plane
     with ExitStack() as stack:
         ipr = NsSockets(stack)(r.guest_ns)
         for nb in cp.neighbors:
-            ipr.neigh("add", dst=str(nb.address), lladdr=nb.mac,
-                      ifindex=ifindex(ipr, nb.port), state=NUD_PERMANENT)
+            ipr.neigh("add", family=_AF[nb.address.version], dst=str(nb.address),
+                      lladdr=nb.mac, ifindex=ifindex(ipr, nb.port), state=NUD_PERMANENT)
         if cp.kind != "static":
             return
         for rt in cp.routes:
-            kw: dict[str, object] = {"dst": str(rt.to)}
+            kw: dict[str, object] = {"dst": str(rt.to), "family": _AF[rt.to.version]}
             if rt.type != "unicast":
                 kw["type"] = rt.type
             else:

@@ -12,7 +12,6 @@ Per router (index i):
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from vrlab.errors import VrlabError
@@ -29,11 +28,20 @@ class PortLayout:
     engine_if: str  # the router port in the engine (or, for guest forwarding, before the move)
     punt_if: str | None  # engine end of the punt veth (shared forwarding only)
     mac: str
-    address: str  # CIDR, in the guest
+    addresses: tuple[str, ...]  # CIDRs in the guest, both families (a link-local one too)
     uplink: str | None  # the engine-side uplink device a macvlan port hangs off
     site_ns: str | None  # dedicated ports: the namespace at the far end
     site_if: str | None
-    peer: str | None  # CIDR of the site end
+    peers: tuple[str, ...]  # CIDRs of the site end, one per subnet of the port
+
+    @property
+    def address(self) -> str:
+        """The port's first address (what a one-line listing shows)."""
+        return self.addresses[0]
+
+    @property
+    def peer(self) -> str | None:
+        return self.peers[0] if self.peers else None
 
     def punt_link(self) -> str:
         """The engine end of the punt veth. Only the ports of a router the engine forwards
@@ -56,7 +64,12 @@ class RouterLayout:
 
     @property
     def subnets(self) -> tuple[str, ...]:
-        return tuple(str(ipaddress.IPv4Interface(p.address).network) for p in self.ports)
+        """The router's own subnets, both families; link-local ones are no subnet."""
+        return tuple(str(n) for n in self.spec.subnets)
+
+    @property
+    def has_ipv6(self) -> bool:
+        return self.spec.has_ipv6
 
     def port(self, name: str) -> PortLayout:
         return next(p for p in self.ports if p.name == name)
@@ -95,6 +108,13 @@ class PlatformLayout:
     def router(self, name: str) -> RouterLayout:
         return next(r for r in self.routers if r.name == name)
 
+    @property
+    def has_ipv6(self) -> bool:
+        """Whether any router or uplink has an IPv6 address: only then does the engine
+        namespace run IPv6 at all."""
+        return (any(r.has_ipv6 for r in self.routers)
+                or any(":" in a for u in self.uplinks for a in u.addresses))
+
 
 def _mac(kind: int, a: int, b: int) -> str:
     return f"02:76:{kind:02x}:{(a >> 8) & 0xFF:02x}:{a & 0xFF:02x}:{b:02x}"
@@ -122,15 +142,15 @@ def make_layout(spec: Platform, run_id: str, engine_ns: str | None = None,
         ports = []
         for k, p in enumerate(r.ports):
             dedicated = p.uplink is None
-            peer = p.peer_address
             ports.append(PortLayout(
                 name=p.name, index=k, engine_if=f"{base}r{i}p{k}",
                 punt_if=f"{base}r{i}q{k}" if r.forwarding == "shared" else None,
-                mac=p.mac or _mac(0x70, i, k), address=str(p.address),
+                mac=p.mac or _mac(0x70, i, k),
+                addresses=tuple(str(a) for a in p.all_addresses),
                 uplink=None if dedicated else up_dev[str(p.uplink)],
                 site_ns=f"{base}-s-{r.name}-{p.name}" if dedicated else None,
                 site_if=f"{base}r{i}p{k}" if dedicated else None,
-                peer=str(peer) if peer else None))
+                peers=tuple(str(a) for a in p.peer_addresses)))
         routers.append(RouterLayout(r.name, i, r.forwarding, f"{base}-g-{r.name}",
                                     TABLE_BASE + i, tuple(ports), r))
     return PlatformLayout(run_id, spec.name, engine_ns or f"{base}-eng", engine_ns is None,

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -114,8 +115,10 @@ def _sync_config(layout: PlatformLayout, workdir: Path) -> SyncConfig:
     routers = tuple(
         SyncRouter(name=r.name, guest_ns=r.guest_ns, table=r.table,
                    ports={p.name: p.engine_if for p in r.ports}, subnets=r.subnets,
-                   max_routes=r.spec.max_routes)
-        for r in layout.routers if r.forwarding == "shared")
+                   max_routes=r.spec.limit(None if shared else 4),
+                   max_routes6=None if shared else r.spec.limit(6))
+        for r in layout.routers if r.forwarding == "shared"
+        for shared in (isinstance(r.spec.max_routes, int),))
     return SyncConfig(engine_ns=layout.engine_ns, routers=routers,
                       log_path=str(workdir / "fibsync.log"),
                       status_path=str(workdir / "fibsync.status.json"))
@@ -131,7 +134,7 @@ def start_agent(layout: PlatformLayout, workdir: Path, ledger: Ledger) -> tuple[
 def wait_synced(layout: PlatformLayout, workdir: Path, timeout: float = 20.0) -> None:
     """Wait until every shared router's engine table holds its connected and static routes
     and its static neighbours: a trial must not start while the agent is still copying."""
-    want = {r.table: (len(r.ports) + len(r.spec.control_plane.routes),
+    want = {r.table: (len(r.subnets) + len(r.spec.control_plane.routes),
                       {r.port(nb.port).engine_if for nb in r.spec.control_plane.neighbors},
                       len(r.spec.control_plane.neighbors))
             for r in layout.routers if r.forwarding == "shared"}
@@ -140,15 +143,17 @@ def wait_synced(layout: PlatformLayout, workdir: Path, timeout: float = 20.0) ->
         names: dict[int, str] = {}
         while True:
             routes: dict[int, int] = {}
-            for rt in eng.get_routes(family=2):  # every table (table=0 would filter)
-                t = rt.get("RTA_TABLE") or rt["table"]
-                routes[t] = routes.get(t, 0) + 1
+            for fam in (socket.AF_INET, socket.AF_INET6):
+                for rt in eng.get_routes(family=fam):  # every table (table=0 would filter)
+                    t = rt.get("RTA_TABLE") or rt["table"]
+                    routes[t] = routes.get(t, 0) + 1
             if not names:
                 names = {lk["index"]: lk.get("IFLA_IFNAME") for lk in eng.get_links()}
             neigh: dict[str, int] = {}
-            for nb in eng.get_neighbours(family=2):
-                n = names.get(nb["ifindex"], "")
-                neigh[n] = neigh.get(n, 0) + 1
+            for fam in (socket.AF_INET, socket.AF_INET6):
+                for nb in eng.get_neighbours(family=fam):
+                    n = names.get(nb["ifindex"], "")
+                    neigh[n] = neigh.get(n, 0) + 1
             missing = [t for t, (nr, devs, nn) in want.items()
                        if routes.get(t, 0) < nr or sum(neigh.get(d, 0) for d in devs) < nn]
             if not missing:
@@ -271,11 +276,12 @@ def router_status(st: PlatformState) -> list[RouterStatus]:
     try:
         with IPRoute(netns=layout.engine_ns) as eng:
             for r in layout.routers:
+                fams = (socket.AF_INET, socket.AF_INET6)
                 if r.forwarding == "shared":
-                    routes = len(eng.get_routes(table=r.table, family=2))
+                    routes = sum(len(eng.get_routes(table=r.table, family=f)) for f in fams)
                 else:
                     with IPRoute(netns=r.guest_ns) as g:
-                        routes = len(g.get_routes(table=254, family=2))
+                        routes = sum(len(g.get_routes(table=254, family=f)) for f in fams)
                 counters = engine.counters(r.index) if engine and r.forwarding == "shared" else {}
                 per = agent.get("routers", agent).get(r.name, {}) if isinstance(agent, dict) else {}
                 out.append(RouterStatus(r.name, r.forwarding, r.guest_ns, r.table, routes,

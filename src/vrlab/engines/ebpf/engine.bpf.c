@@ -16,21 +16,25 @@
  *    shared uplink the destination MAC picks the router's port instead
  *    (macs[dst mac]); frames for no port's MAC (broadcasts, ARP) go on to
  *    the kernel and reach the macvlan ports as usual.
- * 2. What a router does not fast-path (not IPv4, not to the port's MAC, IP
- *    options, TTL <= 1, multicast, no neighbour yet, addressed to the router
- *    itself, too big) is punted to the router's guest over its punt link:
- *    the guest's kernel does what a router's slow path does (ARP, ICMP
- *    errors, the control plane's own traffic).
+ * 2. What a router does not fast-path (neither IPv4 nor IPv6, not to the
+ *    port's MAC, IPv4 options, IPv6 extension headers, TTL or hop limit
+ *    <= 1, multicast, link-local, ICMPv6 other than echo, no neighbour yet,
+ *    addressed to the router itself, too big) is punted to the router's
+ *    guest over its punt link: the guest's kernel does what a router's slow
+ *    path does (ARP, neighbour discovery, ICMP and ICMPv6 errors, the control
+ *    plane's own traffic).
  * 3. A router with a share is held to it in the same pass: a count per
  *    ~1 ms slot in its police entry (a flag in the port entry: the others
  *    skip the lookup).
- * 4. bpf_fib_lookup(DIRECT | TBID) looks in the router's own table only: no
- *    policy rules are walked, so the cost does not grow with the number of
- *    routers, and two routers' overlapping prefixes never meet.
+ * 4. bpf_fib_lookup(DIRECT | TBID) looks in the router's own table only
+ *    (AF_INET or AF_INET6: one table holds both families): no policy rules
+ *    are walked, so the cost does not grow with the number of routers, and
+ *    two routers' overlapping prefixes never meet.
  * 5. The egress device must be a port of the same router (isolation even
  *    against a wrong route).
  * 6. MACs rewritten, TTL decremented with the checksum updated as the
- *    kernel's ip_decrease_ttl does, then bpf_redirect.
+ *    kernel's ip_decrease_ttl does (IPv6: the hop limit, no checksum), then
+ *    bpf_redirect.
  *
  * Frames a guest sends (control-plane traffic and its slow path) come back
  * over the punt link and leave by the router port it stands for. Counters
@@ -40,6 +44,7 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -47,6 +52,21 @@
 #include "engine.h"
 
 #define AF_INET 2
+#define AF_INET6 10
+/* IPv6 next headers the fast path looks at (include/net/ipv6.h has them, not the uapi) */
+#define NH_HOP 0
+#define NH_TCP 6
+#define NH_UDP 17
+#define NH_ROUTING 43
+#define NH_FRAGMENT 44
+#define NH_AUTH 51
+#define NH_ICMPV6 58
+#define NH_DEST 60
+#define NH_MOBILITY 135
+#define NH_HIP 139
+#define NH_SHIM6 140
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
 
 _Static_assert(REASON_ERROR < SLOTS, "every reason needs a counter slot");
 
@@ -164,32 +184,53 @@ static __always_inline void decrease_ttl(struct iphdr *iph)
 	iph->ttl--;
 }
 
-static __always_inline int forward(void *ctx, void *data, void *data_end, __u32 ifindex,
-				   const struct hook v)
+/*
+ * What a lookup's answer means for the frame: a verdict to return at once
+ * (>= 0), or -1 to forward it out of *egress, a port of the same router.
+ */
+static __always_inline long answered(const struct port_entry *e, long rc,
+				     const struct bpf_fib_lookup *fib, const struct hook v,
+				     __u32 *egress)
 {
-	struct ethhdr *eth = data;
-	struct iphdr *iph = data + sizeof(*eth);
+	struct port_entry *out;
+	__u32 key;
+
+	switch (rc) {
+	case BPF_FIB_LKUP_RET_SUCCESS:
+		break;
+	case BPF_FIB_LKUP_RET_NO_NEIGH:    /* the guest resolves it, the agent copies it */
+	case BPF_FIB_LKUP_RET_NOT_FWDED:   /* local, broadcast, or no table yet */
+	case BPF_FIB_LKUP_RET_FRAG_NEEDED: /* the guest sends the ICMP error */
+	case BPF_FIB_LKUP_RET_FWD_DISABLED: /* the engine runs no IPv6: the guest forwards */
+		return to_peer(e, REASON_PUNTED);
+	case BPF_FIB_LKUP_RET_BLACKHOLE:
+	case BPF_FIB_LKUP_RET_UNREACHABLE:
+	case BPF_FIB_LKUP_RET_PROHIBIT:
+		count(e->router, REASON_NO_ROUTE);
+		return v.drop;
+	default:
+		count(e->router, REASON_ERROR);
+		return v.drop;
+	}
+
+	key = fib->ifindex;
+	out = bpf_map_lookup_elem(&ports, &key);
+	if (!out || out->kind != KIND_PORT || out->router != e->router) {
+		count(e->router, REASON_ISOLATION);
+		return v.drop;
+	}
+	*egress = out->lower ? out->lower : fib->ifindex;
+	return -1;
+}
+
+static __always_inline int forward4(void *ctx, struct ethhdr *eth, void *data_end,
+				    const struct port_entry *e, const struct hook v)
+{
+	struct iphdr *iph = (void *)(eth + 1);
 	struct bpf_fib_lookup fib = {};
-	struct port_entry *e, *out;
-	__u32 key = ifindex, egress;
-	__u64 mac = 0;
+	__u32 egress = 0;
 	long rc;
 
-	e = bpf_map_lookup_elem(&ports, &key);
-	if (!e || e->kind == KIND_NONE)
-		return v.pass; /* not one of the engine's devices */
-	if (e->kind == KIND_PUNT)
-		return to_peer(e, REASON_FROM_GUEST);
-	if ((void *)(eth + 1) > data_end)
-		return e->kind == KIND_UPLINK ? v.pass : to_peer(e, REASON_PUNTED);
-	if (e->kind == KIND_UPLINK) {
-		__builtin_memcpy(&mac, eth->h_dest, ETH_ALEN);
-		e = bpf_map_lookup_elem(&macs, &mac);
-		if (!e)
-			return v.pass; /* no port's MAC: the kernel and macvlan take it */
-	}
-	if (!mac_is(eth->h_dest, e->mac) || eth->h_proto != bpf_htons(ETH_P_IP))
-		return to_peer(e, REASON_PUNTED); /* broadcast, not ours, ARP and the rest */
 	if ((void *)(iph + 1) > data_end)
 		return to_peer(e, REASON_PUNTED);
 	if (iph->version != 4 || iph->ihl != 5 || iph->ttl <= 1)
@@ -212,36 +253,112 @@ static __always_inline int forward(void *ctx, void *data, void *data_end, __u32 
 	fib.ifindex = e->fib_in;
 	fib.tbid = e->table;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_DIRECT | BPF_FIB_LOOKUP_TBID);
-	switch (rc) {
-	case BPF_FIB_LKUP_RET_SUCCESS:
-		break;
-	case BPF_FIB_LKUP_RET_NO_NEIGH:    /* the guest resolves it, the agent copies it */
-	case BPF_FIB_LKUP_RET_NOT_FWDED:   /* local, broadcast, or no table yet */
-	case BPF_FIB_LKUP_RET_FRAG_NEEDED: /* the guest sends the ICMP error */
-		return to_peer(e, REASON_PUNTED);
-	case BPF_FIB_LKUP_RET_BLACKHOLE:
-	case BPF_FIB_LKUP_RET_UNREACHABLE:
-	case BPF_FIB_LKUP_RET_PROHIBIT:
-		count(e->router, REASON_NO_ROUTE);
-		return v.drop;
-	default:
-		count(e->router, REASON_ERROR);
-		return v.drop;
-	}
-
-	key = fib.ifindex;
-	out = bpf_map_lookup_elem(&ports, &key);
-	if (!out || out->kind != KIND_PORT || out->router != e->router) {
-		count(e->router, REASON_ISOLATION);
-		return v.drop;
-	}
-	egress = out->lower ? out->lower : fib.ifindex;
+	rc = answered(e, rc, &fib, v, &egress);
+	if (rc >= 0)
+		return rc;
 
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 	decrease_ttl(iph);
 	count(e->router, REASON_FORWARDED);
 	return bpf_redirect(egress, 0);
+}
+
+/* fe80::/10: an address of one link, never forwarded */
+static __always_inline int link_local6(const struct in6_addr *a)
+{
+	return a->in6_u.u6_addr8[0] == 0xfe && (a->in6_u.u6_addr8[1] & 0xc0) == 0x80;
+}
+
+/* Whether an IPv6 next header is an extension header (RFC 8200 4, and 7045's list). */
+static __always_inline int extension6(__u8 nh)
+{
+	return nh == NH_HOP || nh == NH_ROUTING || nh == NH_FRAGMENT || nh == NH_AUTH ||
+	       nh == NH_DEST || nh == NH_MOBILITY || nh == NH_HIP || nh == NH_SHIM6 ||
+	       nh == 253 || nh == 254;
+}
+
+static __always_inline int forward6(void *ctx, struct ethhdr *eth, void *data_end,
+				    const struct port_entry *e, const struct hook v)
+{
+	struct ipv6hdr *ip6h = (void *)(eth + 1);
+	struct bpf_fib_lookup fib = {};
+	__u32 egress = 0;
+	__u8 *l4;
+	long rc;
+
+	if ((void *)(ip6h + 1) > data_end)
+		return to_peer(e, REASON_PUNTED);
+	if (ip6h->version != 6 || ip6h->hop_limit <= 1)
+		return to_peer(e, REASON_PUNTED); /* hop limit expiring: the guest sends ICMPv6 */
+	if (ip6h->daddr.in6_u.u6_addr8[0] == 0xff || link_local6(&ip6h->daddr) ||
+	    link_local6(&ip6h->saddr))
+		return to_peer(e, REASON_PUNTED); /* multicast (ND, MLD), one link's own */
+	if (extension6(ip6h->nexthdr))
+		return to_peer(e, REASON_PUNTED); /* the guest's kernel walks the chain */
+	if (ip6h->nexthdr == NH_ICMPV6) {
+		l4 = (void *)(ip6h + 1);
+		if ((void *)(l4 + 1) > data_end)
+			return to_peer(e, REASON_PUNTED);
+		if (*l4 != ICMPV6_ECHO_REQUEST && *l4 != ICMPV6_ECHO_REPLY)
+			return to_peer(e, REASON_PUNTED); /* errors, neighbour discovery, MLD */
+	}
+
+	if (!admitted(e)) {
+		count(e->router, REASON_POLICED);
+		return v.drop;
+	}
+
+	fib.family = AF_INET6;
+	fib.l4_protocol = ip6h->nexthdr;
+	/* traffic class and flow label: the first word without its version */
+	fib.flowinfo = *(__be32 *)ip6h & bpf_htonl(0x0FFFFFFF);
+	if (v.tot_len)
+		fib.tot_len = bpf_ntohs(ip6h->payload_len) + sizeof(*ip6h);
+	__builtin_memcpy(fib.ipv6_src, &ip6h->saddr, sizeof(fib.ipv6_src));
+	__builtin_memcpy(fib.ipv6_dst, &ip6h->daddr, sizeof(fib.ipv6_dst));
+	fib.ifindex = e->fib_in;
+	fib.tbid = e->table;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_DIRECT | BPF_FIB_LOOKUP_TBID);
+	rc = answered(e, rc, &fib, v, &egress);
+	if (rc >= 0)
+		return rc;
+
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	ip6h->hop_limit--;
+	count(e->router, REASON_FORWARDED);
+	return bpf_redirect(egress, 0);
+}
+
+static __always_inline int forward(void *ctx, void *data, void *data_end, __u32 ifindex,
+				   const struct hook v)
+{
+	struct ethhdr *eth = data;
+	struct port_entry *e;
+	__u32 key = ifindex;
+	__u64 mac = 0;
+
+	e = bpf_map_lookup_elem(&ports, &key);
+	if (!e || e->kind == KIND_NONE)
+		return v.pass; /* not one of the engine's devices */
+	if (e->kind == KIND_PUNT)
+		return to_peer(e, REASON_FROM_GUEST);
+	if ((void *)(eth + 1) > data_end)
+		return e->kind == KIND_UPLINK ? v.pass : to_peer(e, REASON_PUNTED);
+	if (e->kind == KIND_UPLINK) {
+		__builtin_memcpy(&mac, eth->h_dest, ETH_ALEN);
+		e = bpf_map_lookup_elem(&macs, &mac);
+		if (!e)
+			return v.pass; /* no port's MAC: the kernel and macvlan take it */
+	}
+	if (!mac_is(eth->h_dest, e->mac))
+		return to_peer(e, REASON_PUNTED); /* broadcast, multicast, not ours */
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return forward4(ctx, eth, data_end, e, v);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return forward6(ctx, eth, data_end, e, v);
+	return to_peer(e, REASON_PUNTED); /* ARP and the rest */
 }
 
 static __always_inline int forward_xdp(struct xdp_md *ctx)

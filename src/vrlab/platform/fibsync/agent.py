@@ -27,6 +27,8 @@ from typing import Any
 from pyroute2.netlink.rtnl import (
     RTMGRP_IPV4_IFADDR,
     RTMGRP_IPV4_ROUTE,
+    RTMGRP_IPV6_IFADDR,
+    RTMGRP_IPV6_ROUTE,
     RTMGRP_LINK,
     RTMGRP_NEIGH,
 )
@@ -43,9 +45,11 @@ from vrlab.platform.fibsync.writer import EngineWriter
 
 __all__ = ["FibSync"]
 
-#: Routes, neighbours, and what makes the kernel drop routes without RTM_DELROUTE: a link that
-#: goes down or away, or an address that goes (the last one of a device takes its routes).
-GUEST_GROUPS = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_IFADDR
+#: Routes and neighbours of both families, and what makes the kernel drop routes without
+#: RTM_DELROUTE: a link that goes down or away, or an address that goes (the last one of a
+#: device takes its routes).
+GUEST_GROUPS = (RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_IFADDR
+                | RTMGRP_IPV6_ROUTE | RTMGRP_IPV6_IFADDR)
 #: Receive buffer of each guest's event socket. A limit, not an allocation: memory is charged
 #: only while notifications wait. Each waiting route notification costs ~1 KiB of kernel memory
 #: (skb overhead), so a control plane dumping 100,000 routes at once while the agent lags needs

@@ -18,6 +18,10 @@ decodes back the same (on both encoding paths), and the layouts they agree on ar
 Anything the engine cannot reproduce is named in ``KernelRoute.unsupported`` rather than
 dropped, so the route is refused with a reason instead of being mirrored wrong.
 
+Both families go through the same functions: an IPv6 message differs only in its family and
+in 16-byte addresses, so the family is read from the message (decoding) or from the length of
+the key's destination (encoding), and an IPv4 route takes exactly the path it always did.
+
 Everything here is pure (bytes in, bytes or tuples out), so it is unit-tested without root.
 The message types, the agent's protocol number and the entry types are re-exported: they are
 what a caller compares the decoder's output with and hands the encoder."""
@@ -25,6 +29,7 @@ what a caller compares the decoder's output with and hands the encoder."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from pyroute2.netlink import (
     NLM_F_ACK_TLVS,
@@ -46,7 +51,9 @@ from vrlab.platform.fibsync.entries import (
 )
 from vrlab.platform.fibsync.wire import (
     ADDR,
+    ADDR6,
     AF_INET,
+    AF_INET6,
     AF_UNSPEC,
     DUMP_FLAGS,
     I32,
@@ -99,7 +106,7 @@ __all__ = [
     "KernelNeighbour", "KernelRoute", "Key", "NKey", "NextHop", "dump_interrupted",
     "encode_delneigh", "encode_delroute", "encode_guest_route", "encode_link_dump",
     "encode_multipath", "encode_neigh_dump", "encode_newneigh", "encode_newroute",
-    "encode_route_dump", "iter_messages", "pack_attr", "pack_message", "pack_u32_attr",
+    "encode_route_dump", "family_of", "iter_messages", "pack_attr", "pack_message", "pack_u32_attr",
     "parse_error", "parse_link", "parse_multipath", "parse_neigh", "parse_route",
 ]
 
@@ -125,12 +132,17 @@ def iter_messages(buf: Buffer, end: int | None = None) -> list[tuple[int, int, i
 
 def parse_route(buf: Buffer, off: int, end: int) -> KernelRoute | None:
     """Decode the body of an RTM_NEWROUTE/DELROUTE (``off`` is just past the nlmsghdr).
-    Returns None for anything but IPv4."""
+    Returns None for anything but IPv4 and IPv6."""
     (family, dst_len, src_len, tos, table, protocol, scope, rtype,
      flags) = RTMSG.unpack_from(buf, off)
-    if family != AF_INET:
+    if family == AF_INET:
+        dst = b"\0\0\0\0"
+        addr = ADDR.unpack_from
+    elif family == AF_INET6:
+        dst = bytes(16)
+        addr = ADDR6.unpack_from
+    else:
         return None
-    dst = b"\0\0\0\0"
     priority = oif = 0
     gateway = metrics = b""
     multipath: tuple[NextHop, ...] = ()
@@ -138,7 +150,6 @@ def parse_route(buf: Buffer, off: int, end: int) -> KernelRoute | None:
     pos = off + 12
     hdr = RTATTR.unpack_from
     u32 = U32.unpack_from
-    addr = ADDR.unpack_from
     while pos + 4 <= end:
         alen, atype = hdr(buf, pos)
         if alen < 4:
@@ -155,7 +166,7 @@ def parse_route(buf: Buffer, off: int, end: int) -> KernelRoute | None:
         elif atype == RTA_TABLE:
             table = u32(buf, pos + 4)[0]
         elif atype == RTA_MULTIPATH:
-            multipath, bad = parse_multipath(buf, pos + 4, pos + alen)
+            multipath, bad = parse_multipath(buf, pos + 4, pos + alen, addr)
             unsupported = unsupported or bad
         elif atype == RTA_METRICS:
             metrics = bytes(buf[pos + 4:pos + alen])
@@ -168,7 +179,9 @@ def parse_route(buf: Buffer, off: int, end: int) -> KernelRoute | None:
                  gateway, multipath, metrics, unsupported)
 
 
-def parse_multipath(buf: Buffer, pos: int, end: int) -> tuple[tuple[NextHop, ...], str]:
+def parse_multipath(buf: Buffer, pos: int, end: int,
+                    addr: Callable[[Buffer, int], tuple[bytes]] = ADDR.unpack_from,
+                    ) -> tuple[tuple[NextHop, ...], str]:
     """Decode RTA_MULTIPATH: a run of rtnexthop, each followed by its own attributes. Only a
     gateway per next hop is mirrored; any other next-hop attribute (but a realm) is named.
     Dead next hops (their device is down: the kernel keeps the route but skips them, and says
@@ -187,7 +200,7 @@ def parse_multipath(buf: Buffer, pos: int, end: int) -> tuple[tuple[NextHop, ...
                 break
             atype &= 0x3FFF
             if atype == RTA_GATEWAY:
-                gw = ADDR.unpack_from(buf, apos + 4)[0]
+                gw = addr(buf, apos + 4)[0]
             elif atype != RTA_FLOW:
                 bad = bad or UNSUPPORTED_RTA.get(atype, f"next-hop attribute {atype}")
             apos += (alen + 3) & ~3
@@ -198,9 +211,13 @@ def parse_multipath(buf: Buffer, pos: int, end: int) -> tuple[tuple[NextHop, ...
 
 
 def parse_neigh(buf: Buffer, off: int, end: int) -> KernelNeighbour | None:
-    """Decode the body of an RTM_NEWNEIGH/DELNEIGH; None for anything but IPv4."""
+    """Decode the body of an RTM_NEWNEIGH/DELNEIGH; None for anything but IPv4 and IPv6."""
     family, ifindex, state, _flags, _type = NDMSG.unpack_from(buf, off)
-    if family != AF_INET:
+    if family == AF_INET:
+        dlen = 8
+    elif family == AF_INET6:
+        dlen = 20
+    else:
         return None
     dst = lladdr = b""
     proto = 0
@@ -209,8 +226,8 @@ def parse_neigh(buf: Buffer, off: int, end: int) -> KernelNeighbour | None:
         alen, atype = RTATTR.unpack_from(buf, pos)
         if alen < 4:
             break
-        if atype == NDA_DST and alen == 8:
-            dst = ADDR.unpack_from(buf, pos + 4)[0]
+        if atype == NDA_DST and alen == dlen:
+            dst = bytes(buf[pos + 4:pos + alen])
         elif atype == NDA_LLADDR:
             lladdr = bytes(buf[pos + 4:pos + alen])
         elif atype == NDA_PROTOCOL:
@@ -266,6 +283,13 @@ def dump_interrupted(flags: int) -> bool:
 # A whole gateway route in one pack: header, rtmsg, TABLE, DST, PRIORITY, OIF, GATEWAY.
 _GW_ROUTE = struct.Struct("=IHHII BBBBBBBBI HHI HH4s HHI HHi HH4s")
 _GW_ROUTE_LEN = _GW_ROUTE.size
+_GW_ROUTE6 = struct.Struct("=IHHII BBBBBBBBI HHI HH16s HHI HHi HH16s")
+_GW_ROUTE6_LEN = _GW_ROUTE6.size
+
+
+def family_of(addr: bytes) -> int:
+    """The address family of an address of 4 or 16 bytes."""
+    return AF_INET6 if len(addr) == 16 else AF_INET
 
 
 def pack_attr(atype: int, payload: bytes) -> bytes:
@@ -302,12 +326,18 @@ def encode_newroute(seq: int, table: int, key: Key, r: EngineRoute,
     rtm_table = table if table < 256 else RT_TABLE_COMPAT
     rtm_flags = RTNH_F_ONLINK if r.gateway and onlink else 0
     if r.gateway and not r.multipath and not r.metrics and dst_len:
-        return _GW_ROUTE.pack(_GW_ROUTE_LEN, RTM_NEWROUTE, nl_flags, seq, 0,
-                              AF_INET, dst_len, 0, tos, rtm_table, protocol, r.scope, r.rtype,
-                              rtm_flags, 8, RTA_TABLE, table, 8, RTA_DST, dst,
-                              8, RTA_PRIORITY, prio, 8, RTA_OIF, r.oif, 8, RTA_GATEWAY,
-                              r.gateway)
-    body = RTMSG.pack(AF_INET, dst_len, 0, tos, rtm_table, protocol, r.scope, r.rtype,
+        if len(dst) == 4:
+            return _GW_ROUTE.pack(_GW_ROUTE_LEN, RTM_NEWROUTE, nl_flags, seq, 0,
+                                  AF_INET, dst_len, 0, tos, rtm_table, protocol, r.scope,
+                                  r.rtype, rtm_flags, 8, RTA_TABLE, table, 8, RTA_DST, dst,
+                                  8, RTA_PRIORITY, prio, 8, RTA_OIF, r.oif, 8, RTA_GATEWAY,
+                                  r.gateway)
+        return _GW_ROUTE6.pack(_GW_ROUTE6_LEN, RTM_NEWROUTE, nl_flags, seq, 0,
+                               AF_INET6, dst_len, 0, tos, rtm_table, protocol, r.scope,
+                               r.rtype, rtm_flags, 8, RTA_TABLE, table, 20, RTA_DST, dst,
+                               8, RTA_PRIORITY, prio, 8, RTA_OIF, r.oif, 20, RTA_GATEWAY,
+                               r.gateway)
+    body = RTMSG.pack(family_of(dst), dst_len, 0, tos, rtm_table, protocol, r.scope, r.rtype,
                       rtm_flags) + pack_u32_attr(RTA_TABLE, table)
     if dst_len:
         body += pack_attr(RTA_DST, dst)
@@ -328,7 +358,8 @@ def encode_delroute(seq: int, table: int, key: Key, protocol: int = RTPROT_FIBSY
     """RTM_DELROUTE of the route under ``key`` carrying ``protocol`` (any type, any scope)."""
     dst, dst_len, tos, prio = key
     rtm_table = table if table < 256 else RT_TABLE_COMPAT
-    body = RTMSG.pack(AF_INET, dst_len, 0, tos, rtm_table, protocol, RT_SCOPE_NOWHERE, 0, 0)
+    body = RTMSG.pack(family_of(dst), dst_len, 0, tos, rtm_table, protocol, RT_SCOPE_NOWHERE,
+                      0, 0)
     body += pack_u32_attr(RTA_TABLE, table)
     if dst_len:
         body += pack_attr(RTA_DST, dst)
@@ -339,27 +370,28 @@ def encode_delroute(seq: int, table: int, key: Key, protocol: int = RTPROT_FIBSY
 
 def encode_newneigh(seq: int, ifindex: int, dst: bytes, lladdr: bytes,
                     state: int = NUD_PERMANENT, protocol: int = NEIGH_PROTO_FIBSYNC) -> bytes:
-    body = NDMSG.pack(AF_INET, ifindex, state, 0, 0) + pack_attr(NDA_DST, dst)
+    body = NDMSG.pack(family_of(dst), ifindex, state, 0, 0) + pack_attr(NDA_DST, dst)
     body += pack_attr(NDA_LLADDR, lladdr) + pack_attr(NDA_PROTOCOL, U8.pack(protocol))
     return pack_message(RTM_NEWNEIGH, NEW_FLAGS, seq, body)
 
 
 def encode_delneigh(seq: int, ifindex: int, dst: bytes) -> bytes:
-    body = NDMSG.pack(AF_INET, ifindex, 0, 0, 0) + pack_attr(NDA_DST, dst)
+    body = NDMSG.pack(family_of(dst), ifindex, 0, 0, 0) + pack_attr(NDA_DST, dst)
     return pack_message(RTM_DELNEIGH, NLM_F_REQUEST, seq, body)
 
 
-def encode_route_dump(seq: int, table: int = 0, protocol: int = 0) -> bytes:
-    """RTM_GETROUTE dump of IPv4 routes; with NETLINK_GET_STRICT_CHK on the socket the kernel
-    itself filters by table and protocol (0: any)."""
-    body = RTMSG.pack(AF_INET, 0, 0, 0, table if table < 256 else 0, protocol, 0, 0, 0)
+def encode_route_dump(seq: int, table: int = 0, protocol: int = 0,
+                      family: int = AF_INET) -> bytes:
+    """RTM_GETROUTE dump of one family's routes; with NETLINK_GET_STRICT_CHK on the socket the
+    kernel itself filters by table and protocol (0: any)."""
+    body = RTMSG.pack(family, 0, 0, 0, table if table < 256 else 0, protocol, 0, 0, 0)
     if table:
         body += pack_u32_attr(RTA_TABLE, table)
     return pack_message(RTM_GETROUTE, DUMP_FLAGS, seq, body)
 
 
-def encode_neigh_dump(seq: int) -> bytes:
-    return pack_message(RTM_GETNEIGH, DUMP_FLAGS, seq, NDMSG.pack(AF_INET, 0, 0, 0, 0))
+def encode_neigh_dump(seq: int, family: int = AF_INET) -> bytes:
+    return pack_message(RTM_GETNEIGH, DUMP_FLAGS, seq, NDMSG.pack(family, 0, 0, 0, 0))
 
 
 def encode_link_dump(seq: int) -> bytes:

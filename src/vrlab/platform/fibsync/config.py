@@ -26,13 +26,18 @@ class SyncRouter:
     ports: dict[str, str]  # guest ifname -> engine ifname (in the engine namespace)
     subnets: tuple[str, ...]  # the router's own connected subnets, CIDR strings
     max_routes: int  # the most routes this router may have in the engine
+    #: the most IPv6 routes, counted apart from the IPv4 ones (then limited by max_routes);
+    #: None: max_routes counts both families together
+    max_routes6: int | None = None
 
-    def subnet_masks(self) -> tuple[tuple[int, int], ...]:
-        """(network, netmask) as integers, for the gateway check on the hot path."""
+    def subnet_masks(self, version: int = 4) -> tuple[tuple[int, int], ...]:
+        """(network, netmask) as integers of the subnets of one family, for the gateway check
+        on the hot path."""
         out = []
         for s in self.subnets:
-            n = ipaddress.IPv4Network(s, strict=False)
-            out.append((int(n.network_address), int(n.netmask)))
+            n = ipaddress.ip_network(s, strict=False)
+            if n.version == version:
+                out.append((int(n.network_address), int(n.netmask)))
         return tuple(out)
 
 
@@ -125,12 +130,15 @@ def _router(r: dict[str, Any]) -> SyncRouter:
     subnets = r["subnets"]
     if isinstance(subnets, str) or not isinstance(subnets, list | tuple):
         raise TypeError("subnets must be a list of CIDR strings")
-    table, max_routes = r["table"], r["max_routes"]
+    table, max_routes, max6 = r["table"], r["max_routes"], r.get("max_routes6")
     if not isinstance(table, int) or not isinstance(max_routes, int):
         raise TypeError("table and max_routes must be integers")
+    if max6 is not None and not isinstance(max6, int):
+        raise TypeError("max_routes6 must be an integer or null")
     return SyncRouter(name=str(r["name"]), guest_ns=str(r["guest_ns"]), table=table,
                       ports={str(k): str(v) for k, v in ports.items()},
-                      subnets=tuple(str(s) for s in subnets), max_routes=max_routes)
+                      subnets=tuple(str(s) for s in subnets), max_routes=max_routes,
+                      max_routes6=max6)
 
 
 def _router_problems(r: SyncRouter) -> list[tuple[str, str]]:
@@ -143,6 +151,8 @@ def _router_problems(r: SyncRouter) -> list[tuple[str, str]]:
         out.append(("table", f"{r.table} is not a usable table id (1..2^32-1 but 252-255)"))
     if r.max_routes < 0:
         out.append(("max_routes", "must be 0 or more"))
+    if r.max_routes6 is not None and r.max_routes6 < 0:
+        out.append(("max_routes6", "must be 0 or more (or null: one limit for both families)"))
     if not r.ports:
         out.append(("ports", "a router needs at least one port"))
     for g, e in r.ports.items():
@@ -151,7 +161,7 @@ def _router_problems(r: SyncRouter) -> list[tuple[str, str]]:
                 out.append((f"ports.{g}", f"{name!r} is not an interface name"))
     for j, s in enumerate(r.subnets):
         try:
-            ipaddress.IPv4Network(s, strict=False)
+            ipaddress.ip_network(s, strict=False)
         except ValueError as e:
-            out.append((f"subnets[{j}]", f"not an IPv4 CIDR: {e}"))
+            out.append((f"subnets[{j}]", f"not an IPv4 or IPv6 CIDR: {e}"))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from vrlab.platform.fibsync.codec import (
     encode_link_dump,
@@ -27,6 +28,7 @@ from vrlab.platform.fibsync.eventlog import EventLog
 from vrlab.platform.fibsync.netlink import MSG_DONTWAIT, RECV_SIZE, dump_parsed
 from vrlab.platform.fibsync.router import RouterSync
 from vrlab.platform.fibsync.wire import (
+    FAMILIES,
     IFF_UP,
     NEIGH_PROTO_FIBSYNC,
     RTM_DELLINK,
@@ -104,15 +106,18 @@ class EngineView:
 
     def dump_routes(self, table: int, tables: set[int]) -> dict[int, dict[Key, EngineRoute]]:
         """Our routes in the engine, by table (``table`` 0: every table, one dump)."""
-        try:
-            routes = dump_parsed(self.sock,
-                                 lambda s: encode_route_dump(s, table, RTPROT_FIBSYNC),
-                                 RTM_NEWROUTE, parse_route, f"route dump of engine {self.ns}",
-                                 self._next_seq)
-        except NetlinkReplyError as e:
-            if e.errno == errno.ENOENT:  # the table does not exist yet: empty
-                return {}
-            raise
+        routes = []
+        for fam in FAMILIES:
+            try:
+                request = partial(encode_route_dump, table=table, protocol=RTPROT_FIBSYNC,
+                                  family=fam)
+                routes += dump_parsed(
+                    self.sock, request,
+                    RTM_NEWROUTE, parse_route, f"route dump of engine {self.ns}",
+                    self._next_seq)
+            except NetlinkReplyError as e:
+                if e.errno != errno.ENOENT:  # ENOENT: the table does not exist yet: empty
+                    raise
         out: dict[int, dict[Key, EngineRoute]] = {}
         for rt in routes:
             if rt.protocol != RTPROT_FIBSYNC or rt.table not in tables:
@@ -123,7 +128,10 @@ class EngineView:
 
     def dump_neigh(self, ifindexes: set[int]) -> dict[NKey, bytes]:
         """Our neighbour entries on the engine ports ``ifindexes``."""
-        neigh = dump_parsed(self.sock, encode_neigh_dump, RTM_NEWNEIGH, parse_neigh,
-                            f"neighbour dump of engine {self.ns}", self._next_seq)
+        neigh = []
+        for fam in FAMILIES:
+            neigh += dump_parsed(self.sock, partial(encode_neigh_dump, family=fam),
+                                 RTM_NEWNEIGH, parse_neigh,
+                                 f"neighbour dump of engine {self.ns}", self._next_seq)
         return {(n.ifindex, n.dst): n.lladdr for n in neigh
                 if n.protocol == NEIGH_PROTO_FIBSYNC and n.ifindex in ifindexes}

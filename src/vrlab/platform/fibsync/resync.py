@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from vrlab.platform.fibsync.codec import (
     encode_link_dump,
@@ -28,8 +29,9 @@ from vrlab.platform.fibsync.entries import EngineRoute, KernelRoute, Key, NKey
 from vrlab.platform.fibsync.errors import FibSyncError
 from vrlab.platform.fibsync.netlink import drain, dump_parsed, open_socket
 from vrlab.platform.fibsync.router import RouterSync
-from vrlab.platform.fibsync.rules import mirrored_state
+from vrlab.platform.fibsync.rules import link_scoped, mirrored_state
 from vrlab.platform.fibsync.wire import (
+    FAMILIES,
     RT_TABLE_MAIN,
     RTM_F_CLONED,
     RTM_NEWLINK,
@@ -81,10 +83,13 @@ class Resyncer:
         try:
             links = dump_parsed(sock, encode_link_dump, RTM_NEWLINK, parse_link,
                                 f"link dump of {what}", seq)
-            routes = dump_parsed(sock, lambda s: encode_route_dump(s, RT_TABLE_MAIN),
-                                 RTM_NEWROUTE, parse_route, f"route dump of {what}", seq)
-            neigh = dump_parsed(sock, encode_neigh_dump, RTM_NEWNEIGH, parse_neigh,
-                                f"neighbour dump of {what}", seq)
+            routes, neigh = [], []
+            for fam in FAMILIES:
+                routes += dump_parsed(
+                    sock, partial(encode_route_dump, table=RT_TABLE_MAIN, family=fam),
+                    RTM_NEWROUTE, parse_route, f"route dump of {what}", seq)
+                neigh += dump_parsed(sock, partial(encode_neigh_dump, family=fam),
+                                     RTM_NEWNEIGH, parse_neigh, f"neighbour dump of {what}", seq)
         except (FibSyncError, OSError) as e:  # the guest is going away: keep the others
             r.note("error", what="resync", error=str(e))
             return
@@ -95,7 +100,8 @@ class Resyncer:
         by_key: dict[Key, KernelRoute] = {}
         verdicts: dict[Key, EngineRoute | str] = {}
         for rt in routes:
-            if rt.table == RT_TABLE_MAIN and not rt.flags & RTM_F_CLONED:
+            if rt.table == RT_TABLE_MAIN and not rt.flags & RTM_F_CLONED \
+                    and not link_scoped(rt):
                 by_key[rt.key] = rt
                 verdicts[rt.key] = tr.route(rt)
         guest_neigh: dict[NKey, bytes] = {}

@@ -19,7 +19,12 @@ from vrlab.platform.fibsync.config import SyncRouter
 from vrlab.platform.fibsync.entries import KernelNeighbour, KernelRoute, Key
 from vrlab.platform.fibsync.eventlog import EventLog
 from vrlab.platform.fibsync.netlink import MSG_DONTWAIT, RECV_SIZE
-from vrlab.platform.fibsync.rules import Translator, describe_key, mirrored_state
+from vrlab.platform.fibsync.rules import (
+    Translator,
+    describe_key,
+    link_scoped,
+    mirrored_state,
+)
 from vrlab.platform.fibsync.state import RouterMirror
 from vrlab.platform.fibsync.wire import (
     IFF_UP,
@@ -47,8 +52,8 @@ class RouterSync:
         self.table = cfg.table
         self.events = events
         self._log = log
-        self.tr = Translator(tuple(cfg.ports), cfg.subnet_masks())
-        self.mirror = RouterMirror(cfg.max_routes)
+        self.tr = Translator(tuple(cfg.ports), cfg.subnet_masks(4), cfg.subnet_masks(6))
+        self.mirror = RouterMirror(cfg.max_routes, cfg.max_routes6)
         self.pending_routes: dict[Key, KernelRoute | None] = {}
         self.pending_neigh: dict[tuple[int, bytes], KernelNeighbour | None] = {}
         self.guest_links: dict[int, tuple[str, int]] = {}
@@ -81,7 +86,7 @@ class RouterSync:
                 if typ in (RTM_NEWROUTE, RTM_DELROUTE):
                     rt = parse_route(buf, body, end)
                     if rt is not None and rt.table == RT_TABLE_MAIN \
-                            and not rt.flags & RTM_F_CLONED:
+                            and not rt.flags & RTM_F_CLONED and not link_scoped(rt):
                         routes[rt.key] = rt if typ == RTM_NEWROUTE else None
                 elif typ in (RTM_NEWNEIGH, RTM_DELNEIGH):
                     nb = parse_neigh(buf, body, end)

@@ -9,6 +9,13 @@ unreachable and prohibit routes forward nothing and are always allowed. Device r
 gateway are allowed on a port whatever their prefix: they only make the engine use the
 neighbour entries the guest itself resolved on that port.
 
+IPv6 follows the same rules against the router's IPv6 subnets, with two additions. A
+link-local gateway (fe80::/10) is allowed on any of the router's ports: it names a neighbour on
+that very link, which is all the subnet check asks of a global one. And the kernel's own
+per-link routes (fe80::/64 on every port, multicast) are not mirrored at all: frames to
+link-local and multicast destinations are never forwarded, the engine punts them to the
+guest, and one such route per port under the same key would only make the mirror flap.
+
 Pure: no sockets, so every rule is unit-tested."""
 
 from __future__ import annotations
@@ -42,7 +49,23 @@ MIRRORED_NUD = NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT
 
 
 def ip(b: bytes) -> str:
-    return str(ipaddress.IPv4Address(b)) if len(b) == 4 else b.hex()
+    if len(b) == 4:
+        return str(ipaddress.IPv4Address(b))
+    return str(ipaddress.IPv6Address(b)) if len(b) == 16 else b.hex()
+
+
+def link_scoped(r: KernelRoute) -> bool:
+    """A route of the guest kernel's own per link, not mirrored: IPv6 link-local (fe80::/10)
+    and multicast (ff00::/8) destinations."""
+    if len(r.dst) != 16 or r.dst_len < 8:
+        return False
+    return r.dst[0] == 0xFF or (r.dst_len >= 10 and r.dst[0] == 0xFE
+                                and r.dst[1] & 0xC0 == 0x80)
+
+
+def is_link_local(addr: bytes) -> bool:
+    """Whether an address is IPv6 link-local (fe80::/10)."""
+    return len(addr) == 16 and addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
 
 
 def mac(b: bytes) -> str:
@@ -55,7 +78,8 @@ class Translator:
     from link dumps and link events of both namespaces)."""
 
     port_names: tuple[str, ...]  # the router's guest port names, for messages
-    subnets: tuple[tuple[int, int], ...]  # (network, netmask)
+    subnets: tuple[tuple[int, int], ...]  # (network, netmask), IPv4
+    subnets6: tuple[tuple[int, int], ...] = ()  # (network, netmask), IPv6
     engine_index: dict[int, int] = field(default_factory=dict)  # guest port ifindex -> engine
     engine_name: dict[int, str] = field(default_factory=dict)  # guest port ifindex -> engine name
     guest_names: dict[int, str] = field(default_factory=dict)  # every guest ifindex -> name
@@ -65,7 +89,7 @@ class Translator:
 
     def in_subnets(self, gw: bytes) -> bool:
         a = int.from_bytes(gw, "big")
-        return any(a & m == n for n, m in self.subnets)
+        return any(a & m == n for n, m in (self.subnets if len(gw) == 4 else self.subnets6))
 
     def _port(self, ifindex: int) -> int | str:
         """The engine ifindex of a guest port, or why it cannot be used."""
@@ -79,8 +103,9 @@ class Translator:
         return e
 
     def _gateway(self, gw: bytes) -> str:
-        if gw and not self.in_subnets(gw):
-            nets = ", ".join(_cidr(n, m) for n, m in self.subnets) or "none"
+        if gw and not self.in_subnets(gw) and not is_link_local(gw):
+            own = self.subnets if len(gw) == 4 else self.subnets6
+            nets = ", ".join(_cidr(n, m, len(gw)) for n, m in own) or "none"
             return f"gateway {ip(gw)} is outside the router's subnets ({nets})"
         return ""
 
@@ -112,21 +137,27 @@ class Translator:
         gw = r.gateway
         if gw:
             a = int.from_bytes(gw, "big")
-            for n, m in self.subnets:  # inlined in_subnets: this runs once per route
-                if a & m == n:
+            for n, m in (self.subnets if len(gw) == 4 else self.subnets6):  # inlined
+                if a & m == n:  # in_subnets: this runs once per route
                     break
             else:
-                return self._gateway(gw)
+                why = self._gateway(gw)
+                if why:
+                    return why
         return EngineRoute(RTN_UNICAST, r.scope, e, gw, (), r.metrics)
 
     def neighbour_key(self, guest_ifindex: int, dst: bytes) -> NKey | None:
-        """The engine key of a guest neighbour, or None if it is not on a usable port."""
+        """The engine key of a guest neighbour, or None if it is not on a usable port or is a
+        multicast group's (IPv6 ff00::/8: the engine forwards no multicast)."""
+        if dst[:1] == b"\xff" and len(dst) == 16:
+            return None
         e = self.engine_index.get(guest_ifindex)
         return (e, dst) if e else None
 
     def describe(self, r: KernelRoute) -> str:
         """A route the way ``ip route`` would show it, with guest interface names."""
-        dst = f"{ip(r.dst)}/{r.dst_len}" if r.dst_len else "default"
+        dst = (f"{ip(r.dst)}/{r.dst_len}" if r.dst_len
+               else "default" if len(r.dst) == 4 else "default (IPv6)")
         parts = [dst] if r.rtype == RTN_UNICAST else [str(rt_type.get(r.rtype, r.rtype)), dst]
         if r.gateway:
             parts += ["via", ip(r.gateway)]
@@ -150,13 +181,15 @@ def _nh(nh: NextHop, t: Translator) -> str:
     return (f"via {ip(nh.gateway)} " if nh.gateway else "") + f"dev {t.gname(nh.oif)}"
 
 
-def _cidr(n: int, m: int) -> str:
+def _cidr(n: int, m: int, length: int = 4) -> str:
+    if length == 16:
+        return str(ipaddress.IPv6Network((n, bin(m).count("1"))))
     return str(ipaddress.IPv4Network((n, bin(m).count("1"))))
 
 
 def describe_key(key: Key) -> str:
     dst, dst_len, tos, prio = key
-    s = f"{ip(dst)}/{dst_len}" if dst_len else "default"
+    s = f"{ip(dst)}/{dst_len}" if dst_len else ("default" if len(dst) == 4 else "default (IPv6)")
     if tos:
         s += f" tos 0x{tos:02x}"
     return s + (f" metric {prio}" if prio else "")

@@ -4,7 +4,9 @@ Pure bookkeeping: it is told the guest's changes (already validated into an engi
 reason to refuse) and answers with the engine operations to perform, so the limit's rules are
 unit-tested without a kernel.
 
-The limit (``max_routes``): a valid route that would take the router over it is refused, logged
+The limit (``max_routes``, and ``max_routes6`` when IPv6 routes are counted apart: then
+``max_routes`` counts the IPv4 ones; keys of the two families differ in their destination's
+length, 4 or 16 bytes): a valid route that would take the router over it is refused, logged
 once, and kept waiting in arrival order. When a mirrored route is deleted (or becomes invalid),
 the oldest waiting route is admitted at once, within the same batch: the engine always holds
 min(valid routes, max_routes) of them, and which ones does not depend on when the agent last
@@ -23,15 +25,24 @@ OP_NAMES = {OP_ADD: "add route", OP_DEL: "delete route", OP_NADD: "add neighbour
 Op = tuple[int, Any, Any]  # (OP_*, Key or NKey, EngineRoute / lladdr / None)
 
 
-def limit_reason(max_routes: int) -> str:
-    return (f"over the router's limit of {max_routes} routes in the engine (waits: admitted "
-            "when a mirrored route goes)")
+def limit_reason(max_routes: int, family: str = "") -> str:
+    return (f"over the router's limit of {max_routes}{family} routes in the engine (waits: "
+            "admitted when a mirrored route goes)")
 
 
 class RouterMirror:
-    def __init__(self, max_routes: int) -> None:
+    def __init__(self, max_routes: int, max_routes6: int | None = None) -> None:
         self.max_routes = max_routes
-        self.limit_reason = limit_reason(max_routes)
+        #: the route limit of each pool: 4 (every route, or the IPv4 ones) and 6 (IPv6 routes,
+        #: when they are counted apart)
+        self.limits = {4: max_routes} if max_routes6 is None else {4: max_routes,
+                                                                    6: max_routes6}
+        self.separate = max_routes6 is not None
+        self.reasons = ({4: limit_reason(max_routes)} if not self.separate else
+                        {4: limit_reason(max_routes, " IPv4"),
+                         6: limit_reason(max_routes6 or 0, " IPv6")})
+        self.limit_reason = self.reasons[4]
+        self.used = {v: 0 for v in self.limits}  # installed routes per pool
         self.installed: dict[Key, EngineRoute] = {}
         self.waiting: dict[Key, EngineRoute] = {}  # valid but over the limit, oldest first
         self.refused: dict[Key, str] = {}  # every refused key (waiting ones too), with reason
@@ -39,6 +50,27 @@ class RouterMirror:
         self.neigh: dict[NKey, bytes] = {}
         self.ops: list[Op] = []
         self.admitted: list[Key] = []  # waiting routes that got in, for the log
+
+    # ------------------------------------------------------------------ pools
+
+    def pool(self, key: Key) -> int:
+        """The limit a route counts against: 6 for an IPv6 one counted apart, else 4."""
+        return 6 if self.separate and len(key[0]) == 16 else 4
+
+    def _room(self, key: Key) -> bool:
+        p = self.pool(key)
+        return self.used[p] < self.limits[p]
+
+    def _put(self, key: Key, route: EngineRoute) -> None:
+        if key not in self.installed:
+            self.used[self.pool(key)] += 1
+        self.installed[key] = route
+
+    def _drop(self, key: Key) -> EngineRoute | None:
+        old = self.installed.pop(key, None)
+        if old is not None:
+            self.used[self.pool(key)] -= 1
+        return old
 
     # ------------------------------------------------------------------ events
 
@@ -48,7 +80,7 @@ class RouterMirror:
         self.failed.pop(key, None)
         if isinstance(verdict, str):
             self.waiting.pop(key, None)
-            if self.installed.pop(key, None) is not None:
+            if self._drop(key) is not None:
                 self.ops.append((OP_DEL, key, None))
             return self._refuse(key, verdict)
         old = self.installed.get(key)
@@ -57,29 +89,34 @@ class RouterMirror:
                 self.installed[key] = verdict
                 self.ops.append((OP_ADD, key, verdict))
             return ""
-        if len(self.installed) < self.max_routes:
-            self.installed[key] = verdict
+        if self._room(key):
+            self._put(key, verdict)
             self.ops.append((OP_ADD, key, verdict))
             self.waiting.pop(key, None)
             self.refused.pop(key, None)
             return ""
         self.waiting[key] = verdict
-        return self._refuse(key, self.limit_reason)
+        return self._refuse(key, self.reasons[self.pool(key)])
 
     def delete(self, key: Key) -> None:
         self.waiting.pop(key, None)
         self.refused.pop(key, None)
         self.failed.pop(key, None)
-        if self.installed.pop(key, None) is not None:
+        if self._drop(key) is not None:
             self.ops.append((OP_DEL, key, None))
 
     def admit(self) -> None:
-        """Let waiting routes in while there is room (after deletes)."""
-        while self.waiting and len(self.installed) < self.max_routes:
-            key = next(iter(self.waiting))
+        """Let waiting routes in, oldest first, while their pool has room (after deletes)."""
+        if not self.waiting or all(self.used[p] >= n for p, n in self.limits.items()):
+            return
+        for key in list(self.waiting):
+            if not self._room(key):
+                if all(self.used[p] >= n for p, n in self.limits.items()):
+                    return
+                continue
             route = self.waiting.pop(key)
             self.refused.pop(key, None)
-            self.installed[key] = route
+            self._put(key, route)
             self.ops.append((OP_ADD, key, route))
             self.admitted.append(key)
 
@@ -97,7 +134,7 @@ class RouterMirror:
         key is deleted from the engine too (a failed replace keeps the old route there), and is
         tried again at the next change of that route or the next resync."""
         if op == OP_ADD:
-            if self.installed.pop(key, None) is not None:
+            if self._drop(key) is not None:
                 self.ops.append((OP_DEL, key, None))
             self.failed[key] = reason
         elif op == OP_NADD:
@@ -118,23 +155,24 @@ class RouterMirror:
         the engine holds (``engine``, our protocol only), queueing only the difference. Returns
         counts and the newly refused keys with their reasons."""
         installed: dict[Key, EngineRoute] = {}
-        room = self.max_routes
+        room = dict(self.limits)
+        pool = self.pool
         for k, v in guest.items():  # what the engine holds keeps its place under the limit
-            if room and not isinstance(v, str) and k in engine:
+            if not isinstance(v, str) and k in engine and room[p := pool(k)]:
                 installed[k] = v
-                room -= 1
+                room[p] -= 1
         waiting: dict[Key, EngineRoute] = {}
         refused: dict[Key, str] = {}
         for k, v in guest.items():
             if isinstance(v, str):
                 refused[k] = v
             elif k not in installed:
-                if room:
+                if room[p := pool(k)]:
                     installed[k] = v
-                    room -= 1
+                    room[p] -= 1
                 else:
                     waiting[k] = v
-                    refused[k] = self.limit_reason
+                    refused[k] = self.reasons[p]
         counts = {"added": 0, "changed": 0, "deleted": 0, "unchanged": 0,
                   "neigh_added": 0, "neigh_deleted": 0, "neigh_unchanged": 0}
         ops = self.ops
@@ -161,6 +199,7 @@ class RouterMirror:
                 counts["neigh_added"] += 1
         new = [(k, r) for k, r in refused.items() if self.refused.get(k) != r]
         self.installed, self.waiting, self.refused = installed, waiting, refused
+        self.used = {p: n - room[p] for p, n in self.limits.items()}
         self.failed = {}
         self.neigh = dict(guest_neigh)
         return counts, new

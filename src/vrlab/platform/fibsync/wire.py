@@ -34,7 +34,11 @@ __all__ = [
 ]
 
 AF_INET = 2
+AF_INET6 = 10
 AF_UNSPEC = 0
+#: the address families the agent mirrors, and the length of their addresses
+FAMILIES = (AF_INET, AF_INET6)
+ADDR_LEN = {AF_INET: 4, AF_INET6: 16}
 #: rtm_protocol of every route the agent writes into an engine table: resync only ever deletes
 #: routes carrying it, so routes someone else put into a table are left alone. 118 is not
 #: assigned in iproute2's rt_protos (BIRD is 12, the routing daemons sit at 186-192).
@@ -71,6 +75,7 @@ U32 = struct.Struct("=I")
 I32 = struct.Struct("=i")
 U8 = struct.Struct("=B")
 ADDR = struct.Struct("4s")
+ADDR6 = struct.Struct("16s")
 
 #: Route attributes the engine cannot mirror: a route using one is refused, naming it.
 UNSUPPORTED_RTA = {
