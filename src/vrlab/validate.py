@@ -7,6 +7,7 @@ file is wrong."""
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -134,15 +135,27 @@ def field_loc(root: type[BaseModel], loc: tuple[int | str, ...],
     wrote. ``keep_last`` keeps a last part that is no field (an unknown field's name)."""
     out: list[int | str] = []
     cur: type[BaseModel] | None = root
+    keyed = False  # the field just entered is a mapping: the next part is a key the user wrote
     for i, part in enumerate(loc):
         if isinstance(part, int):
             out.append(part)
+        elif keyed:
+            out.append(part)
+            keyed = False
         elif cur is not None and str(part) in cur.model_fields:
             out.append(part)
-            cur = _inner_model(cur.model_fields[str(part)].annotation)
+            ann = cur.model_fields[str(part)].annotation
+            cur, keyed = _inner_model(ann), _is_mapping(ann)
         elif keep_last and i == len(loc) - 1:
             out.append(part)
     return tuple(out)
+
+
+def _is_mapping(ann: Any) -> bool:
+    origin = typing.get_origin(ann)
+    if isinstance(origin, type) and issubclass(origin, Mapping):
+        return True
+    return any(_is_mapping(a) for a in typing.get_args(ann))
 
 
 def problems(e: ValidationError, root: type[BaseModel], docs: str) -> list[tuple[str, str]]:
