@@ -88,7 +88,7 @@ def test_placed_gives_userspace_engines_the_suts_cpu() -> None:
     sc, _ = spec.load("guest-bridged", {"sut.guests": 1, "sut.guest_kind": "userspace"})
     ctx = RunContext(store=None, placement=placement.choose(True, cpus=2),  # type: ignore
                      profile=get("quick"))
-    pl = placed(ctx, sc).placement
+    pl = placed(ctx, sc)[0].placement
     assert (pl.generator_cpu, pl.sut_cpu, pl.engine_cpu) == (0, 0, 1)
     netns, _ = spec.load("guest-bridged", {"sut.guests": 1})
-    assert placed(ctx, netns).placement.engine_cpu is None
+    assert placed(ctx, netns)[0].placement.engine_cpu is None

@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                 ready.close()
             if not early_stop.is_set():
                 agent.run()
+            else:  # SIGTERM came before run() took over: it stops as run() would have
+                agent.log.write("stopped")
         except VrlabError as e:
             agent.log.write("error", what="fatal", error=str(e))
             print(f"fibsync: error: {e}", file=sys.stderr)
