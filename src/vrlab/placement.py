@@ -69,15 +69,16 @@ def for_userspace(pl: Placement) -> Placement:
 
 def engine_hook(requested: str, pl: Placement) -> str:
     """The hook the shared eBPF engine takes in a testbed: what the scenario asks for, and for
-    ``auto`` tc wherever the XDP generator feeds a pinned SUT.
+    ``auto`` tc wherever the SUT has a CPU of its own.
 
     XDP runs inside the SUT ingress veth's poll, which runs on the CPU of whoever sends into
-    the veth: the XDP generator's. Left there, the engine would forward on the testbed's CPU;
-    steered to the SUT's CPU through a cpumap (``EbpfEngine.steer_to``), it forwarded 0.43-0.56x
-    one native router in the main job, where at tc, after RPS has moved each frame to the SUT's
-    CPU, it forwards about as much as a native router (docs/design-notes.md). A platform
-    outside a testbed (``vrlab up``) keeps ``auto``'s own meaning: native XDP where it works."""
-    if requested != "auto" or not pl.pinned or pl.generator != "xdp":
+    the veth: the generator's, whichever path it sends by. Left there, the engine would
+    forward on the testbed's CPU; steered to the SUT's CPU through a cpumap
+    (``EbpfEngine.steer_to``), it forwarded 0.38-0.56x one native router in the main job,
+    where at tc, after RPS has moved each frame to the SUT's CPU, it forwards about as much as
+    a native router (docs/design-notes.md). A platform outside a testbed (``vrlab up``) keeps
+    ``auto``'s own meaning: native XDP where it works."""
+    if requested != "auto" or not pl.pinned:
         return requested
     return "tc"
 

@@ -14,7 +14,7 @@ def _pinned(generator: placement.GeneratorPath) -> placement.Placement:
 
 @pytest.mark.parametrize(("requested", "generator", "pinned", "hook"), [
     ("auto", "xdp", True, "tc"),  # XDP would run in the generator's CPU's poll
-    ("auto", "sendmmsg", True, "auto"),  # the sender's own veth_xmit: XDP runs where RPS would
+    ("auto", "sendmmsg", True, "tc"),  # its veth_xmit also runs the peer's poll on CPU 0
     ("auto", "xdp", False, "auto"),  # unpinned: no SUT CPU to keep apart
     ("xdp", "xdp", True, "xdp"),  # asked for: measured as asked
     ("tc", "sendmmsg", True, "tc"),

@@ -62,7 +62,7 @@ def placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--hook", type=click.Choice(["xdp", "tc", "auto"]), default=None,
                      help="Scenario 'shared' with the eBPF engine only: run the engine at XDP "
-                     "or tc. Default (auto): tc where the XDP generator feeds the SUT (XDP "
+                     "or tc. Default (auto): tc where the SUT has a CPU of its own (XDP "
                      "would run on the generator's CPU), native XDP elsewhere; the hook is "
                      "recorded with the results.")(f)
     f = click.option("--guest-kind", type=click.Choice(["netns", "userspace"]), default=None,

@@ -166,7 +166,7 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
              "lowest to the highest repeat; a hollow point reached the search's ceiling (the "
              "generator's calibrated maximum), so it is only a floor.", "",
              f"The engine runs at the {hook} hook here, the testbed's choice for it "
-             "(`placement.engine_hook`): with the XDP generator, XDP on the SUT's ingress runs "
+             "(`placement.engine_hook`): XDP on the SUT's ingress runs "
              "inside that veth's receive poll on the generator's CPU, and the testbed steers it "
              "to the SUT's CPU through a cpumap, whose queue drops frames before the SUT's CPU "
              "is busy (docs/design-notes.md). The engine at XDP is measured too, at N = "
