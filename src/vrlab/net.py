@@ -22,6 +22,7 @@ from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.exceptions import NetlinkError
 
 from vrlab import nsexec
+from vrlab.bpf import libbpf
 from vrlab.errors import KernelError, NeedRootError
 from vrlab.ledger import NETNS_DIR, Entry, Ledger, alive
 from vrlab.plan.model import Plan
@@ -290,6 +291,24 @@ def tx_checksum_off(dev: str) -> None:
 #: clsact's ingress hook, and the priority of vrlab's filters there
 CLSACT_INGRESS = 0xFFFFFFF2
 FILTER_PRIO = 1
+
+
+def ingress_program(dev: str, prog_fd: int, name: str,
+                    prio: int = FILTER_PRIO) -> tuple[int | None, str]:
+    """A tc program at the ingress of ``dev`` in this namespace: a tcx link where the kernel
+    has tcx (appended after the programs already there; the link's fd is returned, and the
+    program goes when it is closed), else a clsact filter at ``prio`` (no fd: it goes with
+    the device). Returns (link fd or None, "tcx" or "tc")."""
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=dev)
+        if not found:
+            raise KernelError(f"no link {dev} in this namespace")
+        ifindex = int(found[0])
+        try:
+            return libbpf.tcx_link(ifindex, prog_fd), "tcx"
+        except KernelError:
+            tc_ingress_filter(ipr, ifindex, prog_fd, dev, name, prio)
+            return None, "tc"
 
 
 def tc_ingress_filter(ipr: IPRoute, ifindex: int, prog_fd: int, dev: str, name: str,

@@ -22,11 +22,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from pyroute2 import IPRoute
 
 from vrlab import net
 from vrlab.bpf import libbpf
-from vrlab.errors import KernelError, TrafficError
+from vrlab.errors import TrafficError
 from vrlab.histogram import COUNTS_LEN
 from vrlab.traffic.xdp import build
 
@@ -52,18 +51,8 @@ class LatencyProbe:
         self._obj = libbpf.BpfObject(build.build(SOURCE), max_entries={"hists": routers})
         try:
             self._ncpu = libbpf.possible_cpus()
-            with IPRoute() as ipr:
-                found = ipr.link_lookup(ifname=dev)
-                if not found:
-                    raise KernelError(f"no link {dev} in this namespace")
-                ifindex = int(found[0])
-                fd = self._obj.program_fd(PROGRAM)
-                try:
-                    self._link = libbpf.tcx_link(ifindex, fd)
-                    self.how = "tcx"
-                except KernelError:
-                    net.tc_ingress_filter(ipr, ifindex, fd, dev, FILTER_NAME)
-                    self.how = "tc"
+            self._link, self.how = net.ingress_program(dev, self._obj.program_fd(PROGRAM),
+                                                       FILTER_NAME)
         except BaseException:
             self.close()
             raise

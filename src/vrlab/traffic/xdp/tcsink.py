@@ -21,12 +21,10 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from pyroute2 import IPRoute
 
 from vrlab import net
 from vrlab.bpf import libbpf
 from vrlab.bpf.maps import BpfMap
-from vrlab.errors import KernelError
 from vrlab.traffic.sink import Counts
 from vrlab.traffic.xdp import build
 
@@ -79,23 +77,11 @@ class TcSink:
                 routes.close()
             self.prog_fd = self._obj.program_fd(FLOWS_PROGRAM if count_flows else PROGRAM)
             if dev is not None:
-                self._attach(dev, self.prog_fd)
+                self._link, self.how = net.ingress_program(dev, self.prog_fd, FILTER_NAME,
+                                                           FILTER_PRIO)
         except BaseException:
             self.close()
             raise
-
-    def _attach(self, dev: str, fd: int) -> None:
-        with IPRoute() as ipr:
-            found = ipr.link_lookup(ifname=dev)
-            if not found:
-                raise KernelError(f"no link {dev} in this namespace")
-            ifindex = int(found[0])
-            try:
-                self._link = libbpf.tcx_link(ifindex, fd)
-                self.how = "tcx"
-            except KernelError:
-                net.tc_ingress_filter(ipr, ifindex, fd, dev, FILTER_NAME, prio=FILTER_PRIO)
-                self.how = "tc"
 
     def read(self) -> Counts:
         """Frames counted since the sink was attached; a trial's are the difference of two
