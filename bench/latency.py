@@ -3,7 +3,8 @@
 and what one router's flood does to another's latency.
 
 * ``probe_throughput_effect``: what the probe (the generator's stamp in sampled frames and the
-  sink's tc program, which every frame passes) costs what the testbed carries. The probe runs
+  sink's timing of them, in the tc BPF sink's own program, which every frame passes) costs what
+  the testbed carries. The probe runs
   on the generator's CPU (the sink's receive work is there too), so the figure that can move
   is the rate of the testbed alone (tg linked straight to ts, as calibration measures it).
   That testbed drops nothing below the generator's own flat-out rate, so its NDR is that rate
@@ -14,7 +15,7 @@ and what one router's flood does to another's latency.
   NDR and PDR searches with the probe on and off run too, on the testbed alone and on
   native-routed (whose NDR, the SUT on its own CPU, is what vrlab reports), in rounds
   alternating which goes first, each round's own effect and their spread beside the medians.
-  ``probe_ns_per_frame``: the probe program's own run time per frame where it runs, from the
+  ``probe_ns_per_frame``: what timing adds to the sink program's run time per frame, from the
   kernel's BPF run-time statistics (switched on only for that step).
 * ``native_routed``: p50, p99, p99.9 of native-routed at 10%, 50% and 90% of its PDR (and idle
   and NDR in the table), from the probe-on searches above; every load ``--repeats`` times as
@@ -57,6 +58,8 @@ from vrlab.bpf import libbpf  # noqa: E402
 from vrlab.plan import wiring  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
 from vrlab.traffic.xdp.probe import PROGRAM as PROBE  # noqa: E402
+from vrlab.traffic.xdp.tcsink import PROGRAM as SINK  # noqa: E402
+from vrlab.traffic.xdp.tcsink import TIMED_PROGRAM as TIMED_SINK  # noqa: E402
 
 MIN_PPS = 10_000.0
 
@@ -92,11 +95,12 @@ def search_tb(tb: Testbed, final: float, width: float, top: float) -> dict[str, 
 
 
 def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3) -> float | None:
-    """What the sink's probe program costs per frame where it runs (tg→ts alone at ``rate``,
-    so every frame passes it and one in a power of two is timed): the kernel's own run time of
-    the program (BPF_ENABLE_STATS, on only while this runs, since it slows every BPF program a
-    little) over its runs. It includes the two clock reads that statistic takes per run, so it
-    is an upper bound. None where the kernel or libbpf cannot tell."""
+    """What timing adds per frame to the sink's program (tg→ts alone at ``rate``, so every
+    frame passes it and one in a power of two is timed): the kernel's own run time per run of
+    the tc BPF sink's timed program (``sink_count_timed``) less that of its untimed one
+    (BPF_ENABLE_STATS, on only while this runs, since it slows every BPF program a little),
+    alternating the two testbeds. Where the nftables sink counts, the probe is a program of its
+    own and its whole run time is the figure. None where the kernel or libbpf cannot tell."""
     lib = libbpf.lib()
     try:
         lib.bpf_enable_stats.argtypes, lib.bpf_enable_stats.restype = [ctypes.c_int], ctypes.c_int
@@ -106,8 +110,8 @@ def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3) ->
     except AttributeError:
         return None
 
-    def probe_stats() -> tuple[int, int]:
-        """(run time ns, runs) summed over every loaded latency_probe program."""
+    def prog_stats(names: set[str]) -> tuple[int, int]:
+        """(run time ns, runs) summed over every loaded program of one of ``names``."""
         total, runs, i = 0, 0, ctypes.c_uint32(0)
         while nxt(i.value, ctypes.byref(i)) == 0:
             try:
@@ -119,27 +123,37 @@ def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3) ->
             finally:
                 os.close(fd)
             # struct bpf_prog_info: name[16] at 64, run_time_ns and run_cnt at 192
-            if info[64:80].split(b"\0")[0] == PROBE.encode():
+            if info[64:80].split(b"\0")[0].decode() in names:
                 t, n = struct.unpack_from("=QQ", info, 192)
                 total, runs = total + t, runs + n
         return total, runs
 
+    # the kernel keeps 15 characters of a program's name
+    timed_names = {TIMED_SINK[:15], PROBE[:15]}
     stats_fd = lib.bpf_enable_stats(0)  # BPF_STATS_RUN_TIME
     if stats_fd < 0:
         return None
+    per: dict[bool, list[float]] = {True: [], False: []}
     try:
-        with Testbed(wiring.calibration_plan, pl, TrafficSettings(),
-                     label="bench-latency probe cost") as tb:
-            per = []
+        with contextlib.ExitStack() as st:
+            tbs = {on: st.enter_context(Testbed(
+                wiring.calibration_plan, pl, TrafficSettings(latency=on),
+                label="bench-latency probe cost")) for on in (True, False)}
             for _ in range(trials):
-                t0, n0 = probe_stats()
-                tb.trial(rate, 1.0, warmup_s=0.1, residual_s=0.1)
-                t1, n1 = probe_stats()
-                if n1 > n0:
-                    per.append((t1 - t0) / (n1 - n0))
+                for on, tb in tbs.items():
+                    names = timed_names if on else {SINK[:15]}
+                    t0, n0 = prog_stats(names)
+                    tb.trial(rate, 1.0, warmup_s=0.1, residual_s=0.1)
+                    t1, n1 = prog_stats(names)
+                    if n1 > n0:
+                        per[on].append((t1 - t0) / (n1 - n0))
+            own_program = tbs[True].latency_probe == "own-program"
     finally:
         os.close(stats_fd)
-    return round(statistics.median(per), 1) if per else None
+    if not per[True] or (not own_program and not per[False]):
+        return None
+    timed = statistics.median(per[True])
+    return round(timed if own_program else timed - statistics.median(per[False]), 1)
 
 
 def flat_out_effect(on: Testbed, off: Testbed, rounds: int) -> dict[str, Any]:
@@ -309,9 +323,9 @@ def main() -> None:
           f"{eff['flat_effect_spread']}, standard error {eff['flat_effect_se']})")
     if eff["probe_ns"] is not None:
         share = eff["probe_ns"] * eff["direct_off_ndr"] / 1e9
-        print(f"  the probe program where it runs: {eff['probe_ns']:.1f} ns per frame (kernel "
-              f"BPF run-time statistics, tg→ts at {eff['probe_ns_rate'] / 1e3:.0f} kpps; "
-              f"includes the statistic's own clock reads); at tg→ts's NDR without the probe "
+        print(f"  timing in the sink's program: {eff['probe_ns']:.1f} ns per frame (kernel "
+              f"BPF run-time statistics, timed program less untimed, tg→ts at "
+              f"{eff['probe_ns_rate'] / 1e3:.0f} kpps); at tg→ts's NDR without the probe "
               f"that is {share:.1%} of the CPU the generator and the sink share")
     print(f"\nnative-routed NDR {ndr / 1e3:.1f} kpps, PDR {pdr / 1e3:.1f} kpps (probe on); "
           f"{args.trial:g} s trials x {args.repeats} passes, merged\n")

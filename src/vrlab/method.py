@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from vrlab import __version__, placement, search, sysinfo
 from vrlab.errors import Interrupted
 from vrlab.plan import model, wiring
-from vrlab.profiles import Profile
+from vrlab.profiles import CALIB_WIDTH, Profile
 from vrlab.results import RunInfo, TrialResult
 from vrlab.spec import Scenario
 from vrlab.store.db import Store
@@ -309,7 +309,7 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
                 # three final trials' worth per load, decided by the majority of that time:
                 # one lucky trial must not set the ceiling every later sweep trusts
                 goal = search.SearchGoal("NDR", 0.0, p.calib_final_s, 3 * p.calib_final_s,
-                                         0.5, 0.02)
+                                         0.5, CALIB_WIDTH)
                 res = run_search(ctx, tb, run_id, [goal], CALIB_MIN_PPS, CALIB_MAX_PPS,
                                  {"flows": flows}, progress, count_shortfall_as_loss=True,
                                  warmup_s=p.warmup_s, residual_s=p.residual_s)

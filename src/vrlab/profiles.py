@@ -12,6 +12,10 @@ from dataclasses import dataclass, replace
 
 from vrlab.errors import UsageError
 
+#: Goal width of calibration's NDR searches, in every profile: the loss-free rate found is
+#: within this much of the testbed's true one, and a verdict on it needs a margin as wide.
+CALIB_WIDTH = 0.02
+
 
 @dataclass(frozen=True)
 class Profile:

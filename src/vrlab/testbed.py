@@ -203,6 +203,9 @@ class Testbed:
         self.sink_kind = str(reply.get("sink", ""))
         #: how the latency probe is attached ("tcx", "tc"), "" when trials go untimed
         self.latency_attach = str(reply.get("attach", ""))
+        #: "in-sink" where the tc BPF sink times frames in its own program, "own-program" where
+        #: the probe runs in front of the nftables sink, "" when trials go untimed
+        self.latency_probe = str(reply.get("probe", ""))
         self.router_names = [r.name for r in t.routers]
         index = {name: i for i, name in enumerate(self.router_names)}
         flows = make_flows([(r.name, r.prefix, r.dst_mac) for r in t.routers], t.src_mac,

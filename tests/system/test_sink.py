@@ -100,11 +100,24 @@ def test_both_sinks_count_a_testbed_alike(sink: SinkChoice) -> None:
     assert sum(flows.values()) == res.received
 
 
-def test_the_default_sink_is_tc_bpf_and_runs_after_the_latency_probe() -> None:
-    """The sink drops every frame: had it run first, the probe would time none."""
+def test_the_default_sink_is_tc_bpf_and_times_frames_in_its_own_program() -> None:
+    """One program counts and times: every frame counted is also timed (20 kpps: the
+    generator stamps every frame), and no second program sits on the hook."""
     pl = placement.choose(True, "generator", generator="xdp")
     with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=4), label="test_sink") as tb:
         assert tb.sink_kind == "tc-bpf" and tb.latency_attach in ("tcx", "tc")
+        assert tb.latency_probe == "in-sink"
+        r = tb.trial(RATE_PPS, DURATION_S)
+    assert r.sent > 0 and r.received == r.sent
+    assert r.extra[LATENCY_TIMED] == r.received
+
+
+def test_the_nftables_sink_is_timed_by_the_probe_in_front_of_it() -> None:
+    """The probe must pass every frame on: had it dropped one, nftables would count none."""
+    pl = placement.choose(True, "generator", generator="xdp")
+    with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=4, sink="nftables"),
+                 label="test_sink") as tb:
+        assert tb.sink_kind == "nftables" and tb.latency_probe == "own-program"
         r = tb.trial(RATE_PPS, DURATION_S)
     assert r.sent > 0 and r.received == r.sent
     assert r.extra[LATENCY_TIMED] == r.received

@@ -36,6 +36,7 @@ from vrlab.paper.verdicts import (
     UNSATURATED,
     WITHIN_SPREAD,
 )
+from vrlab.profiles import CALIB_WIDTH
 from vrlab.results import SHORT_TOLERANCE
 from vrlab.store.rows import SearchRow, SweepPoint
 
@@ -106,11 +107,19 @@ def test_generator_flow_dependence_is_reported() -> None:
     assert "not independent" in claims.generator(cal).why
 
 
-def test_generator_at_line_rate_holds() -> None:
-    assert claims.generator({f: LINE_RATE for f in (1, 8, 32)}).verdict == "holds"
-    # the 1% allowance below line rate, and one flow count short of it
-    assert claims.generator({1: LINE_RATE * 0.995}).verdict == "holds"
-    assert claims.generator({1: LINE_RATE, 32: LINE_RATE * 0.98}).verdict == "differs"
+def test_generator_at_line_rate_holds_only_beyond_the_calibration_width() -> None:
+    need = LINE_RATE * 0.99
+    above = need * (1 + CALIB_WIDTH) * 1.001
+    assert claims.generator({f: above for f in (1, 8, 32)}).verdict == "holds"
+    # at line rate, but within calibration's goal width of the threshold: either side on a repeat
+    c = claims.generator({1: LINE_RATE, 8: LINE_RATE * 1.01})
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+    assert "another calibration" in c.why
+    c = claims.generator({1: need / (1 + CALIB_WIDTH) * 1.001})
+    assert c.verdict == INCONCLUSIVE
+    # one flow count clearly short of it
+    assert claims.generator({1: above, 32: need / (1 + CALIB_WIDTH) * 0.999}).verdict == \
+        "differs"
 
 
 def test_generator_without_calibration_is_not_measurable() -> None:

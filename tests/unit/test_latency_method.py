@@ -100,6 +100,9 @@ def test_report_section_reads_a_stored_latency_run(tmp_path: Path) -> None:
         lines = latency_report.section(st, {"native-routed": run}, tmp_path, "caption")
     text = "\n".join(lines)
     assert "| native-routed" in text and "![latency](latency.png)" in text
+    # the NDR load lost 1% in its latency trial: the report says why that is no contradiction
+    note = next(line for line in lines if line.startswith("Loss at or below"))
+    assert "at NDR (400 kpps, 1.00%)" in note and "idle" not in note
     assert (tmp_path / "latency.png").exists()
     data = json.loads((tmp_path / "latency.json").read_text())
     assert data["native-routed"]["loads"][0]["floor"]["p50_ns"] > 0

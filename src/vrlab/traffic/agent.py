@@ -62,21 +62,23 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                 if probe is not None:
                     probe.close()
                 sink = probe = None
-                reply = {"ok": True}
-                # the probe first: the tc BPF sink drops every frame, so it must come after
-                # the probe in tcx's order of attachment (and its clsact filter's priority)
-                if msg.get("latency"):
-                    probe = LatencyProbe(msg["dev"], len(msg["routers"]))
-                    reply["attach"] = probe.how
+                timed = bool(msg.get("latency"))
                 sink, why = open_sink(msg.get("kind", "auto"), msg["table"], msg["dev"],
-                                      msg["routers"], msg["count_flows"])
-                reply.update(sink=sink.kind, sink_note=why)
+                                      msg["routers"], msg["count_flows"], timed=timed)
+                reply = {"ok": True, "sink": sink.kind, "sink_note": why}
+                if timed and isinstance(sink, TcSink):
+                    reply.update(attach=sink.how, probe="in-sink")
+                elif timed:  # nftables counts in its netdev hook, after tc's probe
+                    probe = LatencyProbe(msg["dev"], len(msg["routers"]))
+                    reply.update(attach=probe.how, probe="own-program")
             elif op == "read":
                 if sink is None:
                     raise TrafficError("read before sink: the sink has no counters yet")
                 reply = {"ok": True, "counts": sink.read()}
                 if probe is not None:
                     reply["latency"] = probe.read()
+                elif isinstance(sink, TcSink) and sink.timed_routers:
+                    reply["latency"] = sink.read_latency()
             elif op == "link_stats":
                 with IPRoute() as ipr:
                     idx = ipr.link_lookup(ifname=msg["dev"])[0]

@@ -5,7 +5,10 @@ generator's CPU, and per frame it costs less than nftables, so the generator kee
 CPU. It needs clang and libbpf to build and load its program; where it cannot load, the
 nftables sink (:mod:`vrlab.traffic.sink`), which needs neither, counts the same things
 instead. Results from the two are comparable frame for frame, but not in the headroom they
-leave the generator, so the agent reports which one counted (``tc-bpf`` or ``nftables``)."""
+leave the generator, so the agent reports which one counted (``tc-bpf`` or ``nftables``).
+
+Latency: the tc BPF sink times stamped frames itself; the nftables sink needs the latency probe
+(:class:`vrlab.traffic.xdp.probe.LatencyProbe`) attached beside it, which the agent does."""
 
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ SinkChoice = Literal["auto", "tc-bpf", "nftables"]
 
 
 def open_sink(choice: SinkChoice, table: str, dev: str, routers: dict[str, str],
-              count_flows: bool = False) -> tuple[TcSink | NftSink, str]:
+              count_flows: bool = False, timed: bool = False) -> tuple[TcSink | NftSink, str]:
     """The sink on ``dev`` in this namespace (the sink agent's), and why ``auto`` could not
-    take the tc BPF sink ("" when it did). ``table`` names the nftables sink's table."""
+    take the tc BPF sink ("" when it did). ``table`` names the nftables sink's table;
+    ``timed``: the tc BPF sink also times stamped frames, per router of ``routers``."""
     if choice != "nftables":
         try:
-            return TcSink(dev, routers, count_flows), ""
+            return TcSink(dev, routers, count_flows,
+                          timed_routers=len(routers) if timed else 0), ""
         except VrlabError as e:
             if choice == "tc-bpf":
                 raise

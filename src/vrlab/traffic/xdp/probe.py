@@ -1,9 +1,10 @@
 """The sink's latency probe: ``latency.bpf.c`` at the tc ingress of the sink's port, and its
 histograms read back as sparse bucket counts.
 
-It sits in front of the sink's counters (the tc BPF sink, attached after it; or the nftables
-fallback, whose netdev hook runs after tc's) and lets every frame go on to them, so counting
-is as it was. Built and loaded like the XDP generator
+It sits in front of the nftables sink, whose netdev hook runs after tc's, and lets every frame
+go on to it, so counting is as it was. The tc BPF sink does not need it: its timed programs do
+the same work (``latency.h``) in the program that counts, and read back here too
+(:func:`read_hists`). Built and loaded like the XDP generator
 (clang at first use, then libbpf), because the two share the payload layout and the clock.
 
 Attached with tcx where the kernel has it, through a BPF link whose fd this object holds: the
@@ -38,6 +39,20 @@ FILTER_NAME = "vrlab_latency"
 Buckets = dict[int, dict[int, int]]
 
 
+def read_hists(obj: libbpf.BpfObject, routers: int, ncpu: int) -> Buckets:
+    """The ``hists`` map of ``obj`` (this probe's, or the timed tc BPF sink's, which share
+    ``latency.h``): per router, the CPUs' counts added, only the buckets that counted."""
+    per_cpu = COUNTS_LEN * 8
+    out: Buckets = {}
+    for r in range(routers):
+        raw = obj.lookup("hists", r, per_cpu * ncpu)
+        counts = np.frombuffer(raw, dtype=np.uint64).reshape(ncpu, COUNTS_LEN).sum(0)
+        nz = np.flatnonzero(counts)
+        if nz.size:
+            out[r] = {int(i): int(counts[i]) for i in nz}
+    return out
+
+
 class LatencyProbe:
     """The probe on the link ``dev`` of this namespace, with a histogram for each of
     ``routers`` router indexes (the index each frame's payload carries)."""
@@ -60,15 +75,7 @@ class LatencyProbe:
     def read(self) -> Buckets:
         """Bucket counts per router since the probe was attached; a trial's are the difference
         of two readings (:func:`vrlab.histogram.minus`)."""
-        per_cpu = COUNTS_LEN * 8
-        out: Buckets = {}
-        for r in range(self.routers):
-            raw = self._obj.lookup("hists", r, per_cpu * self._ncpu)
-            counts = np.frombuffer(raw, dtype=np.uint64).reshape(self._ncpu, COUNTS_LEN).sum(0)
-            nz = np.flatnonzero(counts)
-            if nz.size:
-                out[r] = {int(i): int(counts[i]) for i in nz}
-        return out
+        return read_hists(self._obj, self.routers, self._ncpu)
 
     def close(self) -> None:
         if self._link is not None:

@@ -11,13 +11,16 @@
  * IPv4/UDP frame also counts in a per-CPU LRU hash keyed by its addresses and
  * ports. Then TC_ACT_SHOT: the sink never hands a frame to the IP layer.
  *
- * It runs after the latency probe (latency.bpf.c), which times a frame and
- * passes it on: tcx runs a device's programs in the order they were attached,
- * a clsact ingress in the order of its filters' priorities.
+ * The timed programs also time each stamped frame first (latency.h), in the
+ * same run: the latency probe and the counter in one program, since a second
+ * program on the hook would cost every frame its own dispatch. Their
+ * histograms map is sized by user space (one entry when frames go untimed).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
+
+#include "latency.h"
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
@@ -153,6 +156,20 @@ int sink_count(struct __sk_buff *skb)
 SEC("tc")
 int sink_count_flows(struct __sk_buff *skb)
 {
+	return sink(skb, 1);
+}
+
+SEC("tc")
+int sink_count_timed(struct __sk_buff *skb)
+{
+	time_frame(skb);
+	return sink(skb, 0);
+}
+
+SEC("tc")
+int sink_count_flows_timed(struct __sk_buff *skb)
+{
+	time_frame(skb);
 	return sink(skb, 1);
 }
 

@@ -7,10 +7,15 @@ nftables sink (:class:`vrlab.traffic.sink.NftSink`), which runs its rules in net
 ingress hook, let the testbed carry about a fifth less loss-free (docs/design-notes.md). It
 counts the same things and reads back as the same :class:`~vrlab.traffic.sink.Counts`.
 
-It must run after the latency probe (``latency.bpf.c``), which times frames and passes them on:
-attached with tcx (appended, so after a probe attached earlier) where the kernel has it, held
-by a BPF link whose fd this object holds; on an older kernel as a clsact direct-action filter
-with a priority number above the probe's, which goes with the testbed's namespace."""
+With ``timed_routers`` it also times the generator's stamped frames, in the same program run
+(``sink_count_timed``: ``latency.h``, the latency probe's own code) rather than as a second
+program in front of it: every program on the hook costs every frame its dispatch, and the
+probe's was the larger part of what timing cost the testbed (docs/design-notes.md).
+
+Attached with tcx where the kernel has it, held by a BPF link whose fd this object holds; on an
+older kernel as a clsact direct-action filter with a priority number above the separate
+probe's (``latency.bpf.c``, which the nftables sink still needs), which goes with the
+testbed's namespace."""
 
 from __future__ import annotations
 
@@ -27,10 +32,14 @@ from vrlab.bpf import libbpf
 from vrlab.bpf.maps import BpfMap
 from vrlab.traffic.sink import Counts
 from vrlab.traffic.xdp import build
+from vrlab.traffic.xdp.probe import Buckets, read_hists
 
 SOURCE = Path(__file__).with_name("sink.bpf.c")
 PROGRAM = "sink_count"
 FLOWS_PROGRAM = "sink_count_flows"
+#: the same two, timing each stamped frame first
+TIMED_PROGRAM = "sink_count_timed"
+TIMED_FLOWS_PROGRAM = "sink_count_flows_timed"
 #: the clsact filter's name and priority where a kernel without tcx takes it: after the probe's
 FILTER_NAME = "vrlab_sink"
 FILTER_PRIO = net.FILTER_PRIO + 1
@@ -46,14 +55,17 @@ _COUNT = struct.Struct("=Q")
 
 class TcSink:
     """The sink on the link ``dev`` of this namespace, counting per router of ``routers``
-    (name -> IPv4 prefix) and, with ``count_flows``, per flow. With ``dev`` None the program
-    is loaded but attached nowhere: ``prog_fd`` runs it on frames with BPF_PROG_RUN."""
+    (name -> IPv4 prefix) and, with ``count_flows``, per flow; with ``timed_routers`` > 0 it
+    also keeps a latency histogram for each of that many router indexes (the index each
+    stamped frame carries). With ``dev`` None the program is loaded but attached nowhere:
+    ``prog_fd`` runs it on frames with BPF_PROG_RUN."""
 
     kind = "tc-bpf"
 
     def __init__(self, dev: str | None, routers: dict[str, str],
-                 count_flows: bool = False) -> None:
+                 count_flows: bool = False, timed_routers: int = 0) -> None:
         self.names = list(routers)
+        self.timed_routers = timed_routers
         self.how = ""
         self._link: int | None = None
         self._flows: BpfMap | None = None
@@ -61,9 +73,14 @@ class TcSink:
         self._obj = libbpf.BpfObject(
             build.build(SOURCE), load=False,
             max_entries={"routes": max(1, len(prefixes)), "counts": len(prefixes) + 1,
-                         "flows": MAX_FLOWS if count_flows else 1})
+                         "flows": MAX_FLOWS if count_flows else 1,
+                         "hists": max(1, timed_routers)})
         try:
-            self._obj.set_autoload(FLOWS_PROGRAM if not count_flows else PROGRAM, False)
+            chosen = ((TIMED_FLOWS_PROGRAM if count_flows else TIMED_PROGRAM) if timed_routers
+                      else (FLOWS_PROGRAM if count_flows else PROGRAM))
+            for name in (PROGRAM, FLOWS_PROGRAM, TIMED_PROGRAM, TIMED_FLOWS_PROGRAM):
+                if name != chosen:
+                    self._obj.set_autoload(name, False)
             self._obj.load()
             self._ncpu = libbpf.possible_cpus()
             if count_flows:
@@ -75,7 +92,7 @@ class TcSink:
                                   struct.pack("=I", slot))
             finally:
                 routes.close()
-            self.prog_fd = self._obj.program_fd(FLOWS_PROGRAM if count_flows else PROGRAM)
+            self.prog_fd = self._obj.program_fd(chosen)
             if dev is not None:
                 self._link, self.how = net.ingress_program(dev, self.prog_fd, FILTER_NAME,
                                                            FILTER_PRIO)
@@ -89,6 +106,13 @@ class TcSink:
         slots = [self._slot(i) for i in range(len(self.names) + 1)]
         return Counts({name: slots[i] for i, name in enumerate(self.names, 1)}, slots[OTHER],
                       self._read_flows())
+
+    def read_latency(self) -> Buckets:
+        """Latency bucket counts per router index since the sink was attached (empty when it
+        does not time frames); a trial's are the difference of two readings."""
+        if not self.timed_routers:
+            return {}
+        return read_hists(self._obj, self.timed_routers, self._ncpu)
 
     def _slot(self, i: int) -> int:
         raw = self._obj.lookup("counts", i, 8 * self._ncpu)

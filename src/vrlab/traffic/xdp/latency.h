@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The latency probe's work on one frame, shared by the probe's own program
+ * (latency.bpf.c, in front of the nftables sink) and the tc BPF sink's timed
+ * programs (sink.bpf.c), which time a frame and count it in one program run:
+ * a second program on the same hook costs every frame its own dispatch.
+ *
+ * The XDP generator (xdpgen.bpf.c) writes bpf_ktime_get_ns() into the UDP
+ * payload of the frames it stamps; generator and sink share that clock (one
+ * host, CLOCK_MONOTONIC), so now - stamp is the one-way latency, not a round
+ * trip halved. The difference goes into the frame's router's histogram, a
+ * per-CPU array of counts with HdrHistogram's own bucket layout (lowest 1 ns,
+ * highest 2^34 - 1 ns, 2 significant digits): user space adds the CPUs'
+ * counts and hands them to the hdrhistogram package index for index, so no
+ * histogram arithmetic of vrlab's own decides a percentile.
+ *
+ * Payload layout (bytes after the UDP header, see vrlab.traffic.frames):
+ * 0..7 the stamp (host order; 0 = not stamped), 8..9 the router's index
+ * (network order), 10..13 the magic "vrlt".
+ */
+#ifndef VRLAB_LATENCY_H
+#define VRLAB_LATENCY_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#define PAYLOAD_OFF 42 /* 14 + 20 + 8 */
+#define SUB_HALF_MAG 7 /* HdrHistogram: 2 significant digits, 256 sub-buckets */
+#define SUB_HALF (1 << SUB_HALF_MAG)
+#define SUB_MASK 255ULL
+#define COUNTS_LEN 3584 /* (27 buckets + 1) * 128, for 2^34 - 1 ns */
+#define HIGHEST ((1ULL << 34) - 1)
+#define MAGIC 0x746c7276 /* "vrlt" read as a little-endian u32 */
+
+struct hist {
+	__u64 counts[COUNTS_LEN];
+};
+
+/* per router (its index in the stamp); max_entries set by user space */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hist);
+} hists SEC(".maps");
+
+struct probe {
+	__u64 stamp;
+	__u8 router[2];
+	__u32 magic;
+} __attribute__((packed));
+
+static __always_inline __u32 bit_length(__u64 v)
+{
+	__u32 n = 0;
+
+	if (v >> 32) { v >>= 32; n += 32; }
+	if (v >> 16) { v >>= 16; n += 16; }
+	if (v >> 8) { v >>= 8; n += 8; }
+	if (v >> 4) { v >>= 4; n += 4; }
+	if (v >> 2) { v >>= 2; n += 2; }
+	if (v >> 1) { v >>= 1; n += 1; }
+	return n + (__u32)v;
+}
+
+/* HdrHistogram's counts index of v (unit magnitude 0) */
+static __always_inline __u32 counts_index(__u64 v)
+{
+	__u32 bucket, sub;
+
+	if (v > HIGHEST)
+		v = HIGHEST;
+	bucket = bit_length(v | SUB_MASK) - (SUB_HALF_MAG + 1);
+	sub = (__u32)(v >> bucket);
+	return ((bucket + 1) << SUB_HALF_MAG) + sub - SUB_HALF;
+}
+
+/*
+ * Times the frame if it carries a stamp. Direct packet access, and an early
+ * return for a frame without one: at high rates the generator stamps only
+ * some frames, and the others must cost next to nothing. A frame whose first
+ * bytes are not in the linear part of its skb (none of the testbed's are)
+ * goes untimed.
+ */
+static __always_inline void time_frame(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct probe *p = data + PAYLOAD_OFF;
+	__u64 stamp, now, d;
+	struct hist *h;
+	__u32 router, idx;
+
+	if ((void *)(p + 1) > data_end)
+		return;
+	stamp = p->stamp;
+	if (stamp == 0 || p->magic != MAGIC)
+		return;
+	now = bpf_ktime_get_ns();
+	d = now > stamp ? now - stamp : 0;
+	router = ((__u32)p->router[0] << 8) | p->router[1];
+	h = bpf_map_lookup_elem(&hists, &router);
+	if (!h)
+		return;
+	idx = counts_index(d);
+	if (idx < COUNTS_LEN)
+		h->counts[idx] += 1;
+}
+
+#endif /* VRLAB_LATENCY_H */
