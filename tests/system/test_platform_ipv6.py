@@ -30,6 +30,8 @@ __all__ = ["hook", "platform"]  # the fixtures, shared with test_platform.py
 
 pytestmark = [pytest.mark.root]
 
+RTPROT_RA = 9  # a route the kernel made from a router advertisement
+
 PORTS6 = [{"name": "eth0", "addresses": ["10.0.0.1/24", "2001:db8::1/64"]},
           {"name": "eth1", "addresses": ["10.1.0.1/24", "2001:db8:1::1/64",
                                          "2001:db8:2::1/64", "fe80::1/64"]}]
@@ -259,3 +261,40 @@ def test_bird_learns_ipv6_routes_over_bgp_and_traffic_follows_them(
     finally:
         peer.terminate()
         peer.wait(timeout=10)
+
+
+@pytest.mark.skipif(not bird_available(), reason="BIRD 2 is not installed")
+def test_a_site_learns_its_default_router_from_the_guests_advertisements(
+        platform: Callable[..., Up]) -> None:
+    """BIRD's radv in the guest advertises through the shared engine (and answers the site's
+    solicitation); the site's kernel takes the router's link-local address as a default
+    router of its own (a route of protocol "ra", beside the static one vrlab gives sites)."""
+    spec = {
+        "name": "radv6",
+        "routers": [{
+            "name": "red",
+            "ports": [{"name": "eth0", "address": "2001:db8::1/64"},
+                      {"name": "eth1", "address": "2001:db8:1::1/64"}],
+            "control_plane": {"kind": "bird", "bird": {"router_id": "10.255.0.1",
+                                                       "radv": ["eth0"]}},
+        }],
+    }
+    u = platform(spec)
+    site_if = f"vrl{u.state.run_id}r0p0"  # the site end of red's eth0
+    with IPRoute(netns=u.ns("red")) as g:
+        gi = g.link_lookup(ifname="eth0")[0]
+        lladdr = next(a.get("IFA_ADDRESS") for a in g.get_addr(family=socket.AF_INET6, index=gi)
+                      if a.get("IFA_ADDRESS", "").startswith("fe80:"))
+
+    def default_routers(site: str = "red/eth0") -> list[str]:
+        """Gateways of the default routes the site's kernel learned from advertisements."""
+        with IPRoute(netns=u.ns(site)) as s:
+            return [r.get("RTA_GATEWAY") for r in s.get_routes(family=socket.AF_INET6)
+                    if r["dst_len"] == 0 and r["proto"] == RTPROT_RA]
+
+    nsexec.run_in(u.ns("red/eth0"), _solicit, site_if)
+    wait_for(lambda: lladdr in default_routers(), 10.0,
+             "a default route via red's link-local address at its eth0 site")
+    assert snmp6(u.ns("red/eth0"), "Icmp6InRouterAdvertisements") >= 1
+    assert snmp6(u.ns("red"), "Icmp6OutRouterAdvertisements") >= 1
+    assert default_routers("red/eth1") == []  # the port without advertisements

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from vrlab.errors import SpecError
 from vrlab.platform.control import bird_available, bird_config
 from vrlab.platform.layout import make_layout
 from vrlab.platform.spec import parse
@@ -109,3 +110,45 @@ def test_dual_stack_config_has_ipv6_channels(tmp_path: Path) -> None:
         res = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True,
                              check=False)
         assert res.returncode == 0, res.stderr
+
+
+def with_radv(ports: list[str]) -> dict[str, object]:
+    r = DUAL["routers"][0]  # type: ignore[index]
+    cp = {**r["control_plane"], "bird": {"radv": ports}}
+    return {**DUAL, "routers": [{**r, "control_plane": cp}]}
+
+
+def test_router_advertisements_on_the_ports_that_ask(tmp_path: Path) -> None:
+    lay = make_layout(parse(with_radv(["eth1"]), "t"), "ab12")
+    text = bird_config(lay.routers[0], tmp_path / "bird.log")
+    assert "protocol radv radv0 {" in text
+    assert 'interface "eth1" { min ra interval 3; max ra interval 4; };' in text
+    assert 'interface "eth0" { min' not in text
+    if bird_available():
+        conf = tmp_path / "b.conf"
+        conf.write_text(text)
+        res = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True,
+                             check=False)
+        assert res.returncode == 0, res.stderr
+    assert "radv" not in bird_config(make_layout(parse(DUAL, "t"), "ab12").routers[0],
+                                     tmp_path / "bird.log")
+
+
+@pytest.mark.parametrize(("ports", "says"), [
+    (["eth9"], "control_plane.bird.radv[0]: no port eth9"),
+    (["eth0", "eth2"], "control_plane.bird.radv[1]: no port eth2"),
+])
+def test_router_advertisements_name_a_real_port(ports: list[str], says: str) -> None:
+    with pytest.raises(SpecError) as e:
+        parse(with_radv(ports), "t.yaml")
+    assert says in str(e.value)
+
+
+def test_router_advertisements_need_an_ipv6_prefix() -> None:
+    spec = with_radv(["eth0"])
+    r = spec["routers"][0]  # type: ignore[index]
+    r["ports"] = [{"name": "eth0", "addresses": ["10.0.0.1/24", "fe80::1/64"]},
+                  {"name": "eth1", "address": "2001:db8:1::1/64"}]
+    with pytest.raises(SpecError) as e:
+        parse(spec, "t.yaml")
+    assert "control_plane.bird.radv[0]: port eth0 has no IPv6 prefix" in str(e.value)

@@ -25,7 +25,8 @@ def bird_config(r: RouterLayout, log_path: Path) -> str:
     """A BIRD 2 config for the router: device + kernel (export everything into the guest's
     main table, one kernel protocol per family the router has), its static routes as one
     ``static`` protocol per family, BGP peers (each session carries the routes of its
-    neighbour's family) and OSPF ports (OSPFv2, and OSPFv3 where the ports have IPv6)."""
+    neighbour's family), OSPF ports (OSPFv2, and OSPFv3 where the ports have IPv6) and
+    router advertisements (``radv``) on the ports that ask for them."""
     cp = r.spec.control_plane
     b = cp.bird
     if b is not None and b.config is not None:
@@ -91,6 +92,13 @@ def bird_config(r: RouterLayout, log_path: Path) -> str:
             lines += [f'    interface "{p}" {{ type broadcast; hello 1; dead 4; }};'
                       for p in ports]
             lines += ["  };", "}"]
+        if b.radv:
+            # advertisements every 3-4 s (BIRD's shortest), so a site that missed the answer
+            # to its solicitation has a router within seconds, not minutes
+            lines.append("protocol radv radv0 {")
+            lines += [f'  interface "{p}" {{ min ra interval 3; max ra interval 4; }};'
+                      for p in b.radv]
+            lines.append("}")
     return "\n".join(lines) + "\n"
 
 

@@ -234,6 +234,10 @@ class Bird(_Model):
         "of the router's ports)")
     bgp: list[BgpPeer] = Field(default_factory=list)
     ospf: list[str] = Field(default_factory=list, description="ports to run OSPF on (area 0)")
+    radv: list[str] = Field(
+        default_factory=list, description="ports to send IPv6 router advertisements on "
+        "(BIRD's radv: the port's IPv6 prefixes, this router as the sites' default router; "
+        "a router solicitation from the site is answered at once)")
 
 
 class ControlPlane(_Model):
@@ -357,6 +361,14 @@ class Router(_Model):
                 if pn not in names:
                     raise ValueError(f"control_plane.bird.ospf[{i}]: no port {pn}; "
                                      f"ports: {', '.join(names)}")
+            for i, pn in enumerate(cp.bird.radv):
+                port = next((p for p in self.ports if p.name == pn), None)
+                if port is None:
+                    raise ValueError(f"control_plane.bird.radv[{i}]: no port {pn}; "
+                                     f"ports: {', '.join(names)}")
+                if not any(a.version == 6 for a in port.subnet_addresses):
+                    raise ValueError(f"control_plane.bird.radv[{i}]: port {pn} has no IPv6 "
+                                     "prefix to advertise; give it a global IPv6 address")
             if cp.bird.config is not None and not Path(cp.bird.config).is_file():
                 raise ValueError(f"control_plane.bird.config: no file {cp.bird.config}")
         if cp.kind == "bird" and not any(p.address_of(4) for p in self.ports) and (
