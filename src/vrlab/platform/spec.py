@@ -362,11 +362,11 @@ class Router(_Model):
                     raise ValueError(f"control_plane.bird.ospf[{i}]: no port {pn}; "
                                      f"ports: {', '.join(names)}")
             for i, pn in enumerate(cp.bird.radv):
-                port = next((p for p in self.ports if p.name == pn), None)
-                if port is None:
+                radv_port = next((p for p in self.ports if p.name == pn), None)
+                if radv_port is None:
                     raise ValueError(f"control_plane.bird.radv[{i}]: no port {pn}; "
                                      f"ports: {', '.join(names)}")
-                if not any(a.version == 6 for a in port.subnet_addresses):
+                if not any(a.version == 6 for a in radv_port.subnet_addresses):
                     raise ValueError(f"control_plane.bird.radv[{i}]: port {pn} has no IPv6 "
                                      "prefix to advertise; give it a global IPv6 address")
             if cp.bird.config is not None and not Path(cp.bird.config).is_file():
