@@ -44,7 +44,8 @@ def placed(ctx: RunContext, scenario: Scenario) -> tuple[RunContext, Scenario]:
         ctx = replace(ctx, placement=placement.for_userspace(ctx.placement))
     if scenario.sut.forwarding == "shared" and scenario.sut.engine == "ebpf":
         hook = placement.engine_hook(scenario.sut.hook, ctx.placement)
-        ctx = replace(ctx, placement=replace(ctx.placement, engine_hook=hook))
+        xdp_cpu = scenario.sut.xdp_cpu if hook == "xdp" and ctx.placement.pinned else None
+        ctx = replace(ctx, placement=replace(ctx.placement, engine_hook=hook, xdp_cpu=xdp_cpu))
         scenario = scenario.model_copy(
             update={"sut": scenario.sut.model_copy(update={"hook": hook})})
     return ctx, scenario

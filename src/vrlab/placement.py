@@ -36,6 +36,9 @@ class Placement:
     generator: GeneratorPath = "sendmmsg"  # how the generator sends (vrlab.traffic.senders)
     #: the shared eBPF engine's hook (xdp, tc) in a testbed that has one (see ``engine_hook``)
     engine_hook: str | None = None
+    #: with the engine at XDP, where it forwards: "sut" (steered to the SUT's CPU) or "sender"
+    #: (the generator's CPU, where the SUT ingress veth's poll runs)
+    xdp_cpu: str | None = None
 
     def as_record(self) -> dict[str, str]:
         rec = {k: "" if v is None else str(v) for k, v in asdict(self).items()}
@@ -45,6 +48,8 @@ class Placement:
             del rec["generator"]  # likewise records from before the XDP generator
         if self.engine_hook is None:
             del rec["engine_hook"]  # no shared engine in this testbed
+        if self.xdp_cpu is None:
+            del rec["xdp_cpu"]  # no engine at XDP
         return rec
 
     def describe(self) -> str:
@@ -54,6 +59,8 @@ class Placement:
             f", userspace engines on CPU {self.engine_cpu}"
         if self.engine_hook is not None:
             engines += f", shared engine at {self.engine_hook}"
+        if self.xdp_cpu == "sender":
+            engines += f" on CPU {self.generator_cpu} (the sender's poll)"
         return (f"generator ({self.generator}) on CPU {self.generator_cpu}, SUT receive (RPS) "
                 f"on CPU {self.sut_cpu}, sink receive (RPS) on CPU {self.sink_cpu}{engines}")
 
@@ -76,8 +83,10 @@ def engine_hook(requested: str, pl: Placement) -> str:
     forward on the testbed's CPU; steered to the SUT's CPU through a cpumap
     (``EbpfEngine.steer_to``), it forwarded 0.38-0.56x one native router in the main job,
     where at tc, after RPS has moved each frame to the SUT's CPU, it forwards about as much as
-    a native router (docs/design-notes.md). A platform outside a testbed (``vrlab up``) keeps
-    ``auto``'s own meaning: native XDP where it works."""
+    a native router (docs/design-notes.md). Left in the generator's CPU (``xdp_cpu``
+    "sender", asked for by the scenario), it forwards more than a native router but takes the
+    testbed's CPU. A platform outside a testbed (``vrlab up``) keeps ``auto``'s own meaning:
+    native XDP where it works."""
     if requested != "auto" or not pl.pinned:
         return requested
     return "tc"

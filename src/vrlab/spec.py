@@ -23,6 +23,7 @@ IoMode = Literal["routed", "bridged", "hybrid"]
 Forwarding = Literal["host", "guests", "mixed", "shared"]
 EngineKind = Literal["ebpf", "guests", "userspace"]
 GuestKind = Literal["netns", "userspace"]
+XdpCpu = Literal["sut", "sender"]
 
 #: RFC 2544 (§C.2.2) reserves 198.18.0.0/15 for benchmarking: traffic never leaves the testbed
 #: namespaces, and these addresses cannot be confused with anything on a real network.
@@ -52,6 +53,11 @@ class SutSpec(_Model):
         "auto", description="engine ebpf only: where the shared engine runs; xdp (native, "
         "generic XDP as a stated fallback), tc (tcx, or a clsact filter before Linux 6.6), or "
         "auto: native XDP where it works, else tc")
+    xdp_cpu: XdpCpu = Field(
+        "sut", description="hook xdp only: which CPU the engine forwards on. XDP runs in the "
+        "receiving veth's poll, on the CPU of whoever sent into it (the generator's, in a "
+        "testbed); sut: handed on to the SUT's CPU through a cpumap; sender: left there, so "
+        "the engine shares the generator's CPU and its result is at most the generator's")
     guest_kind: GuestKind = Field(
         "netns", description="how a forwarding guest forwards: netns = its kernel's IP "
         "forwarding; userspace = a forwarding process of its own, scheduled like a Xen domU")
@@ -133,6 +139,9 @@ class Scenario(_Model):
                                         or self.sut.forwarding != "shared"):
             raise ValueError("sut.hook: only the shared eBPF engine (forwarding: shared, "
                              "engine: ebpf) has a hook to choose; remove hook")
+        if self.sut.xdp_cpu != "sut" and self.sut.hook != "xdp":
+            raise ValueError("sut.xdp_cpu: only the engine at XDP (hook: xdp) has a CPU to "
+                             "choose; set hook: xdp or remove xdp_cpu")
         if self.sut.engine != "ebpf" and self.sut.forwarding != "shared":
             raise ValueError("sut.engine: only forwarding 'shared' has an engine to choose; "
                              "remove engine or set forwarding: shared")

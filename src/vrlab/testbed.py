@@ -149,7 +149,8 @@ class Testbed:
     def _xdp_placement(self, p: Plan, layout: PlatformLayout, engine: EbpfEngine) -> None:
         """The engine in XDP: NAPI at the far end of the testbed's uplinks (the platform made
         none of them, so its build did not), and the forwarding steered to the SUT's CPU
-        (``EbpfEngine.steer_to``). XDP runs inside the receiving veth's poll, on the CPU of
+        (``EbpfEngine.steer_to``) unless the placement leaves it on the sender's
+        (``xdp_cpu``). XDP runs inside the receiving veth's poll, on the CPU of
         whoever sent into the veth (the generator's); at tc, RPS moves the work to the SUT's
         CPU after that poll, but XDP has already run by then."""
         ups = {u.engine_if for u in layout.uplinks}
@@ -158,7 +159,7 @@ class Testbed:
                 if here[0] == layout.engine_ns and here[1] in ups:
                     nsexec.run_in(far[0], net.gro_on, far[1])
         cpu = self.placement.sut_cpu
-        if self.placement.pinned and cpu is not None:
+        if self.placement.pinned and cpu is not None and self.placement.xdp_cpu != "sender":
             engine.steer_to(cpu)
 
     def _start_engines(self, p: Plan, led: Ledger) -> None:

@@ -10,12 +10,14 @@ host's own share. Needs root: it creates real namespaces (all named ``vrl<run id
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, replace
 
 import pytest
 from pyroute2 import IPRoute
 
 from vrlab import placement, spec, testbed
+from vrlab.cli.options import overrides
 from vrlab.ledger import NETNS_DIR
 from vrlab.plan import naming, wiring  # not Testbed bare: pytest would collect it
 from vrlab.plan.model import Plan
@@ -46,9 +48,10 @@ class Link:
     master: str | None  # the bridge this link is a port of
 
 
-#: the built-in scenarios, and the shared engine's on each of its hooks (name@hook)
+#: the built-in scenarios, and the shared engine's on each of its hooks (name@hook; xdp-sender:
+#: the engine at XDP left on the CPU of the sender's poll)
 SCENARIOS = [f"{n}@{h}" if n == "shared" else n for n in spec.builtin_names()
-             for h in (("xdp", "tc") if n == "shared" else ("",))]
+             for h in (("xdp", "xdp-sender", "tc") if n == "shared" else ("",))]
 
 
 def load(name: str) -> Scenario:
@@ -56,7 +59,7 @@ def load(name: str) -> Scenario:
     takes guests at all."""
     name, _, hook = name.partition("@")
     if hook:
-        return spec.load(name, {"sut.hook": hook})[0]
+        return spec.load(name, overrides(None, None, None, hook=hook))[0]
     base, _ = spec.load(name)
     if base.sut.guests == 0:
         return base
@@ -179,10 +182,18 @@ def test_scenario_delivers_every_frame_along_its_path(name: str) -> None:
     sc = load(name)
     routers = sc.router_count
     settings = TrafficSettings(flows=2 * routers)
-    with testbed.Testbed(lambda rid: wiring.make_plan(sc, rid), placement.choose(True), settings,
+    pl = placement.choose(True)
+    if sc.sut.xdp_cpu == "sender":
+        pl = replace(pl, engine_hook="xdp", xdp_cpu="sender")
+    with testbed.Testbed(lambda rid: wiring.make_plan(sc, rid), pl, settings,
                  label=f"test-{name.replace('@', '-')}") as tb:
         p = tb.plan
         assert p is not None
+        if tb.ebpf_engine is not None and tb.ebpf_engine.steering and sc.sut.hook == "xdp":
+            # steered to the SUT's CPU (steer[0] = that CPU + 1) unless left on the sender's
+            steer = tb.ebpf_engine.steering[1].lookup(struct.pack("=I", 0))
+            to = struct.unpack("=I", steer or bytes(4))[0]
+            assert (to == 0) == (sc.sut.xdp_cpu == "sender" or not pl.pinned), to
         assert len(p.traffic.routers) == routers
         assert len(p.guest_ns) == sc.sut.guests
         before = links(p)

@@ -513,13 +513,16 @@ def test_repeated_searches_report_the_median_and_judge_on_every_repeat(
 
 def test_shared_section_sets_the_two_hooks_side_by_side(store: Store, tmp_path: Path) -> None:
     """The engine at the testbed's hook (tc, as its runs recorded) decides the verdict; the
-    engine at XDP, searched at fewer N, stands beside it with its own ratio to native, and the
-    N it was not searched at say so instead of showing nothing."""
+    engine at XDP, steered and on the sender's CPU, searched at fewer N, stands beside it with
+    its own ratio to native, and the N it was not searched at say so instead of showing
+    nothing. A search on the sender's CPU that reached the generator's limit is a floor."""
     ndr_runs = {"native-routed": [_searched(store, "native-routed", 600_000.0)]}
     for s in FIGURES["shared"].series:
         if s.routers is None:
             continue
-        if s.hook == "xdp":
+        if s.xdp_cpu == "sender":
+            ndr_runs[s.key] = [_searched(store, s.key, 1_200_000.0, at_ceiling=s.routers == 1)]
+        elif s.hook == "xdp":
             ndr_runs[s.key] = [_searched(store, s.key, 300_000.0)]
         elif s.engine == "ebpf":
             ndr_runs[s.key] = [_searched(store, s.key, 570_000.0, where={"engine_hook": "tc"})]
@@ -528,21 +531,37 @@ def test_shared_section_sets_the_two_hooks_side_by_side(store: Store, tmp_path: 
     md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
     sec = section(md.read_text(), "## Beyond the paper:")
     assert "The engine runs at the tc hook here" in sec
-    assert "**Verdict: holds**" in sec  # 570/600 at tc; XDP's 300 is not what it rests on
+    assert "**Verdict: holds**" in sec  # 570/600 at tc; XDP's figures are not what it rests on
     rows = {n: next(line for line in sec.splitlines() if line.startswith(f"| {n} |"))
             for n in SHARED_N}
     for n, row in rows.items():
         cells = [c.strip() for c in row.strip("|").split("|")]
         if n in SHARED_XDP_N:
-            assert cells[5] == "300-306 kpps" and cells[-1] == "0.50", row
+            assert cells[5] == "300-306 kpps" and cells[-2] == "0.50", row
+            assert cells[6].startswith("1200-"), row
+            assert cells[-1] == ("≥ 2.00" if n == 1 else "2.00"), row
         else:
-            assert cells[5] == "not measured" and cells[-1] == "-", row
-        assert cells[6] == "0.95", row
+            assert cells[5] == cells[6] == "not measured" and cells[-1] == cells[-2] == "-", row
+        assert cells[7] == "0.95", row
+
+
+def test_a_ratio_over_a_native_router_at_its_ceiling_is_inconclusive(store: Store,
+                                                                     tmp_path: Path) -> None:
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", 600_000.0,
+                                            at_ceiling=True)]}
+    for s in FIGURES["shared"].series:
+        if s.xdp_cpu == "sender":
+            ndr_runs[s.key] = [_searched(store, s.key, 1_200_000.0, at_ceiling=True)]
+    md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
+    row = next(line for line in section(md.read_text(), "## Beyond the paper:").splitlines()
+               if line.startswith("| 1 |"))
+    assert row.rstrip(" |").endswith("inconclusive (native at the testbed's limit)"), row
 
 
 def test_the_engine_at_xdp_is_searched_once_and_the_testbed_hook_in_rounds() -> None:
     xdp = {s.key for s in FIGURES["shared"].series if s.hook == "xdp"}
-    assert xdp == {f"shared-r{n}-ebpf-xdp{'' if n == 1 else f'-f{n}'}" for n in SHARED_XDP_N}
+    assert xdp == {f"shared-r{n}-ebpf-xdp{cpu}{'' if n == 1 else f'-f{n}'}"
+                   for n in SHARED_XDP_N for cpu in ("", "-sender")}
     keys = {k.key for k in reproduce.searches(["shared"])}
     assert xdp <= keys
     assert not xdp & REPEATED
@@ -551,9 +570,14 @@ def test_the_engine_at_xdp_is_searched_once_and_the_testbed_hook_in_rounds() -> 
 
 
 def test_a_key_with_a_hook_loads_the_scenario_at_that_hook() -> None:
-    key = next(s for s in FIGURES["shared"].series if s.hook == "xdp")
+    key = next(s for s in FIGURES["shared"].series if s.hook == "xdp" and s.xdp_cpu is None)
     sc, _ = reproduce._load(key)
     assert sc.sut.hook == "xdp" and sc.sut.engine == "ebpf" and sc.traffic.routers == key.routers
+    assert sc.sut.xdp_cpu == "sut"
+    key = next(s for s in FIGURES["shared"].series if s.xdp_cpu == "sender")
+    sc, _ = reproduce._load(key)
+    assert (sc.sut.hook, sc.sut.xdp_cpu) == ("xdp", "sender")
+    assert "on the sender's CPU" in key.label
 
 
 def test_rfc2544_column_tells_none_from_not_stored(store: Store, tmp_path: Path) -> None:

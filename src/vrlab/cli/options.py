@@ -18,6 +18,10 @@ from vrlab.traffic.senders import GeneratorChoice
 DEFAULT_OUT = Path("results")
 
 
+#: ``--hook`` value: the engine at XDP, forwarding on the sender's CPU (``sut.xdp_cpu``)
+XDP_SENDER = "xdp-sender"
+
+
 def db_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
                         help="Results database (SQLite). Default: $VRLAB_DB or "
@@ -28,7 +32,9 @@ def overrides(guests: int | None, flows: int | None, routers: int | None,
                engine: str | None = None, guest_kind: str | None = None,
                hook: str | None = None) -> dict[str, Any]:
     o: dict[str, Any] = {}
-    if hook is not None:
+    if hook == XDP_SENDER:
+        o.update({"sut.hook": "xdp", "sut.xdp_cpu": "sender"})
+    elif hook is not None:
         o["sut.hook"] = hook
     if guest_kind is not None:
         o["sut.guest_kind"] = guest_kind
@@ -60,11 +66,14 @@ def placement_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--hook", type=click.Choice(["xdp", "tc", "auto"]), default=None,
+    f = click.option("--hook", type=click.Choice(["xdp", XDP_SENDER, "tc", "auto"]),
+                     default=None,
                      help="Scenario 'shared' with the eBPF engine only: run the engine at XDP "
                      "or tc. Default (auto): tc where the SUT has a CPU of its own (XDP "
-                     "would run on the generator's CPU), native XDP elsewhere; the hook is "
-                     "recorded with the results.")(f)
+                     "would run on the generator's CPU), native XDP elsewhere. xdp steers "
+                     "the forwarding to the SUT's CPU (a cpumap); xdp-sender leaves it in the "
+                     "generator's CPU, where XDP on a veth runs, so the result is at most "
+                     "what the generator offers. Recorded with the results.")(f)
     f = click.option("--guest-kind", type=click.Choice(["netns", "userspace"]), default=None,
                      help="guest-*/mixed-* scenarios: forwarding guests forward in their "
                      "kernel (netns) or with a userspace engine process each (like a Xen "

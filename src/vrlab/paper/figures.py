@@ -17,6 +17,7 @@ class SweepKey:
     engine: str | None = None  # scenario shared: ebpf | guests
     guest_kind: str | None = None  # guest-*/mixed-*: netns (default) | userspace
     hook: str | None = None  # scenario shared, engine ebpf: xdp | tc (None: the testbed's choice)
+    xdp_cpu: str | None = None  # hook xdp: sut | sender (None: sut, steered to the SUT's CPU)
 
     @property
     def key(self) -> str:
@@ -26,7 +27,8 @@ class SweepKey:
         e = "" if self.engine is None else f"-{self.engine}"
         k = "" if self.guest_kind is None else f"-{self.guest_kind}"
         h = "" if self.hook is None else f"-{self.hook}"
-        return f"{self.scenario}{g}{r}{e}{h}{k}{f}"
+        c = "" if self.xdp_cpu is None else f"-{self.xdp_cpu}"
+        return f"{self.scenario}{g}{r}{e}{h}{c}{k}{f}"
 
     @property
     def label(self) -> str:
@@ -34,6 +36,7 @@ class SweepKey:
             return f"TG→TS, {self.flows} flow{'s' if self.flows > 1 else ''}"
         if self.routers is not None:
             hook = "" if self.hook is None else f" at {'XDP' if self.hook == 'xdp' else 'tc'}"
+            hook += " on the sender's CPU" if self.xdp_cpu == "sender" else ""
             return f"{self.scenario} ({self.engine or 'ebpf'}{hook}), N={self.routers}"
         if self.guests is None:
             return self.scenario
@@ -63,7 +66,8 @@ GUEST_N = (1, 2, 4, 6)
 MIXED_N = (2, 3, 4, 6)
 SHARED_N = (1, 4, 16, 64)
 #: the router counts at which a reproduction also measures the shared engine at its XDP hook
-#: (once each: the testbed's default for the engine is tc, see placement.engine_hook)
+#: (once each: the testbed's default for the engine is tc, see placement.engine_hook), steered
+#: to the SUT's CPU and left on the sender's
 SHARED_XDP_N = (1, 64)
 
 
@@ -72,11 +76,12 @@ def _u(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
     return tuple(SweepKey(scenario, n, guest_kind="userspace") for n in ns)
 
 
-def _shared(engine: str, ns: tuple[int, ...] = SHARED_N,
-            hook: str | None = None) -> tuple[SweepKey, ...]:
+def _shared(engine: str, ns: tuple[int, ...] = SHARED_N, hook: str | None = None,
+            xdp_cpu: str | None = None) -> tuple[SweepKey, ...]:
     """One flow per router, so every router's table is used (bench/shared_engine.py goes to
     256 routers; a reproduction stops at 64 to keep the main job short)."""
-    return tuple(SweepKey("shared", None, n, n, engine, hook=hook) for n in ns)
+    return tuple(SweepKey("shared", None, n, n, engine, hook=hook, xdp_cpu=xdp_cpu)
+                 for n in ns)
 
 
 FIGURES: dict[str, Figure] = {f.name: f for f in (
@@ -108,7 +113,8 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
             *_n("host-routed", IDLE_N)), ndr=True),
     Figure("shared", "Sec. 6 (future work)",
            "One shared forwarding engine vs forwarding in each router's guest",
-           (NATIVE_R, *_shared("ebpf"), *_shared("guests"), *_shared("ebpf", SHARED_XDP_N, "xdp")),
+           (NATIVE_R, *_shared("ebpf"), *_shared("guests"), *_shared("ebpf", SHARED_XDP_N, "xdp"),
+            *_shared("ebpf", SHARED_XDP_N, "xdp", "sender")),
            ndr=True, scaling=True),
 )}
 

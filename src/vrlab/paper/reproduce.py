@@ -84,6 +84,8 @@ def _load(key: SweepKey) -> tuple[spec.Scenario, str]:
         overrides["sut.guest_kind"] = key.guest_kind
     if key.hook is not None:
         overrides["sut.hook"] = key.hook
+    if key.xdp_cpu is not None:
+        overrides["sut.xdp_cpu"] = key.xdp_cpu
     return spec.load(key.scenario, overrides)
 
 
