@@ -9,6 +9,7 @@ from rich.table import Table
 from vrlab import spec
 from vrlab.cli.console import out
 from vrlab.cli.options import (
+    ip_option,
     overrides,
     scenario_options,
 )
@@ -29,11 +30,13 @@ def scenarios() -> None:
 @click.command("plan")
 @click.argument("scenario")
 @scenario_options
+@ip_option
 def plan_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-             engine: str | None, guest_kind: str | None, hook: str | None) -> None:
+             engine: str | None, guest_kind: str | None, hook: str | None,
+             ip: str | None) -> None:
     """Print the namespaces, links, addresses, routes and neighbour entries SCENARIO would
     create. Needs no root and touches nothing."""
-    sc, _ = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
+    sc, _ = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook, ip))
     p = wiring.make_plan(sc, "XXXX")
     out.print(f"[bold]{sc.name}[/]: {' '.join(sc.description.split())}")
     out.print("(run id XXXX stands for the 4-hex id each run picks)\n")
