@@ -116,3 +116,15 @@ def test_frame_size_defaults_to_the_ip_versions_smallest() -> None:
     assert spec.load("native-routed", {"traffic.ip": 46})[0].traffic.size == 74
     assert spec.load("native-routed", {"traffic.ip": 6, "traffic.frame_size": 128})[
         0].traffic.size == 128
+
+
+def test_reproduce_refuses_ipv6_for_figures_that_cannot_run_it_before_building() -> None:
+    from vrlab.errors import UsageError
+    from vrlab.paper import reproduce
+
+    reproduce.refuse_ip(["fig5", "fig9", "fig12"], 6)  # kernel and shared engine: fine
+    with pytest.raises(UsageError) as e:
+        reproduce.refuse_ip(["fig5", "fig9u"], 6)
+    assert "fig9u" in str(e.value) and "--only fig5" in str(e.value)
+    assert "traffic.ip" in str(e.value)
+    reproduce.refuse_ip(["fig9u"], 4)

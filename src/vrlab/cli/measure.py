@@ -143,10 +143,11 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
               help="Where figures, report.md and report.html go.")
 @click.option("--skip-calibration", is_flag=True,
               help="Reuse the newest calibration in the database instead of running one.")
+@ip_option
 @placement_options
 @db_option
 def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
-              pin: bool, sink_rx: str, generator: str, db: Path | None) -> None:
+              ip: str | None, pin: bool, sink_rx: str, generator: str, db: Path | None) -> None:
     """Run the paper's experiments, draw its figures and write a report that sets each of its
     claims beside what this machine measured."""
     from vrlab.paper import reproduce as repro
@@ -154,11 +155,13 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
     figs = repro.select(list(only))
     net.require_root()
     ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator)
-    console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); "
+    version = int(ip or 4)
+    console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); ip {version}; "
                   f"{ctx.placement.describe()}; db {ctx.store.path}")
     with progress("reproduce") as bars:
         report = repro.reproduce(ctx, figs, out_dir, bars.step,
-                                 calibrate=not skip_calibration, on_phase=bars.phase)
+                                 calibrate=not skip_calibration, on_phase=bars.phase,
+                                 ip=version)
     out.print(f"wrote {report} and {report.with_suffix('.html')}")
 
 
