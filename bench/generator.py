@@ -144,7 +144,7 @@ def loss_free(pl: placement.Placement, sink: SinkChoice, trace: bool) -> Found:
 
 def native_ndr(pl: placement.Placement, sink: SinkChoice, cap: float, trace: bool) -> Found:
     sc, _ = spec.load("native-routed")
-    settings = TrafficSettings(sc.traffic.flows, sc.traffic.frame_size, sink=sink)
+    settings = TrafficSettings(sc.traffic.flows, sc.traffic.size, sink=sink)
     with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, settings, label="bench") as tb:
         return run_search(tb, NDR_GOAL, MIN_PPS, cap, NDR_INITIAL_S, False, trace)
 
@@ -430,7 +430,7 @@ def main() -> None:
     print(f"rate_error_max = {err_max:.4%}")
 
     print(f"\nheadroom: loss-free tg→ts (above) over native-routed NDR in the same placement "
-          f"({sc.traffic.flows} flow(s), {sc.traffic.frame_size}-byte frames); NDR: "
+          f"({sc.traffic.flows} flow(s), {sc.traffic.size}-byte frames); NDR: "
           f"{goal_text(NDR_GOAL, NDR_INITIAL_S)}, {MIN_PPS / 1e3:g} kpps up to that round's "
           "tg→ts loss-free rate, shortfall never counted as SUT loss (as `vrlab ndr`)")
     print(f"{'round':<7}{'tg→ts kpps':>12}{'native NDR kpps':>17}{'upper kpps':>12}"

@@ -31,9 +31,15 @@ share, and while A floods at 3x its share (goal: B loses at most 5%). The cut co
 every search of B ended below its ceiling (the generator flat out, less A's flood); otherwise it
 is reported as not measured, with the reason (``fairness_cut`` null, ``fairness_note``).
 
+With ``--ip 6`` (or ``46``, the dual-stack mix) every configuration sends that family's
+frames (RFC 5180's 74-byte IPv6 frames, 78 on the wire), and the native router and the shared
+engine are also measured with IPv4 (60-byte frames) beside them, in the same alternating rounds
+(rows ``native4``, ``shared4``), so the IPv6 cost is a ratio from one run: the JSON line gains
+``"ip"`` and ``"ipv6_over_ipv4": {"native": ..., "shared_N": ...}`` (NDR medians, IPv6 over
+IPv4; native at its smallest N). Goal: >= 0.9 each.
+
     sudo .venv/bin/python bench/shared_engine.py [--hook xdp|xdp-sender|tc]
-        [--routers 1,4,16,64,256]
-        [--rounds 3]
+        [--routers 1,4,16,64,256] [--rounds 3] [--ip 4|6|46]
 
 Prints tables, then one line of JSON: {"hook", "native_pps", "shared_pps": {N: ...},
 "guest_pps": {...}, "setup_64_s", "fib_sync_100k_s", "fib_change_p99_ms", ...,
@@ -114,6 +120,16 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "shared": ("shared", {"sut.engine": "ebpf"}),
     "guest": ("shared", {"sut.engine": "guests"}),
 }
+#: with IPv6 frames, the IPv4 twins measured beside them (same scenario, IPv4 frames)
+IPV4_TWINS = {"native4": "native", "shared4": "shared"}
+
+
+def configs(ip: int) -> dict[str, tuple[str, dict[str, Any], int]]:
+    """The configurations of one N: (scenario, overrides, IP version) per row name."""
+    out = {k: (name, over, ip) for k, (name, over) in CONFIGS.items()}
+    if ip != 4:
+        out.update({k: (*CONFIGS[twin], 4) for k, twin in IPV4_TWINS.items()})
+    return out
 
 
 def hook_overrides(hook: str) -> dict[str, str]:
@@ -132,17 +148,19 @@ def hook_placement(pl: placement.Placement, hook: str) -> placement.Placement:
 
 
 def measure_n(n: int, pl: placement.Placement, final: float, width: float,
-              rounds: int, hook: str) -> dict[str, dict[str, Any]]:
-    """The three configurations of N routers, side by side: MFR, then NDR searches in
-    alternating rounds. Returns per configuration its median NDR, every search's NDR, MFR."""
+              rounds: int, hook: str, ip: int = 4) -> dict[str, dict[str, Any]]:
+    """The configurations of N routers, side by side: MFR, then NDR searches in alternating
+    rounds. Returns per configuration its median NDR, every search's NDR, MFR."""
     with contextlib.ExitStack() as st:
         tbs: dict[str, Testbed] = {}
         out: dict[str, dict[str, Any]] = {}
-        for kind, (name, over) in CONFIGS.items():
-            extra = hook_overrides(hook) if kind == "shared" else {}
-            sc, _ = spec.load(name, {"traffic.routers": n, **over, **extra})
+        for kind, (name, over, kind_ip) in configs(ip).items():
+            engine = name == "shared" and "guests" not in over.values()
+            extra = hook_overrides(hook) if engine else {}
+            sc, _ = spec.load(name, {"traffic.routers": n, "traffic.ip": kind_ip, **over,
+                                     **extra})
             t0 = time.perf_counter()
-            where = hook_placement(pl, hook) if kind == "shared" else pl
+            where = hook_placement(pl, hook) if engine else pl
             tbs[kind] = st.enter_context(Testbed(functools.partial(wiring.make_plan, sc), where,
                                                  TrafficSettings(flows=n), label="bench-shared"))
             out[kind] = {"setup_s": round(time.perf_counter() - t0, 2), "runs": [],
@@ -308,6 +326,9 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=0.03, help="NDR goal width")
     ap.add_argument("--skip-fib", action="store_true", help="skip the FIB sync figures")
     ap.add_argument("--skip-fair", action="store_true", help="skip the fairness test")
+    ap.add_argument("--ip", type=int, choices=(4, 6, 46), default=4,
+                    help="IP version of the frames; with 6 or 46 the native router and the "
+                    "shared engine are measured with IPv4 beside them too")
     ap.add_argument("--generator", choices=("auto", "xdp", "sendmmsg"), default="auto",
                     help="how the generator sends, with the sink's receive work placed as "
                     "`vrlab ndr` places it (auto: XDP live frames where the kernel has them)")
@@ -324,11 +345,17 @@ def main() -> None:
     shared: dict[str, int] = {}
     guest: dict[str, int] = {}
     paired: dict[str, dict[str, float]] = {}  # per N: shared and guest over the native beside
+    v6_over_v4: dict[str, float] = {}  # per N: the shared engine's IPv6 NDR over its IPv4 one
+    native_v6_over_v4: dict[int, float] = {}
     for n in ns:
         got = _timed(f"{n} routers: native, shared and guest forwarding side by side",
                      functools.partial(measure_n, n, pl, args.final, args.width, args.rounds,
-                                       args.hook))
-        rows += [(kind, n, got[kind]) for kind in CONFIGS]
+                                       args.hook, args.ip))
+        rows += [(kind, n, got[kind]) for kind in configs(args.ip)]
+        if args.ip != 4:
+            v6_over_v4[f"shared_{n}"] = round(got["shared"]["ndr_pps"]
+                                              / got["shared4"]["ndr_pps"], 3)
+            native_v6_over_v4[n] = round(got["native"]["ndr_pps"] / got["native4"]["ndr_pps"], 3)
         shared[str(n)], guest[str(n)] = got["shared"]["ndr_pps"], got["guest"]["ndr_pps"]
         nat = got["native"]["ndr_pps"]
         paired[str(n)] = {"shared_over_native": round(shared[str(n)] / nat, 3),
@@ -345,7 +372,8 @@ def main() -> None:
         pl, args.final, args.width, args.hook, args.rounds))
 
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}; "
-          f"shared engine hook: {args.hook}")
+          f"shared engine hook: {args.hook}; frames: ip {args.ip}"
+          + ("" if args.ip == 4 else " (rows native4, shared4: the same with IPv4 frames)"))
     print(f"NDR: MLRsearch, 0 loss, final trials {args.final:g} s (three per load, exceed ratio "
           f"0.5), width {args.width:.0%}, ceiling = generator flat out into each SUT (≥ = the "
           "search reached it). MFR: received per second with the generator flat out for 2 s "
@@ -358,7 +386,7 @@ def main() -> None:
           f"{'vs native':>11}{'offered':>9}{'loss':>7}{'setup s':>9}{'trials':>8}  runs (kpps)")
     ref: dict[str, Any] = {}
     for kind, n, r in rows:
-        if kind == "native":
+        if kind in ("native", "native4"):  # each family's rows against its own native
             ref = r
         mark = "≥" if r["floor"] else " "
         print(f"{kind:<10}{n:>8}{mark:>2}{r['ndr_pps'] / 1e3:>9.1f}"
@@ -399,8 +427,16 @@ def main() -> None:
               f"{fair['b_ndr_a_flood_3x_runs']} (medians of alternating runs): {verdict}; "
               f"A forwarded {fair['a_forwarded_pps_a_flood_3x'] / 1e3:.1f} kpps while flooding")
     ratios = {n: v["shared_over_native"] for n, v in paired.items()}
+    six: dict[str, Any] = {}
+    if args.ip != 4:
+        six["ipv6_over_ipv4"] = {"native": native_v6_over_v4[min(native_v6_over_v4)],
+                                 **v6_over_v4}
+        six["native_ipv6_over_ipv4_by_n"] = {str(n): v for n, v in native_v6_over_v4.items()}
+        print("IPv6 over IPv4 (NDR medians of the same alternating rounds; 74-byte IPv6 "
+              "frames, 60-byte IPv4 ones; goal >= 0.9 each): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in six["ipv6_over_ipv4"].items()))
     print(json.dumps({
-        "hook": args.hook, "generator": pl.generator,
+        "hook": args.hook, "generator": pl.generator, "ip": args.ip, **six,
         "native_pps": round(native["ndr_pps"]), "shared_pps": shared, "guest_pps": guest,
         "setup_64_s": setup["up_s"],
         "fib_sync_100k_s": fib.get("fib_sync_100k_s"),

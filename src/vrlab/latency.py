@@ -162,15 +162,20 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
         raise UsageError("latency needs the XDP generator (it stamps each frame's send time); "
                          "the sendmmsg path sends prebuilt frames and leaves trials untimed: "
                          "run with --generator xdp")
+    if scenario.traffic.ip != 4:
+        raise UsageError(f"latency times IPv4 frames only (IPv6 frames carry no probe payload); "
+                         f"scenario {scenario.name} sends ip {scenario.traffic.ip}: set its "
+                         "traffic.ip to 4")
     todo = loads if loads is not None else csit_loads(ndr_pps, pdr_pps)
     dur = ctx.profile.duration_s if trial_s is None else trial_s
-    traffic = TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size)
+    traffic = TrafficSettings(scenario.traffic.flows, scenario.traffic.size)
     params: dict[str, object] = {
         "loads": [{"name": ld.name, "rate_pps": ld.rate_pps} for ld in todo],
         "ndr_pps": ndr_pps, "pdr_pps": pdr_pps, "throughput_from": throughput_from,
         "trial_s": dur, "repeats": repeats, "floor": floor, "flows": scenario.traffic.flows,
         "guests": scenario.sut.guests}
-    with stored_run(ctx, "latency", scenario.name, spec_yaml, params) as run_id:
+    with stored_run(ctx, "latency", scenario.name, spec_yaml, params,
+                    frame_size=scenario.traffic.size) as run_id:
 
         def store(is_floor: bool) -> Callable[[int, TrialResult], TrialResult]:
             def record(i: int, res: TrialResult) -> TrialResult:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from vrlab import __version__, placement, search, sysinfo
 from vrlab.errors import Interrupted
+from vrlab.framesize import MIN_FRAME
 from vrlab.plan import model, wiring
 from vrlab.profiles import CALIB_WIDTH, Profile
 from vrlab.results import RunInfo, TrialResult
@@ -75,19 +76,22 @@ def calibrated_max(store: Store, flows: int,
 
 
 def _start(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
-           params: dict[str, object]) -> int:
+           params: dict[str, object], ip: int, frame_size: int) -> int:
     return ctx.store.start_run(RunInfo(
         kind=kind, scenario=scenario, spec_yaml=spec_yaml, machine=sysinfo.machine(),
         placement=ctx.placement.as_record(), vrlab_version=__version__,
-        profile=ctx.profile.name, params=params, label=ctx.label))
+        profile=ctx.profile.name, params=params, label=ctx.label, ip=ip,
+        frame_size=frame_size))
 
 
 @contextmanager
 def stored_run(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
-               params: dict[str, object]) -> Iterator[int]:
+               params: dict[str, object], ip: int = 4,
+               frame_size: int = MIN_FRAME) -> Iterator[int]:
     """A stored run whose status tells how it ended: done, interrupted (Ctrl-C, SIGTERM) or
-    failed; trials stored before the end stay, so a cut-short run keeps what it measured."""
-    run_id = _start(ctx, kind, scenario, spec_yaml, params)
+    failed; trials stored before the end stay, so a cut-short run keeps what it measured.
+    ``ip`` and ``frame_size`` are its frames' IP version and size, recorded with it."""
+    run_id = _start(ctx, kind, scenario, spec_yaml, params, ip, frame_size)
     status = "failed"
     try:
         yield run_id
@@ -114,12 +118,13 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     params: dict[str, object] = {
         "rates_pps": rates, "duration_s": p.duration_s, "repeats": p.repeats,
         "warmup_s": p.warmup_s, "flows": scenario.traffic.flows,
-        "frame_size": scenario.traffic.frame_size, "guests": scenario.sut.guests,
-        "calibrated_max_pps": cal}
+        "frame_size": scenario.traffic.size, "ip": scenario.traffic.ip,
+        "guests": scenario.sut.guests, "calibrated_max_pps": cal}
     make = plan_for or (lambda rid: wiring.make_plan(scenario, rid))
-    with stored_run(ctx, "sweep", scenario.name, spec_yaml, params) as run_id, \
+    with stored_run(ctx, "sweep", scenario.name, spec_yaml, params, scenario.traffic.ip,
+                    scenario.traffic.size) as run_id, \
             Testbed(make, ctx.placement,
-                    TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
+                    TrafficSettings(scenario.traffic.flows, scenario.traffic.size),
                     label=f"sweep {scenario.name}") as tb:
         ctx.store.add_placement(run_id, sink=tb.sink_kind)
         for rep in range(p.repeats):
@@ -209,7 +214,8 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
     ctx, scenario = placed(ctx, scenario)
     params: dict[str, object] = {
         "min_pps": min_rate, "max_pps": max_rate, "flows": scenario.traffic.flows,
-        "goals": [g.__dict__ for g in goals], "guests": scenario.sut.guests}
+        "goals": [g.__dict__ for g in goals], "guests": scenario.sut.guests,
+        "frame_size": scenario.traffic.size, "ip": scenario.traffic.ip}
     short = sink = invalid = 0
 
     def count(msg: str, res: TrialResult | None) -> None:
@@ -221,9 +227,10 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
         progress(msg, res)
 
     t0 = time.monotonic()
-    with stored_run(ctx, "ndr", scenario.name, spec_yaml, params) as run_id, \
+    with stored_run(ctx, "ndr", scenario.name, spec_yaml, params, scenario.traffic.ip,
+                    scenario.traffic.size) as run_id, \
             Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement,
-                    TrafficSettings(scenario.traffic.flows, scenario.traffic.frame_size),
+                    TrafficSettings(scenario.traffic.flows, scenario.traffic.size),
                     label=f"ndr {scenario.name}") as tb:
         ctx.store.add_placement(run_id, sink=tb.sink_kind)
         found = run_search(ctx, tb, run_id, goals, min_rate, max_rate,

@@ -11,6 +11,7 @@ import errno
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -112,21 +113,30 @@ def _build(plan: Plan, ledger: Ledger) -> None:
         for a in plan.addresses:
             ipr = sock(a.ns)
             ip, plen = a.cidr.split("/")
-            ipr.addr("add", index=ifindex(ipr, a.dev), address=ip, prefixlen=int(plen))
+            ipr.addr("add", index=ifindex(ipr, a.dev), family=_family(ip), address=ip,
+                     prefixlen=int(plen))
         for nb in plan.neighbours:
             ipr = sock(nb.ns)
-            ipr.neigh("add", dst=nb.ip, lladdr=nb.mac, ifindex=ifindex(ipr, nb.dev),
-                      state=NUD_PERMANENT)
+            ipr.neigh("add", family=_family(nb.ip), dst=nb.ip, lladdr=nb.mac,
+                      ifindex=ifindex(ipr, nb.dev), state=NUD_PERMANENT)
         bridge_of = {p: br.name for br in plan.bridges for p in br.ports}
         for fd in plan.fdb:
             ipr = sock(fd.ns)
-            ipr.fdb("add", ifindex=ifindex(ipr, fd.dev), lladdr=fd.mac,
+            # replace: the bridge may have learned the MAC from an IPv6 MLD report already
+            ipr.fdb("replace", ifindex=ifindex(ipr, fd.dev), lladdr=fd.mac,
                     master=ifindex(ipr, bridge_of[fd.dev]), state=NUD_NOARP)
         for rl in plan.rules:
-            sock(rl.ns).rule("add", table=rl.table, priority=rl.priority, iifname=rl.iif)
+            sock(rl.ns).rule("add", family=socket.AF_INET6 if rl.family == 6 else socket.AF_INET,
+                             table=rl.table, priority=rl.priority, iifname=rl.iif)
         for rt in plan.routes:
             ipr = sock(rt.ns)
-            ipr.route("add", dst=rt.dst, gateway=rt.via, oif=ifindex(ipr, rt.dev), table=rt.table)
+            ipr.route("add", family=_family(rt.via), dst=rt.dst, gateway=rt.via,
+                      oif=ifindex(ipr, rt.dev), table=rt.table)
+
+
+def _family(ip: str) -> int:
+    """The address family of an address as the plan writes it (IPv4 or IPv6)."""
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
 def _links_by_ns(plan: Plan) -> dict[str, list[str]]:

@@ -111,3 +111,7 @@ class RunInfo:
     profile: str
     params: dict[str, object]
     label: str = ""
+    #: the frames' IP version: 4, 6, or 46 (the dual-stack mix, half the flows each)
+    ip: int = 4
+    #: the frames' size without FCS (None: not recorded, as in runs stored before it was)
+    frame_size: int | None = None

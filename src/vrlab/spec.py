@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from vrlab.errors import SpecError
+from vrlab.framesize import min_frame
 from vrlab.platform.spec import EngineHook
 from vrlab.validate import problems, read_spec_file, read_yaml
 
@@ -24,6 +25,7 @@ Forwarding = Literal["host", "guests", "mixed", "shared"]
 EngineKind = Literal["ebpf", "guests", "userspace"]
 GuestKind = Literal["netns", "userspace"]
 XdpCpu = Literal["sut", "sender"]
+IpVersion = Literal[4, 6, 46]
 
 #: RFC 2544 (§C.2.2) reserves 198.18.0.0/15 for benchmarking: traffic never leaves the testbed
 #: namespaces, and these addresses cannot be confused with anything on a real network.
@@ -95,11 +97,30 @@ class TrafficSpec(_Model):
     """The packet template (TRex's split: what a frame looks like, apart from how fast it goes)."""
 
     flows: int = Field(1, ge=1, le=1024, description="distinct UDP flows, spread over the routers")
-    frame_size: int = Field(60, ge=60, le=1514,
-                            description="Ethernet frame without FCS; 60 = 64 bytes on the wire")
+    frame_size: int | None = Field(
+        None, ge=60, le=1514,
+        description="Ethernet frame without FCS; default: the smallest of the IP version, 60 "
+        "(64 bytes on the wire) for IPv4, 74 (78 on the wire, RFC 5180) for IPv6 and the mix")
     routers: int | None = Field(
         None, ge=1, le=MAX_ROUTERS,
         description="destination prefixes (one per virtual router); default: one per forwarder")
+    ip: IpVersion = Field(
+        4, description="IP version of the frames: 4, 6 (IPv6, RFC 5180's 2001:2::/48), or 46 "
+        "(dual stack: half the flows IPv4, half IPv6, every router both)")
+
+    @property
+    def size(self) -> int:
+        """The frame size a run uses: ``frame_size``, or the IP version's smallest."""
+        return self.frame_size if self.frame_size is not None else min_frame(self.ip)
+
+    @model_validator(mode="after")
+    def _fits_ip(self) -> TrafficSpec:
+        if self.frame_size is not None and self.frame_size < min_frame(self.ip):
+            raise ValueError(f"frame_size: {self.frame_size} is below the smallest frame of "
+                             f"ip {self.ip}, {min_frame(self.ip)} bytes without FCS (78 on the "
+                             f"wire, RFC 5180); set frame_size to {min_frame(self.ip)} or more, "
+                             "or leave it unset")
+        return self
 
 
 class Scenario(_Model):
@@ -145,6 +166,9 @@ class Scenario(_Model):
         if self.sut.engine != "ebpf" and self.sut.forwarding != "shared":
             raise ValueError("sut.engine: only forwarding 'shared' has an engine to choose; "
                              "remove engine or set forwarding: shared")
+        if self.traffic.ip != 4 and self.userspace:
+            raise ValueError(f"traffic.ip: scenario {self.name} forwards with userspace "
+                             "engines, which route IPv4 only; use --ip 4 (ip: 4)")
         if (n is not None and self.sut.forwarding not in ("host", "shared")
                 and n != len(self.forwarders)):
             raise ValueError(

@@ -20,16 +20,17 @@ from vrlab.engines.ebpf.engine import EbpfEngine, hook_of
 from vrlab.engines.userspace.fromplan import guest_config, shared_config
 from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.errors import Interrupted, VrlabError
+from vrlab.framesize import min_frame
 from vrlab.ledger import Ledger, state_dir
 from vrlab.placement import Placement, backlog_drops, rps_mask
-from vrlab.plan.model import Plan
+from vrlab.plan.model import Plan, TrafficPlan
 from vrlab.plan.naming import ns_name
 from vrlab.platform import build as platform_build
 from vrlab.platform import lifecycle
 from vrlab.platform.layout import PlatformLayout
 from vrlab.results import LatencySummary, TrialResult
 from vrlab.traffic.agent import Agent
-from vrlab.traffic.frames import build_frame, make_flows
+from vrlab.traffic.frames import Flow, build_frame, dual_flows, make_flows
 from vrlab.traffic.sink import Counts
 from vrlab.traffic.sinks import SinkChoice
 
@@ -54,13 +55,36 @@ class TrafficSettings:
     """``latency``: the XDP generator stamps frames (every one up to 50 kpps, an even sample of
     the flows above it) and the sink's probe times them, so each trial carries per-router
     one-way latency (the sendmmsg path leaves it untimed). ``sink``: which counter the sink
-    uses (:func:`vrlab.traffic.sinks.open_sink`)."""
+    uses (:func:`vrlab.traffic.sinks.open_sink`). ``frame_size`` None: the smallest frame of
+    the plan's IP version (:func:`vrlab.framesize.min_frame`). IPv6 frames go untimed (they
+    carry no probe payload); in the dual-stack mix the IPv4 half is timed."""
 
     flows: int = 1
-    frame_size: int = 60
+    frame_size: int | None = None
     count_flows: bool = False
     latency: bool = True
     sink: SinkChoice = "auto"
+
+
+def plan_flows(t: TrafficPlan, flows: int) -> list[Flow]:
+    """The flows a plan's generator sends: of its IP version, or half and half (``46``)."""
+    r4 = [(r.name, r.prefix, r.dst_mac) for r in t.routers]
+    r6 = [(r.name, r.prefix6, r.dst_mac) for r in t.routers]
+    if t.ip == 4:
+        return make_flows(r4, t.src_mac, t.src_ip, flows)
+    if not t.src_ip6 or not all(r.prefix6 for r in t.routers):
+        raise VrlabError(f"the plan has no IPv6 addresses for ip {t.ip}")
+    if t.ip == 6:
+        return make_flows(r6, t.src_mac, t.src_ip6, flows)
+    return dual_flows(r4, r6, t.src_mac, t.src_ip, t.src_ip6, flows)
+
+
+def sink_prefixes(t: TrafficPlan) -> dict[str, list[str]]:
+    """What the sink counts as each router's: its prefixes of the families the plan sends, so
+    a frame of the other family counts as "other", never as the router's."""
+    return {r.name: ([r.prefix] if t.ip in (4, 46) else []) + ([r.prefix6] if t.ip in (6, 46)
+                                                               else [])
+            for r in t.routers}
 
 
 class Testbed:
@@ -195,9 +219,9 @@ class Testbed:
         t = p.traffic
         self.sink = Agent(t.ts_ns, self.placement.generator_cpu, led, "sink")
         self.gen = Agent(t.tg_ns, self.placement.generator_cpu, led, "generator")
-        timed = self.traffic.latency and self.placement.generator == "xdp"
+        timed = self.traffic.latency and self.placement.generator == "xdp" and t.ip != 6
         reply = self.sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
-                               routers={r.name: r.prefix for r in t.routers},
+                               routers=sink_prefixes(t),
                                count_flows=self.traffic.count_flows, latency=timed,
                                kind=self.traffic.sink)
         #: which counter the sink uses ("tc-bpf", "nftables")
@@ -209,11 +233,16 @@ class Testbed:
         self.latency_probe = str(reply.get("probe", ""))
         self.router_names = [r.name for r in t.routers]
         index = {name: i for i, name in enumerate(self.router_names)}
-        flows = make_flows([(r.name, r.prefix, r.dst_mac) for r in t.routers], t.src_mac,
-                           t.src_ip, self.traffic.flows)
+        flows = plan_flows(t, self.traffic.flows)
         self.flows = flows
-        frames = [build_frame(f, self.traffic.frame_size,
-                              router_index=index[f.router] if timed else None) for f in flows]
+        #: the frames' size without FCS, as the run records it
+        self.frame_size = self.traffic.frame_size or min_frame(t.ip)
+        if self.frame_size < min_frame(t.ip):
+            raise VrlabError(f"frame size {self.frame_size} is below the smallest frame of ip "
+                             f"{t.ip}, {min_frame(t.ip)} bytes; use {min_frame(t.ip)} or more")
+        frames = [build_frame(f, self.frame_size,
+                              router_index=index[f.router] if timed and ":" not in f.dst_ip
+                              else None) for f in flows]
         if self.placement.generator == "xdp":
             self._napi_on_tg_peer(p)
         self.gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator,

@@ -9,6 +9,7 @@ host's own share. Needs root: it creates real namespaces (all named ``vrl<run id
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import struct
 from dataclasses import dataclass, replace
@@ -54,16 +55,17 @@ SCENARIOS = [f"{n}@{h}" if n == "shared" else n for n in spec.builtin_names()
              for h in (("xdp", "xdp-sender", "tc") if n == "shared" else ("",))]
 
 
-def load(name: str) -> Scenario:
+def load(name: str, ip: int = 4) -> Scenario:
     """A built-in scenario (``shared@xdp``: with that engine hook), with GUESTS guests where it
-    takes guests at all."""
+    takes guests at all, sending frames of IP version ``ip``."""
     name, _, hook = name.partition("@")
+    o: dict[str, object] = {"traffic.ip": ip}
     if hook:
-        return spec.load(name, overrides(None, None, None, hook=hook))[0]
-    base, _ = spec.load(name)
+        return spec.load(name, {**o, **overrides(None, None, None, hook=hook)})[0]
+    base, _ = spec.load(name, o)
     if base.sut.guests == 0:
         return base
-    scenario, _ = spec.load(name, {"sut.guests": GUESTS})
+    scenario, _ = spec.load(name, {**o, "sut.guests": GUESTS})
     return scenario
 
 
@@ -179,9 +181,28 @@ def leftover_namespaces(run_id: str) -> list[str]:
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario_delivers_every_frame_along_its_path(name: str) -> None:
-    sc = load(name)
+    deliver(name, 4)
+
+
+#: every built-in scenario with IPv6 frames, and the dual-stack mix on two of them
+IPV6 = [(n, 6) for n in SCENARIOS] + [("native-routed", 46), ("shared@tc", 46)]
+
+
+@pytest.mark.parametrize(("name", "ip"), IPV6)
+def test_ipv6_frames_take_the_same_path(name: str, ip: int) -> None:
+    """IPv6 frames (and the dual-stack mix) arrive, each counted for its own router, along the
+    path IPv4 frames take; the sink's flow counts prove the families the frames had."""
+    flows = deliver(name, ip)
+    families = {(src, dst): ipaddress.ip_address(dst).version for src, dst, _, _ in flows}
+    assert set(families.values()) == ({6} if ip == 6 else {4, 6})
+
+
+def deliver(name: str, ip: int) -> dict[tuple[str, str, int, int], int]:
+    """Build scenario ``name`` with frames of IP version ``ip``, run one slow trial, check
+    every frame arrived for its own router along the scenario's path; the sink's flow counts."""
+    sc = load(name, ip)
     routers = sc.router_count
-    settings = TrafficSettings(flows=2 * routers)
+    settings = TrafficSettings(flows=2 * routers, count_flows=True)
     pl = placement.choose(True)
     if sc.sut.xdp_cpu == "sender":
         pl = replace(pl, engine_hook="xdp", xdp_cpu="sender")
@@ -201,6 +222,7 @@ def test_scenario_delivers_every_frame_along_its_path(name: str) -> None:
 
         res = tb.trial(PPS_PER_ROUTER * routers, DURATION_S, warmup_s=0)
         after = links(p)
+        flows = tb.last_counts.flows
 
     assert leftover_namespaces(p.run_id) == [], "teardown left namespaces behind"
 
@@ -211,3 +233,5 @@ def test_scenario_delivers_every_frame_along_its_path(name: str) -> None:
     assert res.received == res.sent
     assert res.other_received == 0, "frames reached the sink for no router's prefix"
     assert_path(sc, p, deltas(before, after), by_router)
+    assert sum(flows.values()) == res.received
+    return flows

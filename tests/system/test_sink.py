@@ -182,3 +182,27 @@ def test_without_tcx_the_sink_filter_runs_after_the_probe_filter() -> None:
         nft = tb.counts()
     assert got == ("tc", "tc", 200, 200)
     assert nft.total == 0 and nft.other == 0
+
+
+ROUTERS46 = {"r0": ["198.19.0.0/24", "2001:2:0:100::/64"], "r1": ["2001:2:0:101::/64"],
+             "wide": ["2001:2:0:100::/56"]}
+
+
+def udp6(dst: str, sport: int = 1000, dport: int = 2000) -> bytes:
+    return build_frame(Flow("r0", "02:00:00:00:00:01", "02:00:00:00:00:02", "2001:2::1", dst,
+                            sport, dport), 74)
+
+
+def test_ipv6_frames_count_in_their_own_trie_beside_ipv4() -> None:
+    frames = ([udp6("2001:2:0:100::7")] * 3 + [udp6("2001:2:0:101::1")] * 2
+              + [udp6("2001:2:0:1ff::1")] + [udp6("2001:db8::1")] * 4 + [udp("198.19.0.9")]
+              + [ipv6_frame()])
+    with TcSink(None, ROUTERS46, count_flows=True) as sink:
+        verdicts = {libbpf.run_once(sink.prog_fd, f) for f in frames}
+        counts = sink.read()
+    assert verdicts == {TC_ACT_SHOT}
+    assert counts.by_router == {"r0": 4, "r1": 2, "wide": 1}
+    assert counts.other == 5  # four to no router's prefix, one to ::
+    assert counts.flows[("2001:2::1", "2001:2:0:100::7", 1000, 2000)] == 3
+    assert counts.flows[("198.18.0.1", "198.19.0.9", 1000, 2000)] == 1
+    assert sum(counts.flows.values()) == 11  # every UDP frame; the zeroed one is no UDP

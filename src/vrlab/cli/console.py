@@ -23,8 +23,9 @@ from vrlab.results import SUT_BACKLOG_DROPS, TrialResult
 from vrlab.store.db import Store
 
 # Piped output gets a wide fixed width: plans and tables are for reading in a log, not wrapping.
-console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
-out = Console(width=None if sys.stdout.isatty() else 140)
+# emoji=False: rich would turn the ":100:" of an IPv6 address (2001:2:0:100::) into an emoji
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140, emoji=False)
+out = Console(width=None if sys.stdout.isatty() else 140, emoji=False)
 
 
 class Bars:

@@ -14,6 +14,7 @@ from vrlab.cli.console import console, out, plot_runs, progress
 from vrlab.cli.options import (
     DEFAULT_OUT,
     db_option,
+    ip_option,
     overrides,
     placement_options,
     profile_from,
@@ -26,6 +27,7 @@ from vrlab.errors import UsageError
 @click.command()
 @click.argument("scenario")
 @scenario_options
+@ip_option
 @click.option("--profile", "profile_name", default="paper", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
               help="paper: 100-1500 kpps by 100, 10 s, 3 repeats. "
@@ -40,7 +42,8 @@ from vrlab.errors import UsageError
 @click.option("--plot/--no-plot", default=True, show_default=True)
 @db_option
 def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-          engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,
+          engine: str | None, guest_kind: str | None, hook: str | None, ip: str | None,
+          profile_name: str,
           rates: str | None,
           duration: float | None,
           repeats: int | None, pin: bool, sink_rx: str, generator: str, label: str,
@@ -49,14 +52,16 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     """Measure SCENARIO the paper's way: received rate at each offered rate."""
     from vrlab import method
 
-    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook,
+                                             ip))
     prof = profile_from(profile_name, rates, duration, repeats)
     net.require_root()
     ctx = run_context(db, pin, sink_rx, prof, label, generator)
     n = len(prof.rates_pps()) * prof.repeats
     cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
     console.print(f"sweep [bold]{sc.name}[/]: {n} trials of {prof.duration_s:g} s "
-                  f"({prof.name} profile); {ctx.placement.describe()}; db {ctx.store.path}")
+                  f"({prof.name} profile); {_frames(sc)}; {ctx.placement.describe()}; "
+                  f"db {ctx.store.path}")
     if cal is None:
         console.print("[yellow]no calibration in this database yet: run `vrlab calibrate` to "
                       "learn which rates the generator can honestly offer[/]")
@@ -66,6 +71,12 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     if plot:
         plot_runs(ctx.store, [run_id], out_dir / f"sweep-{sc.name}-{run_id}",
                    f"{sc.name} ({sc.paper})")
+
+
+def _frames(sc: spec.Scenario) -> str:
+    """The frames a run sends, as its console line says them."""
+    kind = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6"}[sc.traffic.ip]
+    return f"{kind} frames of {sc.traffic.size} bytes (+4 FCS)"
 
 
 def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
@@ -132,10 +143,11 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
               help="Where figures, report.md and report.html go.")
 @click.option("--skip-calibration", is_flag=True,
               help="Reuse the newest calibration in the database instead of running one.")
+@ip_option
 @placement_options
 @db_option
 def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
-              pin: bool, sink_rx: str, generator: str, db: Path | None) -> None:
+              ip: str | None, pin: bool, sink_rx: str, generator: str, db: Path | None) -> None:
     """Run the paper's experiments, draw its figures and write a report that sets each of its
     claims beside what this machine measured."""
     from vrlab.paper import reproduce as repro
@@ -143,17 +155,20 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
     figs = repro.select(list(only))
     net.require_root()
     ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator)
-    console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); "
+    version = int(ip or 4)
+    console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); ip {version}; "
                   f"{ctx.placement.describe()}; db {ctx.store.path}")
     with progress("reproduce") as bars:
         report = repro.reproduce(ctx, figs, out_dir, bars.step,
-                                 calibrate=not skip_calibration, on_phase=bars.phase)
+                                 calibrate=not skip_calibration, on_phase=bars.phase,
+                                 ip=version)
     out.print(f"wrote {report} and {report.with_suffix('.html')}")
 
 
 @click.command("ndr")
 @click.argument("scenario")
 @scenario_options
+@ip_option
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
               help="Final trial length: quick 0.5 s, paper 10 s.")
@@ -178,7 +193,8 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
 @placement_options
 @db_option
 def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-            engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,
+            engine: str | None, guest_kind: str | None, hook: str | None, ip: str | None,
+            profile_name: str,
             final_duration: float | None,
             duration_sum: float | None,
             exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
@@ -195,7 +211,8 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
     from vrlab import method
     from vrlab.paper import repeated
 
-    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook,
+                                             ip))
     prof = profiles.get(profile_name)
     final = prof.calib_final_s if final_duration is None else final_duration
     goals = method.ndr_goals(final, width, pdr_loss,
@@ -215,7 +232,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
         raise UsageError(f"--min-kpps {min_kpps:g}: must be below the upper bound "
                          f"{hi / 1e3:.0f} kpps")
     console.print(f"ndr [bold]{sc.name}[/]: search {min_kpps:.0f}-{hi / 1e3:.0f} kpps; "
-                  f"{ctx.placement.describe()}")
+                  f"{_frames(sc)}; {ctx.placement.describe()}")
     n = prof.search_repeats if repeats is None else repeats
     done: list[method.NdrOutcome] = []
     for i in range(n):
@@ -223,7 +240,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
             done.append(method.ndr(ctx, sc, text, goals, min_kpps * 1e3, hi, bars.step))
     res = done[repeated.median_index([_ndr_lower(o) for o in done])]
     if as_json:
-        data = res.as_json()
+        data = {**res.as_json(), "ip": sc.traffic.ip, "frame_size": sc.traffic.size}
         if n > 1:
             data["median_of"] = n
             data["repeats"] = [o.as_json() for o in done]

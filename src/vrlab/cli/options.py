@@ -30,8 +30,10 @@ def db_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def overrides(guests: int | None, flows: int | None, routers: int | None,
                engine: str | None = None, guest_kind: str | None = None,
-               hook: str | None = None) -> dict[str, Any]:
+               hook: str | None = None, ip: str | None = None) -> dict[str, Any]:
     o: dict[str, Any] = {}
+    if ip is not None:
+        o["traffic.ip"] = int(ip)
     if hook == XDP_SENDER:
         o.update({"sut.hook": "xdp", "sut.xdp_cpu": "sender"})
     elif hook is not None:
@@ -88,6 +90,14 @@ def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--flows", type=int, default=None, help="UDP flows, 1-1024 (paper: 1-32).")(f)
     f = click.option("--guests", type=int, default=None, help="Number of guest namespaces N.")(f)
     return f
+
+
+def ip_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--ip", type=click.Choice(["4", "6", "46"]), default=None,
+                        help="IP version of the frames: 4, 6 (IPv6 in RFC 5180's 2001:2::/48, "
+                        "74-byte frames, 78 on the wire), or 46 (dual stack: half the flows "
+                        "each, every router both, all at 74 bytes). Default: the scenario's "
+                        "traffic.ip (4). Recorded with every result.")(f)
 
 
 def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Profile,

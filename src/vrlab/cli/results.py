@@ -25,11 +25,12 @@ def results(kind: str | None, scenario: str | None, db: Path | None) -> None:
     from vrlab.store.db import Store
 
     with Store(db) as st:
-        t = Table("id", "started", "kind", "scenario", "profile", "label", "trials", "status",
-                  "kernel", "placement")
+        t = Table("id", "started", "kind", "scenario", "ip", "profile", "label", "trials",
+                  "status", "kernel", "placement")
         for r in st.runs(kind=kind, scenario=scenario):
             pl = "pinned" if r.placement.get("pinned") == "True" else "unpinned"
-            t.add_row(str(r.id), r.started_at[:19], r.kind, r.scenario, r.profile, r.label,
+            t.add_row(str(r.id), r.started_at[:19], r.kind, r.scenario, str(r.ip), r.profile,
+                      r.label,
                       str(r.trial_count), r.status, r.machine.get("kernel", ""), pl)
         out.print(t)
 

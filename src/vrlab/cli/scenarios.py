@@ -9,6 +9,7 @@ from rich.table import Table
 from vrlab import spec
 from vrlab.cli.console import out
 from vrlab.cli.options import (
+    ip_option,
     overrides,
     scenario_options,
 )
@@ -29,11 +30,13 @@ def scenarios() -> None:
 @click.command("plan")
 @click.argument("scenario")
 @scenario_options
+@ip_option
 def plan_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-             engine: str | None, guest_kind: str | None, hook: str | None) -> None:
+             engine: str | None, guest_kind: str | None, hook: str | None,
+             ip: str | None) -> None:
     """Print the namespaces, links, addresses, routes and neighbour entries SCENARIO would
     create. Needs no root and touches nothing."""
-    sc, _ = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
+    sc, _ = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook, ip))
     p = wiring.make_plan(sc, "XXXX")
     out.print(f"[bold]{sc.name}[/]: {' '.join(sc.description.split())}")
     out.print("(run id XXXX stands for the 4-hex id each run picks)\n")
@@ -64,16 +67,18 @@ def _plan_sections(p: model.Plan) -> list[tuple[str, list[dict[str, object]]]]:
         ("bridge fdb (static)", [{"ns": f.ns, "port": f.dev, "mac": f.mac} for f in p.fdb]),
         ("sysctls", [{"ns": s.ns, "key": s.key, "value": s.value} for s in p.sysctls
                      if "disable_ipv6" not in s.key]),
-        ("traffic", [{"router": r.name, "prefix": r.prefix, "first-hop mac": r.dst_mac,
-                      "forwarded by": r.forwarder} for r in p.traffic.routers]),
+        ("traffic", [{"router": r.name,
+                      "prefix": " ".join(x for x in (r.prefix, r.prefix6) if x),
+                      "first-hop mac": r.dst_mac, "forwarded by": r.forwarder}
+                     for r in p.traffic.routers]),
         ("userspace forwarding engines", [{"engine": e, "namespace": p.sut_ns if e == "shared"
                                            else naming.ns_name(p.run_id, e)}
                                           for e in p.userspace_engines]),
         ("virtual routers (platform in the SUT)", [] if p.platform is None else [
             {"router": r.name, "forwarding": r.forwarding, "guest": r.guest_ns,
              "engine table": r.table,
-             "ports": "; ".join(f"{q.name} {q.address} ({q.engine_if} on {q.uplink})"
-                                for q in r.ports),
+             "ports": "; ".join(f"{q.name} {' '.join(q.addresses)} ({q.engine_if} on "
+                                f"{q.uplink})" for q in r.ports),
              "control plane": "; ".join(
                  [f"{rt.to} via {rt.via}" for rt in r.spec.control_plane.routes]
                  + [f"arp {nb.address} {nb.mac}" for nb in r.spec.control_plane.neighbors])}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from vrlab import attack_result, latency, latency_attack, method, spec, sysinfo
-from vrlab.errors import UsageError
+from vrlab.errors import SpecError, UsageError
 from vrlab.method import Progress, RunContext
 from vrlab.paper import (
     claims,
@@ -72,8 +72,8 @@ def trials_for(ctx: RunContext, figs: list[str]) -> int:
     return len(needed(figs)) * len(ctx.profile.rates_pps()) * ctx.profile.repeats
 
 
-def _load(key: SweepKey) -> tuple[spec.Scenario, str]:
-    overrides: dict[str, object] = {"traffic.flows": key.flows}
+def _load(key: SweepKey, ip: int = 4) -> tuple[spec.Scenario, str]:
+    overrides: dict[str, object] = {"traffic.flows": key.flows, "traffic.ip": ip}
     if key.guests is not None:
         overrides["sut.guests"] = key.guests
     if key.routers is not None:
@@ -90,11 +90,11 @@ def _load(key: SweepKey) -> tuple[spec.Scenario, str]:
 
 
 def run_ndr(ctx: RunContext, key: SweepKey, cal_max: float | None,
-            progress: Progress, round_tag: str = "") -> int:
+            progress: Progress, round_tag: str = "", ip: int = 4) -> int:
     """One NDR/PDR search, capped at the calibrated maximum so the generator's shortfall is
     never taken for the SUT's loss."""
     p = ctx.profile
-    sc, text = _load(key)
+    sc, text = _load(key, ip)
     goals = method.ndr_goals(p.calib_final_s, p.ndr_width,
                              duration_sum_s=p.calib_final_s * p.ndr_sum_trials)
     hi = cal_max or method.CALIB_MAX_PPS
@@ -107,7 +107,8 @@ def run_ndr(ctx: RunContext, key: SweepKey, cal_max: float | None,
                       step).run_id
 
 
-def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str) -> int:
+def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str,
+              ip: int = 4) -> int:
     inner = progress
 
     def progress(msg: str, res: object) -> None:  # type: ignore[no-redef]
@@ -119,13 +120,18 @@ def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str) 
         text = "name: direct\n"
         ctx2 = replace(ctx, label=key.key)
         return method.sweep(ctx2, sc, text, progress, plan_for=wiring.calibration_plan)
-    sc, text = _load(key)
+    sc, text = _load(key, ip)
     return method.sweep(replace(ctx, label=key.key), sc, text, progress)
 
 
 def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
               calibrate: bool = True,
-              on_phase: Callable[[str, int], None] | None = None) -> Path:
+              on_phase: Callable[[str, int], None] | None = None, ip: int = 4) -> Path:
+    """Run what ``figs`` need and write the report. ``ip``: the IP version of every scenario's
+    frames (6, 46: IPv6 in 2001:2::/48); the calibration and Fig. 4's direct link stay IPv4,
+    and latency is measured only with IPv4 frames (IPv6 frames carry no probe payload), so
+    ``ip`` 6 and 46 leave the latency sections out."""
+    refuse_ip(figs, ip)
     out.mkdir(parents=True, exist_ok=True)
     session = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     cal: dict[int, float] = {}
@@ -145,7 +151,7 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
                  f"{rctx.profile.rate_stop_kpps:.0f} kpps", trials_for(rctx, figs))
     runs: dict[str, int] = {}
     for key in keys:
-        runs[key.key] = run_sweep(rctx, key, progress, session)
+        runs[key.key] = run_sweep(rctx, key, progress, session, ip)
     ndr_keys = searches(figs)
     rounds = rctx.profile.search_repeats
     if ndr_keys and on_phase:
@@ -158,15 +164,37 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
     for r in range(rounds):
         for k in ndr_keys:
             if r == 0 or k.key in REPEATED:
-                ndr_runs[k.key].append(run_ndr(rctx, k, cal.get(1), progress, f"#{r + 1}"))
-    lat_runs = run_latency(rctx, ndr_runs, progress)
+                ndr_runs[k.key].append(run_ndr(rctx, k, cal.get(1), progress, f"#{r + 1}",
+                                               ip))
+    lat_runs = run_latency(rctx, ndr_runs, progress) if ip == 4 else {}
     attack_runs = run_attacks(rctx, lat_runs, progress)
     (out / "runs.json").write_text(json.dumps({"session": session, "runs": runs,
                                                "ndr_runs": ndr_runs, "calibration": cal,
                                                "latency_runs": lat_runs,
                                                "attack_runs": attack_runs}, indent=2))
     return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name, ndr_runs, lat_runs,
-                        attack_runs)
+                        attack_runs, ip)
+
+
+def refuse_ip(figs: list[str], ip: int) -> None:
+    """Before anything is built: the figures whose configurations cannot send frames of IP
+    version ``ip`` (userspace engines route IPv4 only), named, with the way around them."""
+    if ip == 4:
+        return
+    bad: dict[str, str] = {}
+    for name in figs:
+        for key in FIGURES[name].series:
+            if key.scenario == "direct":
+                continue
+            try:
+                _load(key, ip)
+            except SpecError as e:
+                bad.setdefault(name, f"{key.key}: {' '.join(str(e).split())}")
+    if bad:
+        keep = [f for f in figs if f not in bad]
+        raise UsageError(f"--ip {ip}: figure(s) {', '.join(bad)} cannot run with IPv6 frames ("
+                         + "; ".join(bad.values()) + "); leave them out"
+                         + (f" with --only {' --only '.join(keep)}" if keep else ""))
 
 
 def run_attacks(ctx: RunContext, lat_runs: Mapping[str, int],
@@ -228,10 +256,22 @@ def _figure_caption(store: Store, fig: Figure, runs: dict[str, int], caption: st
     return caption + f" Runs with userspace engines used placement: {desc}."
 
 
+#: what the report says of its frames, by IP version
+FRAMES = {
+    4: "Frames are 60 bytes (64 on the wire).",
+    6: "Frames are IPv6/UDP, 74 bytes (78 on the wire, RFC 5180's smallest IPv6 frame), "
+       "addressed in RFC 5180's 2001:2::/48; the calibration and Fig. 4's direct link carry "
+       "IPv4 frames of 60 bytes, and latency is not measured (IPv6 frames carry no stamp).",
+    46: "Frames are half IPv4/UDP, half IPv6/UDP (every router both), all 74 bytes (78 on "
+        "the wire, RFC 5180's smallest IPv6 frame); the calibration and Fig. 4's direct link "
+        "carry IPv4 frames of 60 bytes, and latency is not measured.",
+}
+
+
 def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[int, float],
                  out: Path, profile: str, ndr_runs: NdrRuns | None = None,
                  latency_runs: Mapping[str, int] | None = None,
-                 attack_runs: Mapping[str, int] | None = None) -> Path:
+                 attack_runs: Mapping[str, int] | None = None, ip: int = 4) -> Path:
     m = sysinfo.machine()
     ndr_runs = ndr_runs or {}
     ndr_rows = throughput_report.ndr_rows(store, ndr_runs)
@@ -253,7 +293,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                                                  for k, v in ndr_runs.items())
            if ndr_runs else ""),
         "",
-        "Frames are 60 bytes (64 on the wire). Guests are network namespaces: they forward in "
+        FRAMES[ip] + " Guests are network namespaces: they forward in "
         "the host's own kernel with no hypervisor switch, unlike a Xen domU. Where this machine "
         "differs from the paper, that difference is a finding, not a failure.", "",
         "## The paper's claims beside this machine", "",

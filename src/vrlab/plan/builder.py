@@ -38,13 +38,39 @@ class PlanBuilder:
     fdb: list[Fdb] = field(default_factory=list)
     sysctls: list[Sysctl] = field(default_factory=list)
 
+    @property
+    def six(self) -> bool:
+        """Whether the scenario's frames include IPv6 (``ip`` 6 or 46)."""
+        return self.scenario.traffic.ip != 4
+
     def namespace(self, role: str, kind: str | None = None) -> str:
         name = ns_name(self.run_id, role)
         self.namespaces.append(Namespace(name, kind or role))
-        # No IPv6: its neighbour discovery and MLD reports would be stray frames during a trial.
+        # No IPv6 unless the frames are IPv6: its neighbour discovery and MLD reports would be
+        # stray frames during a trial. With IPv6, as little of it as the frames need: no
+        # link-local addresses (every neighbour is static, so no neighbour discovery runs),
+        # no duplicate address detection (every address is vrlab's to give, usable at once),
+        # no router solicitations, and the MLD reports a new address or forwarding sends
+        # (its multicast groups) repeated 1 ms apart instead of up to a second, so they are
+        # over while the testbed is built, not during a trial. Set for ``default`` too,
+        # before any link exists.
         for key in ("all", "default"):
-            self.sysctls.append(Sysctl(name, f"net/ipv6/conf/{key}/disable_ipv6", "1"))
+            if self.six:
+                self.sysctls += [Sysctl(name, f"net/ipv6/conf/{key}/{k}", v) for k, v in (
+                    ("accept_dad", "0"), ("router_solicitations", "0"), ("accept_ra", "0"),
+                    ("mldv1_unsolicited_report_interval", "1"),
+                    ("mldv2_unsolicited_report_interval", "1"), ("disable_ipv6", "0"))]
+            else:
+                self.sysctls.append(Sysctl(name, f"net/ipv6/conf/{key}/disable_ipv6", "1"))
+        if self.six:
+            self.sysctls.append(Sysctl(name, "net/ipv6/conf/default/addr_gen_mode", "1"))
         return name
+
+    def forward6(self, ns: str) -> None:
+        """IPv6 forwarding on in ``ns`` (a SUT, a forwarding guest), when the frames are IPv6."""
+        if self.six:
+            self.sysctls += [Sysctl(ns, f"net/ipv6/conf/{key}/forwarding", "1")
+                             for key in ("all", "default")]
 
     def veth(self, a_short: str, a_ns: str, b_short: str, b_ns: str) -> Veth:
         v = Veth(if_name(self.run_id, a_short), a_ns, self.macs.next(),

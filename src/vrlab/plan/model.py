@@ -58,6 +58,7 @@ class Rule:
     iif: str
     table: int
     priority: int
+    family: int = 4  # 4 or 6: a policy rule belongs to one address family
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class RouterTraffic:
     prefix: str
     dst_mac: str  # first-hop MAC the generator writes into the frame
     forwarder: str  # "host" or a guest name
+    prefix6: str = ""  # its IPv6 prefix, in a plan that carries IPv6 ("" otherwise)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,9 @@ class TrafficPlan:
     ts_ns: str
     ts_dev: str
     routers: tuple[RouterTraffic, ...]
+    #: the frames' IP version: 4, 6, or 46 (the dual-stack mix)
+    ip: int = 4
+    src_ip6: str = ""
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ def run_row(row: sqlite3.Row) -> RunRow:
         vrlab_version=row["vrlab_version"],
         params=load_json(row["params_json"], f"params of run {row['id']}"),
         trial_count=row["trial_count"],
+        ip=row["ip"],
+        frame_size=row["frame_size"],
     )
 
 

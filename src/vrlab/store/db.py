@@ -83,8 +83,9 @@ class Store:
         with self._tx() as conn:
             cur = conn.execute(
                 """INSERT INTO runs (started_at, status, kind, scenario, label, profile,
-                       spec_yaml, machine_json, placement_json, vrlab_version, params_json)
-                   VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       spec_yaml, machine_json, placement_json, vrlab_version, params_json,
+                       ip, frame_size)
+                   VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     codec.now(),
                     info.kind,
@@ -96,6 +97,8 @@ class Store:
                     codec.dump_json(info.placement),
                     info.vrlab_version,
                     codec.dump_json(info.params),
+                    info.ip,
+                    info.frame_size,
                 ),
             )
         return _rowid(cur)

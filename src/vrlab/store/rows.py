@@ -31,6 +31,8 @@ class RunRow:
     vrlab_version: str
     params: dict[str, object]
     trial_count: int
+    ip: int = 4
+    frame_size: int | None = None
 
     @property
     def info(self) -> RunInfo:
@@ -45,6 +47,8 @@ class RunRow:
             profile=self.profile,
             params=dict(self.params),
             label=self.label,
+            ip=self.ip,
+            frame_size=self.frame_size,
         )
 
 

@@ -12,7 +12,7 @@ from typing import Final
 
 from vrlab.errors import StoreError
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # PRAGMA application_id: tells a vrlab database apart from any other SQLite file ("vrlb").
 APPLICATION_ID: Final = 0x76726C62
 RUN_STATUSES: Final = ("running", "done", "failed", "interrupted")
@@ -33,6 +33,15 @@ _TRIAL_LATENCY: Final = """CREATE TABLE trial_latency (
         PRIMARY KEY (trial_id, router)
     ) WITHOUT ROWID"""
 
+# Each run's frames: their IP version (4, 6, or 46 for the dual-stack mix) and size without
+# FCS. Added in version 3: a run stored before then sent IPv4 frames only, so it reads as ip 4,
+# and its frame size is the one its params recorded (a sweep's), else NULL (not recorded).
+_RUN_IP: Final = ("ALTER TABLE runs ADD COLUMN ip INTEGER NOT NULL DEFAULT 4 "
+                  "CHECK (ip IN (4, 6, 46))")
+_RUN_FRAME_SIZE: Final = "ALTER TABLE runs ADD COLUMN frame_size INTEGER"
+_RUN_FRAME_SIZE_FROM_PARAMS: Final = """UPDATE runs SET frame_size =
+    json_extract(params_json, '$.frame_size') WHERE json_valid(params_json)"""
+
 # Executed one statement at a time inside one transaction: executescript() would commit early,
 # and two processes creating the same fresh file must not both build the schema.
 _SCHEMA: Final = (
@@ -50,7 +59,9 @@ _SCHEMA: Final = (
         machine_json TEXT NOT NULL,
         placement_json TEXT NOT NULL,
         vrlab_version TEXT NOT NULL,
-        params_json TEXT NOT NULL
+        params_json TEXT NOT NULL,
+        ip INTEGER NOT NULL DEFAULT 4 CHECK (ip IN (4, 6, 46)),
+        frame_size INTEGER
     )""",
     "CREATE INDEX runs_by_kind_scenario ON runs (kind, scenario, label)",
     """CREATE TABLE searches (
@@ -103,6 +114,7 @@ _SCHEMA: Final = (
 # the version bump, so a file is either wholly migrated or untouched. Migrations only add.
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (_TRIAL_LATENCY,),
+    2: (_RUN_IP, _RUN_FRAME_SIZE, _RUN_FRAME_SIZE_FROM_PARAMS),
 }
 
 

@@ -1,6 +1,11 @@
 """Frame templates: the bytes of each flow, built once before a trial (TRex's split between a
 packet template and its rate). 60 bytes handed to the kernel are 64 on the wire with the FCS,
-the paper's minimum-size frame."""
+the paper's minimum-size frame.
+
+IPv6 frames (RFC 5180, benchmarking IPv6) are at least 74 bytes, 78 on the wire: 14 bytes of
+Ethernet, 40 of IPv6 and 8 of UDP leave 12 bytes of payload, RFC 5180's smallest IPv6 frame.
+IPv6+UDP and the latency probe's 14 payload bytes do not fit 64 bytes, and they do not fit 78
+either: IPv6 frames carry no probe payload, and the latency probe does not time them."""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from vrlab.framesize import MIN_FRAME, MIN_FRAME6
+
 ETH_HLEN = 14
 IP_HLEN = 20
 UDP_HLEN = 8
-MIN_FRAME = 60  # without FCS
+IP6_HLEN = 40
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
 DEFAULT_TTL = 64
 BASE_SPORT = 1024
 DPORT = 9  # discard
@@ -63,10 +71,15 @@ def probe_payload(router_index: int) -> bytes:
 
 def build_frame(flow: Flow, size: int = MIN_FRAME, ttl: int = DEFAULT_TTL, ident: int = 0,
                 router_index: int | None = None) -> bytes:
-    """An Ethernet/IPv4/UDP frame of exactly ``size`` bytes with valid IP and UDP checksums.
+    """An Ethernet/IPv4/UDP or Ethernet/IPv6/UDP frame (the flow's addresses say which) of
+    exactly ``size`` bytes with valid IP and UDP checksums. ``ttl`` is IPv6's hop limit.
 
-    With ``router_index``, the payload starts with :func:`probe_payload`, where the XDP
-    generator stamps the send time and the sink's latency probe finds it."""
+    With ``router_index`` (IPv4 only), the payload starts with :func:`probe_payload`, where
+    the XDP generator stamps the send time and the sink's latency probe finds it."""
+    if ipaddress.ip_address(flow.dst_ip).version == 6:
+        if router_index is not None:
+            raise ValueError("IPv6 frames carry no latency probe payload; pass no router_index")
+        return build_frame6(flow, size, ttl)
     if size < MIN_FRAME:
         raise ValueError(f"frame size {size} is below the Ethernet minimum {MIN_FRAME}")
     payload_len = size - ETH_HLEN - IP_HLEN - UDP_HLEN
@@ -88,22 +101,56 @@ def build_frame(flow: Flow, size: int = MIN_FRAME, ttl: int = DEFAULT_TTL, ident
     return eth + ip + udp
 
 
+def build_frame6(flow: Flow, size: int = MIN_FRAME6, hop_limit: int = DEFAULT_TTL) -> bytes:
+    """An Ethernet/IPv6/UDP frame of exactly ``size`` bytes (at least :data:`MIN_FRAME6`) with
+    the UDP checksum IPv6 makes mandatory (RFC 8200, 8.1: over the pseudo-header of both
+    addresses, the upper-layer length and next header 17)."""
+    if size < MIN_FRAME6:
+        raise ValueError(f"frame size {size} is below the smallest IPv6 frame {MIN_FRAME6} "
+                         "(78 bytes on the wire, RFC 5180)")
+    payload_len = size - ETH_HLEN - IP6_HLEN - UDP_HLEN
+    payload = bytes((i * 7) & 0xFF for i in range(payload_len))
+    src = ipaddress.IPv6Address(flow.src_ip).packed
+    dst = ipaddress.IPv6Address(flow.dst_ip).packed
+    udp_len = UDP_HLEN + payload_len
+    pseudo = src + dst + struct.pack("!I3xB", udp_len, 17)
+    udp_nock = struct.pack("!HHHH", flow.sport, flow.dport, udp_len, 0) + payload
+    udp_ck = inet_checksum(pseudo + udp_nock) or 0xFFFF
+    udp = struct.pack("!HHHH", flow.sport, flow.dport, udp_len, udp_ck) + payload
+    ip = struct.pack("!IHBB16s16s", 6 << 28, udp_len, 17, hop_limit, src, dst)
+    eth = mac_bytes(flow.dst_mac) + mac_bytes(flow.src_mac) + struct.pack("!H", ETH_P_IPV6)
+    return eth + ip + udp
+
+
 def make_flows(routers: list[tuple[str, str, str]], src_mac: str, src_ip: str,
                flows: int) -> list[Flow]:
     """Spread ``flows`` over the routers round-robin, so traffic splits evenly between them.
 
     ``routers`` holds (name, prefix, first-hop MAC). Flow i goes to router i mod R; flows of one
     router differ in destination host and source port, so a flow hash (RPS, ECMP) can tell them
-    apart. With fewer flows than routers, each router still gets one flow."""
+    apart. With fewer flows than routers, each router still gets one flow. The prefixes are
+    of one family, ``src_ip``'s."""
     n = max(flows, len(routers))
     out = []
     for i in range(n):
         name, prefix, dst_mac = routers[i % len(routers)]
-        net = ipaddress.IPv4Network(prefix)
-        host = 1 + (i // len(routers)) % (net.num_addresses - 2)
+        net = ipaddress.ip_network(prefix)
+        host = 1 + (i // len(routers)) % min(net.num_addresses - 2, 1 << 16)
         out.append(Flow(router=name, src_mac=src_mac, dst_mac=dst_mac, src_ip=src_ip,
                         dst_ip=str(net.network_address + host), sport=BASE_SPORT + i))
     return out
+
+
+def dual_flows(routers4: list[tuple[str, str, str]], routers6: list[tuple[str, str, str]],
+               src_mac: str, src_ip4: str, src_ip6: str, flows: int) -> list[Flow]:
+    """The dual-stack mix: ``flows`` flows (at least two per router), half IPv4 and half IPv6,
+    alternating frame by frame, so each router gets both families at an even share.
+    ``routers4`` and ``routers6`` list the same routers in the same order."""
+    n = max(flows, 2 * len(routers4))
+    f4 = make_flows(routers4, src_mac, src_ip4, (n + 1) // 2)
+    f6 = make_flows(routers6, src_mac, src_ip6, n // 2)
+    out = [f for pair in zip(f4, f6, strict=False) for f in pair]
+    return out + f4[len(f6):]
 
 
 def mix(a: bytes, b: bytes, a_rate: float, b_rate: float,

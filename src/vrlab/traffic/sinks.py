@@ -12,6 +12,7 @@ Latency: the tc BPF sink times stamped frames itself; the nftables sink needs th
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from vrlab.errors import VrlabError
@@ -21,7 +22,8 @@ from vrlab.traffic.xdp.tcsink import TcSink
 SinkChoice = Literal["auto", "tc-bpf", "nftables"]
 
 
-def open_sink(choice: SinkChoice, table: str, dev: str, routers: dict[str, str],
+def open_sink(choice: SinkChoice, table: str, dev: str,
+              routers: Mapping[str, str | Sequence[str]],
               count_flows: bool = False, timed: bool = False) -> tuple[TcSink | NftSink, str]:
     """The sink on ``dev`` in this namespace (the sink agent's), and why ``auto`` could not
     take the tc BPF sink ("" when it did). ``table`` names the nftables sink's table;

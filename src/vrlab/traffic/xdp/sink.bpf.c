@@ -4,12 +4,17 @@
  * tcx is missing) on the sink's port that counts each frame against its
  * router and drops it.
  *
- * Per frame: the IPv4 destination is looked up in an LPM trie of the
- * routers' prefixes (prefix -> router slot, the router's index + 1), and
- * that slot of a per-CPU array counts it; a frame to no router (or not IPv4
- * at all) counts in slot 0 ("other"). With flow counting on, an
- * IPv4/UDP frame also counts in a per-CPU LRU hash keyed by its addresses and
- * ports. Then TC_ACT_SHOT: the sink never hands a frame to the IP layer.
+ * Per frame: the destination is looked up in an LPM trie of the routers'
+ * prefixes (prefix -> router slot, the router's index + 1): IPv4 in one
+ * trie, IPv6 in another beside it (a router of a dual-stack run has a prefix
+ * in each, both mapping to its slot), and that slot of a per-CPU array
+ * counts it; a frame to no router (or neither IPv4 nor IPv6) counts in slot
+ * 0 ("other"). With flow counting on, a UDP frame of either family also
+ * counts in a per-CPU LRU hash keyed by its addresses and ports (IPv4
+ * addresses as IPv4-mapped IPv6 ones, ::ffff:a.b.c.d, so one key fits both).
+ * IPv6 frames are read without extension headers: the UDP header must follow
+ * the fixed header, as in every frame the generator sends. Then TC_ACT_SHOT:
+ * the sink never hands a frame to the IP layer.
  *
  * The timed programs also time each stamped frame first (latency.h), in the
  * same run: the latency probe and the counter in one program, since a second
@@ -24,6 +29,7 @@
 
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 #define IPPROTO_UDP 17
 #define TC_ACT_SHOT 2
 #define OTHER 0 /* the slot of frames to no router */
@@ -42,6 +48,20 @@ struct {
 	__type(value, __u32);
 } routes SEC(".maps");
 
+/* the routers' IPv6 prefixes, as routes holds the IPv4 ones */
+struct route6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct route6_key);
+	__type(value, __u32);
+} routes6 SEC(".maps");
+
 /* frames per slot: "other", then one per router; max_entries set by user space */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -50,10 +70,11 @@ struct {
 	__type(value, __u64);
 } counts SEC(".maps");
 
-/* addresses and ports in network order, as they are in the frame */
+/* addresses and ports in network order, as they are in the frame; an IPv4
+ * address as an IPv4-mapped IPv6 one */
 struct flow_key {
-	__u32 saddr;
-	__u32 daddr;
+	__u8 saddr[16];
+	__u8 daddr[16];
 	__u16 sport;
 	__u16 dport;
 };
@@ -79,6 +100,15 @@ struct iphdr_min {
 	__u32 daddr;
 };
 
+struct ipv6hdr_min {
+	__u32 ver_tc_flow;
+	__u16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
 static __always_inline void count_slot(__u32 slot)
 {
 	__u64 *c = bpf_map_lookup_elem(&counts, &slot);
@@ -87,19 +117,35 @@ static __always_inline void count_slot(__u32 slot)
 		*c += 1;
 }
 
-static __always_inline void count_flow(struct iphdr_min *ip, void *data_end)
+/* the flow of an IPv4 (ip4) or an IPv6 (ip6) frame: exactly one is set */
+static __always_inline void count_flow(struct iphdr_min *ip4, struct ipv6hdr_min *ip6,
+				       void *data_end)
 {
-	__u32 ihl = (ip->ver_ihl & 0x0f) * 4;
-	__u16 *ports = (void *)ip + ihl;
-	struct flow_key k;
+	struct flow_key k = {};
 	__u64 one = 1, *c;
+	__u16 *ports;
 
-	if (ip->protocol != IPPROTO_UDP || ihl < sizeof(*ip) || ihl > 60)
+	if (ip4) {
+		__u32 ihl = (ip4->ver_ihl & 0x0f) * 4;
+
+		if (ip4->protocol != IPPROTO_UDP || ihl < sizeof(*ip4) || ihl > 60)
+			return;
+		ports = (void *)ip4 + ihl;
+		k.saddr[10] = k.saddr[11] = 0xff;
+		k.daddr[10] = k.daddr[11] = 0xff;
+		__builtin_memcpy(&k.saddr[12], &ip4->saddr, 4);
+		__builtin_memcpy(&k.daddr[12], &ip4->daddr, 4);
+	} else if (ip6) {
+		if (ip6->nexthdr != IPPROTO_UDP)
+			return;
+		ports = (void *)(ip6 + 1);
+		__builtin_memcpy(k.saddr, ip6->saddr, 16);
+		__builtin_memcpy(k.daddr, ip6->daddr, 16);
+	} else {
 		return;
+	}
 	if ((void *)(ports + 2) > data_end)
 		return;
-	k.saddr = ip->saddr;
-	k.daddr = ip->daddr;
 	k.sport = ports[0];
 	k.dport = ports[1];
 	c = bpf_map_lookup_elem(&flows, &k);
@@ -118,26 +164,43 @@ static __always_inline int sink(struct __sk_buff *skb, int with_flows)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	struct route6_key key6;
 	struct route_key key;
+	struct ipv6hdr_min *ip6;
 	struct iphdr_min *ip;
-	__u32 *router;
+	__u32 *router, need;
 
-	if (skb->protocol != bpf_htons(ETH_P_IP))
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		need = ETH_HLEN + sizeof(*ip);
+	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		need = ETH_HLEN + sizeof(*ip6);
+	else
 		goto no_router;
-	if (data + ETH_HLEN + sizeof(*ip) > data_end) {
-		if (bpf_skb_pull_data(skb, ETH_HLEN + sizeof(*ip)) < 0)
+	if (data + need > data_end) {
+		if (bpf_skb_pull_data(skb, need) < 0)
 			goto no_router;
 		data = (void *)(long)skb->data;
 		data_end = (void *)(long)skb->data_end;
-		if (data + ETH_HLEN + sizeof(*ip) > data_end)
-			goto no_router;
 	}
-	ip = data + ETH_HLEN;
-	if (with_flows)
-		count_flow(ip, data_end);
-	key.prefixlen = 32;
-	key.addr = ip->daddr;
-	router = bpf_map_lookup_elem(&routes, &key);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		ip6 = data + ETH_HLEN;
+		if ((void *)(ip6 + 1) > data_end)
+			goto no_router;
+		if (with_flows)
+			count_flow(NULL, ip6, data_end);
+		key6.prefixlen = 128;
+		__builtin_memcpy(key6.addr, ip6->daddr, 16);
+		router = bpf_map_lookup_elem(&routes6, &key6);
+	} else {
+		ip = data + ETH_HLEN;
+		if ((void *)(ip + 1) > data_end)
+			goto no_router;
+		if (with_flows)
+			count_flow(ip, NULL, data_end);
+		key.prefixlen = 32;
+		key.addr = ip->daddr;
+		router = bpf_map_lookup_elem(&routes, &key);
+	}
 	if (router) {
 		count_slot(*router);
 		return TC_ACT_SHOT;

@@ -23,6 +23,7 @@ import contextlib
 import ipaddress
 import os
 import struct
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,30 +50,65 @@ MAX_FLOWS = 65536
 OTHER = 0
 
 _ROUTE_KEY = struct.Struct("=I4s")  # prefix length, address in network order
-_FLOW_KEY = struct.Struct("!4s4sHH")  # addresses and ports, in network order as in the frame
+_ROUTE6_KEY = struct.Struct("=I16s")  # the same for an IPv6 prefix
+#: addresses (IPv4 ones IPv4-mapped, ::ffff:a.b.c.d) and ports, in network order as in the frame
+_FLOW_KEY = struct.Struct("!16s16sHH")
 _COUNT = struct.Struct("=Q")
+
+
+def route_key(prefix: str) -> tuple[str, bytes]:
+    """The trie (``routes`` or ``routes6``) and key of a router's prefix, as the program looks
+    them up: the prefix length, then the network address in network order."""
+    net = ipaddress.ip_network(prefix)
+    if isinstance(net, ipaddress.IPv4Network):
+        return "routes", _ROUTE_KEY.pack(net.prefixlen, net.network_address.packed)
+    return "routes6", _ROUTE6_KEY.pack(net.prefixlen, net.network_address.packed)
+
+
+def flow_key(src: str, dst: str, sport: int, dport: int) -> bytes:
+    """A flow's key in the ``flows`` map (its addresses IPv4-mapped when IPv4)."""
+    return _FLOW_KEY.pack(_as16(src), _as16(dst), sport, dport)
+
+
+def _as16(ip: str) -> bytes:
+    a = ipaddress.ip_address(ip)
+    if isinstance(a, ipaddress.IPv4Address):
+        return ipaddress.IPv6Address(f"::ffff:{a}").packed
+    return a.packed
+
+
+def _from16(raw: bytes) -> str:
+    a = ipaddress.IPv6Address(raw)
+    return str(a.ipv4_mapped or a)
+
+
+def prefixes_of(routers: Mapping[str, str | Sequence[str]]) -> dict[str, list[str]]:
+    """Each router's prefixes: one (a string) or several (IPv4 and IPv6 ones)."""
+    return {name: [p] if isinstance(p, str) else list(p) for name, p in routers.items()}
 
 
 class TcSink:
     """The sink on the link ``dev`` of this namespace, counting per router of ``routers``
-    (name -> IPv4 prefix) and, with ``count_flows``, per flow; with ``timed_routers`` > 0 it
-    also keeps a latency histogram for each of that many router indexes (the index each
-    stamped frame carries). With ``dev`` None the program is loaded but attached nowhere:
-    ``prog_fd`` runs it on frames with BPF_PROG_RUN."""
+    (name -> its prefix, or its prefixes of either family) and, with ``count_flows``, per
+    flow; with ``timed_routers`` > 0 it also keeps a latency histogram for each of that many
+    router indexes (the index each stamped frame carries). With ``dev`` None the program is
+    loaded but attached nowhere: ``prog_fd`` runs it on frames with BPF_PROG_RUN."""
 
     kind = "tc-bpf"
 
-    def __init__(self, dev: str | None, routers: dict[str, str],
+    def __init__(self, dev: str | None, routers: Mapping[str, str | Sequence[str]],
                  count_flows: bool = False, timed_routers: int = 0) -> None:
         self.names = list(routers)
         self.timed_routers = timed_routers
         self.how = ""
         self._link: int | None = None
         self._flows: BpfMap | None = None
-        prefixes = [ipaddress.IPv4Network(p) for p in routers.values()]
+        keys = [(slot, *route_key(p))
+                for slot, ps in enumerate(prefixes_of(routers).values(), 1) for p in ps]
+        sizes = {m: max(1, sum(1 for _, mm, _ in keys if mm == m)) for m in ("routes", "routes6")}
         self._obj = libbpf.BpfObject(
             build.build(SOURCE), load=False,
-            max_entries={"routes": max(1, len(prefixes)), "counts": len(prefixes) + 1,
+            max_entries={**sizes, "counts": len(self.names) + 1,
                          "flows": MAX_FLOWS if count_flows else 1,
                          "hists": max(1, timed_routers)})
         try:
@@ -85,13 +121,14 @@ class TcSink:
             self._ncpu = libbpf.possible_cpus()
             if count_flows:
                 self._flows = BpfMap(libbpf.dup(self._obj.map_fd("flows")))
-            routes = BpfMap(libbpf.dup(self._obj.map_fd("routes")))
-            try:
-                for slot, pfx in enumerate(prefixes, 1):
-                    routes.update(_ROUTE_KEY.pack(pfx.prefixlen, pfx.network_address.packed),
-                                  struct.pack("=I", slot))
-            finally:
-                routes.close()
+            for name in sizes:
+                trie = BpfMap(libbpf.dup(self._obj.map_fd(name)))
+                try:
+                    for slot, m, key in keys:
+                        if m == name:
+                            trie.update(key, struct.pack("=I", slot))
+                finally:
+                    trie.close()
             self.prog_fd = self._obj.program_fd(chosen)
             if dev is not None:
                 self._link, self.how = net.ingress_program(dev, self.prog_fd, FILTER_NAME,
@@ -127,8 +164,7 @@ class TcSink:
             if not per_cpu:  # evicted between listing and reading
                 continue
             s, d, sp, dp = _FLOW_KEY.unpack(key)
-            out[(str(ipaddress.IPv4Address(s)), str(ipaddress.IPv4Address(d)), sp, dp)] = sum(
-                _COUNT.unpack(v)[0] for v in per_cpu)
+            out[(_from16(s), _from16(d), sp, dp)] = sum(_COUNT.unpack(v)[0] for v in per_cpu)
         return out
 
     def close(self) -> None:

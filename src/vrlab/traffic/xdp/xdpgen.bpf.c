@@ -15,8 +15,11 @@
  * headers it pushes in front) hands the page back changed, and the next
  * frame sent from that page would carry the change. So the program copies
  * the first HDR_BYTES (Ethernet, IPv4 and UDP headers, and the start of the
- * payload) from the template of the next flow: frames of different flows
- * are interleaved one by one, and every frame leaves as user space built it.
+ * payload) from the template of the next flow, and the next HDR6_EXTRA too
+ * when config.hdr_bytes says the frames are IPv6-sized (an IPv6 frame's
+ * Ethernet, IPv6 and UDP headers end at byte 62, the smallest IPv6 frame at
+ * 74): frames of different flows are interleaved one by one, and every frame
+ * leaves as user space built it.
  *
  * Why a generator frame is told apart by its metadata: every BPF_PROG_RUN
  * with repeat > 1 adds the program to the kernel's XDP dispatcher and
@@ -33,7 +36,10 @@
  * so the frame stays valid. It stamps whole rounds over the flows, one round
  * in stamp_every, so every flow (and router) is sampled alike and the
  * probe's cost stays bounded at high rates; the others leave with a zero
- * stamp, which the probe passes over. The sink's latency probe
+ * stamp, which the probe passes over. Only IPv4 frames are stamped (the
+ * stamp's offset is IPv4's UDP payload; in an IPv6 frame it would land in
+ * the destination address): IPv6 frames leave as their templates are, and
+ * the probe does not time them. The sink's latency probe
  * (latency.bpf.c) reads the stamp on the same clock. The stamp is taken
  * when the program runs; the kernel hands the frames to the veth in batches
  * (batch_size), so a frame waits there for at most one batch's worth of
@@ -48,17 +54,21 @@
 
 #define MAX_FLOWS 1024
 #define HDR_BYTES 60 /* the smallest frame: 14 + 20 + 8 + 18 */
+#define HDR6_EXTRA 14 /* up to the smallest IPv6 frame: 14 + 40 + 8 + 12 = 74 */
+#define HDR_MAX (HDR_BYTES + HDR6_EXTRA)
+#define ETH_TYPE_OFF 12
 #define META_BYTES 4
 #define UDP_CSUM_OFF 40 /* 14 + 20 + 6 */
 #define STAMP_OFF 42 /* the UDP payload */
 
 struct header {
-	__u8 bytes[HDR_BYTES];
+	__u8 bytes[HDR_MAX];
 };
 
 struct config {
 	__u32 flows; /* templates in use, 1..MAX_FLOWS */
 	__u32 stamp_every; /* 0: no stamps; N (a power of 2): stamp one round of flows in N */
+	__u32 hdr_bytes; /* HDR_BYTES, or HDR_MAX for frames of IPv6 size */
 };
 
 struct {
@@ -142,7 +152,14 @@ int xdpgen_tx(struct xdp_md *ctx)
 	if (!hdr || data + HDR_BYTES > data_end)
 		return XDP_ABORTED;
 	__builtin_memcpy(data, hdr->bytes, HDR_BYTES);
-	if (cfg->stamp_every && !(next->round & (cfg->stamp_every - 1)))
+	if (cfg->hdr_bytes == HDR_MAX) {
+		if (data + HDR_MAX > data_end)
+			return XDP_ABORTED;
+		__builtin_memcpy(data + HDR_BYTES, hdr->bytes + HDR_BYTES, HDR6_EXTRA);
+	}
+	/* IPv4 only: 0x0800 in network order */
+	if (cfg->stamp_every && !(next->round & (cfg->stamp_every - 1)) &&
+	    ((__u8 *)data)[ETH_TYPE_OFF] == 0x08 && ((__u8 *)data)[ETH_TYPE_OFF + 1] == 0x00)
 		stamp(data);
 	return XDP_TX;
 }
