@@ -12,7 +12,7 @@ from typing import Final
 
 from vrlab.errors import StoreError
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # PRAGMA application_id: tells a vrlab database apart from any other SQLite file ("vrlb").
 APPLICATION_ID: Final = 0x76726C62
 RUN_STATUSES: Final = ("running", "done", "failed", "interrupted")
@@ -31,6 +31,20 @@ _TRIAL_LATENCY: Final = """CREATE TABLE trial_latency (
         max_ns INTEGER NOT NULL,
         hist TEXT NOT NULL,
         PRIMARY KEY (trial_id, router)
+    ) WITHOUT ROWID"""
+
+# The machine that played each role of a run measured across the hosts of a testbed file (the
+# run's own machine_json is the controller's). Added in version 3.
+_RUN_HOSTS: Final = """CREATE TABLE run_hosts (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('tg', 'sut', 'ts')),
+        host TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        kernel TEXT NOT NULL,
+        cpu TEXT NOT NULL,
+        cpus TEXT NOT NULL,
+        PRIMARY KEY (run_id, role)
     ) WITHOUT ROWID"""
 
 # Executed one statement at a time inside one transaction: executescript() would commit early,
@@ -95,6 +109,7 @@ _SCHEMA: Final = (
         PRIMARY KEY (trial_id, router)
     ) WITHOUT ROWID""",
     _TRIAL_LATENCY,
+    _RUN_HOSTS,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -103,6 +118,7 @@ _SCHEMA: Final = (
 # the version bump, so a file is either wholly migrated or untouched. Migrations only add.
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (_TRIAL_LATENCY,),
+    2: (_RUN_HOSTS,),
 }
 
 

@@ -12,16 +12,30 @@ import subprocess
 import sys
 from dataclasses import asdict
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 from vrlab import nsexec
 from vrlab.errors import TrafficError
 from vrlab.ledger import Ledger, proc_start_time
 
+#: the namespace argument of an agent that stays in its starter's namespace (a machine of a
+#: testbed file, whose cabled ports are in its own namespace)
+HERE = "-"
+
+
+class AgentLink(Protocol):
+    """What a testbed needs of a generator or sink agent, wherever it runs: a local
+    :class:`Agent`, or one on another machine reached over SSH."""
+
+    def call(self, op: str, timeout: float | None = 60, **kw: Any) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
 
 def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
     nsexec.die_with_parent()
-    nsexec.enter(ns)
+    if ns != HERE:
+        nsexec.enter(ns)
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     from pyroute2 import IPRoute
@@ -99,13 +113,15 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Entry point of the agent process: ``python -m vrlab.traffic.agent NS CPU FD``."""
+    """Entry point of the agent process: ``python -m vrlab.traffic.agent NS CPU FD`` (NS ``-``:
+    this namespace)."""
     ns, cpu, fd = argv
     _serve(ns, None if cpu == "-" else int(cpu), Connection(int(fd)))
 
 
 class Agent:
-    """Controller side: start in ``ns`` pinned to ``cpu``; recorded in the ledger at once.
+    """Controller side: start in ``ns`` (:data:`HERE`: the caller's) pinned to ``cpu``;
+    recorded in the ledger at once.
 
     A fresh interpreter (not fork) so the agent holds none of the controller's sockets and
     threads; the socketpair carries pickled dicts both ways."""
