@@ -8,6 +8,7 @@ Needs root and /usr/sbin/sshd (openssh-server)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -202,3 +203,28 @@ def test_a_host_that_loses_power_mid_run(vrlab_env: VrlabEnv, tmp_path: Path) ->
         assert leftovers(lab, ("tg", "ts")) == {}
     finally:
         lab.stop()
+
+
+def test_a_generator_that_dies_mid_run_is_named(lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """The tg host's traffic agent killed with -9 (its pid from that host's own ledger): the
+    run stops with an error naming the host, and every host is left clean."""
+    proc = subprocess.Popen(vrlab_env.cli_args(
+        "sweep", "native-routed", "--testbed", str(lab.testbed), "--rates", "100:1500:100",
+        "--duration", "0.5", "--repeats", "3", "--no-plot"), env=vrlab_env.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_built(lab, proc)
+        ledger = on_host(lab, "tg", "cat /run/vrlab/runs/*.jsonl")
+        pids = [json.loads(line)["pid"] for line in ledger.splitlines()
+                if json.loads(line)["kind"] == "proc"]
+        assert len(pids) == 1, ledger
+        on_host(lab, "tg", f"kill -9 {pids[0]}")
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, out
+    text = " ".join(out.split())
+    assert "host tg (root@" in text and "generator agent on this machine died" in text, text
+    assert leftovers(lab) == {}

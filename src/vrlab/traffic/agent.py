@@ -128,6 +128,7 @@ class Agent:
 
     def __init__(self, ns: str, cpu: int | None, ledger: Ledger, what: str) -> None:
         self.ns = ns
+        self._where = "on this machine" if ns == HERE else f"in {ns}"
         self.what = what
         self._busy = False
         mine, theirs = socket.socketpair()
@@ -142,21 +143,21 @@ class Agent:
 
     def _wait(self, timeout: float | None) -> dict[str, Any]:
         if timeout is not None and not self.conn.poll(timeout):
-            raise TrafficError(f"{self.what} agent in {self.ns} did not answer in {timeout}s")
+            raise TrafficError(f"{self.what} agent {self._where} did not answer in {timeout}s")
         try:
             reply: dict[str, Any] = self.conn.recv()
         except (EOFError, OSError):
-            raise TrafficError(f"{self.what} agent in {self.ns} died (exit code "
+            raise TrafficError(f"{self.what} agent {self._where} died (exit code "
                                f"{self.proc.poll()})") from None
         if not reply.get("ok"):
-            raise TrafficError(f"{self.what} agent in {self.ns}: {reply.get('error')}")
+            raise TrafficError(f"{self.what} agent {self._where}: {reply.get('error')}")
         return reply
 
     def call(self, op: str, timeout: float | None = 60, **kw: Any) -> dict[str, Any]:
         try:
             self.conn.send({"op": op, **kw})
         except (BrokenPipeError, OSError):
-            raise TrafficError(f"{self.what} agent in {self.ns} is gone") from None
+            raise TrafficError(f"{self.what} agent {self._where} is gone") from None
         self._busy = True
         reply = self._wait(timeout)
         self._busy = False
