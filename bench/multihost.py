@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--final", type=float, default=0.5, help="NDR final trial length, s")
     ap.add_argument("--width", type=float, default=0.02, help="NDR goal width")
     ap.add_argument("--max-kpps", type=float, default=1500.0, help="search ceiling")
-    ap.add_argument("--rounds", type=int, default=2, help="NDR searches of each, alternating")
+    ap.add_argument("--rounds", type=int, default=3, help="NDR searches of each, alternating")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds testbeds and simulated hosts)")

@@ -139,7 +139,9 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     ctx, scenario = placed(ctx, scenario)
     p = ctx.profile
     rates = p.rates_pps()
-    cal = calibrated_max(ctx.store, scenario.traffic.flows, ctx.placement)
+    # the database's calibrations are this machine's generator, not a testbed file's
+    cal = None if ctx.testbed_name else calibrated_max(ctx.store, scenario.traffic.flows,
+                                                       ctx.placement)
     params: dict[str, object] = {
         "rates_pps": rates, "duration_s": p.duration_s, "repeats": p.repeats,
         "warmup_s": p.warmup_s, "flows": scenario.traffic.flows,

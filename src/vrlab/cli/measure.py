@@ -57,11 +57,12 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     _local_or_hosts(sc, testbed)
     ctx = run_context(db, pin, sink_rx, prof, label, generator, testbed)
     n = len(prof.rates_pps()) * prof.repeats
-    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
+    cal = None if testbed else method.calibrated_max(ctx.store, sc.traffic.flows,
+                                                     ctx.placement)
     console.print(f"sweep [bold]{sc.name}[/]: {n} trials of {prof.duration_s:g} s "
                   f"({prof.name} profile); {ctx.placement.describe()}; db {ctx.store.path}"
                   + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
-    if cal is None and not ctx.testbed_name:
+    if cal is None and not testbed:
         console.print("[yellow]no calibration in this database yet: run `vrlab calibrate` to "
                       "learn which rates the generator can honestly offer[/]")
     with progress(sc.name, n) as bars:

@@ -127,6 +127,15 @@ class Channel:
         lines = [ln for ln in str(rest).splitlines() if ln.strip()]
         return lines[-1] if lines else ""
 
+    async def ended(self, timeout: float) -> bool:
+        """Whether the command exits within ``timeout`` (its stdin closed first)."""
+        self._proc.stdin.write_eof()
+        try:
+            await asyncio.wait_for(self._proc.wait_closed(), timeout)
+        except (TimeoutError, asyncssh.Error, OSError):
+            return False
+        return True
+
     def close(self) -> None:
         self._proc.close()
 

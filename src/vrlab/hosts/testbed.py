@@ -42,6 +42,8 @@ T = TypeVar("T")
 #: how long a host's ``vrlab agent`` may take to start and to tear down
 START_S = 60.0
 TEARDOWN_S = 60.0
+#: how long an agent that has torn down may take to exit
+EXIT_S = 10.0
 ROLES = ("tg", "sut", "ts")
 
 
@@ -332,6 +334,8 @@ async def _teardown(agents: dict[str, RemoteAgent]) -> list[str]:
             line = await a.channel.exchange(wire.dumps({"op": "exit"}), TEARDOWN_S)
             while "removed" not in wire.loads(line):  # the answer to a request cut short
                 line = await a.channel.exchange(None, TEARDOWN_S)
+            if not await a.channel.ended(EXIT_S):
+                return f"{a.role} on {a.host}: `{a.channel.cmd}` still running after teardown"
         except (HostError, ValueError) as e:
             return f"{a.role} on {a.host}: {e}"
         finally:
