@@ -261,3 +261,31 @@ def test_a_tester_and_a_sut(vrlab_env: VrlabEnv) -> None:
         assert leftovers(lab, ("tester", "sut")) == {}
     finally:
         lab.stop()
+
+
+def test_sigterm_mid_run_tears_down_every_host(lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """No `vrlab clean` needed: the controller asks every host to tear down on its way out,
+    and the run is stored as interrupted with its trials."""
+    proc = subprocess.Popen(vrlab_env.cli_args(
+        "sweep", "native-routed", "--testbed", str(lab.testbed), "--rates", "100:1500:100",
+        "--duration", "0.5", "--repeats", "3", "--no-plot"), env=vrlab_env.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_built(lab, proc)
+        deadline = time.monotonic() + 30
+        while _trials(vrlab_env.db) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, out
+    conn = sqlite3.connect(vrlab_env.db)
+    try:
+        assert conn.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
+    finally:
+        conn.close()
+    assert _trials(vrlab_env.db) >= 1
+    assert leftovers(lab) == {}
