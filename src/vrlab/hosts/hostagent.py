@@ -143,8 +143,9 @@ def serve(role: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> 
                 return 0
             try:
                 reply = {"ok": True, **agent.handle(msg)}
-            except (VrlabError, OSError, KeyError, ValueError) as e:
-                reply = {"ok": False, "error": str(e) or type(e).__name__}
+            except Exception as e:  # every request is answered; the controller names the host
+                reply = {"ok": False, "error": f"{type(e).__name__}: {e}"
+                         if not isinstance(e, VrlabError) else str(e)}
             stdout.write(wire.dumps(reply))
             stdout.flush()
         return 0
