@@ -45,7 +45,7 @@ def alive(pid: int, start: int | None) -> bool:
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str  # netns | link | proc | dir
+    kind: str  # netns | link | proc | dir; on cabled interfaces: vrlab.cabled.KINDS
     data: dict[str, Any]
 
 

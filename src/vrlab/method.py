@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from vrlab import __version__, placement, search, sysinfo
-from vrlab.errors import Interrupted
+from vrlab.errors import Interrupted, UsageError
 from vrlab.framesize import MIN_FRAME
 from vrlab.plan import model, wiring
 from vrlab.profiles import CALIB_WIDTH, Profile
@@ -23,18 +23,48 @@ Progress = Callable[[str, TrialResult | None], None]
 CALIB_FLOWS = (1, 8, 32)
 CALIB_MAX_PPS = 3_000_000.0
 CALIB_MIN_PPS = 10_000.0
+#: why calibration takes no testbed file
+CALIBRATE_ACROSS_HOSTS = ("calibrate cannot use a testbed file yet: it measures the generator "
+                          "cabled straight to the sink, and a testbed file's cables run through "
+                          "the SUT; run it without --testbed")
 
 
 def _noop(msg: str, res: TrialResult | None) -> None:
     pass
 
 
+#: what builds a testbed for a run: (plan_for, placement, traffic, label) -> a testbed, local
+#: (:class:`Testbed`) or over the machines of a testbed file
+TestbedMaker = Callable[[Callable[[str], model.Plan], placement.Placement, TrafficSettings, str],
+                        Testbed]
+
+
+def local_testbed(plan_for: Callable[[str], model.Plan], where: placement.Placement,
+                  traffic: TrafficSettings, label: str) -> Testbed:
+    return Testbed(plan_for, where, traffic, label=label)
+
+
 @dataclass(frozen=True)
 class RunContext:
+    """``testbed``: how a run's testbed is built; ``testbed_name``: the testbed file's name,
+    recorded with the run ("" on this machine alone)."""
+
     store: Store
     placement: placement.Placement
     profile: Profile
     label: str = ""
+    testbed: TestbedMaker = local_testbed
+    testbed_name: str = ""
+
+
+def _record_testbed(ctx: RunContext, run_id: int, tb: Testbed) -> None:
+    """What a run learns once its testbed is up: the sink's counter, and the machine of each
+    role when they are a testbed file's."""
+    ctx.store.add_placement(run_id, sink=tb.sink_kind,
+                            **({"testbed": ctx.testbed_name} if ctx.testbed_name else {}))
+    hosts = tb.hosts()
+    if hosts:
+        ctx.store.add_hosts(run_id, hosts)
 
 
 def placed(ctx: RunContext, scenario: Scenario) -> tuple[RunContext, Scenario]:
@@ -114,7 +144,9 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     ctx, scenario = placed(ctx, scenario)
     p = ctx.profile
     rates = p.rates_pps()
-    cal = calibrated_max(ctx.store, scenario.traffic.flows, ctx.placement)
+    # the database's calibrations are this machine's generator, not a testbed file's
+    cal = None if ctx.testbed_name else calibrated_max(ctx.store, scenario.traffic.flows,
+                                                       ctx.placement)
     params: dict[str, object] = {
         "rates_pps": rates, "duration_s": p.duration_s, "repeats": p.repeats,
         "warmup_s": p.warmup_s, "flows": scenario.traffic.flows,
@@ -123,10 +155,10 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     make = plan_for or (lambda rid: wiring.make_plan(scenario, rid))
     with stored_run(ctx, "sweep", scenario.name, spec_yaml, params, scenario.traffic.ip,
                     scenario.traffic.size) as run_id, \
-            Testbed(make, ctx.placement,
-                    TrafficSettings(scenario.traffic.flows, scenario.traffic.size),
-                    label=f"sweep {scenario.name}") as tb:
-        ctx.store.add_placement(run_id, sink=tb.sink_kind)
+            ctx.testbed(make, ctx.placement,
+                        TrafficSettings(scenario.traffic.flows, scenario.traffic.size),
+                        f"sweep {scenario.name}") as tb:
+        _record_testbed(ctx, run_id, tb)
         for rep in range(p.repeats):
             for rate in rates:
                 res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s,
@@ -229,10 +261,10 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
     t0 = time.monotonic()
     with stored_run(ctx, "ndr", scenario.name, spec_yaml, params, scenario.traffic.ip,
                     scenario.traffic.size) as run_id, \
-            Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement,
-                    TrafficSettings(scenario.traffic.flows, scenario.traffic.size),
-                    label=f"ndr {scenario.name}") as tb:
-        ctx.store.add_placement(run_id, sink=tb.sink_kind)
+            ctx.testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement,
+                        TrafficSettings(scenario.traffic.flows, scenario.traffic.size),
+                        f"ndr {scenario.name}") as tb:
+        _record_testbed(ctx, run_id, tb)
         found = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
                            {"scenario": scenario.name}, count,
                            warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
@@ -307,6 +339,8 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
               progress: Progress = _noop) -> tuple[int, dict[int, float]]:
     """The paper's Fig. 4: tg linked straight to ts; for each flow count, the highest rate the
     generator and sink carry with no loss and no shortfall (NDR search)."""
+    if ctx.testbed is not local_testbed:
+        raise UsageError(CALIBRATE_ACROSS_HOSTS)
     p = ctx.profile
     found: dict[int, float] = {}
     with stored_run(ctx, "calibrate", "calibration", "", {"flows": list(flows_list)}) as run_id:

@@ -22,7 +22,7 @@ from pyroute2 import IPRoute, netns
 from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.exceptions import NetlinkError
 
-from vrlab import nsexec
+from vrlab import cabled, nsexec
 from vrlab.bpf import libbpf
 from vrlab.errors import KernelError, NeedRootError
 from vrlab.ledger import NETNS_DIR, Entry, Ledger, alive
@@ -168,6 +168,7 @@ def teardown(ledger: Ledger) -> list[str]:
     for e in reversed(entries):
         if e.kind == "proc" and _stop_process(int(e.data["pid"]), e.data.get("start")):
             removed.append(f"process {e.data['pid']} ({e.data.get('what', '?')})")
+    removed += cabled.undo(entries)  # what it added to interfaces it did not create
     with ExitStack() as stack:  # one socket per namespace, closed before the namespaces go
         sock = NsSockets(stack)
         batch, done = _delete_link_groups(sock, entries)

@@ -29,7 +29,7 @@ from vrlab.platform import build as platform_build
 from vrlab.platform import lifecycle
 from vrlab.platform.layout import PlatformLayout
 from vrlab.results import LatencySummary, TrialResult
-from vrlab.traffic.agent import Agent
+from vrlab.traffic.agent import Agent, AgentLink
 from vrlab.traffic.frames import Flow, build_frame, dual_flows, make_flows
 from vrlab.traffic.sink import Counts
 from vrlab.traffic.sinks import SinkChoice
@@ -99,8 +99,8 @@ class Testbed:
         self.label = label
         self.ledger: Ledger | None = None
         self.plan: Plan | None = None
-        self.gen: Agent | None = None
-        self.sink: Agent | None = None
+        self.gen: AgentLink | None = None
+        self.sink: AgentLink | None = None
         #: the shared eBPF engine (scenario ``shared``), for its counters and shares
         self.ebpf_engine: EbpfEngine | None = None
         #: userspace forwarding engines (``--engine userspace``, ``--guest-kind userspace``)
@@ -263,7 +263,7 @@ class Testbed:
 
     # ------------------------------------------------------------------ trials
 
-    def _running(self) -> tuple[Agent, Agent, Plan]:
+    def _running(self) -> tuple[AgentLink, AgentLink, Plan]:
         """The generator, the sink and the plan of a testbed that is up."""
         if self.gen is None or self.sink is None or self.plan is None:
             raise VrlabError(f"testbed {self.label} is not up: use it as `with Testbed(...)`")
@@ -287,6 +287,14 @@ class Testbed:
                for r, b in sorted(delta.items()) if r < len(self.router_names)}
         return out, sum(n for b in delta.values() for n in b.values())
 
+    def backlog_drops(self) -> dict[int, int]:
+        """Per CPU, the frames the SUT's machine's receive backlogs dropped so far."""
+        return softnet.backlog_drops()
+
+    def hosts(self) -> list[dict[str, str]]:
+        """The machines of each role, when they are not this one (a testbed file's)."""
+        return []
+
     def tg_stats(self) -> dict[str, int]:
         gen, _, plan = self._running()
         s: dict[str, int] = gen.call("link_stats", dev=plan.traffic.tg_dev)["stats"]
@@ -300,13 +308,13 @@ class Testbed:
         if warmup_s > 0:
             gen.call("send", rate=rate_pps, duration=warmup_s, timeout=warmup_s + 30)
             time.sleep(residual_s)
-        (before, lat0), s0, b0 = self._read(), self.tg_stats(), softnet.backlog_drops()
+        (before, lat0), s0, b0 = self._read(), self.tg_stats(), self.backlog_drops()
         rep = gen.call("send", rate=rate_pps, duration=duration_s,
                             timeout=duration_s + 30)
         time.sleep(residual_s)
         after, lat1 = self._read()
         delta = after.minus(before)
-        s1, b1 = self.tg_stats(), softnet.backlog_drops()
+        s1, b1 = self.tg_stats(), self.backlog_drops()
         kernel = {f"tg_{k}": float(s1[k] - s0[k]) for k in ("tx_packets", "tx_dropped")}
         kernel.update(backlog_drops(self.placement, softnet.minus(b1, b0)))
         latency, timed = self._latency(lat0, lat1)

@@ -161,3 +161,58 @@ def test_latency_attack_refuses_what_it_cannot_measure(vrlab_env: VrlabEnv, args
     assert r.returncode != 0
     assert needle in r.stderr, r.stderr
     assert_nothing_built(vrlab_env, created)
+
+
+# --------------------------------------------------------------------------- --testbed
+
+def _testbed_file(tmp_path: Path) -> Path:
+    """A valid testbed file whose hosts answer nothing (192.0.2.0/24 is TEST-NET-1)."""
+    (tmp_path / "id").write_text("unused\n")
+    p = tmp_path / "lab.yaml"
+    p.write_text("name: lab\nhosts:\n"
+                 "  tester: {address: 192.0.2.1, key: id, roles: [tester]}\n"
+                 "  sut: {address: 192.0.2.2, key: id, roles: [sut]}\n"
+                 "cables:\n  - {from: 'tester:eth1', to: 'sut:eth1'}\n"
+                 "  - {from: 'sut:eth2', to: 'tester:eth2'}\n")
+    return p
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["calibrate"], "cables run through the SUT"),
+    (["latency", "native-routed"], "clocks to agree"),
+    (["reproduce"], "does not measure across hosts yet"),
+])
+def test_commands_that_cannot_measure_across_hosts_refuse_testbed(
+        vrlab_env: VrlabEnv, tmp_path: Path, argv: list[str], says: str) -> None:
+    r, created = vrlab_env.run_cli_sealed(*argv, "--testbed", str(_testbed_file(tmp_path)))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"{argv[0]} --testbed:" in r.stdout + r.stderr and says in r.stdout + r.stderr
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_a_scenario_the_hosts_cannot_build_is_refused_before_connecting(
+        vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    r, created = vrlab_env.run_cli_sealed("sweep", "guest-routed", "--testbed",
+                                          str(_testbed_file(tmp_path)), "--no-plot")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "cannot be measured across hosts yet" in r.stdout + r.stderr
+    assert "192.0.2" not in r.stdout + r.stderr, "refused before any host was tried"
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_ndr_across_hosts_needs_its_upper_bound(vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    r, created = vrlab_env.run_cli_sealed("ndr", "native-routed", "--testbed",
+                                          str(_testbed_file(tmp_path)))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "give --max-kpps" in r.stdout + r.stderr
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_ipv6_frames_across_hosts_are_refused_before_connecting(vrlab_env: VrlabEnv,
+                                                                tmp_path: Path) -> None:
+    r, created = vrlab_env.run_cli_sealed("sweep", "native-routed", "--ip", "6", "--testbed",
+                                          str(_testbed_file(tmp_path)), "--no-plot")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "--ip 6: frames across hosts are IPv4 only" in r.stdout + r.stderr
+    assert "192.0.2" not in r.stdout + r.stderr, "refused before any host was tried"
+    assert_nothing_built(vrlab_env, created)

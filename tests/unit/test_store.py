@@ -417,3 +417,49 @@ def test_add_placement_merges_into_one_run_only(store: Store) -> None:
     assert store.run(a).placement["sink"] == "nftables"
     with pytest.raises(StoreError):
         store.add_placement(a + b + 1, sink="tc-bpf")
+
+
+# -- the machines of a run across hosts -----------------------------------------------------
+
+HOSTS = [{"role": r, "host": f"h-{r}", "destination": f"root@{r}.lab:22",
+          "hostname": f"{r}-box", "kernel": "6.1.0-18", "cpu": f"CPU of {r}", "cpus": "8"}
+         for r in ("ts", "tg", "sut")]
+
+
+def test_a_run_records_the_machine_of_each_role(store: Store) -> None:
+    run_id = store.start_run(make_info())
+    assert store.hosts(run_id) == []
+    store.add_hosts(run_id, HOSTS)
+    got = store.hosts(run_id)
+    assert [h["role"] for h in got] == ["tg", "sut", "ts"]
+    assert got[1] == {k: v for k, v in HOSTS[2].items()}
+
+
+def test_hosts_of_a_missing_run_is_store_error(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.add_hosts(99, HOSTS)
+
+
+def test_a_version_2_file_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite"
+    with Store(path) as s:
+        run_id = s.start_run(make_info(label="old"))
+        s.add_trial(run_id, make_result(100_000, 999_000))
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE run_hosts")  # version 4's
+    for column in ("ip", "frame_size"):  # version 3's
+        conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store(path) as s:
+        assert s.run(run_id).label == "old"
+        assert s.run(run_id).trial_count == 1
+        assert s.hosts(run_id) == [] and s.run(run_id).ip == 4
+        s.add_hosts(run_id, HOSTS)
+        assert len(s.hosts(run_id)) == 3
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    finally:
+        conn.close()

@@ -95,3 +95,13 @@ def clean_testbed(testbed: Path, force: bool) -> None:
     if bad:
         raise HostsUnfit(f"not cleaned: {', '.join(bad)} (what vrlab left there is still "
                          "there; run again once the host answers)")
+
+
+@click.command("agent", short_help="The far end of a testbed file's run (started over SSH).")
+@click.argument("role", type=click.Choice(["tg", "sut", "ts"]))
+def agent_cmd(role: str) -> None:
+    """The far end of a testbed file's run, started over SSH by the controller: answers one
+    JSON request per line on stdin (docs/multihost.md); not for use by hand."""
+    from vrlab.hosts import hostagent
+
+    sys.exit(hostagent.serve(role))

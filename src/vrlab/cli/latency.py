@@ -16,6 +16,7 @@ from vrlab.cli.options import (
     db_option,
     overrides,
     placement_options,
+    refuse_testbed,
     run_context,
     scenario_options,
 )
@@ -60,6 +61,8 @@ def _cells(s: LatencySummary | None) -> list[str]:
               "guests (both if --engine is not given); --repeats sets the rounds (default 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
+@refuse_testbed("latency", "one-way latency across hosts needs the generator's and the sink's "
+                "clocks to agree, which vrlab does not check yet; run it without --testbed")
 @db_option
 def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
                 engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,

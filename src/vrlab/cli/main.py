@@ -30,7 +30,7 @@ def cli() -> None:
 for _command in (scenarios.scenarios, scenarios.plan_cmd, measure.sweep, measure.calibrate,
                  measure.reproduce, measure.ndr_cmd, latency.latency_cmd, results.results,
                  results.export, results.plot_cmd, host.status, host.clean, platform.up,
-                 platform.down, platform.exec_, hosts.hosts):
+                 platform.down, platform.exec_, hosts.hosts, hosts.agent_cmd):
     cli.add_command(_command)
 
 

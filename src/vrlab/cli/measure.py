@@ -18,8 +18,10 @@ from vrlab.cli.options import (
     overrides,
     placement_options,
     profile_from,
+    refuse_testbed,
     run_context,
     scenario_options,
+    testbed_option,
 )
 from vrlab.errors import UsageError
 
@@ -40,6 +42,7 @@ from vrlab.errors import UsageError
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True, help="Where the figure is written.")
 @click.option("--plot/--no-plot", default=True, show_default=True)
+@testbed_option
 @db_option
 def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | None,
           engine: str | None, guest_kind: str | None, hook: str | None, ip: str | None,
@@ -47,7 +50,7 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
           rates: str | None,
           duration: float | None,
           repeats: int | None, pin: bool, sink_rx: str, generator: str, label: str,
-          out_dir: Path, plot: bool,
+          out_dir: Path, plot: bool, testbed: Path | None,
           db: Path | None) -> None:
     """Measure SCENARIO the paper's way: received rate at each offered rate."""
     from vrlab import method
@@ -55,14 +58,16 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook,
                                              ip))
     prof = profile_from(profile_name, rates, duration, repeats)
-    net.require_root()
-    ctx = run_context(db, pin, sink_rx, prof, label, generator)
+    _local_or_hosts(sc, testbed)
+    ctx = run_context(db, pin, sink_rx, prof, label, generator, testbed)
     n = len(prof.rates_pps()) * prof.repeats
-    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
+    cal = None if testbed else method.calibrated_max(ctx.store, sc.traffic.flows,
+                                                     ctx.placement)
     console.print(f"sweep [bold]{sc.name}[/]: {n} trials of {prof.duration_s:g} s "
                   f"({prof.name} profile); {_frames(sc)}; {ctx.placement.describe()}; "
-                  f"db {ctx.store.path}")
-    if cal is None:
+                  f"db {ctx.store.path}"
+                  + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
+    if cal is None and not testbed:
         console.print("[yellow]no calibration in this database yet: run `vrlab calibrate` to "
                       "learn which rates the generator can honestly offer[/]")
     with progress(sc.name, n) as bars:
@@ -77,6 +82,16 @@ def _frames(sc: spec.Scenario) -> str:
     """The frames a run sends, as its console line says them."""
     kind = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6"}[sc.traffic.ip]
     return f"{kind} frames of {sc.traffic.size} bytes (+4 FCS)"
+
+
+def _local_or_hosts(sc: spec.Scenario, testbed: Path | None) -> None:
+    """Root for a testbed on this machine; for one across hosts, a scenario it can build (the
+    hosts need root, this machine does not)."""
+    if testbed is None:
+        net.require_root()
+        return
+    from vrlab.hosts.testbed import check_scenario
+    check_scenario(sc)
 
 
 def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
@@ -105,6 +120,8 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
 @placement_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True)
+@refuse_testbed("calibrate", "it measures the generator cabled straight to the sink, and a "
+                "testbed file's cables run through the SUT; run it without --testbed")
 @db_option
 def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, generator: str,
               out_dir: Path, db: Path | None) -> None:
@@ -145,6 +162,8 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
               help="Reuse the newest calibration in the database instead of running one.")
 @ip_option
 @placement_options
+@refuse_testbed("reproduce", "it does not measure across hosts yet (its latency figures need "
+                "one clock at both ends); run it without --testbed")
 @db_option
 def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
               ip: str | None, pin: bool, sink_rx: str, generator: str, db: Path | None) -> None:
@@ -191,6 +210,7 @@ def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_cali
               "reported, with every repeat's bounds. Default: the profile's (3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
+@testbed_option
 @db_option
 def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
             engine: str | None, guest_kind: str | None, hook: str | None, ip: str | None,
@@ -199,7 +219,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
             duration_sum: float | None,
             exceed_ratio: float, width: float, pdr_loss: float, min_kpps: float,
             max_kpps: float | None, repeats: int | None, as_json: bool, pin: bool,
-            sink_rx: str, generator: str, db: Path | None) -> None:
+            sink_rx: str, generator: str, testbed: Path | None, db: Path | None) -> None:
     """Find SCENARIO's throughput by MLRsearch (RFC 9971): NDR (goal loss ratio 0) and PDR
     (0.5%) as conditional throughput with their bounds, each goal's exceed ratio and duration
     sum stated; short trials first, full-length ones near the bounds. Also prints RFC 2544's
@@ -217,8 +237,11 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
     final = prof.calib_final_s if final_duration is None else final_duration
     goals = method.ndr_goals(final, width, pdr_loss,
                              duration_sum, exceed_ratio)
-    net.require_root()
-    ctx = run_context(db, pin, sink_rx, prof, "", generator)
+    _local_or_hosts(sc, testbed)
+    if testbed is not None and max_kpps is None:
+        raise UsageError("ndr --testbed: give --max-kpps (the calibration in the database is "
+                         "this machine's, not the testbed's generator)")
+    ctx = run_context(db, pin, sink_rx, prof, "", generator, testbed)
     cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
     if max_kpps is not None:
         hi = max_kpps * 1e3
@@ -232,7 +255,8 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
         raise UsageError(f"--min-kpps {min_kpps:g}: must be below the upper bound "
                          f"{hi / 1e3:.0f} kpps")
     console.print(f"ndr [bold]{sc.name}[/]: search {min_kpps:.0f}-{hi / 1e3:.0f} kpps; "
-                  f"{_frames(sc)}; {ctx.placement.describe()}")
+                  f"{_frames(sc)}; {ctx.placement.describe()}"
+                  + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
     n = prof.search_repeats if repeats is None else repeats
     done: list[method.NdrOutcome] = []
     for i in range(n):

@@ -10,8 +10,11 @@ import click
 
 from vrlab import placement, profiles
 from vrlab.cli.console import console
+from vrlab.errors import UsageError
 from vrlab.method import RunContext
+from vrlab.plan.model import Plan
 from vrlab.store.db import Store
+from vrlab.testbed import Testbed, TrafficSettings
 from vrlab.traffic import senders
 from vrlab.traffic.senders import GeneratorChoice
 
@@ -100,10 +103,34 @@ def ip_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         "traffic.ip (4). Recorded with every result.")(f)
 
 
+def testbed_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--testbed", "testbed", metavar="FILE", default=None,
+                        type=click.Path(path_type=Path, dir_okay=False),
+                        help="Measure across the machines of this testbed file (generator, "
+                        "SUT and sink reached over SSH; docs/multihost.md) instead of "
+                        "namespaces on this machine.")(f)
+
+
+def refuse_testbed(command: str, why: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--testbed`` on a command that cannot measure across hosts yet: given, it is one clear
+    error before anything runs, never a silent local measurement."""
+    def check(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+        if value is not None:
+            raise UsageError(f"{command} --testbed: {why}")
+
+    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        return click.option("--testbed", metavar="FILE", default=None, expose_value=False,
+                            type=click.Path(path_type=Path, dir_okay=False), callback=check,
+                            is_eager=True,
+                            help=f"Not taken yet: {why}.")(f)
+    return wrap
+
+
 def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Profile,
-                label: str, generator: str = "auto") -> RunContext:
+                label: str, generator: str = "auto", testbed: Path | None = None) -> RunContext:
     """The store, the placement and the profile of a measuring command. ``generator`` is
-    resolved here, once, so every trial of the run uses one path and its record says which."""
+    resolved here, once, so every trial of the run uses one path and its record says which.
+    ``testbed``: a testbed file whose machines the run's testbeds are built on."""
     choice: GeneratorChoice = ("xdp" if generator == "xdp" else
                                "sendmmsg" if generator == "sendmmsg" else "auto")
     path, why = senders.resolve(choice)
@@ -112,7 +139,20 @@ def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Prof
     if sink_rx == "auto":
         sink_rx = "generator" if path == "xdp" else "sut"
     where: placement.SinkWith = "generator" if sink_rx == "generator" else "sut"
-    return RunContext(Store(db), placement.choose(pin, where, generator=path), profile, label)
+    where_cpus = placement.choose(pin, where, generator=path)
+    if testbed is None:
+        return RunContext(Store(db), where_cpus, profile, label)
+    from vrlab.hosts import spec as testbed_spec
+    from vrlab.hosts.testbed import HostsTestbed
+
+    file, _ = testbed_spec.load(testbed)
+
+    def on_hosts(plan_for: Callable[[str], Plan], pl: placement.Placement,
+                 traffic: TrafficSettings, name: str) -> Testbed:
+        return HostsTestbed(file, plan_for, pl, traffic, name)
+
+    return RunContext(Store(db), where_cpus, profile, label, testbed=on_hosts,
+                      testbed_name=file.name)
 
 
 def profile_from(name: str, rates: str | None, duration: float | None,

@@ -21,17 +21,21 @@ from vrlab.errors import UsageError
 @click.option("--scenario", default=None)
 @db_option
 def results(kind: str | None, scenario: str | None, db: Path | None) -> None:
-    """List stored runs."""
+    """List stored runs; a run measured across the hosts of a testbed file names the file's
+    testbed and shows its SUT machine's kernel."""
     from vrlab.store.db import Store
 
     with Store(db) as st:
         t = Table("id", "started", "kind", "scenario", "ip", "profile", "label", "trials",
-                  "status", "kernel", "placement")
+                  "status", "kernel", "placement", "testbed")
         for r in st.runs(kind=kind, scenario=scenario):
             pl = "pinned" if r.placement.get("pinned") == "True" else "unpinned"
+            where = r.placement.get("testbed", "")
+            sut = next((h for h in st.hosts(r.id) if h["role"] == "sut"), None)
+            kernel = sut["kernel"] if sut else r.machine.get("kernel", "")
             t.add_row(str(r.id), r.started_at[:19], r.kind, r.scenario, str(r.ip), r.profile,
-                      r.label,
-                      str(r.trial_count), r.status, r.machine.get("kernel", ""), pl)
+                      r.label, str(r.trial_count), r.status, kernel, pl,
+                      f"{where} (sut: {sut['host']})" if sut else where or "this machine")
         out.print(t)
 
 

@@ -9,6 +9,7 @@ how each host is reached, so a run is the same whoever starts it."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,9 +69,75 @@ class Session:
                                       f"`{cmd}` exited {out.exit_status}: {last[0]}")
         return out
 
+    async def open(self, argv: Sequence[str]) -> Channel:
+        """Start ``argv`` on the host and keep its stdin and stdout open: a long-lived helper
+        that answers one line per line it reads (``vrlab agent``)."""
+        cmd = shlex.join(argv)
+        try:
+            proc = await self._conn.create_process(cmd, encoding="utf-8")
+        except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost, asyncssh.DisconnectError,
+                OSError) as e:
+            raise HostLost(self.name, self.spec.destination,
+                           f"cannot start `{cmd}` ({_reason(e)}); did the host reboot or its "
+                           "network go down?") from None
+        return Channel(self, cmd, proc)
+
     async def close(self) -> None:
         self._conn.close()
         await self._conn.wait_closed()
+
+
+class Channel:
+    """A command on a host whose stdin and stdout carry one line per message."""
+
+    def __init__(self, session: Session, cmd: str,
+                 proc: asyncssh.SSHClientProcess[str]) -> None:
+        self.session = session
+        self.cmd = cmd
+        self._proc = proc
+
+    def _lost(self, why: str) -> HostLost:
+        s = self.session
+        return HostLost(s.name, s.spec.destination, f"`{self.cmd}` {why}; did the host reboot, "
+                        "its network go down, or the process die?")
+
+    async def exchange(self, line: str | None, timeout: float) -> str:
+        """Send ``line`` (if any) and return the next line the command writes."""
+        try:
+            if line is not None:
+                self._proc.stdin.write(line)
+            got = await asyncio.wait_for(self._proc.stdout.readline(), timeout)
+        except TimeoutError:
+            s = self.session
+            raise RemoteCommandFailed(s.name, s.spec.destination,
+                                      f"`{self.cmd}` gave no answer within {timeout:g} s") from None
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError, OSError) as e:
+            raise self._lost(f"lost ({_reason(e)})") from None
+        if not got:
+            status = self._proc.exit_status
+            err = await self._stderr_tail()
+            raise self._lost(f"ended (exit status {status})" + (f": {err}" if err else ""))
+        return str(got)
+
+    async def _stderr_tail(self) -> str:
+        try:
+            rest = await asyncio.wait_for(self._proc.stderr.read(), 1.0)
+        except (TimeoutError, asyncssh.Error, OSError):
+            return ""
+        lines = [ln for ln in str(rest).splitlines() if ln.strip()]
+        return lines[-1] if lines else ""
+
+    async def ended(self, timeout: float) -> bool:
+        """Whether the command exits within ``timeout`` (its stdin closed first)."""
+        self._proc.stdin.write_eof()
+        try:
+            await asyncio.wait_for(self._proc.wait_closed(), timeout)
+        except (TimeoutError, asyncssh.Error, OSError):
+            return False
+        return True
+
+    def close(self) -> None:
+        self._proc.close()
 
 
 def _text(data: object) -> str:

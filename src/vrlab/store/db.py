@@ -114,6 +114,27 @@ class Store:
             conn.execute("UPDATE runs SET placement_json = ? WHERE id = ?",
                          (codec.dump_json(merged), run_id))
 
+    def add_hosts(self, run_id: int, hosts: Sequence[Mapping[str, str]]) -> None:
+        """The machine of each role of a run measured across a testbed file's hosts: role,
+        host (its name in the file), destination, hostname, kernel, cpu, cpus."""
+        self._require_run(run_id)
+        with self._tx() as conn:
+            conn.executemany(
+                """INSERT OR REPLACE INTO run_hosts
+                       (run_id, role, host, destination, hostname, kernel, cpu, cpus)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(run_id, h["role"], h["host"], h["destination"], h["hostname"], h["kernel"],
+                  h["cpu"], h["cpus"]) for h in hosts])
+
+    def hosts(self, run_id: int) -> list[dict[str, str]]:
+        """A run's machines by role (tg, sut, ts); empty for a run on this machine alone."""
+        self._require_run(run_id)
+        rows = self._conn.execute(
+            """SELECT role, host, destination, hostname, kernel, cpu, cpus FROM run_hosts
+               WHERE run_id = ? ORDER BY CASE role WHEN 'tg' THEN 0 WHEN 'sut' THEN 1 ELSE 2 END""",
+            (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
     def finish_run(self, run_id: int, status: str = "done") -> None:
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"finish_run status must be done, failed or interrupted: {status!r}")

@@ -12,7 +12,7 @@ from typing import Final
 
 from vrlab.errors import StoreError
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 # PRAGMA application_id: tells a vrlab database apart from any other SQLite file ("vrlb").
 APPLICATION_ID: Final = 0x76726C62
 RUN_STATUSES: Final = ("running", "done", "failed", "interrupted")
@@ -41,6 +41,20 @@ _RUN_IP: Final = ("ALTER TABLE runs ADD COLUMN ip INTEGER NOT NULL DEFAULT 4 "
 _RUN_FRAME_SIZE: Final = "ALTER TABLE runs ADD COLUMN frame_size INTEGER"
 _RUN_FRAME_SIZE_FROM_PARAMS: Final = """UPDATE runs SET frame_size =
     json_extract(params_json, '$.frame_size') WHERE json_valid(params_json)"""
+
+# The machine that played each role of a run measured across the hosts of a testbed file (the
+# run's own machine_json is the controller's). Added in version 4.
+_RUN_HOSTS: Final = """CREATE TABLE run_hosts (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('tg', 'sut', 'ts')),
+        host TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        kernel TEXT NOT NULL,
+        cpu TEXT NOT NULL,
+        cpus TEXT NOT NULL,
+        PRIMARY KEY (run_id, role)
+    ) WITHOUT ROWID"""
 
 # Executed one statement at a time inside one transaction: executescript() would commit early,
 # and two processes creating the same fresh file must not both build the schema.
@@ -106,6 +120,7 @@ _SCHEMA: Final = (
         PRIMARY KEY (trial_id, router)
     ) WITHOUT ROWID""",
     _TRIAL_LATENCY,
+    _RUN_HOSTS,
     f"PRAGMA application_id = {APPLICATION_ID}",
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
@@ -115,6 +130,7 @@ _SCHEMA: Final = (
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (_TRIAL_LATENCY,),
     2: (_RUN_IP, _RUN_FRAME_SIZE, _RUN_FRAME_SIZE_FROM_PARAMS),
+    3: (_RUN_HOSTS,),
 }
 
 

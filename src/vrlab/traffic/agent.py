@@ -12,16 +12,30 @@ import subprocess
 import sys
 from dataclasses import asdict
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 from vrlab import nsexec
 from vrlab.errors import TrafficError
 from vrlab.ledger import Ledger, proc_start_time
 
+#: the namespace argument of an agent that stays in its starter's namespace (a machine of a
+#: testbed file, whose cabled ports are in its own namespace)
+HERE = "-"
+
+
+class AgentLink(Protocol):
+    """What a testbed needs of a generator or sink agent, wherever it runs: a local
+    :class:`Agent`, or one on another machine reached over SSH."""
+
+    def call(self, op: str, timeout: float | None = 60, **kw: Any) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
 
 def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
     nsexec.die_with_parent()
-    nsexec.enter(ns)
+    if ns != HERE:
+        nsexec.enter(ns)
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     from pyroute2 import IPRoute
@@ -101,19 +115,22 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Entry point of the agent process: ``python -m vrlab.traffic.agent NS CPU FD``."""
+    """Entry point of the agent process: ``python -m vrlab.traffic.agent NS CPU FD`` (NS ``-``:
+    this namespace)."""
     ns, cpu, fd = argv
     _serve(ns, None if cpu == "-" else int(cpu), Connection(int(fd)))
 
 
 class Agent:
-    """Controller side: start in ``ns`` pinned to ``cpu``; recorded in the ledger at once.
+    """Controller side: start in ``ns`` (:data:`HERE`: the caller's) pinned to ``cpu``;
+    recorded in the ledger at once.
 
     A fresh interpreter (not fork) so the agent holds none of the controller's sockets and
     threads; the socketpair carries pickled dicts both ways."""
 
     def __init__(self, ns: str, cpu: int | None, ledger: Ledger, what: str) -> None:
         self.ns = ns
+        self._where = "on this machine" if ns == HERE else f"in {ns}"
         self.what = what
         self._busy = False
         mine, theirs = socket.socketpair()
@@ -128,21 +145,21 @@ class Agent:
 
     def _wait(self, timeout: float | None) -> dict[str, Any]:
         if timeout is not None and not self.conn.poll(timeout):
-            raise TrafficError(f"{self.what} agent in {self.ns} did not answer in {timeout}s")
+            raise TrafficError(f"{self.what} agent {self._where} did not answer in {timeout}s")
         try:
             reply: dict[str, Any] = self.conn.recv()
         except (EOFError, OSError):
-            raise TrafficError(f"{self.what} agent in {self.ns} died (exit code "
+            raise TrafficError(f"{self.what} agent {self._where} died (exit code "
                                f"{self.proc.poll()})") from None
         if not reply.get("ok"):
-            raise TrafficError(f"{self.what} agent in {self.ns}: {reply.get('error')}")
+            raise TrafficError(f"{self.what} agent {self._where}: {reply.get('error')}")
         return reply
 
     def call(self, op: str, timeout: float | None = 60, **kw: Any) -> dict[str, Any]:
         try:
             self.conn.send({"op": op, **kw})
         except (BrokenPipeError, OSError):
-            raise TrafficError(f"{self.what} agent in {self.ns} is gone") from None
+            raise TrafficError(f"{self.what} agent {self._where} is gone") from None
         self._busy = True
         reply = self._wait(timeout)
         self._busy = False

@@ -1,0 +1,134 @@
+"""Configuration vrlab adds to interfaces it did not create: the cabled ports of a machine in a
+testbed file. Such an interface is used as it is (never renamed, moved or deleted); vrlab only
+adds addresses, routes and permanent neighbours on it and changes a few of its settings (IPv4
+forwarding, the RPS mask, GRO), each recorded in the ledger *before* it is made, a setting with
+its old value. ``undo`` removes exactly those additions and writes the old values back, so a
+machine is left as vrlab found it, by the run itself or later by ``vrlab clean``.
+
+Everything here acts in the calling process's network namespace: the machine's own, where its
+physical interfaces are."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2.ethtool import Ethtool
+from pyroute2.netlink.exceptions import NetlinkError
+
+from vrlab.errors import KernelError
+from vrlab.ledger import Entry, Ledger
+
+NUD_PERMANENT = 0x80
+#: ledger kinds of this module's records
+KINDS = ("addr", "route", "neigh", "setting", "gro")
+
+
+def _index(ipr: IPRoute, dev: str) -> int:
+    idx = ipr.link_lookup(ifname=dev)
+    if not idx:
+        raise KernelError(f"interface {dev} does not exist on this machine; check the testbed "
+                          "file's cables")
+    return int(idx[0])
+
+
+def add_address(led: Ledger, dev: str, cidr: str) -> None:
+    """Refused when the interface has the address already: undoing would remove what vrlab did
+    not add."""
+    addr, _, plen = cidr.partition("/")
+    with IPRoute() as ipr:
+        idx = _index(ipr, dev)
+        if any(a.get("IFA_ADDRESS") == addr for a in ipr.get_addr(family=socket.AF_INET)):
+            raise KernelError(f"{dev} has the address {addr} already; vrlab adds and removes "
+                              "its own: remove it by hand or cable another interface")
+        led.record("addr", dev=dev, cidr=cidr)
+        ipr.addr("add", index=idx, address=addr, prefixlen=int(plen))
+
+
+def add_neighbour(led: Ledger, dev: str, ip: str, mac: str) -> None:
+    led.record("neigh", dev=dev, ip=ip)
+    with IPRoute() as ipr:
+        ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=_index(ipr, dev), state=NUD_PERMANENT)
+
+
+def add_route(led: Ledger, dst: str, via: str, dev: str) -> None:
+    """Refused when the machine routes ``dst`` already (its own route would be lost)."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, dev)
+        net_, _, plen = dst.partition("/")
+        if any(r.get("RTA_DST") == net_ and r["dst_len"] == int(plen or 32)
+               for r in ipr.get_routes(family=socket.AF_INET, table=254)):
+            raise KernelError(f"this machine routes {dst} already; vrlab's traffic needs that "
+                              "prefix: remove the route first")
+        led.record("route", dst=dst, via=via, dev=dev)
+        ipr.route("add", dst=dst, gateway=via, oif=idx)
+
+
+def set_file(led: Ledger, path: str, value: str) -> None:
+    """Write ``value`` to a /proc/sys or /sys file, after recording what it held."""
+    p = Path(path)
+    old = p.read_text().strip()
+    led.record("setting", path=path, old=old)
+    p.write_text(value)
+
+
+def gro_on(led: Ledger, dev: str) -> None:
+    e = Ethtool()
+    try:
+        f = e.get_features(dev)
+        old = bool(f.features["rx-gro"].enable)
+        led.record("gro", dev=dev, old=old)
+        if not old:
+            f.features["rx-gro"].enable = True
+            e.set_features(dev, f)
+    finally:
+        e.close()
+
+
+def undo(entries: list[Entry]) -> list[str]:
+    """Remove this module's records of ``entries``, newest first; what is already gone (the
+    interface vanished, the machine rebooted) is skipped. Returns what was undone."""
+    done: list[str] = []
+    mine = [e for e in reversed(entries) if e.kind in KINDS]
+    if not mine:
+        return done
+    with IPRoute() as ipr:
+        for e in mine:
+            d = e.data
+            try:
+                if e.kind == "setting":
+                    Path(d["path"]).write_text(str(d["old"]))
+                    done.append(f"setting {d['path']} back to {d['old']}")
+                    continue
+                if e.kind == "gro":
+                    if not d["old"]:
+                        _gro_off(d["dev"])
+                        done.append(f"GRO off again on {d['dev']}")
+                    continue
+                idx = ipr.link_lookup(ifname=d["dev"])
+                if not idx:
+                    continue
+                if e.kind == "addr":
+                    addr, _, plen = d["cidr"].partition("/")
+                    ipr.addr("del", index=idx[0], address=addr, prefixlen=int(plen))
+                    done.append(f"address {d['cidr']} on {d['dev']}")
+                elif e.kind == "neigh":
+                    ipr.neigh("del", dst=d["ip"], ifindex=idx[0])
+                    done.append(f"neighbour {d['ip']} on {d['dev']}")
+                elif e.kind == "route":
+                    ipr.route("del", dst=d["dst"], gateway=d["via"], oif=idx[0])
+                    done.append(f"route {d['dst']} via {d['via']}")
+            except (NetlinkError, OSError):
+                continue  # never made (the record comes first), or gone with its interface
+    return done
+
+
+def _gro_off(dev: str) -> None:
+    e = Ethtool()
+    try:
+        f = e.get_features(dev)
+        f.features["rx-gro"].enable = False
+        e.set_features(dev, f)
+    finally:
+        e.close()

@@ -1,0 +1,155 @@
+"""The far end of a multi-host testbed: ``vrlab agent ROLE``, started over SSH on a machine of
+the testbed file, one per role that machine plays. It reads one JSON request a line on stdin and
+answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
+
+- ``hello``: this machine (:func:`vrlab.sysinfo.machine`) and vrlab's version;
+- ``ports``: each named interface's MAC address and state; refuses one that is missing or down;
+- ``configure``: addresses, permanent neighbours, routes and settings on named interfaces
+  (:mod:`vrlab.cabled`), the SUT's routing and the receive steering of any role;
+- ``start``: a traffic agent (:class:`vrlab.traffic.agent.Agent`) in this machine's own
+  namespace, pinned to a CPU; ``call`` forwards a request to it (``sender``, ``send``,
+  ``sink``, ``read``, ``link_stats``);
+- ``softnet``: per CPU, the frames this machine's receive backlogs dropped;
+- ``exit``: tear everything down and answer.
+
+Everything it makes is in a ledger of this machine (under its own /run/vrlab) before it exists,
+owned by this process. It tears down when asked, when stdin closes (the controller died or its
+connection broke), and on SIGTERM or SIGHUP; after a ``kill -9`` of this process ``vrlab clean``
+on the machine (``vrlab clean --testbed`` from the controller) removes what the ledger names."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import Any, TextIO
+
+from pyroute2 import IPRoute
+
+from vrlab import __version__, cabled, net, softnet, sysinfo
+from vrlab.errors import Interrupted, VrlabError
+from vrlab.hosts import wire
+from vrlab.ledger import Ledger
+from vrlab.traffic.agent import HERE, Agent
+
+#: link states a cabled interface may be in: up, or unknown for drivers that report no carrier
+USABLE_STATES = ("UP", "UNKNOWN")
+
+
+def _ports(devs: list[str]) -> dict[str, dict[str, str]]:
+    out = {}
+    with IPRoute() as ipr:
+        for dev in devs:
+            idx = ipr.link_lookup(ifname=dev)
+            if not idx:
+                raise VrlabError(f"interface {dev} does not exist; check the testbed file's "
+                                 "cables")
+            link = ipr.get_links(idx[0])[0]
+            state = str(link.get("IFLA_OPERSTATE") or "UNKNOWN")
+            if state not in USABLE_STATES:
+                raise VrlabError(f"interface {dev} is {state.lower()}: is its cable plugged in "
+                                 f"and the link up (ip link set {dev} up)?")
+            out[dev] = {"mac": str(link.get("IFLA_ADDRESS")), "state": state.lower()}
+    return out
+
+
+class HostAgent:
+    """One role's agent on this machine, with its ledger and its traffic agent."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.ledger: Ledger | None = None
+        self.traffic: Agent | None = None
+
+    def _led(self) -> Ledger:
+        if self.ledger is None:
+            self.ledger = Ledger.create(f"testbed {self.role}")
+        return self.ledger
+
+    def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
+        op = msg.get("op")
+        if op == "hello":
+            return {"machine": sysinfo.machine(), "version": __version__}
+        if op == "ports":
+            return {"ports": _ports(list(msg["devs"]))}
+        if op == "configure":
+            self._configure(msg)
+            return {}
+        if op == "start":
+            if self.traffic is not None:
+                raise VrlabError(f"the {self.role} agent has a traffic agent already")
+            cpu = msg.get("cpu")
+            self.traffic = Agent(HERE, None if cpu is None else int(cpu), self._led(),
+                                 str(msg.get("what", self.role)))
+            return {}
+        if op == "call":
+            if self.traffic is None:
+                raise VrlabError(f"`call` before `start`: the {self.role} agent runs no "
+                                 "traffic agent")
+            kw = dict(msg["args"])
+            timeout = kw.pop("timeout", 60)
+            return {"reply": self.traffic.call(str(msg["call"]), timeout=timeout, **kw)}
+        if op == "softnet":
+            return {"drops": {str(k): v for k, v in softnet.backlog_drops().items()}}
+        raise VrlabError(f"unknown request {op!r}")
+
+    def _configure(self, msg: dict[str, Any]) -> None:
+        led = self._led()
+        for path, value in msg.get("settings", []):
+            cabled.set_file(led, path, value)
+        for dev in msg.get("gro", []):
+            cabled.gro_on(led, dev)
+        for dev, cidr in msg.get("addresses", []):
+            cabled.add_address(led, dev, cidr)
+        for dev, ip, mac in msg.get("neighbours", []):
+            cabled.add_neighbour(led, dev, ip, mac)
+        for dst, via, dev in msg.get("routes", []):
+            cabled.add_route(led, dst, via, dev)
+
+    def close(self) -> list[str]:
+        """Stop the traffic agent and undo everything the ledger names."""
+        if self.traffic is not None:
+            try:
+                self.traffic.close()
+            finally:
+                self.traffic = None
+        if self.ledger is None:
+            return []
+        led, self.ledger = self.ledger, None
+        return net.teardown(led)
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(f"signal {signum}: torn down")
+
+
+def serve(role: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    """Answer requests until ``exit`` or the end of stdin; tear down on the way out."""
+    net.require_root()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
+    agent = HostAgent(role)
+    try:
+        stdout.write(wire.dumps({"ok": True, "ready": role}))
+        stdout.flush()
+        for line in stdin:
+            if not line.strip():
+                continue
+            msg = wire.loads(line)
+            if msg.get("op") == "exit":
+                removed = agent.close()
+                stdout.write(wire.dumps({"ok": True, "removed": removed}))
+                stdout.flush()
+                return 0
+            try:
+                reply = {"ok": True, **agent.handle(msg)}
+            except Exception as e:  # every request is answered; the controller names the host
+                reply = {"ok": False, "error": f"{type(e).__name__}: {e}"
+                         if not isinstance(e, VrlabError) else str(e)}
+            stdout.write(wire.dumps(reply))
+            stdout.flush()
+        return 0
+    except (Interrupted, BrokenPipeError, KeyboardInterrupt):
+        return 1
+    finally:
+        agent.close()

@@ -1,0 +1,354 @@
+"""A testbed whose generator, SUT and sink are the machines of a testbed file: the same thing a
+trial runs on as the local :class:`~vrlab.testbed.Testbed` (a subclass of it, so sweeps and
+searches need no second copy), built over SSH.
+
+Entering connects to every host at once (any host that cannot be reached is an error before
+anything is built anywhere), starts one ``vrlab agent ROLE`` per role (:mod:`.hostagent`),
+checks that every cabled interface exists and is up, configures the SUT from the scenario's own
+plan (its addresses, forwarding, the routes toward the sink and permanent neighbours, on the
+cabled interfaces), steers receive work as the placement says, and starts the sink on the ts
+host and the generator on the tg host. Each host records what it makes in its own ledger.
+Leaving asks every agent to tear down (an agent whose connection breaks tears down by itself),
+on success, on an error, on Ctrl-C and on SIGTERM.
+
+Trials go untimed: a one-way latency would subtract the generator machine's clock from the
+sink machine's."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import replace
+from types import FrameType, TracebackType
+from typing import Any, TypeVar
+
+from vrlab import __version__
+from vrlab.errors import Interrupted, UsageError, VrlabError
+from vrlab.framesize import MIN_FRAME
+from vrlab.hosts import wire
+from vrlab.hosts.errors import HostError, RemoteCommandFailed
+from vrlab.hosts.spec import TestbedFile
+from vrlab.hosts.ssh import Channel, Session, connect
+from vrlab.placement import Placement, rps_mask
+from vrlab.plan.model import Plan
+from vrlab.spec import Scenario
+from vrlab.testbed import Testbed, TrafficSettings
+from vrlab.traffic.frames import build_frame, make_flows
+
+T = TypeVar("T")
+#: how long a host's ``vrlab agent`` may take to start and to tear down
+START_S = 60.0
+TEARDOWN_S = 60.0
+#: how long an agent that has torn down may take to exit
+EXIT_S = 10.0
+ROLES = ("tg", "sut", "ts")
+
+
+def check_scenario(sc: Scenario) -> None:
+    """Refuse, before connecting, a scenario a testbed file cannot build yet: only the SUT
+    routing between its two cabled ports (``native-routed``) is configured on a remote SUT."""
+    s = sc.sut
+    if s.io != "routed" or s.forwarding != "host" or s.guests or sc.userspace:
+        raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts yet; "
+                         "only a SUT that routes between its cabled ports (io: routed, "
+                         "forwarding: host, no guests, e.g. native-routed) can; run it "
+                         "without --testbed")
+    if sc.traffic.ip != 4:
+        raise UsageError(f"--testbed: --ip {sc.traffic.ip}: frames across hosts are IPv4 only "
+                         "yet (the remote SUT is configured with IPv4 addresses and routes); "
+                         "use --ip 4, or measure IPv6 without --testbed")
+
+
+class RemoteAgent:
+    """A generator or sink agent on a host of the testbed, through that role's
+    ``vrlab agent``: what :class:`~vrlab.testbed.Testbed` calls, as it calls a local one."""
+
+    def __init__(self, tb: HostsTestbed, role: str, channel: Channel) -> None:
+        self._tb = tb
+        self.role = role
+        self.channel = channel
+
+    @property
+    def host(self) -> str:
+        return self.channel.session.name
+
+    async def request(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        line = await self.channel.exchange(wire.dumps(msg), timeout)
+        try:
+            reply = wire.loads(line)
+        except ValueError:
+            raise self.failed(f"answered {line.strip()[:200]!r}, not a message") from None
+        if not reply.get("ok"):
+            raise self.failed(str(reply.get("error")))
+        return reply
+
+    def failed(self, why: str) -> RemoteCommandFailed:
+        s = self.channel.session
+        return RemoteCommandFailed(s.name, s.spec.destination, f"{self.role} agent: {why}")
+
+    def ask(self, msg: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        return self._tb.run(self.request(msg, timeout))
+
+    def call(self, op: str, timeout: float | None = 60, **kw: Any) -> dict[str, Any]:
+        t = 60.0 if timeout is None else timeout
+        reply: dict[str, Any] = self.ask({"op": "call", "call": op,
+                                          "args": {**kw, "timeout": t}}, t + 10)["reply"]
+        return reply
+
+    def close(self) -> None:
+        """Nothing here: the testbed asks every agent to tear down at once when it closes."""
+
+
+class HostsTestbed(Testbed):
+    """The local testbed's interface over the machines of a testbed file."""
+
+    def __init__(self, file: TestbedFile, plan_for: Callable[[str], Plan],
+                 placement: Placement, traffic: TrafficSettings,
+                 label: str = "testbed") -> None:
+        super().__init__(plan_for, placement, replace(traffic, latency=False), label)
+        self.file = file
+        self.sessions: dict[str, Session] = {}
+        self.agents: dict[str, RemoteAgent] = {}
+        self.machines: dict[str, dict[str, str]] = {}
+        self.setup_s = self.teardown_s = 0.0
+        #: what could not be torn down (a host that went away): its own agent tears down when
+        #: its connection breaks, else `vrlab clean --testbed` removes it
+        self.teardown_problems: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._old_handler: Any = None
+
+    # ------------------------------------------------------------------ the event loop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the testbed's event loop (one thread holding every SSH connection)
+        and wait for it; Ctrl-C and SIGTERM still reach this thread."""
+        if self._loop is None:
+            coro.close()
+            raise VrlabError(f"testbed {self.label} is not up")
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result()
+        except BaseException:
+            fut.cancel()
+            raise
+
+    def _start_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=loop.run_forever, name="vrlab-ssh", daemon=True)
+        self._thread.start()
+
+    def _stop_loop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        loop.close()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> HostsTestbed:
+        t0 = time.monotonic()
+        self._old_handler = signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            self._start_loop()
+            self._up()
+        except BaseException:
+            self.close()
+            raise
+        self.setup_s = time.monotonic() - t0
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+        if et is None and self.teardown_problems:
+            raise VrlabError("not torn down: " + "; ".join(self.teardown_problems)
+                             + " (run `vrlab clean --testbed` once the host answers)")
+
+    def _up(self) -> None:
+        f = self.file
+        self.plan = plan = self._plan_for(secrets.token_hex(2))
+        if plan.platform is not None or plan.userspace_engines or plan.guest_ns \
+                or plan.bridges or plan.rules:
+            raise UsageError(f"--testbed: scenario {plan.scenario} cannot be measured across "
+                             "hosts yet; run it without --testbed")
+        self.sessions = self.run(_connect_all(f))
+        where = {"tg": f.tg, "sut": f.sut, "ts": f.ts}
+        self.agents = self.run(self._open_agents(where))
+        hello = self.run(_each(self.agents, {"op": "hello"}, START_S))
+        for role, reply in hello.items():
+            if reply.get("version") != __version__:
+                raise self.agents[role].failed(
+                    f"vrlab {reply.get('version')} there, {__version__} here; install the same "
+                    "version on every host")
+            m = dict(reply["machine"])
+            self.machines[role] = {"host": where[role],
+                                   "destination": f.hosts[where[role]].destination,
+                                   "hostname": m.get("hostname", "?"),
+                                   "kernel": m.get("kernel", "?"), "cpu": m.get("cpu", "?"),
+                                   "cpus": m.get("cpus", "?")}
+        (_, tg_if), (_, sut_in) = f.cables[0].ends
+        (_, sut_out), (_, ts_if) = f.cables[1].ends
+        devs = {"tg": [tg_if], "sut": [sut_in, sut_out], "ts": [ts_if]}
+        ports = self.run(_each(self.agents, {"op": "ports"}, START_S,
+                               {r: {"devs": d} for r, d in devs.items()}))
+        macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
+        self.run(_each(self.agents, {"op": "configure"}, START_S,
+                       self._configuration(plan, tg_if, sut_in, sut_out, ts_if, macs)))
+        self.plan = replace(plan, traffic=replace(plan.traffic, tg_dev=tg_if, ts_dev=ts_if,
+                                                  src_mac=macs[tg_if]))
+        self._start_traffic(self.plan, macs[sut_in])
+
+    async def _open_agents(self, where: dict[str, str]) -> dict[str, RemoteAgent]:
+        async def one(role: str) -> RemoteAgent:
+            s = self.sessions[where[role]]
+            ch = await s.open([s.spec.vrlab, "agent", role])
+            agent = RemoteAgent(self, role, ch)
+            line = await ch.exchange(None, START_S)
+            if not wire.loads(line).get("ok"):
+                raise agent.failed(f"did not start: {line.strip()[:200]}")
+            return agent
+        got = await asyncio.gather(*(one(r) for r in ROLES), return_exceptions=True)
+        agents = {r: a for r, a in zip(ROLES, got, strict=True) if isinstance(a, RemoteAgent)}
+        self.agents = agents  # the ones that started are torn down even if another failed
+        _raise_first(got)
+        return agents
+
+    def _configuration(self, plan: Plan, tg_if: str, sut_in: str, sut_out: str, ts_if: str,
+                       macs: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Per role, what its ``configure`` request holds: the plan's SUT objects moved onto
+        the cabled interfaces, with the MAC addresses the machines really have."""
+        plan_out = next(v.a for v in plan.veths if v.a_ns == plan.sut_ns)
+        dev = {plan.sut_ingress: sut_in, plan_out: sut_out}
+        peer_mac = {sut_in: macs[tg_if], sut_out: macs[ts_if]}
+        sut: dict[str, Any] = {
+            "settings": [(f"/proc/sys/net/ipv4/conf/{d}/forwarding", "1")
+                         for d in (sut_in, sut_out)],
+            "addresses": [(dev[a.dev], a.cidr) for a in plan.addresses if a.ns == plan.sut_ns],
+            "neighbours": [(dev[n.dev], n.ip, peer_mac[dev[n.dev]]) for n in plan.neighbours
+                           if n.ns == plan.sut_ns],
+            "routes": [(r.dst, r.via, dev[r.dev]) for r in plan.routes if r.ns == plan.sut_ns],
+            "gro": [sut_in] if self.placement.generator == "xdp" else []}
+        ts: dict[str, Any] = {}
+        pl = self.placement
+        if pl.pinned and pl.sut_cpu is not None and pl.sink_cpu is not None:
+            sut["settings"].append((_rps(sut_in), rps_mask(pl.sut_cpu)))
+            ts["settings"] = [(_rps(ts_if), rps_mask(pl.sink_cpu))]
+        return {"tg": {}, "sut": sut, "ts": ts}
+
+    def _start_traffic(self, p: Plan, sut_mac: str) -> None:
+        t = p.traffic
+        cpu = self.placement.generator_cpu
+        sink, gen = self.agents["ts"], self.agents["tg"]
+        sink.ask({"op": "start", "cpu": cpu, "what": "sink"}, START_S)
+        gen.ask({"op": "start", "cpu": cpu, "what": "generator"}, START_S)
+        self.sink, self.gen = sink, gen
+        reply = sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
+                          routers={r.name: r.prefix for r in t.routers},
+                          count_flows=self.traffic.count_flows, latency=False,
+                          kind=self.traffic.sink)
+        self.sink_kind = str(reply.get("sink", ""))
+        self.latency_attach = ""
+        self.router_names = [r.name for r in t.routers]
+        self.flows = make_flows([(r.name, r.prefix, sut_mac) for r in t.routers], t.src_mac,
+                                t.src_ip, self.traffic.flows)
+        frames = [build_frame(f, self.traffic.frame_size or MIN_FRAME) for f in self.flows]
+        gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator,
+                 stamp=False)
+
+    def close(self) -> None:
+        t0 = time.monotonic()
+        try:
+            if self._loop is not None and self.agents:
+                self.teardown_problems = self.run(_teardown(self.agents))
+        finally:
+            self.gen = self.sink = None
+            self.agents = {}
+            if self._loop is not None and self.sessions:
+                self.run(_close_sessions(self.sessions))
+            self.sessions = {}
+            self._stop_loop()
+            if self._old_handler is not None:
+                signal.signal(signal.SIGTERM, self._old_handler)
+                self._old_handler = None
+            self.teardown_s = time.monotonic() - t0
+
+    # ------------------------------------------------------------------ what trials read
+
+    def backlog_drops(self) -> dict[int, int]:
+        """The SUT machine's per-CPU backlog drops, attributed by the placement as on one
+        machine (:func:`vrlab.placement.backlog_drops`)."""
+        drops = self.agents["sut"].ask({"op": "softnet"})["drops"]
+        return {int(k): int(v) for k, v in drops.items()}
+
+    def hosts(self) -> list[dict[str, str]]:
+        return [{"role": r, **m} for r, m in self.machines.items()]
+
+
+def _rps(dev: str) -> str:
+    return f"/sys/class/net/{dev}/queues/rx-0/rps_cpus"
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted("terminated (SIGTERM): testbed torn down on every host")
+
+
+def _raise_first(results: list[Any]) -> None:
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+
+
+async def _connect_all(f: TestbedFile) -> dict[str, Session]:
+    """A session to every host, or the first host's error once every attempt has ended (the
+    sessions that did open are closed)."""
+    names = list(f.hosts)
+    got = await asyncio.gather(*(connect(f, n) for n in names), return_exceptions=True)
+    sessions = {n: s for n, s in zip(names, got, strict=True) if isinstance(s, Session)}
+    if len(sessions) < len(names):
+        await _close_sessions(sessions)
+        _raise_first(got)
+    return sessions
+
+
+async def _each(agents: dict[str, RemoteAgent], msg: dict[str, Any], timeout: float,
+                per_role: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """``msg`` to every agent at once, with each role's fields of ``per_role`` added; every
+    reply, or the first error once all have answered."""
+    roles = list(agents)
+    extra = per_role or {}
+    got = await asyncio.gather(
+        *(agents[r].request({**msg, **extra.get(r, {})}, timeout) for r in roles),
+        return_exceptions=True)
+    _raise_first(got)
+    return {r: g for r, g in zip(roles, got, strict=True) if isinstance(g, dict)}
+
+
+async def _teardown(agents: dict[str, RemoteAgent]) -> list[str]:
+    """Every agent tears down at once; returns what could not be (a host gone away)."""
+    async def one(a: RemoteAgent) -> str | None:
+        try:
+            line = await a.channel.exchange(wire.dumps({"op": "exit"}), TEARDOWN_S)
+            while "removed" not in wire.loads(line):  # the answer to a request cut short
+                line = await a.channel.exchange(None, TEARDOWN_S)
+            if not await a.channel.ended(EXIT_S):
+                return f"{a.role} on {a.host}: `{a.channel.cmd}` still running after teardown"
+        except (HostError, ValueError) as e:
+            return f"{a.role} on {a.host}: {e}"
+        finally:
+            a.channel.close()
+        return None
+    got = await asyncio.gather(*(one(a) for a in agents.values()))
+    return [g for g in got if g]
+
+
+async def _close_sessions(sessions: dict[str, Session]) -> None:
+    await asyncio.gather(*(s.close() for s in sessions.values()), return_exceptions=True)
