@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from old_schema import downgrade
 
 from vrlab import histogram
 from vrlab.results import LatencySummary, RunInfo, TrialResult
@@ -197,14 +198,7 @@ def test_a_version_1_file_is_migrated_and_keeps_its_trials(tmp_path: Path) -> No
     with Store(path) as st_:
         run = st_.start_run(info())
         st_.add_trial(run, TrialResult(1e5, 1.0, 7, 7, {"r0": 7}, 1e5))
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE trial_latency")
-    conn.execute("DROP TABLE run_hosts")  # version 4's: a version 1 file has none of these
-    for column in ("ip", "frame_size"):  # version 3's
-        conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    downgrade(path, 1)
     with Store(path) as st_:
         assert st_.trials(run)[0].result.received == 7
         st_.add_trial(run, TrialResult(1e5, 1.0, 1, 1, {"r0": 1}, 1e5,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from old_schema import downgrade
 
 from vrlab.errors import StoreError
 from vrlab.results import RunInfo, TrialResult
@@ -445,13 +446,7 @@ def test_a_version_2_file_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None
     with Store(path) as s:
         run_id = s.start_run(make_info(label="old"))
         s.add_trial(run_id, make_result(100_000, 999_000))
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE run_hosts")  # version 4's
-    for column in ("ip", "frame_size"):  # version 3's
-        conn.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-    conn.execute("PRAGMA user_version = 2")
-    conn.commit()
-    conn.close()
+    downgrade(path, 2)
     with Store(path) as s:
         assert s.run(run_id).label == "old"
         assert s.run(run_id).trial_count == 1

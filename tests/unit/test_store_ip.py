@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from old_schema import downgrade
 
 from vrlab.results import RunInfo
 from vrlab.store import schema
@@ -38,15 +39,9 @@ def test_an_ip_version_that_does_not_exist_is_refused(tmp_path: Path) -> None:
 
 def version2_file(path: Path) -> None:
     """A database as schema version 2 made it: no ip or frame_size column in runs."""
+    Store(path).close()
+    downgrade(path, 2)
     conn = sqlite3.connect(path, isolation_level=None)
-    runs = schema._SCHEMA[0]
-    old = runs.replace(",\n        ip INTEGER NOT NULL DEFAULT 4 CHECK (ip IN (4, 6, 46)),\n"
-                       "        frame_size INTEGER", "")
-    assert old != runs and "ip INTEGER" not in old
-    later = ("CREATE TABLE run_hosts",)  # version 4's
-    for statement in (old, *(st for st in schema._SCHEMA[1:] if not st.startswith(later))):
-        conn.execute(statement.replace(f"user_version = {schema.SCHEMA_VERSION}",
-                                       "user_version = 2"))
     for params in ('{"frame_size": 128}', '{"min_pps": 1}'):
         conn.execute("""INSERT INTO runs (started_at, kind, scenario, profile, spec_yaml,
                         machine_json, placement_json, vrlab_version, params_json)
