@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import functools
 import json
 import os
@@ -73,6 +72,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from vrlab import placement, search, spec, sysinfo  # noqa: E402
+from vrlab.cli.options import overrides  # noqa: E402
 from vrlab.plan import wiring  # noqa: E402
 from vrlab.plan.shared import platform_spec  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
@@ -133,18 +133,15 @@ def configs(ip: int) -> dict[str, tuple[str, dict[str, Any], int]]:
 
 
 def hook_overrides(hook: str) -> dict[str, str]:
-    """The scenario's settings for ``--hook``: xdp-sender is the XDP hook on the sender's CPU."""
-    if hook == "xdp-sender":
-        return {"sut.hook": "xdp", "sut.xdp_cpu": "sender"}
-    return {"sut.hook": hook}
+    """The scenario's settings for ``--hook`` (xdp-sender: XDP on the sender's CPU), as the
+    measuring commands read it."""
+    return overrides(None, None, None, hook=hook)
 
 
 def hook_placement(pl: placement.Placement, hook: str) -> placement.Placement:
     """The placement as ``vrlab ndr`` records it for ``--hook`` (method.placed)."""
-    if hook == "tc":
-        return dataclasses.replace(pl, engine_hook="tc")
-    return dataclasses.replace(pl, engine_hook="xdp",
-                               xdp_cpu="sender" if hook == "xdp-sender" else "sut")
+    o = hook_overrides(hook)
+    return placement.for_engine(pl, o["sut.hook"], o.get("sut.xdp_cpu", "sut"))
 
 
 def measure_n(n: int, pl: placement.Placement, final: float, width: float,

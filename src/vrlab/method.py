@@ -74,9 +74,9 @@ def placed(ctx: RunContext, scenario: Scenario) -> tuple[RunContext, Scenario]:
     if scenario.userspace:
         ctx = replace(ctx, placement=placement.for_userspace(ctx.placement))
     if scenario.sut.forwarding == "shared" and scenario.sut.engine == "ebpf":
-        hook = placement.engine_hook(scenario.sut.hook, ctx.placement)
-        xdp_cpu = scenario.sut.xdp_cpu if hook == "xdp" and ctx.placement.pinned else None
-        ctx = replace(ctx, placement=replace(ctx.placement, engine_hook=hook, xdp_cpu=xdp_cpu))
+        where = placement.for_engine(ctx.placement, scenario.sut.hook, scenario.sut.xdp_cpu)
+        hook = where.engine_hook
+        ctx = replace(ctx, placement=where)
         scenario = scenario.model_copy(
             update={"sut": scenario.sut.model_copy(update={"hook": hook})})
     return ctx, scenario

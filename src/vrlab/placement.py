@@ -92,6 +92,15 @@ def engine_hook(requested: str, pl: Placement) -> str:
     return "tc"
 
 
+def for_engine(pl: Placement, requested: str, xdp_cpu: str) -> Placement:
+    """``pl`` with the shared eBPF engine's hook settled (:func:`engine_hook`) and, at XDP in a
+    pinned testbed, the CPU it forwards on (``xdp_cpu``: "sut" or "sender"), as results record
+    them."""
+    hook = engine_hook(requested, pl)
+    return replace(pl, engine_hook=hook,
+                   xdp_cpu=xdp_cpu if hook == "xdp" and pl.pinned else None)
+
+
 def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None,
            generator: GeneratorPath = "sendmmsg") -> Placement:
     """Pin when asked and the machine has at least two CPUs we may use; else leave it be."""

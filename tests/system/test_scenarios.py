@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 from pyroute2 import IPRoute
@@ -203,9 +203,7 @@ def deliver(name: str, ip: int) -> dict[tuple[str, str, int, int], int]:
     sc = load(name, ip)
     routers = sc.router_count
     settings = TrafficSettings(flows=2 * routers, count_flows=True)
-    pl = placement.choose(True)
-    if sc.sut.xdp_cpu == "sender":
-        pl = replace(pl, engine_hook="xdp", xdp_cpu="sender")
+    pl = placement.for_engine(placement.choose(True), sc.sut.hook, sc.sut.xdp_cpu)
     with testbed.Testbed(lambda rid: wiring.make_plan(sc, rid), pl, settings,
                  label=f"test-{name.replace('@', '-')}") as tb:
         p = tb.plan
