@@ -504,15 +504,45 @@ def test_no_loss_anywhere_is_unsaturated() -> None:
     assert r.fmt() == "≥ 1000 kpps (SUT never saturated)"
 
 
-def test_sut_limited_peak_comes_from_fully_offered_points_with_its_spread() -> None:
-    # a point the generator fell short at, receiving more than any fully offered one, is
-    # not the peak: 480 kpps at a 600 kpps target that was offered as 500
+def test_a_short_point_counts_towards_the_peak_but_never_as_loss() -> None:
+    """480 kpps received at a 600 kpps target the generator offered as 500: the SUT forwarded
+    them, so they are the peak; the SUT's limit is shown by the 500 kpps point it was offered in
+    full and could not carry (450 received). The interval reaches the best single repeat."""
     short = device(480_000, rates=[600_000.0], generator_max=500_000, std=5_000)
     assert short[0].generator_short
     pts = device(450_000, rates=OFFERED[:5], std=5_000) + short
     r = verdicts.sweep_rate({"k": pts}, "k")
-    assert (r.problem, r.pps, r.low, r.high) == ("", 450_000, 445_000, 455_000)
-    assert r.fmt() == "450±5 kpps"
+    assert (r.problem, r.pps, r.low, r.high) == ("", 480_000, 475_000, 485_000)
+    assert r.fmt() == "480±5 kpps"
+    # the same short point's loss alone shows no limit: without the lossy full offer, a bound
+    alone = device(600_000, rates=OFFERED[:4]) + device(480_000, rates=[600_000.0],
+                                                         generator_max=500_000)
+    r = verdicts.sweep_rate({"k": alone}, "k")
+    assert (r.problem, r.pps) == (GENERATOR_LIMITED, 480_000)
+
+
+def test_loss_below_the_peak_shows_no_limit() -> None:
+    """A stall of the VM loses 3% at 300 kpps, and the SUT then carries 400 kpps offered in
+    full and 480 where the generator fell short: the peak is the generator's, not a limit at
+    300 kpps. The same stall above the peak, at a rate offered in full, is a limit."""
+    pts = device(TOP * 2, rates=OFFERED[:4])
+    stalled = pts[2]
+    pts[2] = SweepPoint(**{**stalled.__dict__, "mean_pps": stalled.mean_pps * 0.97,
+                           "mean_loss_ratio": 0.03})
+    pts += device(TOP * 2, rates=[600_000.0], generator_max=480_000)
+    r = verdicts.sweep_rate({"k": pts}, "k")
+    assert (r.problem, r.pps) == (GENERATOR_LIMITED, 480_000)
+    over = device(500_000, rates=[700_000.0])  # offered in full, 500 received: a limit
+    r = verdicts.sweep_rate({"k": pts + over}, "k")
+    assert (r.problem, r.pps) == ("", 500_000)
+
+
+def test_a_point_the_sink_dropped_at_counts_for_nothing() -> None:
+    pts = device(400_000, rates=OFFERED[:6])
+    dropped = SweepPoint(**{**pts[-1].__dict__, "target_pps": 700_000.0, "mean_pps": 650_000.0,
+                            "max_pps": 650_000.0, "sink_dropped": True})
+    r = verdicts.sweep_rate({"k": [*pts, dropped]}, "k")
+    assert (r.problem, r.pps, r.high) == ("", 400_000, 400_000)
 
 
 # --------------------------------------------------------------------------- comparisons
@@ -630,6 +660,8 @@ def test_guests_only_native_unsaturated_decides_only_what_it_can() -> None:
     pts["native-routed"] = unsaturated()
     c = claims.guests_only(pts, GUEST_N)
     assert (c.verdict, c.reasons) == (DIFFERS, (UNSATURATED,))
+    # native is only a lower bound, so the factor drawn from it is one too
+    assert f"native/guests(N={max(GUEST_N)}) = ≥ 5.0x" in c.measured
 
 
 def test_guests_only_generator_short_guests_and_no_guest_counts() -> None:

@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from vrlab.paper.verdicts import (
+    AT_FLOOR,
     DIFFERS,
     HOLDS,
     INCONCLUSIVE,
+    LOWER_BOUNDS,
     MISSING,
     NO_CHECKS,
     NOT_MEASURABLE,
@@ -133,6 +135,22 @@ def _present(*rates: Rate) -> bool:
     return all(r.problem != MISSING for r in rates)
 
 
+def _exact(*rates: Rate) -> bool:
+    return all(not r.problem for r in rates)
+
+
+def _ratio(a: Rate, b: Rate) -> tuple[str, float] | None:
+    """``a / b`` written as the bound it is: "≥ " when ``a`` is only a lower bound (or ``b`` an
+    upper one), "≤ " the other way; None when the bounds leave it open."""
+    if not _present(a, b) or not b.pps:
+        return None
+    up = a.problem in LOWER_BOUNDS or b.problem == AT_FLOOR
+    down = a.problem == AT_FLOOR or b.problem in LOWER_BOUNDS
+    if up and down:
+        return None
+    return ("≥ " if up else "≤ " if down else ""), a.pps / b.pps
+
+
 def native(points: Points) -> Claim:
     """All three sweeps must be the SUT's limits: a routed sweep that never lost a frame only
     says routing is at least as fast as the generator, not how it compares with bridging."""
@@ -145,10 +163,11 @@ def native(points: Points) -> Claim:
     checks = [within(f"bridged and routed within {SIMILAR:.0%}", b, r, SIMILAR),
               at_least(f"hybrid at least {lo:.0%} below the better", best, h, 1 / (1 - lo)),
               at_least(f"hybrid at most {hi:.0%} below the better", h, best, 1 - hi)]
-    numbers = ""
-    if _present(b, r, h) and best.pps:
-        numbers = (f"bridged vs routed differ by {_rel(b.pps, r.pps):.0%}; hybrid is "
-                   f"{(best.pps - h.pps) / best.pps:.0%} below the better one")
+    parts = [f"bridged vs routed differ by {_rel(b.pps, r.pps):.0%}"] if _exact(b, r) else []
+    hybrid = _ratio(h, best)
+    if hybrid:
+        parts.append(f"hybrid forwards {hybrid[0]}{hybrid[1]:.0%} of the better one")
+    numbers = "; ".join(parts)
     return _judge((2, quote, "Fig. 5"), checks,
                   f"bridged {b.fmt()}, routed {r.fmt()}, hybrid {h.fmt()}",
                   f"similar = within {SIMILAR:.0%}; hybrid accepted {lo:.0%}-{hi:.0%} below "
@@ -166,7 +185,7 @@ def idle_guests(points: Points, ns: Sequence[int]) -> Claim:
             s = sweep_rate(points, f"host-{io}-n{n}")
             checks.append(within(f"{io} N={n} within {SIMILAR:.0%} of native", ref, s, SIMILAR))
             rows.append(f"{io} N={n}: {s.fmt()} vs native {ref.fmt()}")
-            if _present(ref, s):
+            if _exact(ref, s):
                 devs.append(_rel(ref.pps, s.pps))
     numbers = f"largest deviation from native {max(devs):.0%}" if devs else ""
     return _judge((3, quote, "Fig. 7, 8"), checks, "; ".join(rows),
@@ -177,8 +196,8 @@ def bridged_costs(points: Points, n: int) -> Claim:
     quote = "Bridged I/O costs the host much more than routed I/O."
     b, r = sweep_rate(points, f"host-bridged-n{n}"), sweep_rate(points, f"host-routed-n{n}")
     check = at_least(f"bridged at most {MUCH_LOWER:.0%} of routed", r, b, 1 / MUCH_LOWER)
-    numbers = (f"bridged forwards {b.pps / r.pps:.0%} of routed"
-               if _present(b, r) and r.pps else "")
+    ratio = _ratio(b, r)
+    numbers = f"bridged forwards {ratio[0]}{ratio[1]:.0%} of routed" if ratio else ""
     return _judge((4, quote, "Fig. 7 vs 8"), [check],
                   f"N={n}: bridged {b.fmt()}, routed {r.fmt()}",
                   f"holds at ≤ {MUCH_LOWER:.0%}", numbers, "run fig7/fig8")
@@ -220,8 +239,8 @@ def guests_only(points: Points, ns: Sequence[int], kind: str = "") -> Claim:
         last[io] = sweep_rate(points, f"guest-{io}-n{hi}{sfx}")
         checks += [at_least(f"{io}: native {FAR_BELOW:.0f}x N={hi}", ref, last[io], FAR_BELOW),
                    _falls(f"{io}: N={hi} falls below N={lo}", first, last[io], ns)]
-        factor = (f", native/guests(N={hi}) = {ref.pps / last[io].pps:.1f}x"
-                  if _present(ref, last[io]) and last[io].pps else "")
+        ratio = _ratio(ref, last[io])
+        factor = f", native/guests(N={hi}) = {ratio[0]}{ratio[1]:.1f}x" if ratio else ""
         parts.append(f"{io}: N={lo} {first.fmt()}, N={hi} {last[io].fmt()}{factor}")
     checks.append(within(f"bridged and routed within {2 * SIMILAR:.0%} at N={hi}",
                          last["bridged"], last["routed"], 2 * SIMILAR))
@@ -310,8 +329,8 @@ def shared_engine(native_ndr: SearchRow | None, shared: Mapping[int, SearchRow |
               for n, r in rates.items()]
     measured = "; ".join(f"N={n} {r.fmt()}" for n, r in rates.items()) + \
         f"; native {base.fmt()}"
-    ratios = [f"N={n} {r.pps / base.pps:.2f}" for n, r in rates.items()
-              if _present(r, base) and base.pps]
+    ratios = [f"N={n} {q[0]}{q[1]:.2f}" for n, r in rates.items()
+              if (q := _ratio(r, base)) is not None]
     return _judge((8, quote, "Sec. 6"), checks, measured,
                   f"holds when every shared NDR interval lies at or above {SHARED_GOAL:.0%} "
                   "of the native one at every N measured",

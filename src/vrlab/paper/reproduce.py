@@ -308,10 +308,14 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
         lines += ["", kinds]
     lines += ["", f"Thresholds: similar = within {claims.SIMILAR:.0%}; much lower = at most "
               f"{claims.MUCH_LOWER:.0%}; far below = at least {claims.FAR_BELOW:.0f}x; falls = "
-              f"at most {claims.FALLS:.0%}; a sweep reached the SUT's limit when some point lost "
-              f"more than {verdicts.SATURATED_LOSS:.0%} (otherwise its peak is shown as ≥). "
+              f"at most {claims.FALLS:.0%}. A sweep's figure is its peak: the highest mean "
+              "received at any offered rate, rates the generator fell short at included (the "
+              "SUT forwarded what it received). The peak is the SUT's limit when the SUT lost "
+              f"more than {verdicts.SATURATED_LOSS:.0%} at a rate above it that the generator "
+              "offered in full; otherwise it is shown as ≥. Loss at rates below the peak (a "
+              "stall of the machine) shows no limit. "
               "A claim holds or differs only where every figure it compares is the SUT's own "
-              "(it lost frames at a rate the generator offered in full) and each difference "
+              "and each difference "
               "clears the figures' combined spread (± the std of the repeats, or a search's "
               "final interval); otherwise it is inconclusive, or not measurable when a sweep "
               "is missing, and says why.", ""]

@@ -37,6 +37,8 @@ AT_CEILING = "at the search's ceiling"
 AT_FLOOR = "at the search's floor"
 WITHIN_SPREAD = "difference within the measured spread"
 NO_CHECKS = "nothing to check"
+#: why a figure is only a lower bound: the SUT forwarded at least this much, and may do more
+LOWER_BOUNDS = frozenset({GENERATOR_LIMITED, UNSATURATED, AT_CEILING})
 
 
 Points = Mapping[str, Sequence[SweepPoint]]
@@ -97,16 +99,32 @@ def series_problem(points: Sequence[SweepPoint]) -> str:
 
 
 def sweep_rate(points: Points, key: str) -> Rate:
-    """The sweep's peak among fully offered points, ± the standard deviation of its repeats."""
+    """The sweep's peak forwarding rate, as its figure plots it: the highest mean received over
+    the offered rates, ± the standard deviation of its repeats.
+
+    Generator-short points count towards the peak: what the sink received the SUT forwarded,
+    at the load the generator did offer. They never count as the SUT's loss, though, and a
+    point where the sink dropped frames counts for nothing. The peak is the SUT's limit only
+    when the SUT was offered, in full, more than the peak and lost frames there; its interval
+    then reaches up to the best single repeat of any point, which the SUT did forward. Loss at
+    rates below the peak (a stall of this VM, say) shows no limit. Otherwise the peak is only
+    a lower bound: the generator's limit (some point from the peak up fell short) or the SUT
+    never saturated."""
     pts = points.get(key) or []
-    problem = series_problem(pts)
-    if problem == MISSING:
+    if not pts:
         return Rate(key, problem=MISSING)
-    if problem:
+    counted = [p for p in pts if not p.sink_dropped]
+    if not counted:
         peak = max(p.mean_pps for p in pts)
-        return Rate(key, peak, peak, peak, problem)
-    best = max(fully_offered(pts), key=lambda p: p.mean_pps)
-    return Rate(key, best.mean_pps, best.mean_pps - best.std_pps, best.mean_pps + best.std_pps)
+        return Rate(key, peak, peak, peak, GENERATOR_LIMITED)
+    best = max(counted, key=lambda p: p.mean_pps)
+    if any(is_lossy(p) for p in fully_offered(pts) if p.target_pps > best.mean_pps):
+        high = max([best.mean_pps + best.std_pps, *(p.max_pps for p in counted)])
+        return Rate(key, best.mean_pps, best.mean_pps - best.std_pps, high)
+    above = [p for p in pts if p.target_pps >= best.target_pps]
+    problem = (GENERATOR_LIMITED if any(p.generator_short or p.sink_dropped for p in above)
+               else UNSATURATED)
+    return Rate(key, best.mean_pps, best.mean_pps, best.mean_pps, problem)
 
 
 def search_rate(series: str, row: SearchRow | None) -> Rate:
