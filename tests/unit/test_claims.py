@@ -73,20 +73,18 @@ def unsaturated() -> list[SweepPoint]:
 
 
 def test_device_model_saturates_only_past_its_capacity() -> None:
-    """The helper itself: the claims below rely on what ``summarize`` makes of it."""
-    s = claims.summarize(device(450_000))
-    assert s.peak_pps == 450_000 and s.saturated
-    s = claims.summarize(unsaturated())
-    assert s.peak_pps == TOP and not s.saturated
-    assert "≥" in s.fmt() and "≥" not in claims.summarize(device(450_000)).fmt()
-    assert claims.summarize([]) == claims.Summary(0.0, False)
+    """The helper itself: the claims below rely on what ``sweep_rate`` makes of it."""
+    r = verdicts.sweep_rate({"k": device(450_000)}, "k")
+    assert (r.pps, r.problem, r.fmt()) == (450_000, "", "450 kpps")
+    r = verdicts.sweep_rate({"k": unsaturated()}, "k")
+    assert (r.pps, r.problem) == (TOP, UNSATURATED) and r.fmt().startswith("≥")
 
 
 def test_saturation_needs_more_than_the_stated_loss() -> None:
     # A device just above the top rate loses less than SATURATED_LOSS there: not saturated.
     barely = device(TOP * (1 - SATURATED_LOSS / 2))
-    assert not claims.summarize(barely).saturated
-    assert claims.summarize(device(TOP * (1 - SATURATED_LOSS * 2))).saturated
+    assert verdicts.sweep_rate({"k": barely}, "k").problem == UNSATURATED
+    assert verdicts.sweep_rate({"k": device(TOP * (1 - SATURATED_LOSS * 2))}, "k").problem == ""
 
 
 # --------------------------------------------------------------------------- claim 1: generator

@@ -19,7 +19,6 @@ from vrlab.paper.verdicts import (
     MISSING,
     NO_CHECKS,
     NOT_MEASURABLE,
-    SATURATED_LOSS,
     WITHIN_SPREAD,
     Check,
     Points,
@@ -57,24 +56,6 @@ class Claim:
     measured: str
     why: str
     reasons: tuple[str, ...] = ()  # why comparisons stayed undecided (MISSING, ...), sorted
-
-
-@dataclass(frozen=True)
-class Summary:
-    """A sweep's raw peak, for the report's figure tables (claims use :class:`Rate`)."""
-
-    peak_pps: float
-    saturated: bool  # the SUT dropped frames somewhere: its limit is inside the offered range
-
-    def fmt(self) -> str:
-        return f"{self.peak_pps / 1e3:.0f} kpps" + ("" if self.saturated else " (≥, no loss)")
-
-
-def summarize(points: Sequence[SweepPoint]) -> Summary:
-    if not points:
-        return Summary(0.0, False)
-    return Summary(max(p.mean_pps for p in points),
-                   any(p.mean_loss_ratio > SATURATED_LOSS for p in points))
 
 
 def _rel(a: float, b: float) -> float:
