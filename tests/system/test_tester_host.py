@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,4 +118,34 @@ def test_calibrate_across_hosts_is_the_testers_and_ndr_uses_it(
     assert r.returncode == 0, r.stdout + r.stderr
     text = " ".join((r.stdout + r.stderr).split())
     assert f"search 10-{float(str(lower)) / 1e3:.0f} kpps" in text, text
+    assert state(lab) == before
+
+
+def test_clean_testbed_removes_what_a_killed_calibration_made_on_the_tester(
+        lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """The tester's agent that built the direct link killed with -9 mid-search: the run fails
+    naming the host, and `vrlab clean --testbed` removes the namespaces, veth pair and
+    processes its ledger names."""
+    before = state(lab)
+    proc = vrlab_env.spawn_cli("calibrate", "--testbed", str(lab.testbed), "--flows", "1")
+    try:
+        deadline = time.monotonic() + 60
+        while "vrl" not in on_host(lab, "tester", "ip netns list") \
+                and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        pid = on_host(lab, "tester", "ps -eo pid,args | grep -v grep | grep 'vrlab agent tg'"
+                      " | awk '{print $1}'").split()
+        assert len(pid) == 1, "the tg agent builds the link on the tester"
+        on_host(lab, "tester", f"kill -KILL {pid[0]}")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert "host tester" in " ".join((out + err).split()), out + err
+    assert "vrl" in on_host(lab, "tester", "ip netns list"), "the killed agent left its link"
+    r = vrlab_env.run_cli("clean", "--testbed", str(lab.testbed), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tester: removed namespace" in r.stdout, r.stdout
     assert state(lab) == before
