@@ -9,6 +9,11 @@ other, with its per-router latency (``trial_latency``); a trial of the floor is 
 ``floor`` in its ``extra``, and each trial names its load's index. A load's figures merge its
 repeats' histograms (and, for the load's own line, every router's), never average percentiles.
 
+Across a testbed file's hosts the same method runs where the generator and the sink are one
+machine (a tester host: one clock stamps and reads), the floor on that host's generator linked
+straight to its own sink (:class:`vrlab.hosts.tester.TesterTestbed`); the run records its hosts
+as sweeps do.
+
 Only the XDP generator stamps frames; on the sendmmsg path there is nothing to time, so this
 method refuses to run there rather than print an empty table."""
 
@@ -20,8 +25,8 @@ from dataclasses import dataclass, field, replace
 from vrlab import histogram
 from vrlab.errors import UsageError
 from vrlab.histogram import summary_json
-from vrlab.method import Progress, RunContext, placed, stored_run
-from vrlab.plan import model, wiring
+from vrlab.method import Progress, RunContext, placed, record_testbed, stored_run
+from vrlab.plan import wiring
 from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary, TrialResult
 from vrlab.spec import Scenario
 from vrlab.store.db import Store
@@ -93,11 +98,12 @@ def csit_loads(ndr_pps: float, pdr_pps: float, idle_pps: float = IDLE_PPS) -> li
             Load("NDR", ndr_pps, 100 * ndr_pps / pdr_pps if pdr_pps else None)]
 
 
-def stored_throughput(store: Store, scenario: str) -> tuple[float, float, int] | None:
-    """(NDR, PDR, run id) of the newest completed throughput search of ``scenario``, by each
-    goal's lower bound."""
+def stored_throughput(store: Store, scenario: str,
+                      testbed: str = "") -> tuple[float, float, int] | None:
+    """(NDR, PDR, run id) of the newest completed throughput search of ``scenario`` on
+    ``testbed`` (a testbed file's name; "": this machine), by each goal's lower bound."""
     for run in reversed(store.runs(kind="ndr", scenario=scenario)):
-        if run.status != "done":
+        if run.status != "done" or run.placement.get("testbed", "") != testbed:
             continue
         bounds = {s.goal: s.lower_pps for s in store.searches(run.id) if s.lower_pps}
         if "NDR" in bounds and "PDR" in bounds:
@@ -153,10 +159,9 @@ def measure_loads(tb: Testbed, loads: list[Load], trial_s: float, repeats: int, 
 def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: float,
                 pdr_pps: float, throughput_from: str, *, loads: list[Load] | None = None,
                 trial_s: float | None = None, repeats: int = 1, floor: bool = True,
-                progress: Progress = lambda m, r: None,
-                floor_plan: Callable[[str], model.Plan] = wiring.calibration_plan,
-                ) -> LatencyOutcome:
-    """Measure ``loads`` (CSIT's by default) on ``scenario``, then on the testbed alone."""
+                progress: Progress = lambda m, r: None) -> LatencyOutcome:
+    """Measure ``loads`` (CSIT's by default) on ``scenario``, then on the testbed alone
+    (``ctx.direct``)."""
     ctx, scenario = placed(ctx, scenario)
     if ctx.placement.generator != "xdp":
         raise UsageError("latency needs the XDP generator (it stamps each frame's send time); "
@@ -186,14 +191,14 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
             return record
 
         warm, resid = ctx.profile.warmup_s, ctx.profile.residual_s
-        with Testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement, traffic,
-                     label=f"latency {scenario.name}") as tb:
-            ctx.store.add_placement(run_id, sink=tb.sink_kind)
+        with ctx.testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement, traffic,
+                         f"latency {scenario.name}") as tb:
+            record_testbed(ctx, run_id, tb)
             sut = measure_loads(tb, todo, dur, repeats, warmup_s=warm, residual_s=resid,
                                 record=store(False), progress=progress)
         base: list[LoadResult] = []
         if floor:
-            with Testbed(floor_plan, ctx.placement, traffic, label="latency floor") as tb:
+            with ctx.direct(ctx.placement, traffic, "latency floor") as tb:
                 base = measure_loads(tb, todo, dur, repeats, warmup_s=warm,
                                      residual_s=resid, record=store(True), progress=progress)
     points = [Point(ld, sut[i].merged, sut[i].routers, sut[i].loss_ratio,

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from vrlab import __version__, placement, search, sysinfo
-from vrlab.errors import Interrupted, UsageError
+from vrlab.errors import Interrupted
 from vrlab.framesize import MIN_FRAME
 from vrlab.plan import model, wiring
 from vrlab.profiles import CALIB_WIDTH, Profile
@@ -23,12 +23,6 @@ Progress = Callable[[str, TrialResult | None], None]
 CALIB_FLOWS = (1, 8, 32)
 CALIB_MAX_PPS = 3_000_000.0
 CALIB_MIN_PPS = 10_000.0
-#: why calibration takes no testbed file
-CALIBRATE_ACROSS_HOSTS = ("calibrate cannot use a testbed file yet: it measures the generator "
-                          "cabled straight to the sink, and a testbed file's cables run through "
-                          "the SUT; run it without --testbed")
-
-
 def _noop(msg: str, res: TrialResult | None) -> None:
     pass
 
@@ -39,15 +33,25 @@ TestbedMaker = Callable[[Callable[[str], model.Plan], placement.Placement, Traff
                         Testbed]
 
 
+#: what builds the testbed alone, tg linked straight to ts (calibration, the latency floor):
+#: (placement, traffic, label) -> a testbed
+DirectMaker = Callable[[placement.Placement, TrafficSettings, str], Testbed]
+
+
 def local_testbed(plan_for: Callable[[str], model.Plan], where: placement.Placement,
                   traffic: TrafficSettings, label: str) -> Testbed:
     return Testbed(plan_for, where, traffic, label=label)
 
 
+def local_direct(where: placement.Placement, traffic: TrafficSettings, label: str) -> Testbed:
+    return Testbed(wiring.calibration_plan, where, traffic, label=label)
+
+
 @dataclass(frozen=True)
 class RunContext:
-    """``testbed``: how a run's testbed is built; ``testbed_name``: the testbed file's name,
-    recorded with the run ("" on this machine alone)."""
+    """``testbed``: how a run's testbed is built, and ``direct`` the testbed alone (tg→ts);
+    ``testbed_name``: the testbed file's name, recorded with the run ("" on this machine
+    alone), which also tells its calibrations from this machine's."""
 
     store: Store
     placement: placement.Placement
@@ -55,9 +59,10 @@ class RunContext:
     label: str = ""
     testbed: TestbedMaker = local_testbed
     testbed_name: str = ""
+    direct: DirectMaker = local_direct
 
 
-def _record_testbed(ctx: RunContext, run_id: int, tb: Testbed) -> None:
+def record_testbed(ctx: RunContext, run_id: int, tb: Testbed) -> None:
     """What a run learns once its testbed is up: the sink's counter, and the machine of each
     role when they are a testbed file's."""
     ctx.store.add_placement(run_id, sink=tb.sink_kind,
@@ -88,12 +93,15 @@ _CALIBRATION_KEYS = ("pinned", "generator_cpu", "sink_cpu", "cpus", "generator")
 
 
 def calibrated_max(store: Store, flows: int,
-                   where: placement.Placement | None = None) -> float | None:
+                   where: placement.Placement | None = None,
+                   testbed: str = "") -> float | None:
     """The highest rate the testbed carried loss-free tg→ts with ``flows`` flows, from the
     latest calibration run with the same CPU placement (the lower bound of its NDR search), or
-    None if never calibrated so."""
+    None if never calibrated so. ``testbed``: the testbed file whose tester was calibrated
+    ("": this machine's generator and sink); one testbed's calibration never stands for
+    another's."""
     for run in reversed(store.runs(kind="calibrate")):
-        if run.status != "done":
+        if run.status != "done" or run.placement.get("testbed", "") != testbed:
             continue
         if where is not None and any(run.placement.get(k) != where.as_record().get(k)
                                      for k in _CALIBRATION_KEYS):
@@ -144,9 +152,7 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     ctx, scenario = placed(ctx, scenario)
     p = ctx.profile
     rates = p.rates_pps()
-    # the database's calibrations are this machine's generator, not a testbed file's
-    cal = None if ctx.testbed_name else calibrated_max(ctx.store, scenario.traffic.flows,
-                                                       ctx.placement)
+    cal = calibrated_max(ctx.store, scenario.traffic.flows, ctx.placement, ctx.testbed_name)
     params: dict[str, object] = {
         "rates_pps": rates, "duration_s": p.duration_s, "repeats": p.repeats,
         "warmup_s": p.warmup_s, "flows": scenario.traffic.flows,
@@ -158,7 +164,7 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
             ctx.testbed(make, ctx.placement,
                         TrafficSettings(scenario.traffic.flows, scenario.traffic.size),
                         f"sweep {scenario.name}") as tb:
-        _record_testbed(ctx, run_id, tb)
+        record_testbed(ctx, run_id, tb)
         for rep in range(p.repeats):
             for rate in rates:
                 res = tb.trial(rate, p.duration_s, warmup_s=p.warmup_s,
@@ -264,7 +270,7 @@ def ndr(ctx: RunContext, scenario: Scenario, spec_yaml: str, goals: list[search.
             ctx.testbed(lambda rid: wiring.make_plan(scenario, rid), ctx.placement,
                         TrafficSettings(scenario.traffic.flows, scenario.traffic.size),
                         f"ndr {scenario.name}") as tb:
-        _record_testbed(ctx, run_id, tb)
+        record_testbed(ctx, run_id, tb)
         found = run_search(ctx, tb, run_id, goals, min_rate, max_rate,
                            {"scenario": scenario.name}, count,
                            warmup_s=ctx.profile.warmup_s, residual_s=ctx.profile.residual_s)
@@ -337,17 +343,15 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
 
 def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
               progress: Progress = _noop) -> tuple[int, dict[int, float]]:
-    """The paper's Fig. 4: tg linked straight to ts; for each flow count, the highest rate the
-    generator and sink carry with no loss and no shortfall (NDR search)."""
-    if ctx.testbed is not local_testbed:
-        raise UsageError(CALIBRATE_ACROSS_HOSTS)
+    """The paper's Fig. 4: tg linked straight to ts (on this machine, or on a testbed file's
+    tester host); for each flow count, the highest rate the generator and sink carry with no
+    loss and no shortfall (NDR search)."""
     p = ctx.profile
     found: dict[int, float] = {}
     with stored_run(ctx, "calibrate", "calibration", "", {"flows": list(flows_list)}) as run_id:
         for flows in flows_list:
-            with Testbed(wiring.calibration_plan, ctx.placement, TrafficSettings(flows),
-                         label="calibrate") as tb:
-                ctx.store.add_placement(run_id, sink=tb.sink_kind)
+            with ctx.direct(ctx.placement, TrafficSettings(flows), "calibrate") as tb:
+                record_testbed(ctx, run_id, tb)
                 # three final trials' worth per load, decided by the majority of that time:
                 # one lucky trial must not set the ceiling every later sweep trusts
                 goal = search.SearchGoal("NDR", 0.0, p.calib_final_s, 3 * p.calib_final_s,

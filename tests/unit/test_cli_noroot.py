@@ -177,9 +177,46 @@ def _testbed_file(tmp_path: Path) -> Path:
     return p
 
 
+def _three_host_file(tmp_path: Path) -> Path:
+    """A valid testbed file whose generator and sink are two machines (none answers)."""
+    (tmp_path / "id").write_text("unused\n")
+    p = tmp_path / "three.yaml"
+    p.write_text("name: three\nhosts:\n"
+                 "  tg: {address: 192.0.2.1, key: id, roles: [tg]}\n"
+                 "  sut: {address: 192.0.2.2, key: id, roles: [sut]}\n"
+                 "  ts: {address: 192.0.2.3, key: id, roles: [ts]}\n"
+                 "cables:\n  - {from: 'tg:eth1', to: 'sut:eth1'}\n"
+                 "  - {from: 'sut:eth2', to: 'ts:eth1'}\n")
+    return p
+
+
 @pytest.mark.parametrize(("argv", "says"), [
-    (["calibrate"], "cables run through the SUT"),
-    (["latency", "native-routed"], "clocks to agree"),
+    (["latency", "native-routed", "--ndr-kpps", "100", "--pdr-kpps", "100"],
+     "sink's clock minus the generator's"),
+    (["calibrate"], "linked straight to the sink needs both on one machine"),
+])
+def test_a_generator_and_sink_on_two_hosts_are_refused_before_connecting(
+        vrlab_env: VrlabEnv, tmp_path: Path, argv: list[str], says: str) -> None:
+    """Latency and calibration need tg and ts on one machine; the refusal names the two hosts
+    and the fix, and no host is tried (192.0.2.x would time out)."""
+    r, created = vrlab_env.run_cli_sealed(*argv, "--testbed", str(_three_host_file(tmp_path)))
+    text = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2, text
+    assert f"{argv[0]} --testbed:" in text and says in text, text
+    assert "(host tg)" in text and "(host ts)" in text, text
+    assert "put tg and ts on one tester host" in text, text
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_latency_attack_across_hosts_is_refused(vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    r, created = vrlab_env.run_cli_sealed("latency", "shared", "--attack", "--testbed",
+                                          str(_testbed_file(tmp_path)))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "latency --attack --testbed" in r.stdout + r.stderr
+    assert_nothing_built(vrlab_env, created)
+
+
+@pytest.mark.parametrize(("argv", "says"), [
     (["reproduce"], "does not measure across hosts yet"),
 ])
 def test_commands_that_cannot_measure_across_hosts_refuse_testbed(
@@ -204,7 +241,9 @@ def test_ndr_across_hosts_needs_its_upper_bound(vrlab_env: VrlabEnv, tmp_path: P
     r, created = vrlab_env.run_cli_sealed("ndr", "native-routed", "--testbed",
                                           str(_testbed_file(tmp_path)))
     assert r.returncode == 2, r.stdout + r.stderr
-    assert "give --max-kpps" in r.stdout + r.stderr
+    text = " ".join((r.stdout + r.stderr).split())
+    assert "no calibration of testbed lab" in text and "give --max-kpps" in text, text
+    assert "vrlab calibrate --testbed" in text, text
     assert_nothing_built(vrlab_env, created)
 
 

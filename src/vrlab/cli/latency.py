@@ -16,9 +16,10 @@ from vrlab.cli.options import (
     db_option,
     overrides,
     placement_options,
-    refuse_testbed,
     run_context,
     scenario_options,
+    testbed_option,
+    tester_file,
 )
 from vrlab.errors import UsageError
 from vrlab.method import RunContext
@@ -61,25 +62,29 @@ def _cells(s: LatencySummary | None) -> list[str]:
               "guests (both if --engine is not given); --repeats sets the rounds (default 3).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
-@refuse_testbed("latency", "one-way latency across hosts needs the generator's and the sink's "
-                "clocks to agree, which vrlab does not check yet; run it without --testbed")
+@testbed_option
 @db_option
 def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
                 engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,
                 duration: float | None, repeats: int | None, ndr_kpps: float | None,
                 pdr_kpps: float | None, fresh: bool, max_kpps: float | None, floor: bool,
                 attack: bool, as_json: bool, pin: bool, sink_rx: str, generator: str,
-                db: Path | None) -> None:
+                testbed: Path | None, db: Path | None) -> None:
     """Latency of SCENARIO under load, as FD.io CSIT reports it: p50, p90, p99, p99.9 and the
     maximum of the one-way latency (the generator's send time stamped in each frame, read by
     the sink on the same clock) at idle (10 kpps), at 10%, 50% and 90% of PDR and at NDR; each
     load also on the testbed alone (tg→ts), the floor. NDR and PDR come from the newest
     `vrlab ndr` of the scenario in the store, or a search run first. With --attack (scenario
-    shared): router B's latency while router A keeps to its share and while A floods."""
+    shared): router B's latency while router A keeps to its share and while A floods. With
+    --testbed: across the hosts of a testbed file whose generator and sink are one tester
+    host (one clock), the floor on that host's generator linked straight to its sink."""
     from vrlab import attack_result, latency, method
 
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
     prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
+    if attack and testbed is not None:
+        raise UsageError("latency --attack --testbed: the attack runs on the shared platform, "
+                         "which a testbed file's SUT does not build; run it without --testbed")
     if attack:
         _attack(sc.name, engine, routers, prof, repeats or attack_result.DEFAULT_ROUNDS,
                 as_json, lambda: run_context(db, pin, sink_rx, prof, "", generator))
@@ -87,21 +92,30 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
     repeats = repeats or 1
     if (ndr_kpps is None) != (pdr_kpps is None):
         raise UsageError("--ndr-kpps and --pdr-kpps go together")
-    net.require_root()
-    ctx = run_context(db, pin, sink_rx, prof, "", generator)
+    if testbed is None:
+        net.require_root()
+    else:
+        from vrlab.hosts.testbed import check_scenario
+        check_scenario(sc)
+        tester_file(testbed, "latency", "a one-way latency takes the sink's clock minus the "
+                    "generator's, which means something only when they are one clock")
+    ctx = run_context(db, pin, sink_rx, prof, "", generator, testbed)
     stored = None if fresh or ndr_kpps is not None else \
-        latency.stored_throughput(ctx.store, sc.name)
+        latency.stored_throughput(ctx.store, sc.name, ctx.testbed_name)
     if ndr_kpps is not None and pdr_kpps is not None:
         ndr, pdr, source = ndr_kpps * 1e3, pdr_kpps * 1e3, "given"
     elif stored is not None:
         ndr, pdr, source = stored[0], stored[1], f"ndr run {stored[2]}"
     else:
-        cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
+        cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement,
+                                    ctx.testbed_name)
         hi = max_kpps * 1e3 if max_kpps is not None else cal
         if hi is None:
-            raise UsageError(f"no NDR of {sc.name} and no calibration in {ctx.store.path}: "
-                             "run `vrlab calibrate` (or `vrlab ndr`) first, or give --max-kpps "
-                             "or --ndr-kpps/--pdr-kpps")
+            on = f" on testbed {ctx.testbed_name}" if ctx.testbed_name else ""
+            opt = f" --testbed {testbed}" if testbed is not None else ""
+            raise UsageError(f"no NDR of {sc.name}{on} and no calibration{on} in "
+                             f"{ctx.store.path}: run `vrlab calibrate{opt}` (or `vrlab ndr"
+                             f"{opt}`) first, or give --max-kpps or --ndr-kpps/--pdr-kpps")
         goals = method.ndr_goals(prof.calib_final_s, prof.ndr_width)
         with progress(f"ndr {sc.name}") as bars:
             found = method.ndr(ctx, sc, text, goals, 10e3, hi, bars.step)
@@ -109,7 +123,8 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
         ndr, pdr, source = b["NDR"], b["PDR"], f"ndr run {found.run_id} (searched now)"
     console.print(f"latency [bold]{sc.name}[/]: NDR {ndr / 1e3:.0f} kpps, PDR "
                   f"{pdr / 1e3:.0f} kpps ({source}); {prof.duration_s:g} s trials x {repeats}; "
-                  f"{ctx.placement.describe()}")
+                  f"{ctx.placement.describe()}"
+                  + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
     with progress(f"latency {sc.name}") as bars:
         res = latency.run_latency(ctx, sc, text, ndr, pdr, source, repeats=repeats,
                                   floor=floor, progress=bars.step)

@@ -22,6 +22,7 @@ from vrlab.cli.options import (
     run_context,
     scenario_options,
     testbed_option,
+    tester_file,
 )
 from vrlab.errors import UsageError
 
@@ -61,14 +62,16 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     _local_or_hosts(sc, testbed)
     ctx = run_context(db, pin, sink_rx, prof, label, generator, testbed)
     n = len(prof.rates_pps()) * prof.repeats
-    cal = None if testbed else method.calibrated_max(ctx.store, sc.traffic.flows,
-                                                     ctx.placement)
+    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement,
+                                ctx.testbed_name)
     console.print(f"sweep [bold]{sc.name}[/]: {n} trials of {prof.duration_s:g} s "
                   f"({prof.name} profile); {_frames(sc)}; {ctx.placement.describe()}; "
                   f"db {ctx.store.path}"
                   + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
-    if cal is None and not testbed:
-        console.print("[yellow]no calibration in this database yet: run `vrlab calibrate` to "
+    if cal is None:
+        console.print("[yellow]no calibration " + (f"of testbed {ctx.testbed_name} " if testbed
+                                                   else "") + "in this database yet: run "
+                      "`vrlab calibrate" + (" --testbed FILE" if testbed else "") + "` to "
                       "learn which rates the generator can honestly offer[/]")
     with progress(sc.name, n) as bars:
         run_id = method.sweep(ctx, sc, text, bars.step)
@@ -120,14 +123,20 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
 @placement_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True)
-@refuse_testbed("calibrate", "it measures the generator cabled straight to the sink, and a "
-                "testbed file's cables run through the SUT; run it without --testbed")
+@click.option("--testbed", "testbed", metavar="FILE", default=None,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Calibrate the tester host of this testbed file (tg and ts on one machine): "
+              "its generator linked straight to its own sink over a veth pair vrlab makes "
+              "there. Stored as that testbed's calibration, which its sweeps and searches "
+              "use.")
 @db_option
 def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, generator: str,
-              out_dir: Path, db: Path | None) -> None:
+              out_dir: Path, testbed: Path | None, db: Path | None) -> None:
     """The paper's Fig. 4: link tg straight to ts and find, for each flow count, the highest
-    rate the generator and sink carry with no loss. Sweeps flag rates above it."""
+    rate the generator and sink carry with no loss. Sweeps flag rates above it. With
+    --testbed, the tester host's generator and sink, over a link vrlab makes on that host."""
     from vrlab import method
+    from vrlab.hosts.tester import NEEDS_TESTER
 
     try:
         flows = tuple(int(x) for x in flows_csv.split(","))
@@ -135,9 +144,13 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
         raise UsageError(f"--flows {flows_csv!r}: write flow counts like 1,8,32") from None
     if any(not 1 <= f <= 1024 for f in flows):
         raise UsageError(f"--flows {flows_csv!r}: flow counts must be 1-1024")
-    net.require_root()
-    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator)
-    console.print(f"calibrating tg→ts for {flows} flows; {ctx.placement.describe()}")
+    if testbed is None:
+        net.require_root()
+    else:
+        tester_file(testbed, "calibrate", NEEDS_TESTER)
+    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator, testbed)
+    console.print(f"calibrating tg→ts for {flows} flows; {ctx.placement.describe()}"
+                  + (f"; tester of testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
     with progress("calibrate") as bars:
         run_id, found = method.calibrate(ctx, flows, bars.step)
     t = Table("flows", "highest loss-free rate (kpps)", title=f"calibration run {run_id}")
@@ -238,15 +251,18 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
     goals = method.ndr_goals(final, width, pdr_loss,
                              duration_sum, exceed_ratio)
     _local_or_hosts(sc, testbed)
-    if testbed is not None and max_kpps is None:
-        raise UsageError("ndr --testbed: give --max-kpps (the calibration in the database is "
-                         "this machine's, not the testbed's generator)")
     ctx = run_context(db, pin, sink_rx, prof, "", generator, testbed)
-    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement)
+    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement, ctx.testbed_name)
     if max_kpps is not None:
         hi = max_kpps * 1e3
     elif cal is not None:
         hi = cal
+    elif testbed is not None:
+        raise UsageError(f"ndr --testbed: no calibration of testbed {ctx.testbed_name} for "
+                         f"{sc.traffic.flows} flow(s) and this placement in {ctx.store.path} "
+                         "(this machine's own calibration is not its generator): run `vrlab "
+                         f"calibrate --testbed {testbed} --flows {sc.traffic.flows}` first "
+                         "(a tester host), or give --max-kpps")
     else:
         raise UsageError("no calibration for this flow count and placement in "
                          f"{ctx.store.path}: run `vrlab calibrate --flows "

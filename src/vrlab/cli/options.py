@@ -144,6 +144,7 @@ def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Prof
         return RunContext(Store(db), where_cpus, profile, label)
     from vrlab.hosts import spec as testbed_spec
     from vrlab.hosts.testbed import HostsTestbed
+    from vrlab.hosts.tester import TesterTestbed
 
     file, _ = testbed_spec.load(testbed)
 
@@ -151,8 +152,20 @@ def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Prof
                  traffic: TrafficSettings, name: str) -> Testbed:
         return HostsTestbed(file, plan_for, pl, traffic, name)
 
+    def on_tester(pl: placement.Placement, traffic: TrafficSettings, name: str) -> Testbed:
+        return TesterTestbed(file, pl, traffic, name)
+
     return RunContext(Store(db), where_cpus, profile, label, testbed=on_hosts,
-                      testbed_name=file.name)
+                      testbed_name=file.name, direct=on_tester)
+
+
+def tester_file(testbed: Path, command: str, why: str) -> None:
+    """Refuse, before connecting, ``command --testbed`` on a file whose generator and sink
+    are two machines (the command needs them on one)."""
+    from vrlab.hosts import spec as testbed_spec
+    from vrlab.hosts.testbed import require_tester
+
+    require_tester(testbed_spec.load(testbed)[0], command, why)
 
 
 def profile_from(name: str, rates: str | None, duration: float | None,

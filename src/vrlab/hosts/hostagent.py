@@ -6,9 +6,12 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 - ``ports``: each named interface's MAC address and state; refuses one that is missing or down;
 - ``configure``: addresses, permanent neighbours, routes and settings on named interfaces
   (:mod:`vrlab.cabled`), the SUT's routing and the receive steering of any role;
+- ``direct``: the calibration testbed (:func:`vrlab.plan.wiring.calibration_plan`) on this
+  machine, a tester's generator linked straight to its own sink: two namespaces of vrlab's
+  and a veth pair between them, so the machine's own interfaces and routes are not touched;
 - ``start``: a traffic agent (:class:`vrlab.traffic.agent.Agent`) in this machine's own
-  namespace, pinned to a CPU; ``call`` forwards a request to it (``sender``, ``send``,
-  ``sink``, ``read``, ``link_stats``);
+  namespace (or one of ``direct``'s), pinned to a CPU; ``call`` forwards a request to it
+  (``sender``, ``send``, ``sink``, ``read``, ``link_stats``);
 - ``softnet``: per CPU, the frames this machine's receive backlogs dropped;
 - ``exit``: tear everything down and answer.
 
@@ -19,6 +22,7 @@ on the machine (``vrlab clean --testbed`` from the controller) removes what the 
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
@@ -26,10 +30,12 @@ from typing import Any, TextIO
 
 from pyroute2 import IPRoute
 
-from vrlab import __version__, cabled, net, softnet, sysinfo
+from vrlab import __version__, cabled, net, nsexec, softnet, sysinfo
 from vrlab.errors import Interrupted, VrlabError
 from vrlab.hosts import wire
 from vrlab.ledger import Ledger
+from vrlab.placement import rps_mask
+from vrlab.plan import wiring
 from vrlab.traffic.agent import HERE, Agent
 
 #: link states a cabled interface may be in: up, or unknown for drivers that report no carrier
@@ -75,12 +81,16 @@ class HostAgent:
         if op == "configure":
             self._configure(msg)
             return {}
+        if op == "direct":
+            cpu = msg.get("sink_cpu")
+            return self._direct(str(msg["run_id"]), None if cpu is None else int(cpu),
+                                bool(msg.get("gro")))
         if op == "start":
             if self.traffic is not None:
                 raise VrlabError(f"the {self.role} agent has a traffic agent already")
             cpu = msg.get("cpu")
-            self.traffic = Agent(HERE, None if cpu is None else int(cpu), self._led(),
-                                 str(msg.get("what", self.role)))
+            self.traffic = Agent(str(msg.get("ns", HERE)), None if cpu is None else int(cpu),
+                                 self._led(), str(msg.get("what", self.role)))
             return {}
         if op == "call":
             if self.traffic is None:
@@ -106,6 +116,22 @@ class HostAgent:
         for dst, via, dev in msg.get("routes", []):
             cabled.add_route(led, dst, via, dev)
 
+    def _direct(self, run_id: str, sink_cpu: int | None, gro: bool) -> dict[str, Any]:
+        """Build the calibration plan of ``run_id`` here (the controller makes the same plan
+        from the same id): GRO on the sink's port when the XDP generator feeds it (a veth
+        takes XDP frames only while its peer runs NAPI), the sink's receive work steered to
+        ``sink_cpu``. Returns the namespaces of the generator and the sink."""
+        plan = wiring.calibration_plan(run_id)
+        net.build(plan, self._led())
+        t = plan.traffic
+        if gro:
+            nsexec.run_in(t.ts_ns, net.gro_on, t.ts_dev)
+        if sink_cpu is not None:
+            nsexec.run_in(t.ts_ns, nsexec.write_files,
+                          [(f"/sys/class/net/{t.ts_dev}/queues/rx-0/rps_cpus",
+                            rps_mask(sink_cpu))], with_sysfs=True)
+        return {"tg_ns": t.tg_ns, "ts_ns": t.ts_ns}
+
     def close(self) -> list[str]:
         """Stop the traffic agent and undo everything the ledger names."""
         if self.traffic is not None:
@@ -119,13 +145,22 @@ class HostAgent:
         return net.teardown(led)
 
 
+_OWNER = os.getpid()
+
+
 def _stop(signum: int, _frame: FrameType | None) -> None:
+    if os.getpid() != _OWNER:  # a forked helper (pyroute2's, for a namespace): die as it would
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise Interrupted(f"signal {signum}: torn down")
 
 
 def serve(role: str, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     """Answer requests until ``exit`` or the end of stdin; tear down on the way out."""
     net.require_root()
+    global _OWNER
+    _OWNER = os.getpid()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop)
     agent = HostAgent(role)

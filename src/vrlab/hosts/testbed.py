@@ -11,8 +11,10 @@ host and the generator on the tg host. Each host records what it makes in its ow
 Leaving asks every agent to tear down (an agent whose connection breaks tears down by itself),
 on success, on an error, on Ctrl-C and on SIGTERM.
 
-Trials go untimed: a one-way latency would subtract the generator machine's clock from the
-sink machine's."""
+Trials are timed only where the generator and the sink are one machine (a ``tester`` host, or
+one host with both roles): a one-way latency takes the sink's clock minus the generator's, which
+means something only when they are one clock. Across two machines trials go untimed
+(:func:`require_tester` refuses the commands that need the times)."""
 
 from __future__ import annotations
 
@@ -37,7 +39,9 @@ from vrlab.placement import Placement, rps_mask
 from vrlab.plan.model import Plan
 from vrlab.spec import Scenario
 from vrlab.testbed import Testbed, TrafficSettings
+from vrlab.traffic.agent import HERE
 from vrlab.traffic.frames import build_frame, make_flows
+from vrlab.traffic.sink import Counts
 
 T = TypeVar("T")
 #: how long a host's ``vrlab agent`` may take to start and to tear down
@@ -61,6 +65,15 @@ def check_scenario(sc: Scenario) -> None:
         raise UsageError(f"--testbed: --ip {sc.traffic.ip}: frames across hosts are IPv4 only "
                          "yet (the remote SUT is configured with IPv4 addresses and routes); "
                          "use --ip 4, or measure IPv6 without --testbed")
+
+
+def require_tester(file: TestbedFile, command: str, why: str) -> None:
+    """Refuse, before connecting, a command that needs the generator and the sink on one
+    machine when the file puts them on two."""
+    if file.tg != file.ts:
+        raise UsageError(f"{command} --testbed: the generator (host {file.tg}) and the sink "
+                         f"(host {file.ts}) are two machines, and {why}; put tg and ts on one "
+                         "tester host (roles: [tester]) cabled to the SUT and back")
 
 
 class RemoteAgent:
@@ -109,7 +122,8 @@ class HostsTestbed(Testbed):
     def __init__(self, file: TestbedFile, plan_for: Callable[[str], Plan],
                  placement: Placement, traffic: TrafficSettings,
                  label: str = "testbed") -> None:
-        super().__init__(plan_for, placement, replace(traffic, latency=False), label)
+        super().__init__(plan_for, placement,
+                         replace(traffic, latency=traffic.latency and file.tg == file.ts), label)
         self.file = file
         self.sessions: dict[str, Session] = {}
         self.agents: dict[str, RemoteAgent] = {}
@@ -180,8 +194,24 @@ class HostsTestbed(Testbed):
                 or plan.bridges or plan.rules:
             raise UsageError(f"--testbed: scenario {plan.scenario} cannot be measured across "
                              "hosts yet; run it without --testbed")
-        self.sessions = self.run(_connect_all(f))
-        where = {"tg": f.tg, "sut": f.sut, "ts": f.ts}
+        self._open_roles({"tg": f.tg, "sut": f.sut, "ts": f.ts})
+        (_, tg_if), (_, sut_in) = f.cables[0].ends
+        (_, sut_out), (_, ts_if) = f.cables[1].ends
+        devs = {"tg": [tg_if], "sut": [sut_in, sut_out], "ts": [ts_if]}
+        ports = self.run(_each(self.agents, {"op": "ports"}, START_S,
+                               {r: {"devs": d} for r, d in devs.items()}))
+        macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
+        self.run(_each(self.agents, {"op": "configure"}, START_S,
+                       self._configuration(plan, tg_if, sut_in, sut_out, ts_if, macs)))
+        self.plan = replace(plan, traffic=replace(plan.traffic, tg_dev=tg_if, ts_dev=ts_if,
+                                                  src_mac=macs[tg_if]))
+        self.start_traffic(self.plan, macs[sut_in])
+
+    def _open_roles(self, where: dict[str, str]) -> None:
+        """Connect to the hosts of ``where`` (role -> host), start each role's agent there and
+        check that every one runs this vrlab; learns each role's machine."""
+        f = self.file
+        self.sessions = self.run(_connect_all(f, [n for n in f.hosts if n in where.values()]))
         self.agents = self.run(self._open_agents(where))
         hello = self.run(_each(self.agents, {"op": "hello"}, START_S))
         for role, reply in hello.items():
@@ -195,17 +225,6 @@ class HostsTestbed(Testbed):
                                    "hostname": m.get("hostname", "?"),
                                    "kernel": m.get("kernel", "?"), "cpu": m.get("cpu", "?"),
                                    "cpus": m.get("cpus", "?")}
-        (_, tg_if), (_, sut_in) = f.cables[0].ends
-        (_, sut_out), (_, ts_if) = f.cables[1].ends
-        devs = {"tg": [tg_if], "sut": [sut_in, sut_out], "ts": [ts_if]}
-        ports = self.run(_each(self.agents, {"op": "ports"}, START_S,
-                               {r: {"devs": d} for r, d in devs.items()}))
-        macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
-        self.run(_each(self.agents, {"op": "configure"}, START_S,
-                       self._configuration(plan, tg_if, sut_in, sut_out, ts_if, macs)))
-        self.plan = replace(plan, traffic=replace(plan.traffic, tg_dev=tg_if, ts_dev=ts_if,
-                                                  src_mac=macs[tg_if]))
-        self._start_traffic(self.plan, macs[sut_in])
 
     async def _open_agents(self, where: dict[str, str]) -> dict[str, RemoteAgent]:
         async def one(role: str) -> RemoteAgent:
@@ -216,8 +235,9 @@ class HostsTestbed(Testbed):
             if not wire.loads(line).get("ok"):
                 raise agent.failed(f"did not start: {line.strip()[:200]}")
             return agent
-        got = await asyncio.gather(*(one(r) for r in ROLES), return_exceptions=True)
-        agents = {r: a for r, a in zip(ROLES, got, strict=True) if isinstance(a, RemoteAgent)}
+        roles = [r for r in ROLES if r in where]
+        got = await asyncio.gather(*(one(r) for r in roles), return_exceptions=True)
+        agents = {r: a for r, a in zip(roles, got, strict=True) if isinstance(a, RemoteAgent)}
         self.agents = agents  # the ones that started are torn down even if another failed
         _raise_first(got)
         return agents
@@ -244,25 +264,37 @@ class HostsTestbed(Testbed):
             ts["settings"] = [(_rps(ts_if), rps_mask(pl.sink_cpu))]
         return {"tg": {}, "sut": sut, "ts": ts}
 
-    def _start_traffic(self, p: Plan, sut_mac: str) -> None:
+    def start_traffic(self, p: Plan, dst_mac: str, where: dict[str, str] | None = None
+                      ) -> None:
+        """The sink on the ts host and the generator on the tg host, each in the namespace
+        ``where`` names for its role (default: the machine's own), sending to ``dst_mac``;
+        frames stamped and timed when the two are one machine."""
         t = p.traffic
         cpu = self.placement.generator_cpu
+        ns = where or {}
         sink, gen = self.agents["ts"], self.agents["tg"]
-        sink.ask({"op": "start", "cpu": cpu, "what": "sink"}, START_S)
-        gen.ask({"op": "start", "cpu": cpu, "what": "generator"}, START_S)
+        sink.ask({"op": "start", "cpu": cpu, "what": "sink", "ns": ns.get("ts", HERE)},
+                 START_S)
+        gen.ask({"op": "start", "cpu": cpu, "what": "generator", "ns": ns.get("tg", HERE)},
+                START_S)
         self.sink, self.gen = sink, gen
+        timed = self.traffic.latency and self.placement.generator == "xdp" and t.ip == 4
         reply = sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
                           routers={r.name: r.prefix for r in t.routers},
-                          count_flows=self.traffic.count_flows, latency=False,
+                          count_flows=self.traffic.count_flows, latency=timed,
                           kind=self.traffic.sink)
         self.sink_kind = str(reply.get("sink", ""))
-        self.latency_attach = ""
+        self.latency_attach = str(reply.get("attach", ""))
+        self.latency_probe = str(reply.get("probe", ""))
         self.router_names = [r.name for r in t.routers]
-        self.flows = make_flows([(r.name, r.prefix, sut_mac) for r in t.routers], t.src_mac,
+        index = {name: i for i, name in enumerate(self.router_names)}
+        self.flows = make_flows([(r.name, r.prefix, dst_mac) for r in t.routers], t.src_mac,
                                 t.src_ip, self.traffic.flows)
-        frames = [build_frame(f, self.traffic.frame_size or MIN_FRAME) for f in self.flows]
+        self.frame_size = self.traffic.frame_size or MIN_FRAME
+        frames = [build_frame(f, self.frame_size, router_index=index[f.router] if timed
+                              else None) for f in self.flows]
         gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator,
-                 stamp=False)
+                 stamp=timed)
 
     def close(self) -> None:
         t0 = time.monotonic()
@@ -283,10 +315,19 @@ class HostsTestbed(Testbed):
 
     # ------------------------------------------------------------------ what trials read
 
+    def _read(self) -> tuple[Counts, Any]:
+        """As on one machine; the probe's reading arrives with JSON's string keys, made the
+        router and bucket indexes they are."""
+        counts, lat = super()._read()
+        if lat is not None:
+            lat = {int(r): {int(i): int(n) for i, n in b.items()} for r, b in lat.items()}
+        return counts, lat
+
     def backlog_drops(self) -> dict[int, int]:
-        """The SUT machine's per-CPU backlog drops, attributed by the placement as on one
-        machine (:func:`vrlab.placement.backlog_drops`)."""
-        drops = self.agents["sut"].ask({"op": "softnet"})["drops"]
+        """The SUT machine's per-CPU backlog drops (the tester's where there is no SUT),
+        attributed by the placement as on one machine (:func:`vrlab.placement.backlog_drops`)."""
+        agent = self.agents.get("sut") or self.agents["ts"]
+        drops = agent.ask({"op": "softnet"})["drops"]
         return {int(k): int(v) for k, v in drops.items()}
 
     def hosts(self) -> list[dict[str, str]]:
@@ -307,10 +348,9 @@ def _raise_first(results: list[Any]) -> None:
             raise r
 
 
-async def _connect_all(f: TestbedFile) -> dict[str, Session]:
-    """A session to every host, or the first host's error once every attempt has ended (the
-    sessions that did open are closed)."""
-    names = list(f.hosts)
+async def _connect_all(f: TestbedFile, names: list[str]) -> dict[str, Session]:
+    """A session to each host of ``names``, or the first host's error once every attempt has
+    ended (the sessions that did open are closed)."""
     got = await asyncio.gather(*(connect(f, n) for n in names), return_exceptions=True)
     sessions = {n: s for n, s in zip(names, got, strict=True) if isinstance(s, Session)}
     if len(sessions) < len(names):
