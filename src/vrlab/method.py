@@ -23,6 +23,8 @@ Progress = Callable[[str, TrialResult | None], None]
 CALIB_FLOWS = (1, 8, 32)
 CALIB_MAX_PPS = 3_000_000.0
 CALIB_MIN_PPS = 10_000.0
+
+
 def _noop(msg: str, res: TrialResult | None) -> None:
     pass
 
