@@ -16,7 +16,9 @@ and what one router's flood does to another's latency.
   native-routed (whose NDR, the SUT on its own CPU, is what vrlab reports), in rounds
   alternating which goes first, each round's own effect and their spread beside the medians.
   ``probe_ns_per_frame``: what timing adds to the sink program's run time per frame, from the
-  kernel's BPF run-time statistics (switched on only for that step).
+  kernel's BPF run-time statistics (switched on only for that step). ``--cost-only`` measures
+  just that (about 15 s), at ``--cost-rate``, with frames of ``--ip`` (IPv6's and the mix's at
+  76 bytes, the smallest that carry the stamp; IPv4's at 60), on tg→ts alone.
 * ``native_routed``: p50, p99, p99.9 of native-routed at 10%, 50% and 90% of its PDR (and idle
   and NDR in the table), from the probe-on searches above; every load ``--repeats`` times as
   whole passes, histograms merged.
@@ -55,6 +57,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from vrlab import attack_result, latency, latency_attack, placement, search, spec, sysinfo  # noqa: E402
 from vrlab.bpf import libbpf  # noqa: E402
+from vrlab.framesize import min_timed_frame  # noqa: E402
 from vrlab.plan import wiring  # noqa: E402
 from vrlab.testbed import Testbed, TrafficSettings  # noqa: E402
 from vrlab.traffic.xdp.probe import PROGRAM as PROBE  # noqa: E402
@@ -94,13 +97,15 @@ def search_tb(tb: Testbed, final: float, width: float, top: float) -> dict[str, 
     return {g.goal.name: g.lower_pps for g in res.goal_results}
 
 
-def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3) -> float | None:
+def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3,
+                       ip: int = 4) -> float | None:
     """What timing adds per frame to the sink's program (tg→ts alone at ``rate``, so every
     frame passes it and one in a power of two is timed): the kernel's own run time per run of
     the tc BPF sink's timed program (``sink_count_timed``) less that of its untimed one
     (BPF_ENABLE_STATS, on only while this runs, since it slows every BPF program a little),
     alternating the two testbeds. Where the nftables sink counts, the probe is a program of its
-    own and its whole run time is the figure. None where the kernel or libbpf cannot tell."""
+    own and its whole run time is the figure. None where the kernel or libbpf cannot tell.
+    ``ip``: the frames' IP version, at the smallest size that carries the stamp."""
     lib = libbpf.lib()
     try:
         lib.bpf_enable_stats.argtypes, lib.bpf_enable_stats.restype = [ctypes.c_int], ctypes.c_int
@@ -137,7 +142,8 @@ def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3) ->
     try:
         with contextlib.ExitStack() as st:
             tbs = {on: st.enter_context(Testbed(
-                wiring.calibration_plan, pl, TrafficSettings(latency=on),
+                functools.partial(wiring.calibration_plan, ip=ip), pl,
+                TrafficSettings(latency=on, frame_size=min_timed_frame(ip)),
                 label="bench-latency probe cost")) for on in (True, False)}
             for _ in range(trials):
                 for on, tb in tbs.items():
@@ -275,11 +281,32 @@ def main() -> None:
     ap.add_argument("--skip-attack", action="store_true")
     ap.add_argument("--probe-only", action="store_true",
                     help="only the probe's cost (its searches), printed as JSON")
+    ap.add_argument("--cost-only", action="store_true",
+                    help="only the probe's run time per frame in the sink's program, at "
+                    "--cost-rate with frames of --ip")
+    ap.add_argument("--cost-rate", type=float, default=500_000.0,
+                    help="frames per second of --cost-only")
+    ap.add_argument("--ip", type=int, choices=(4, 6, 46), default=4,
+                    help="IP version of --cost-only's frames (the rest sends IPv4)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds testbeds)")
+    if args.ip != 4 and not args.cost_only:
+        raise SystemExit(f"--ip {args.ip}: only --cost-only sends IPv6 frames; add it")
     pl = placement.choose(True, "generator", generator="xdp")
     m = sysinfo.machine()
+    if args.cost_only:
+        ns = _timed("probe's run time per frame", lambda: probe_ns_per_frame(
+            pl, args.cost_rate, ip=args.ip))
+        size = min_timed_frame(args.ip)
+        print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
+        print(f"timing in the sink's program, ip {args.ip}, {size}-byte frames, tg→ts at "
+              f"{args.cost_rate / 1e3:.0f} kpps: "
+              + ("n/a (the kernel or libbpf cannot tell)" if ns is None
+                 else f"{ns:.1f} ns per frame (timed program less untimed, medians of 3)"))
+        print(json.dumps({"ip": args.ip, "frame_size": size, "rate_pps": args.cost_rate,
+                          "probe_ns": ns, "machine": m}))
+        return
 
     eff = _timed("probe on/off searches", lambda: probe_effect(pl, args.final, args.width,
                                                               args.rounds, args.flat_rounds))

@@ -15,17 +15,32 @@ straight to its own sink (:class:`vrlab.hosts.tester.TesterTestbed`); the run re
 as sweeps do.
 
 Only the XDP generator stamps frames; on the sendmmsg path there is nothing to time, so this
-method refuses to run there rather than print an empty table."""
+method refuses to run there rather than print an empty table.
+
+IPv6 frames (``traffic.ip`` 6, or the dual-stack mix 46) are timed as IPv4 ones are, but the
+probe's payload does not fit RFC 5180's smallest IPv6 frame (74 bytes, 78 on the wire): a
+latency run with IPv6 frames sends :data:`vrlab.framesize.MIN_TIMED_FRAME6`, 76 bytes (80 on
+the wire), unless the scenario sets a larger ``frame_size``, and records that size. The floor
+sends frames of the scenario's IP version and size."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from vrlab import histogram
 from vrlab.errors import UsageError
+from vrlab.framesize import min_timed_frame
 from vrlab.histogram import summary_json
-from vrlab.method import Progress, RunContext, placed, record_testbed, stored_run
+from vrlab.method import (
+    Progress,
+    RunContext,
+    local_direct,
+    placed,
+    record_testbed,
+    stored_run,
+)
 from vrlab.plan import wiring
 from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary, TrialResult
 from vrlab.spec import Scenario
@@ -98,17 +113,34 @@ def csit_loads(ndr_pps: float, pdr_pps: float, idle_pps: float = IDLE_PPS) -> li
             Load("NDR", ndr_pps, 100 * ndr_pps / pdr_pps if pdr_pps else None)]
 
 
-def stored_throughput(store: Store, scenario: str,
-                      testbed: str = "") -> tuple[float, float, int] | None:
+def stored_throughput(store: Store, scenario: str, testbed: str = "",
+                      ip: int = 4) -> tuple[float, float, int] | None:
     """(NDR, PDR, run id) of the newest completed throughput search of ``scenario`` on
-    ``testbed`` (a testbed file's name; "": this machine), by each goal's lower bound."""
+    ``testbed`` (a testbed file's name; "": this machine) with frames of IP version ``ip``, by
+    each goal's lower bound."""
     for run in reversed(store.runs(kind="ndr", scenario=scenario)):
-        if run.status != "done" or run.placement.get("testbed", "") != testbed:
+        if run.status != "done" or run.placement.get("testbed", "") != testbed or run.ip != ip:
             continue
         bounds = {s.goal: s.lower_pps for s in store.searches(run.id) if s.lower_pps}
         if "NDR" in bounds and "PDR" in bounds:
             return float(bounds["NDR"] or 0), float(bounds["PDR"] or 0), run.id
     return None
+
+
+def timed_size(scenario: Scenario) -> int:
+    """The frame size a latency run of ``scenario`` sends: its own, raised to the smallest
+    that carries the probe's payload when the scenario leaves the size to its IP version
+    (IPv6: 76 bytes instead of 74). A size the scenario sets below that is refused."""
+    t = scenario.traffic
+    least = min_timed_frame(t.ip)
+    if t.frame_size is None:
+        return max(t.size, least)
+    if t.frame_size < least:
+        raise UsageError(f"traffic.frame_size: {t.frame_size} bytes cannot carry the latency "
+                         f"probe's stamp in IPv6 frames (ip {t.ip}); the smallest timed IPv6 "
+                         f"frame is {least} bytes ({least + 4} on the wire): set frame_size to "
+                         f"{least} or more, or leave it out")
+    return t.frame_size
 
 
 def merged(summaries: list[LatencySummary]) -> LatencySummary:
@@ -161,26 +193,24 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
                 trial_s: float | None = None, repeats: int = 1, floor: bool = True,
                 progress: Progress = lambda m, r: None) -> LatencyOutcome:
     """Measure ``loads`` (CSIT's by default) on ``scenario``, then on the testbed alone
-    (``ctx.direct``)."""
+    (``ctx.direct``; with IPv6 frames, which only this machine's testbeds send, this machine's
+    tg linked straight to ts with frames of the scenario's IP version)."""
     ctx, scenario = placed(ctx, scenario)
     if ctx.placement.generator != "xdp":
         raise UsageError("latency needs the XDP generator (it stamps each frame's send time); "
                          "the sendmmsg path sends prebuilt frames and leaves trials untimed: "
                          "run with --generator xdp")
-    if scenario.traffic.ip != 4:
-        raise UsageError(f"latency times IPv4 frames only (IPv6 frames carry no probe payload); "
-                         f"scenario {scenario.name} sends ip {scenario.traffic.ip}: set its "
-                         "traffic.ip to 4")
+    ip, size = scenario.traffic.ip, timed_size(scenario)
     todo = loads if loads is not None else csit_loads(ndr_pps, pdr_pps)
     dur = ctx.profile.duration_s if trial_s is None else trial_s
-    traffic = TrafficSettings(scenario.traffic.flows, scenario.traffic.size)
+    traffic = TrafficSettings(scenario.traffic.flows, size)
     params: dict[str, object] = {
         "loads": [{"name": ld.name, "rate_pps": ld.rate_pps} for ld in todo],
         "ndr_pps": ndr_pps, "pdr_pps": pdr_pps, "throughput_from": throughput_from,
         "trial_s": dur, "repeats": repeats, "floor": floor, "flows": scenario.traffic.flows,
-        "guests": scenario.sut.guests}
-    with stored_run(ctx, "latency", scenario.name, spec_yaml, params,
-                    frame_size=scenario.traffic.size) as run_id:
+        "frame_size": size, "ip": ip, "guests": scenario.sut.guests}
+    direct = ctx.direct if ip == 4 else functools.partial(local_direct, ip=ip)
+    with stored_run(ctx, "latency", scenario.name, spec_yaml, params, ip, size) as run_id:
 
         def store(is_floor: bool) -> Callable[[int, TrialResult], TrialResult]:
             def record(i: int, res: TrialResult) -> TrialResult:
@@ -198,7 +228,7 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
                                 record=store(False), progress=progress)
         base: list[LoadResult] = []
         if floor:
-            with ctx.direct(ctx.placement, traffic, "latency floor") as tb:
+            with direct(ctx.placement, traffic, "latency floor") as tb:
                 base = measure_loads(tb, todo, dur, repeats, warmup_s=warm,
                                      residual_s=resid, record=store(True), progress=progress)
     points = [Point(ld, sut[i].merged, sut[i].routers, sut[i].loss_ratio,

@@ -4,6 +4,7 @@ still keeps what it measured)."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,8 +46,11 @@ def local_testbed(plan_for: Callable[[str], model.Plan], where: placement.Placem
     return Testbed(plan_for, where, traffic, label=label)
 
 
-def local_direct(where: placement.Placement, traffic: TrafficSettings, label: str) -> Testbed:
-    return Testbed(wiring.calibration_plan, where, traffic, label=label)
+def local_direct(where: placement.Placement, traffic: TrafficSettings, label: str,
+                 ip: int = 4) -> Testbed:
+    """tg linked straight to ts on this machine, its frames of IP version ``ip``."""
+    return Testbed(functools.partial(wiring.calibration_plan, ip=ip), where, traffic,
+                   label=label)
 
 
 @dataclass(frozen=True)

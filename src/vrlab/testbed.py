@@ -20,7 +20,7 @@ from vrlab.engines.ebpf.engine import EbpfEngine, hook_of
 from vrlab.engines.userspace.fromplan import guest_config, shared_config
 from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.errors import Interrupted, VrlabError
-from vrlab.framesize import min_frame
+from vrlab.framesize import MIN_TIMED_FRAME6, min_frame
 from vrlab.ledger import Ledger, state_dir
 from vrlab.placement import Placement, backlog_drops, rps_mask
 from vrlab.plan.model import Plan, TrafficPlan
@@ -56,8 +56,10 @@ class TrafficSettings:
     the flows above it) and the sink's probe times them, so each trial carries per-router
     one-way latency (the sendmmsg path leaves it untimed). ``sink``: which counter the sink
     uses (:func:`vrlab.traffic.sinks.open_sink`). ``frame_size`` None: the smallest frame of
-    the plan's IP version (:func:`vrlab.framesize.min_frame`). IPv6 frames go untimed (they
-    carry no probe payload); in the dual-stack mix the IPv4 half is timed."""
+    the plan's IP version (:func:`vrlab.framesize.min_frame`). IPv6 frames are timed like
+    IPv4 ones when they are at least :data:`vrlab.framesize.MIN_TIMED_FRAME6` bytes (76, room
+    for the probe's payload); at RFC 5180's smallest, 74, they go untimed, and in a dual-stack
+    mix of that size only the IPv4 half is timed."""
 
     flows: int = 1
     frame_size: int | None = None
@@ -219,7 +221,16 @@ class Testbed:
         t = p.traffic
         self.sink = Agent(t.ts_ns, self.placement.generator_cpu, led, "sink")
         self.gen = Agent(t.tg_ns, self.placement.generator_cpu, led, "generator")
-        timed = self.traffic.latency and self.placement.generator == "xdp" and t.ip != 6
+        #: the frames' size without FCS, as the run records it
+        self.frame_size = self.traffic.frame_size or min_frame(t.ip)
+        if self.frame_size < min_frame(t.ip):
+            raise VrlabError(f"frame size {self.frame_size} is below the smallest frame of ip "
+                             f"{t.ip}, {min_frame(t.ip)} bytes; use {min_frame(t.ip)} or more")
+        # IPv6 frames are timed when they hold the probe's payload; in a smaller dual-stack
+        # mix, the IPv4 half is
+        six_timed = self.frame_size >= MIN_TIMED_FRAME6
+        timed = self.traffic.latency and self.placement.generator == "xdp" and \
+            (t.ip != 6 or six_timed)
         reply = self.sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
                                routers=sink_prefixes(t),
                                count_flows=self.traffic.count_flows, latency=timed,
@@ -235,14 +246,10 @@ class Testbed:
         index = {name: i for i, name in enumerate(self.router_names)}
         flows = plan_flows(t, self.traffic.flows)
         self.flows = flows
-        #: the frames' size without FCS, as the run records it
-        self.frame_size = self.traffic.frame_size or min_frame(t.ip)
-        if self.frame_size < min_frame(t.ip):
-            raise VrlabError(f"frame size {self.frame_size} is below the smallest frame of ip "
-                             f"{t.ip}, {min_frame(t.ip)} bytes; use {min_frame(t.ip)} or more")
         frames = [build_frame(f, self.frame_size,
-                              router_index=index[f.router] if timed and ":" not in f.dst_ip
-                              else None) for f in flows]
+                              router_index=index[f.router]
+                              if timed and (":" not in f.dst_ip or six_timed) else None)
+                  for f in flows]
         if self.placement.generator == "xdp":
             self._napi_on_tg_peer(p)
         self.gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator,

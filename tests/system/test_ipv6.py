@@ -1,23 +1,38 @@
 """IPv6 through the testbed for real: the XDP generator's IPv6 frames (and the dual-stack mix)
-forwarded and counted per router by either sink, only the mix's IPv4 half timed by the latency
-probe, and two routers of the shared engine that have the same IPv6 addresses never carrying
-each other's frames. Slow rates: any loss is a bug, not a measurement.
+forwarded and counted per router by either sink; at RFC 5180's smallest frame (74 bytes) only
+the mix's IPv4 half timed by the latency probe, at 76 bytes (room for the stamp) every frame of
+either family timed by either sink, and a latency run with IPv6 frames storing its
+percentiles, its floor's too; only UDP frames timed; and two routers of the shared engine that
+have the same IPv6 addresses never carrying each other's frames. Slow rates: any loss is a
+bug, not a measurement.
 
 Needs root (namespaces, BPF), clang and libbpf-dev."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
+import struct
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from vrlab import placement, spec
+from vrlab import histogram, latency, placement, profiles, spec
+from vrlab.bpf import libbpf
+from vrlab.method import RunContext
 from vrlab.plan import wiring
+from vrlab.store.db import Store
 from vrlab.testbed import LATENCY_TIMED, Testbed, TrafficSettings
 from vrlab.traffic.frames import Flow, build_frame
 from vrlab.traffic.sinks import SinkChoice
+from vrlab.traffic.xdp.tcsink import TcSink
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
 
 pytestmark = [
     pytest.mark.root,
@@ -46,7 +61,7 @@ def test_xdp_generator_ipv6_frames_are_forwarded_and_counted_per_router(sink: Si
     assert all(abs(n - res.sent / 3) <= 1 for n in res.received_by_router.values())
     assert set(flows) == {(f.src_ip, f.dst_ip, f.sport, f.dport) for f in tb.flows}
     assert {ipaddress.ip_address(d).version for _, d, _, _ in flows} == {6}
-    assert LATENCY_TIMED not in res.extra  # IPv6 frames carry no stamp: no probe at all
+    assert LATENCY_TIMED not in res.extra  # 74 bytes leave no room for the stamp: no probe
 
 
 def test_dual_stack_mix_sends_both_families_and_times_only_ipv4() -> None:
@@ -61,6 +76,97 @@ def test_dual_stack_mix_sends_both_families_and_times_only_ipv4() -> None:
         by_family[ipaddress.ip_address(dst).version] += n
     assert abs(by_family[4] - by_family[6]) <= 1
     assert res.extra[LATENCY_TIMED] == by_family[4]  # every IPv4 frame below 50 kpps, no IPv6
+
+
+@pytest.mark.parametrize("sink", ["tc-bpf", "nftables"])
+def test_ipv6_frames_that_carry_the_stamp_are_all_timed(sink: SinkChoice) -> None:
+    """76-byte IPv6 frames through a routing SUT: every frame either sink counts is timed
+    (20 kpps: the generator stamps every frame), each against its own router."""
+    sc, _ = spec.load("native-routed", {"traffic.ip": 6, "traffic.routers": 2})
+    with Testbed(lambda rid: wiring.make_plan(sc, rid), xdp(),
+                 TrafficSettings(flows=4, frame_size=76, sink=sink), label="test_ipv6") as tb:
+        assert tb.sink_kind == sink and tb.frame_size == 76
+        res = tb.trial(RATE_PPS, DURATION_S, warmup_s=0.1)
+    assert res.sent > 0 and res.received == res.sent and res.other_received == 0
+    assert res.extra[LATENCY_TIMED] == res.received
+    assert {r: s.count for r, s in res.latency.items()} == res.received_by_router
+    for s in res.latency.values():
+        assert 0 < s.p50_ns <= s.p99_ns <= s.max_ns < 1_000_000_000
+
+
+def test_dual_stack_mix_of_76_bytes_times_both_families() -> None:
+    sc, _ = spec.load("native-routed", {"traffic.ip": 46, "traffic.routers": 2,
+                                        "traffic.frame_size": 76})
+    with Testbed(lambda rid: wiring.make_plan(sc, rid), xdp(),
+                 TrafficSettings(flows=4, frame_size=76), label="test_ipv6") as tb:
+        res = tb.trial(RATE_PPS, DURATION_S, warmup_s=0.1)
+    assert res.sent > 0 and res.received == res.sent and res.other_received == 0
+    assert res.extra[LATENCY_TIMED] == res.received
+
+
+def test_only_udp_frames_with_a_stamp_are_timed() -> None:
+    """The timed sink program on crafted frames (BPF_PROG_RUN): a stamped UDP frame of each
+    family is timed; the same frame with another next header or protocol (59, IPv6's "no next
+    header"; 6, TCP), or unstamped, is counted but not timed."""
+    flow6 = Flow("r0", "02:00:00:00:00:02", "02:00:00:00:00:01", "2001:2::1",
+                 "2001:2:0:100::1", 1024)
+    flow4 = Flow("r1", "02:00:00:00:00:02", "02:00:00:00:00:01", "198.18.0.1", "198.19.1.1",
+                 1024)
+
+    def stamped(frame: bytes, off: int, proto: tuple[int, int] | None = None) -> bytes:
+        """``frame`` with a stamp at ``off`` and, with ``proto`` (offset, value), another
+        protocol or next header."""
+        out = bytearray(frame)
+        out[off:off + 8] = struct.pack("<Q", time.monotonic_ns())
+        if proto is not None:
+            out[proto[0]] = proto[1]
+        return bytes(out)
+
+    six = build_frame(flow6, 76, router_index=0)
+    four = build_frame(flow4, router_index=1)
+    frames = [stamped(six, 62), stamped(six, 62, (20, 59)), six,
+              stamped(four, 42), stamped(four, 42, (23, 6)), four]
+    with TcSink(None, {"r0": "2001:2:0:100::/64", "r1": "198.19.1.0/24"},
+                timed_routers=2) as sink:
+        for f in frames:
+            libbpf.run_once(sink.prog_fd, f)
+        counts, hists = sink.read(), sink.read_latency()
+    assert counts.by_router == {"r0": 3, "r1": 3} and counts.other == 0
+    assert {r: sum(b.values()) for r, b in hists.items() if b} == {0: 1, 1: 1}
+
+
+def test_a_latency_run_with_ipv6_frames_stores_percentiles_and_its_floor(
+        tmp_path: Path) -> None:
+    """`vrlab latency --ip 6`'s library function: two light loads on native-routed and on
+    tg→ts, every trial stored with its latency, the run recorded as IPv6 of 76 bytes."""
+    sc, text = spec.load("native-routed", {"traffic.ip": 6})
+    loads = [latency.Load("a", 20_000), latency.Load("b", 40_000)]
+    with Store(tmp_path / "lat6.sqlite") as st:
+        ctx = RunContext(st, xdp(), profiles.get("quick"))
+        out = latency.run_latency(ctx, sc, text, 50_000, 50_000, "test", loads=loads,
+                                  trial_s=0.3)
+        run, trials = st.run(out.run_id), st.trials(out.run_id)
+    assert (run.ip, run.frame_size) == (6, 76)
+    assert len(trials) == 4 and all(t.result.latency for t in trials)
+    for p in out.points:
+        assert p.floor is not None and p.sut.count > 0 and p.floor.count > 0
+        assert 0 < p.sut.p50_ns <= p.sut.p99_ns <= p.sut.max_ns
+        assert histogram.decode(p.sut.hist).get_total_count() == p.sut.count
+        assert p.loss_ratio == 0
+
+
+def test_the_command_takes_ip_6_and_records_it(vrlab_env: VrlabEnv) -> None:
+    r, left = vrlab_env.run_cli_sealed(
+        "latency", "native-routed", "--ip", "6", "--ndr-kpps", "40", "--pdr-kpps", "50",
+        "--duration", "0.2", "--generator", "xdp", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert left == [], f"the run left namespaces behind: {left}"
+    data = json.loads(r.stdout)
+    for ld in data["loads"]:
+        assert ld["sut"]["count"] > 0 and ld["floor"]["count"] > 0
+    with Store(vrlab_env.db) as st:
+        run = st.run(data["run_id"])
+    assert (run.ip, run.frame_size) == (6, 76)
 
 
 @pytest.mark.parametrize("hook", ["tc", "xdp"])

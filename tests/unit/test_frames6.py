@@ -1,19 +1,31 @@
 """IPv6 frame templates (RFC 5180's benchmarking frames): decoded with an independent parser,
 so a wrong payload length, a bad UDP checksum (mandatory in IPv6) or a frame below RFC 5180's
-smallest size fails; and the sink's key layout for IPv6 prefixes and flows."""
+smallest size fails; the latency probe's payload in timed IPv6 frames, stamped as the XDP
+generator stamps it; and the sink's key layout for IPv6 prefixes and flows."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import struct
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vrlab.framesize import MIN_FRAME6, min_frame
-from vrlab.traffic.frames import Flow, build_frame, build_frame6, dual_flows, make_flows
+from vrlab.framesize import MIN_FRAME6, MIN_TIMED_FRAME6, min_frame, min_timed_frame
+from vrlab.traffic.frames import (
+    PROBE_BYTES,
+    Flow,
+    build_frame,
+    build_frame6,
+    dual_flows,
+    make_flows,
+    probe_payload,
+)
+from vrlab.traffic.xdp import build, live
 from vrlab.traffic.xdp.tcsink import flow_key, prefixes_of, route_key
 
 FLOW6 = Flow(router="r0", src_mac="02:76:6c:00:00:01", dst_mac="02:76:6c:00:00:02",
@@ -59,9 +71,61 @@ def test_below_rfc5180_minimum_is_refused() -> None:
         build_frame6(FLOW6, 73)
 
 
-def test_ipv6_frames_carry_no_probe_payload() -> None:
-    with pytest.raises(ValueError, match="latency probe"):
-        build_frame(FLOW6, 74, router_index=0)
+def stamp6_like_the_generator(frame: bytes, now: int) -> bytes:
+    """What xdpgen.bpf.c does to an IPv6 frame: the stamp at byte 62 (the UDP payload after
+    IPv6's fixed header), its four words added to the UDP checksum at byte 60 (RFC 1624)."""
+    csum = int.from_bytes(frame[60:62], "little")
+    total = (~csum & 0xFFFF) + sum(struct.unpack("<4H", struct.pack("<Q", now)))
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    out = bytearray(frame)
+    out[62:70] = struct.pack("<Q", now)
+    out[60:62] = ((~total & 0xFFFF) or 0xFFFF).to_bytes(2, "little")
+    return bytes(out)
+
+
+def test_the_probe_does_not_fit_rfc5180s_smallest_ipv6_frame() -> None:
+    """74 bytes leave 12 payload bytes; the probe takes 14, so a timed IPv6 frame is 76 bytes
+    (80 on the wire), and 74 is refused rather than cut short."""
+    assert MIN_FRAME6 - 14 - 40 - 8 == 12 < PROBE_BYTES == 14
+    assert MIN_TIMED_FRAME6 == 14 + 40 + 8 + PROBE_BYTES == 76
+    assert min_timed_frame(4) == 60 and min_timed_frame(6) == min_timed_frame(46) == 76
+    for size in (74, 75):
+        with pytest.raises(ValueError, match="at least 76 bytes"):
+            build_frame(FLOW6, size, router_index=0)
+
+
+@given(size=st.integers(MIN_TIMED_FRAME6, 1514), router=st.integers(0, 65535),
+       now=st.integers(1, (1 << 64) - 1))
+def test_a_timed_ipv6_frame_carries_the_probe_where_ipv4_does(size: int, router: int,
+                                                               now: int) -> None:
+    """First in the UDP payload, as in an IPv4 frame (byte 42 there, 62 here), and the frame
+    stays valid once the generator stamps it."""
+    frame = build_frame(FLOW6, size, router_index=router)
+    assert_valid6(frame, FLOW6, size)
+    assert frame[62:76] == probe_payload(router)
+    assert frame[62:70] == bytes(8), "the template's stamp is zero: not stamped"
+    assert frame[76:] == bytes((i * 7) & 0xFF for i in range(size - 62))[14:]
+    v4 = Flow("r0", FLOW6.src_mac, FLOW6.dst_mac, "198.18.0.1", "198.19.0.1", 1024)
+    assert build_frame(v4, size, router_index=router)[42:56] == frame[62:76]
+    stamped = stamp6_like_the_generator(frame, now)
+    assert_valid6(stamped, FLOW6, size)
+    assert struct.unpack_from("<Q", stamped, 62)[0] == now
+    assert stamped[70:76] == frame[70:76]
+
+
+def test_the_bpf_programs_use_the_ipv6_offsets_the_frames_have() -> None:
+    """The offsets are written twice, in C and here: the C #defines must say the same."""
+    xdp = Path(build.SOURCE).parent
+    defines = {}
+    for src in ("xdpgen.bpf.c", "latency.h"):
+        for m in re.finditer(r"^#define (\w+) (\w+)", (xdp / src).read_text(), re.M):
+            defines[m.group(1)] = m.group(2)
+    assert int(defines["STAMP6_OFF"]) == int(defines["PAYLOAD6_OFF"]) == 14 + 40 + 8
+    assert int(defines["UDP6_CSUM_OFF"]) == 14 + 40 + 6
+    assert int(defines["IP6_NEXTHDR_OFF"]) == 14 + 6
+    assert int(defines["HDR_MAX"]) == MIN_TIMED_FRAME6 == live.HDR_MAX
+    assert int(defines["HDR6_BYTES"]) == MIN_FRAME6 == live.HDR6_BYTES
 
 
 @given(size=st.integers(MIN_FRAME6, 1514), sport=st.integers(0, 65535),

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vrlab import histogram, latency
+import pytest
+
+from vrlab import histogram, latency, spec
+from vrlab.errors import UsageError
 from vrlab.results import LatencySummary, RunInfo
 from vrlab.store.db import Store
 
 
-def info(kind: str, scenario: str) -> RunInfo:
+def info(kind: str, scenario: str, ip: int = 4) -> RunInfo:
     return RunInfo(kind=kind, scenario=scenario, spec_yaml="", machine={}, placement={},
-                   vrlab_version="0", profile="quick", params={})
+                   vrlab_version="0", profile="quick", params={}, ip=ip)
 
 
 def summary(*values: int) -> LatencySummary:
@@ -28,8 +31,9 @@ def test_csit_loads_are_idle_then_shares_of_pdr_then_ndr() -> None:
     assert loads[-1].percent_of_pdr == 80
 
 
-def add_search(st: Store, scenario: str, ndr: float, pdr: float, status: str = "done") -> int:
-    run = st.start_run(info("ndr", scenario))
+def add_search(st: Store, scenario: str, ndr: float, pdr: float, status: str = "done",
+               ip: int = 4) -> int:
+    run = st.start_run(info("ndr", scenario, ip))
     for goal, lower in (("NDR", ndr), ("PDR", pdr)):
         sid = st.start_search(run, goal, 0.0)
         st.finish_search(sid, lower_pps=lower, upper_pps=lower * 1.02, conditional_pps=lower,
@@ -46,6 +50,33 @@ def test_stored_throughput_is_the_newest_completed_search(tmp_path: Path) -> Non
         add_search(st, "native-routed", 1, 2, status="failed")
         add_search(st, "native-hybrid", 5, 6)
         assert latency.stored_throughput(st, "native-routed") == (310_000, 330_000, newest)
+
+
+def test_stored_throughput_is_of_the_ip_version_asked(tmp_path: Path) -> None:
+    """An IPv6 latency run sits at the loads of an IPv6 search, never of a newer IPv4 one."""
+    with Store(tmp_path / "r.sqlite") as st:
+        six = add_search(st, "native-routed", 200_000, 210_000, ip=6)
+        add_search(st, "native-routed", 310_000, 330_000)
+        assert latency.stored_throughput(st, "native-routed", ip=6) == (200_000, 210_000, six)
+        assert latency.stored_throughput(st, "native-routed", ip=46) is None
+        assert latency.stored_throughput(st, "native-routed")[:2] == (310_000, 330_000)
+
+
+@pytest.mark.parametrize(("ip", "frame_size", "size"), [
+    (4, None, 60), (4, 128, 128), (6, None, 76), (46, None, 76), (6, 128, 128), (6, 76, 76)])
+def test_a_latency_run_sends_frames_that_carry_the_stamp(ip: int, frame_size: int | None,
+                                                          size: int) -> None:
+    o: dict[str, object] = {"traffic.ip": ip}
+    if frame_size is not None:
+        o["traffic.frame_size"] = frame_size
+    sc, _ = spec.load("native-routed", o)
+    assert latency.timed_size(sc) == size
+
+
+def test_an_ipv6_frame_size_too_small_for_the_stamp_is_refused_by_name() -> None:
+    sc, _ = spec.load("native-routed", {"traffic.ip": 6, "traffic.frame_size": 74})
+    with pytest.raises(UsageError, match=r"traffic\.frame_size: 74 .* set frame_size to 76"):
+        latency.timed_size(sc)
 
 
 def test_json_carries_every_load_with_its_floor_and_routers() -> None:
@@ -114,3 +145,34 @@ def test_report_section_says_when_nothing_was_measured(tmp_path: Path) -> None:
     with Store(tmp_path / "r.sqlite") as st:
         lines = latency_report.section(st, {}, tmp_path, "caption")
     assert any(line.startswith("Not measured") for line in lines)
+
+
+@pytest.mark.parametrize("ip", [4, 6, 46])
+def test_reproduce_measures_latency_with_its_ip_version(tmp_path: Path, ip: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vrlab reproduce --ip 6/46` keeps its latency sections: each searched configuration's
+    latency run gets the scenario with the report's IP version, at its searched NDR/PDR.
+    (The run itself needs root; what it is handed is checked here.)"""
+    from vrlab import placement, profiles
+    from vrlab.method import RunContext
+    from vrlab.paper import reproduce
+    from vrlab.paper.figures import LATENCY
+
+    got: list[tuple[int, float, float]] = []
+
+    def fake_run(ctx: RunContext, sc: spec.Scenario, text: str, ndr: float, pdr: float,
+                 source: str, **kw: object) -> latency.LatencyOutcome:
+        got.append((sc.traffic.ip, ndr, pdr))
+        return latency.LatencyOutcome(len(got), sc.name, ndr, pdr, source, 0.4, 1)
+
+    monkeypatch.setattr(latency, "run_latency", fake_run)
+    key = LATENCY[1]
+    with Store(tmp_path / "r.sqlite") as st:
+        run = add_search(st, key.scenario, 300_000, 320_000, ip=ip)
+        ctx = RunContext(st, placement.choose(True, "generator", generator="xdp"),
+                         profiles.get("quick"))
+        out = reproduce.run_latency(ctx, {key.key: [run]}, lambda m, r: None, ip)
+    assert out == {key.key: 1}
+    assert got == [(ip, 300_000, 320_000)]
+    if ip != 4:
+        assert "Latency is measured with" in reproduce.FRAMES[ip]

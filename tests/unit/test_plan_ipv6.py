@@ -128,3 +128,17 @@ def test_reproduce_refuses_ipv6_for_figures_that_cannot_run_it_before_building()
     assert "fig9u" in str(e.value) and "--only fig5" in str(e.value)
     assert "traffic.ip" in str(e.value)
     reproduce.refuse_ip(["fig9u"], 4)
+
+
+@pytest.mark.parametrize("ip", [6, 46])
+def test_the_direct_link_carries_the_scenarios_ip_version(ip: int) -> None:
+    """A latency floor with IPv6 frames: tg→ts alone, the sink counting r0's IPv6 prefix."""
+    p = wiring.calibration_plan("t6", ip)
+    t = p.traffic
+    assert t.ip == ip and t.src_ip6 == "2001:2::1"
+    assert [r.prefix6 for r in t.routers] == [router_prefix6(0)]
+    assert v6(a.cidr for a in p.addresses) == ["2001:2::1/64", "2001:2::2/64"]
+    assert v6(r.dst for r in p.routes) == ["2001:2:0:100::/56"]
+    four = wiring.calibration_plan("t4")
+    assert four.traffic.ip == 4 and four.traffic.src_ip6 == "" and not v6(
+        a.cidr for a in four.addresses)

@@ -14,6 +14,7 @@ from vrlab import net, profiles, spec
 from vrlab.cli.console import console, out, progress
 from vrlab.cli.options import (
     db_option,
+    ip_option,
     overrides,
     placement_options,
     run_context,
@@ -39,6 +40,7 @@ def _cells(s: LatencySummary | None) -> list[str]:
 @click.command("latency")
 @click.argument("scenario")
 @scenario_options
+@ip_option
 @click.option("--profile", "profile_name", default="quick", show_default=True,
               type=click.Choice(list(profiles.PROFILES)),
               help="Trial length: quick 0.4 s, paper 10 s (a throughput search's final "
@@ -65,7 +67,8 @@ def _cells(s: LatencySummary | None) -> list[str]:
 @testbed_option
 @db_option
 def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
-                engine: str | None, guest_kind: str | None, hook: str | None, profile_name: str,
+                engine: str | None, guest_kind: str | None, hook: str | None, ip: str | None,
+                profile_name: str,
                 duration: float | None, repeats: int | None, ndr_kpps: float | None,
                 pdr_kpps: float | None, fresh: bool, max_kpps: float | None, floor: bool,
                 attack: bool, as_json: bool, pin: bool, sink_rx: str, generator: str,
@@ -77,14 +80,21 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
     `vrlab ndr` of the scenario in the store, or a search run first. With --attack (scenario
     shared): router B's latency while router A keeps to its share and while A floods. With
     --testbed: across the hosts of a testbed file whose generator and sink are one tester
-    host (one clock), the floor on that host's generator linked straight to its sink."""
+    host (one clock), the floor on that host's generator linked straight to its sink.
+
+    With --ip 6 or 46 the frames are IPv6 (or the dual-stack mix) of 76 bytes, 80 on the wire:
+    RFC 5180's smallest IPv6 frame (78 on the wire) has no room for the stamp. The floor sends
+    the same frames."""
     from vrlab import attack_result, latency, method
 
-    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook))
+    sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook,
+                                             ip))
     prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
     if attack and testbed is not None:
         raise UsageError("latency --attack --testbed: the attack runs on the shared platform, "
                          "which a testbed file's SUT does not build; run it without --testbed")
+    if attack and ip not in (None, "4"):
+        raise UsageError(f"--attack --ip {ip}: the attack sends IPv4 frames; leave --ip out")
     if attack:
         _attack(sc.name, engine, routers, prof, repeats or attack_result.DEFAULT_ROUNDS,
                 as_json, lambda: run_context(db, pin, sink_rx, prof, "", generator))
@@ -101,7 +111,7 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
                     "generator's, which means something only when they are one clock")
     ctx = run_context(db, pin, sink_rx, prof, "", generator, testbed)
     stored = None if fresh or ndr_kpps is not None else \
-        latency.stored_throughput(ctx.store, sc.name, ctx.testbed_name)
+        latency.stored_throughput(ctx.store, sc.name, ctx.testbed_name, sc.traffic.ip)
     if ndr_kpps is not None and pdr_kpps is not None:
         ndr, pdr, source = ndr_kpps * 1e3, pdr_kpps * 1e3, "given"
     elif stored is not None:
@@ -121,9 +131,11 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
             found = method.ndr(ctx, sc, text, goals, 10e3, hi, bars.step)
         b = {g.goal.name: g.lower_pps for g in found.result.goal_results}
         ndr, pdr, source = b["NDR"], b["PDR"], f"ndr run {found.run_id} (searched now)"
+    kind = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6"}[sc.traffic.ip]
     console.print(f"latency [bold]{sc.name}[/]: NDR {ndr / 1e3:.0f} kpps, PDR "
-                  f"{pdr / 1e3:.0f} kpps ({source}); {prof.duration_s:g} s trials x {repeats}; "
-                  f"{ctx.placement.describe()}"
+                  f"{pdr / 1e3:.0f} kpps ({source}); {kind} frames of "
+                  f"{latency.timed_size(sc)} bytes (+4 FCS); {prof.duration_s:g} s trials x "
+                  f"{repeats}; {ctx.placement.describe()}"
                   + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
     with progress(f"latency {sc.name}") as bars:
         res = latency.run_latency(ctx, sc, text, ndr, pdr, source, repeats=repeats,

@@ -99,8 +99,10 @@ def ip_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--ip", type=click.Choice(["4", "6", "46"]), default=None,
                         help="IP version of the frames: 4, 6 (IPv6 in RFC 5180's 2001:2::/48, "
                         "74-byte frames, 78 on the wire), or 46 (dual stack: half the flows "
-                        "each, every router both, all at 74 bytes). Default: the scenario's "
-                        "traffic.ip (4). Recorded with every result.")(f)
+                        "each, every router both, all at 74 bytes). Latency runs send 76 "
+                        "bytes (80 on the wire) instead, the smallest IPv6 frame with room for "
+                        "the stamp. Default: the scenario's traffic.ip (4). Recorded with "
+                        "every result.")(f)
 
 
 def testbed_option(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -128,9 +128,10 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
               calibrate: bool = True,
               on_phase: Callable[[str, int], None] | None = None, ip: int = 4) -> Path:
     """Run what ``figs`` need and write the report. ``ip``: the IP version of every scenario's
-    frames (6, 46: IPv6 in 2001:2::/48); the calibration and Fig. 4's direct link stay IPv4,
-    and latency is measured only with IPv4 frames (IPv6 frames carry no probe payload), so
-    ``ip`` 6 and 46 leave the latency sections out."""
+    frames (6, 46: IPv6 in 2001:2::/48); the calibration and Fig. 4's direct link stay IPv4.
+    Latency is measured with frames of ``ip`` too (IPv6's at 76 bytes, the smallest that
+    carry the stamp; each floor with the same frames); the attack on the shared platform
+    sends IPv4 frames whatever ``ip`` is."""
     refuse_ip(figs, ip)
     out.mkdir(parents=True, exist_ok=True)
     session = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -166,7 +167,7 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
             if r == 0 or k.key in REPEATED:
                 ndr_runs[k.key].append(run_ndr(rctx, k, cal.get(1), progress, f"#{r + 1}",
                                                ip))
-    lat_runs = run_latency(rctx, ndr_runs, progress) if ip == 4 else {}
+    lat_runs = run_latency(rctx, ndr_runs, progress, ip)
     attack_runs = run_attacks(rctx, lat_runs, progress)
     (out / "runs.json").write_text(json.dumps({"session": session, "runs": runs,
                                                "ndr_runs": ndr_runs, "calibration": cal,
@@ -210,14 +211,16 @@ def run_attacks(ctx: RunContext, lat_runs: Mapping[str, int],
             for e in attack_result.ENGINES if e in engines}
 
 
-def run_latency(ctx: RunContext, ndr_runs: NdrRuns, progress: Progress) -> dict[str, int]:
-    """CSIT's latency loads for each searched ``LATENCY`` configuration (XDP generator only)."""
+def run_latency(ctx: RunContext, ndr_runs: NdrRuns, progress: Progress,
+                ip: int = 4) -> dict[str, int]:
+    """CSIT's latency loads for each searched ``LATENCY`` configuration (XDP generator only),
+    with frames of IP version ``ip``, as its searches sent."""
     rows, out = throughput_report.ndr_rows(ctx.store, ndr_runs), {}
     for key in (k for k in LATENCY if k.key in ndr_runs and ctx.placement.generator == "xdp"):
         ndr, pdr = (rows.get(key.key, {}).get(g) for g in ("NDR", "PDR"))
         if ndr and pdr and ndr.lower_pps and pdr.lower_pps:
             out[key.key] = latency.run_latency(
-                replace(ctx, label=key.key), *_load(key), ndr.lower_pps, pdr.lower_pps,
+                replace(ctx, label=key.key), *_load(key, ip), ndr.lower_pps, pdr.lower_pps,
                 f"median of ndr runs {', '.join(map(str, ndr_runs[key.key]))}",
                 progress=progress).run_id
     return out
@@ -261,10 +264,14 @@ FRAMES = {
     4: "Frames are 60 bytes (64 on the wire).",
     6: "Frames are IPv6/UDP, 74 bytes (78 on the wire, RFC 5180's smallest IPv6 frame), "
        "addressed in RFC 5180's 2001:2::/48; the calibration and Fig. 4's direct link carry "
-       "IPv4 frames of 60 bytes, and latency is not measured (IPv6 frames carry no stamp).",
+       "IPv4 frames of 60 bytes. Latency is measured with IPv6/UDP frames of 76 bytes (80 on "
+       "the wire, the smallest that carry the stamp), its floor too; the attack on the shared "
+       "platform sends IPv4 frames of 60 bytes.",
     46: "Frames are half IPv4/UDP, half IPv6/UDP (every router both), all 74 bytes (78 on "
         "the wire, RFC 5180's smallest IPv6 frame); the calibration and Fig. 4's direct link "
-        "carry IPv4 frames of 60 bytes, and latency is not measured.",
+        "carry IPv4 frames of 60 bytes. Latency is measured with the same mix at 76 bytes (80 "
+        "on the wire, the smallest whose IPv6 frames carry the stamp), its floor too; the "
+        "attack on the shared platform sends IPv4 frames of 60 bytes.",
 }
 
 

@@ -87,9 +87,10 @@ def make_plan(scenario: Scenario, run_id: str) -> Plan:
     return build(PlanBuilder(run_id, scenario))
 
 
-def calibration_plan(run_id: str) -> Plan:
-    """The paper's Fig. 4 testbed: tg cabled straight to ts, no SUT in between."""
-    return direct(run_id)
+def calibration_plan(run_id: str, ip: int = 4) -> Plan:
+    """The paper's Fig. 4 testbed: tg cabled straight to ts, no SUT in between; its frames of
+    IP version ``ip`` (4, 6, or 46 for the mix), so a latency floor sends what the SUT got."""
+    return direct(run_id, ip)
 
 
 def build(b: PlanBuilder) -> Plan:
@@ -278,17 +279,22 @@ def _route_router(b: PlanBuilder, r: RouterTraffic, sut: str, out_dev: str,
                      Route(g, prefix, host_ip(out, GATEWAY), if_name(b.run_id, f"g{i}b"))]
 
 
-def direct(run_id: str) -> Plan:
-    """Calibration (the paper's Fig. 4): tg cabled straight to ts."""
-    b = PlanBuilder(run_id, Scenario(name="calibration"))
+def direct(run_id: str, ip: int = 4) -> Plan:
+    """Calibration (the paper's Fig. 4): tg cabled straight to ts, one subnet per family of
+    the frames (``ip``), as the bridged SUT's tg and ts share one."""
+    b = PlanBuilder(run_id, Scenario(name="calibration", traffic=TrafficSpec(ip=ip)))
     tg, ts = b.namespace("tg"), b.namespace("ts")
     cable = b.veth("tg0", tg, "ts0", ts)
-    ts_ip = host_ip(TG_NET, 2)
-    b.addresses += [Address(tg, cable.a, cidr(TG_NET, TG_HOST)),
-                    Address(ts, cable.b, cidr(TG_NET, 2))]
-    b.neighbours.append(Neighbour(tg, cable.a, ts_ip, cable.b_mac))
-    b.routes.append(Route(tg, str(ROUTER_NET), ts_ip, cable.a))
+    for tg_net, router_net in ((TG_NET, ROUTER_NET), (TG_NET6, ROUTER_NET6))[:1 + b.six]:
+        ts_ip = host_ip(tg_net, 2)
+        b.addresses += [Address(tg, cable.a, cidr(tg_net, TG_HOST)),
+                        Address(ts, cable.b, cidr(tg_net, 2))]
+        b.neighbours.append(Neighbour(tg, cable.a, ts_ip, cable.b_mac))
+        b.routes.append(Route(tg, str(router_net), ts_ip, cable.a))
+    router = RouterTraffic("r0", router_prefix(0), cable.b_mac, "host",
+                           prefix6=router_prefix6(0) if b.six else "")
     traffic = TrafficPlan(tg_ns=tg, tg_dev=cable.a, src_mac=cable.a_mac,
                           src_ip=host_ip(TG_NET, TG_HOST), ts_ns=ts, ts_dev=cable.b,
-                          routers=(RouterTraffic("r0", router_prefix(0), cable.b_mac, "host"),))
+                          routers=(router,), ip=ip,
+                          src_ip6=host_ip(TG_NET6, TG_HOST) if b.six else "")
     return b.build(traffic, "", "")

@@ -4,8 +4,12 @@ the paper's minimum-size frame.
 
 IPv6 frames (RFC 5180, benchmarking IPv6) are at least 74 bytes, 78 on the wire: 14 bytes of
 Ethernet, 40 of IPv6 and 8 of UDP leave 12 bytes of payload, RFC 5180's smallest IPv6 frame.
-IPv6+UDP and the latency probe's 14 payload bytes do not fit 64 bytes, and they do not fit 78
-either: IPv6 frames carry no probe payload, and the latency probe does not time them."""
+
+The latency probe's payload (:func:`probe_payload`, 14 bytes) starts the UDP payload in both
+families: at byte 42 of an IPv4 frame, at byte 62 of an IPv6 one. It fits IPv4's 60-byte frame
+(18 payload bytes) but not IPv6's 74 (12), so a timed IPv6 frame is at least
+:data:`vrlab.framesize.MIN_TIMED_FRAME6`, 76 bytes (80 on the wire), the smallest that holds
+it."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from vrlab.framesize import MIN_FRAME, MIN_FRAME6
+from vrlab.framesize import MIN_FRAME, MIN_FRAME6, MIN_TIMED_FRAME6
 
 ETH_HLEN = 14
 IP_HLEN = 20
@@ -26,7 +30,7 @@ BASE_SPORT = 1024
 DPORT = 9  # discard
 #: The latency probe's part of the payload: 8 bytes for the generator's send time (zero in the
 #: template; the XDP generator writes it), the router's index, and a magic the sink checks
-#: (layout in xdp/latency.bpf.c).
+#: (layout in xdp/latency.h). IPv4 and IPv6 frames carry it alike, first in the UDP payload.
 STAMP_MAGIC = b"vrlt"
 PROBE_BYTES = 8 + 2 + len(STAMP_MAGIC)
 
@@ -74,12 +78,11 @@ def build_frame(flow: Flow, size: int = MIN_FRAME, ttl: int = DEFAULT_TTL, ident
     """An Ethernet/IPv4/UDP or Ethernet/IPv6/UDP frame (the flow's addresses say which) of
     exactly ``size`` bytes with valid IP and UDP checksums. ``ttl`` is IPv6's hop limit.
 
-    With ``router_index`` (IPv4 only), the payload starts with :func:`probe_payload`, where
-    the XDP generator stamps the send time and the sink's latency probe finds it."""
+    With ``router_index``, the payload starts with :func:`probe_payload`, where the XDP
+    generator stamps the send time and the sink's latency probe finds it (an IPv6 frame then
+    needs at least :data:`vrlab.framesize.MIN_TIMED_FRAME6` bytes)."""
     if ipaddress.ip_address(flow.dst_ip).version == 6:
-        if router_index is not None:
-            raise ValueError("IPv6 frames carry no latency probe payload; pass no router_index")
-        return build_frame6(flow, size, ttl)
+        return build_frame6(flow, size, ttl, router_index)
     if size < MIN_FRAME:
         raise ValueError(f"frame size {size} is below the Ethernet minimum {MIN_FRAME}")
     payload_len = size - ETH_HLEN - IP_HLEN - UDP_HLEN
@@ -101,15 +104,25 @@ def build_frame(flow: Flow, size: int = MIN_FRAME, ttl: int = DEFAULT_TTL, ident
     return eth + ip + udp
 
 
-def build_frame6(flow: Flow, size: int = MIN_FRAME6, hop_limit: int = DEFAULT_TTL) -> bytes:
+def build_frame6(flow: Flow, size: int = MIN_FRAME6, hop_limit: int = DEFAULT_TTL,
+                 router_index: int | None = None) -> bytes:
     """An Ethernet/IPv6/UDP frame of exactly ``size`` bytes (at least :data:`MIN_FRAME6`) with
     the UDP checksum IPv6 makes mandatory (RFC 8200, 8.1: over the pseudo-header of both
-    addresses, the upper-layer length and next header 17)."""
+    addresses, the upper-layer length and next header 17). With ``router_index``, the payload
+    starts with :func:`probe_payload`, as an IPv4 frame's does; that takes
+    :data:`MIN_TIMED_FRAME6` bytes or more."""
     if size < MIN_FRAME6:
         raise ValueError(f"frame size {size} is below the smallest IPv6 frame {MIN_FRAME6} "
                          "(78 bytes on the wire, RFC 5180)")
+    if router_index is not None and size < MIN_TIMED_FRAME6:
+        raise ValueError(f"frame size {size}: an IPv6 frame with the latency probe's "
+                         f"{PROBE_BYTES} payload bytes takes at least {MIN_TIMED_FRAME6} bytes "
+                         f"({MIN_TIMED_FRAME6 + 4} on the wire); use {MIN_TIMED_FRAME6} or more")
     payload_len = size - ETH_HLEN - IP6_HLEN - UDP_HLEN
     payload = bytes((i * 7) & 0xFF for i in range(payload_len))
+    if router_index is not None:
+        head = probe_payload(router_index)
+        payload = head + payload[len(head):]
     src = ipaddress.IPv6Address(flow.src_ip).packed
     dst = ipaddress.IPv6Address(flow.dst_ip).packed
     udp_len = UDP_HLEN + payload_len

@@ -16,15 +16,27 @@
  *
  * Payload layout (bytes after the UDP header, see vrlab.traffic.frames):
  * 0..7 the stamp (host order; 0 = not stamped), 8..9 the router's index
- * (network order), 10..13 the magic "vrlt".
+ * (network order), 10..13 the magic "vrlt". IPv4 and IPv6 frames carry it
+ * alike: at byte 42 after a 20-byte IPv4 header, at byte 62 after IPv6's
+ * fixed header. Only a UDP frame is read (IPv4 protocol 17 with no options,
+ * IPv6 next header 17: the generator sends no IPv6 extension headers); any
+ * other frame is counted by the sink but never timed.
  */
 #ifndef VRLAB_LATENCY_H
 #define VRLAB_LATENCY_H
 
 #include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #define PAYLOAD_OFF 42 /* 14 + 20 + 8 */
+#define PAYLOAD6_OFF 62 /* 14 + 40 + 8 */
+#define IP_VER_IHL_OFF 14 /* 0x45: IPv4, a 20-byte header */
+#define IP_PROTO_OFF 23 /* 14 + 9 */
+#define IP6_NEXTHDR_OFF 20 /* 14 + 6 */
+#define PROTO_UDP 17
+#define PROBE_ETH_IP 0x0800 /* EtherTypes, compared with skb->protocol (network order) */
+#define PROBE_ETH_IPV6 0x86DD
 #define SUB_HALF_MAG 7 /* HdrHistogram: 2 significant digits, 256 sub-buckets */
 #define SUB_HALF (1 << SUB_HALF_MAG)
 #define SUB_MASK 255ULL
@@ -76,23 +88,52 @@ static __always_inline __u32 counts_index(__u64 v)
 }
 
 /*
+ * The probe at ``off`` (the UDP payload) if the frame is long enough for it
+ * and its protocol byte at ``proto_off`` says UDP; NULL otherwise.
+ * ``off`` and ``proto_off`` are constants in each caller, so the verifier
+ * sees fixed offsets.
+ */
+static __always_inline struct probe *probe_at(void *data, void *data_end, __u32 off,
+					      __u32 proto_off)
+{
+	struct probe *p = data + off;
+
+	if ((void *)(p + 1) > data_end)
+		return NULL;
+	if (((__u8 *)data)[proto_off] != PROTO_UDP)
+		return NULL;
+	return p;
+}
+
+/*
  * Times the frame if it carries a stamp. Direct packet access, and an early
  * return for a frame without one: at high rates the generator stamps only
- * some frames, and the others must cost next to nothing. A frame whose first
- * bytes are not in the linear part of its skb (none of the testbed's are)
- * goes untimed.
+ * some frames, and the others must cost next to nothing. The EtherType the
+ * kernel already read (skb->protocol) picks the family, so the frame's own
+ * bytes are read only where the probe would be. A frame whose first bytes
+ * are not in the linear part of its skb (none of the testbed's are) goes
+ * untimed.
  */
 static __always_inline void time_frame(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct probe *p = data + PAYLOAD_OFF;
+	struct probe *p;
 	__u64 stamp, now, d;
 	struct hist *h;
 	__u32 router, idx;
 
-	if ((void *)(p + 1) > data_end)
+	if (skb->protocol == bpf_htons(PROBE_ETH_IP)) {
+		p = probe_at(data, data_end, PAYLOAD_OFF, IP_PROTO_OFF);
+		if (!p || ((__u8 *)data)[IP_VER_IHL_OFF] != 0x45)
+			return;
+	} else if (skb->protocol == bpf_htons(PROBE_ETH_IPV6)) {
+		p = probe_at(data, data_end, PAYLOAD6_OFF, IP6_NEXTHDR_OFF);
+		if (!p)
+			return;
+	} else {
 		return;
+	}
 	stamp = p->stamp;
 	if (stamp == 0 || p->magic != MAGIC)
 		return;

@@ -51,13 +51,15 @@ DEFAULT_BATCH = 64
 #: The metadata every generator frame is run with (META_BYTES in xdpgen.bpf.c): its presence,
 #: not its content, tells the program a frame is the generator's.
 META = b"vrlg"
-#: Limits of the program's maps and header copy (MAX_FLOWS, HDR_BYTES, HDR_MAX in
-#: xdpgen.bpf.c): it rewrites the first 60 bytes of every frame, or 74 when the frames are at
-#: least the smallest IPv6 frame (:data:`vrlab.traffic.frames.MIN_FRAME6`), whose headers
-#: reach byte 62.
+#: Limits of the program's maps and header copy (MAX_FLOWS, HDR_BYTES, HDR6_BYTES, HDR_MAX
+#: in xdpgen.bpf.c): it rewrites the first 60 bytes of every frame, 74 when the frames are at
+#: least the smallest IPv6 frame (:data:`vrlab.framesize.MIN_FRAME6`), whose headers reach
+#: byte 62, and 76 when they are at least the smallest timed IPv6 frame
+#: (:data:`vrlab.framesize.MIN_TIMED_FRAME6`), whose probe payload reaches byte 76.
 MAX_FLOWS = 1024
 HDR_BYTES = 60
-HDR_MAX = 74
+HDR6_BYTES = 74
+HDR_MAX = 76
 #: Stamped frames per second the generator aims at when it stamps (whole rounds over the
 #: flows, one round in a power of two): at most this many frames a second cost the sink's
 #: latency probe a histogram update, so the probe's cost stays bounded at any rate, while a
@@ -92,8 +94,9 @@ class LiveSender:
     ``stamp``: the program writes its send time (``bpf_ktime_get_ns``) into the first 8 bytes
     of the UDP payload, for the sink's latency probe: of every frame up to
     ``STAMP_SAMPLES_PPS``, of one round over the flows in :func:`stamp_every` above it; the
-    frames must have room for it there (:func:`vrlab.traffic.frames.probe_payload`). Only
-    IPv4 frames are stamped; IPv6 frames leave unstamped and go untimed.
+    frames must have room for it there (:func:`vrlab.traffic.frames.probe_payload`). IPv4
+    and IPv6 frames are stamped alike, each at its own UDP payload; an IPv6 frame shorter than
+    :data:`vrlab.framesize.MIN_TIMED_FRAME6` has no room for the probe and leaves unstamped.
 
     Same interface as :class:`vrlab.traffic.generator.Sender`: ``send(rate_pps, duration_s)``
     returns a :class:`SendReport`, and ``close`` releases it (also as a context manager). One
@@ -121,7 +124,8 @@ class LiveSender:
             self._fd = self._obj.program_fd(build.TX_PROGRAM)
             self._ipr = IPRoute()
             self._counters()  # the link exists here, or fail now rather than mid-trial
-            self._hdr = HDR_MAX if len(frames[0]) >= HDR_MAX else HDR_BYTES
+            self._hdr = max(h for h in (HDR_BYTES, HDR6_BYTES, HDR_MAX)
+                            if len(frames[0]) >= h)
             for k, f in enumerate(frames):  # the program writes each frame's headers
                 self._obj.update("templates", k, f[:self._hdr].ljust(HDR_MAX, b"\0"))
             self._flows, self._stamp, self._every = len(frames), stamp, -1

@@ -15,11 +15,13 @@
  * headers it pushes in front) hands the page back changed, and the next
  * frame sent from that page would carry the change. So the program copies
  * the first HDR_BYTES (Ethernet, IPv4 and UDP headers, and the start of the
- * payload) from the template of the next flow, and the next HDR6_EXTRA too
- * when config.hdr_bytes says the frames are IPv6-sized (an IPv6 frame's
- * Ethernet, IPv6 and UDP headers end at byte 62, the smallest IPv6 frame at
- * 74): frames of different flows are interleaved one by one, and every frame
- * leaves as user space built it.
+ * payload) from the template of the next flow, up to byte 74 when
+ * config.hdr_bytes says the frames are IPv6-sized (an IPv6 frame's Ethernet,
+ * IPv6 and UDP headers end at byte 62, the smallest IPv6 frame at 74), and up
+ * to byte 76 when they are at least the smallest timed IPv6 frame (the probe
+ * payload after IPv6's headers ends there): frames of different flows, and of
+ * both IP versions in the dual-stack mix, are interleaved one by one, and
+ * every frame leaves as user space built it.
  *
  * Why a generator frame is told apart by its metadata: every BPF_PROG_RUN
  * with repeat > 1 adds the program to the kernel's XDP dispatcher and
@@ -36,11 +38,13 @@
  * so the frame stays valid. It stamps whole rounds over the flows, one round
  * in stamp_every, so every flow (and router) is sampled alike and the
  * probe's cost stays bounded at high rates; the others leave with a zero
- * stamp, which the probe passes over. Only IPv4 frames are stamped (the
- * stamp's offset is IPv4's UDP payload; in an IPv6 frame it would land in
- * the destination address): IPv6 frames leave as their templates are, and
- * the probe does not time them. The sink's latency probe
- * (latency.bpf.c) reads the stamp on the same clock. The stamp is taken
+ * stamp, which the probe passes over. The EtherType says where the UDP
+ * payload starts: byte 42 in an IPv4 frame, byte 62 in an IPv6 one (no
+ * extension headers: user space builds none). An IPv6 frame is stamped only
+ * when it is long enough to hold the probe payload there (76 bytes; the
+ * smallest IPv6 frame, 74, holds 12 of its 14 bytes and leaves unstamped).
+ * The sink's latency probe (latency.h) reads the stamp on the same clock.
+ * The stamp is taken
  * when the program runs; the kernel hands the frames to the veth in batches
  * (batch_size), so a frame waits there for at most one batch's worth of
  * runs, which the latency includes.
@@ -54,12 +58,14 @@
 
 #define MAX_FLOWS 1024
 #define HDR_BYTES 60 /* the smallest frame: 14 + 20 + 8 + 18 */
-#define HDR6_EXTRA 14 /* up to the smallest IPv6 frame: 14 + 40 + 8 + 12 = 74 */
-#define HDR_MAX (HDR_BYTES + HDR6_EXTRA)
+#define HDR6_BYTES 74 /* the smallest IPv6 frame: 14 + 40 + 8 + 12 */
+#define HDR_MAX 76 /* the smallest timed IPv6 frame: 14 + 40 + 8 + 14 */
 #define ETH_TYPE_OFF 12
 #define META_BYTES 4
 #define UDP_CSUM_OFF 40 /* 14 + 20 + 6 */
 #define STAMP_OFF 42 /* the UDP payload */
+#define UDP6_CSUM_OFF 60 /* 14 + 40 + 6 */
+#define STAMP6_OFF 62 /* the UDP payload after IPv6's fixed header */
 
 struct header {
 	__u8 bytes[HDR_MAX];
@@ -68,7 +74,7 @@ struct header {
 struct config {
 	__u32 flows; /* templates in use, 1..MAX_FLOWS */
 	__u32 stamp_every; /* 0: no stamps; N (a power of 2): stamp one round of flows in N */
-	__u32 hdr_bytes; /* HDR_BYTES, or HDR_MAX for frames of IPv6 size */
+	__u32 hdr_bytes; /* HDR_BYTES, HDR6_BYTES or HDR_MAX: how much to rewrite */
 };
 
 struct {
@@ -103,14 +109,14 @@ struct {
  * four 16-bit words (RFC 1624, eqn. 3, with m = 0). Ones' complement sums do
  * not depend on byte order, so the words are added as they lie in memory.
  */
-static __always_inline void stamp(void *data)
+static __always_inline void stamp(void *data, __u32 csum_off, __u32 stamp_off)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u16 w[4], csum;
 	__u32 sum;
 
 	__builtin_memcpy(w, &now, sizeof(now));
-	__builtin_memcpy(&csum, data + UDP_CSUM_OFF, sizeof(csum));
+	__builtin_memcpy(&csum, data + csum_off, sizeof(csum));
 	sum = (__u16)~csum;
 	sum += w[0];
 	sum += w[1];
@@ -121,8 +127,8 @@ static __always_inline void stamp(void *data)
 	csum = (__u16)~sum;
 	if (csum == 0)
 		csum = 0xffff; /* UDP: 0 would mean "no checksum" */
-	__builtin_memcpy(data + STAMP_OFF, &now, sizeof(now));
-	__builtin_memcpy(data + UDP_CSUM_OFF, &csum, sizeof(csum));
+	__builtin_memcpy(data + stamp_off, &now, sizeof(now));
+	__builtin_memcpy(data + csum_off, &csum, sizeof(csum));
 }
 
 SEC("xdp")
@@ -152,15 +158,26 @@ int xdpgen_tx(struct xdp_md *ctx)
 	if (!hdr || data + HDR_BYTES > data_end)
 		return XDP_ABORTED;
 	__builtin_memcpy(data, hdr->bytes, HDR_BYTES);
-	if (cfg->hdr_bytes == HDR_MAX) {
+	if (cfg->hdr_bytes >= HDR6_BYTES) {
+		if (data + HDR6_BYTES > data_end)
+			return XDP_ABORTED;
+		__builtin_memcpy(data + HDR_BYTES, hdr->bytes + HDR_BYTES,
+				 HDR6_BYTES - HDR_BYTES);
+	}
+	if (cfg->hdr_bytes >= HDR_MAX) {
 		if (data + HDR_MAX > data_end)
 			return XDP_ABORTED;
-		__builtin_memcpy(data + HDR_BYTES, hdr->bytes + HDR_BYTES, HDR6_EXTRA);
+		__builtin_memcpy(data + HDR6_BYTES, hdr->bytes + HDR6_BYTES,
+				 HDR_MAX - HDR6_BYTES);
 	}
-	/* IPv4 only: 0x0800 in network order */
-	if (cfg->stamp_every && !(next->round & (cfg->stamp_every - 1)) &&
-	    ((__u8 *)data)[ETH_TYPE_OFF] == 0x08 && ((__u8 *)data)[ETH_TYPE_OFF + 1] == 0x00)
-		stamp(data);
+	if (!cfg->stamp_every || (next->round & (cfg->stamp_every - 1)))
+		return XDP_TX;
+	/* the EtherType in network order: 0x0800 IPv4, 0x86dd IPv6 */
+	if (((__u8 *)data)[ETH_TYPE_OFF] == 0x08 && ((__u8 *)data)[ETH_TYPE_OFF + 1] == 0x00)
+		stamp(data, UDP_CSUM_OFF, STAMP_OFF);
+	else if (((__u8 *)data)[ETH_TYPE_OFF] == 0x86 &&
+		 ((__u8 *)data)[ETH_TYPE_OFF + 1] == 0xdd && data + HDR_MAX <= data_end)
+		stamp(data, UDP6_CSUM_OFF, STAMP6_OFF);
 	return XDP_TX;
 }
 
