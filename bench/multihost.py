@@ -14,7 +14,6 @@ drift hits both alike. A readable table, then one JSON line. Needs root and open
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -29,32 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from vrlab import method, placement, profiles, spec, sysinfo
 from vrlab.hosts import sim
 from vrlab.hosts import spec as testbed_spec
-from vrlab.hosts.ssh import connect
 from vrlab.hosts.testbed import HostsTestbed
 from vrlab.plan.model import Plan
 from vrlab.store.db import Store
 from vrlab.testbed import Testbed, TrafficSettings
 from vrlab.traffic import senders
-
-#: what is left on a host of vrlab's: ledgers, the run's addresses and routes, its processes
-LEFT = ("ls /run/vrlab/runs 2>/dev/null; ip -4 -o addr | grep 198.18; ip route | grep 198.19; "
-        "ps -eo args | grep -v grep | grep -e 'vrlab agent' -e vrlab.traffic.agent; true")
-
-
-def _left(lab: sim.SimLab) -> dict[str, str]:
-    async def go() -> dict[str, str]:
-        tb, _ = testbed_spec.load(lab.testbed)
-        out = {}
-        for name in tb.hosts:
-            s = await connect(tb, name)
-            try:
-                found = (await s.run(["sh", "-c", LEFT])).stdout.strip()
-            finally:
-                await s.close()
-            if found:
-                out[name] = found
-        return out
-    return asyncio.run(go())
 
 
 def main() -> None:
@@ -97,7 +75,7 @@ def main() -> None:
                     ndrs[name].append(o.result.result("NDR").lower_pps)
             points = {n: store.sweep_points(r) for n, r in sweeps.items()}
             recorded = {h["role"]: h["hostname"] for h in store.hosts(sweeps["hosts"])}
-            left = _left(lab)
+            left = lab.leftovers()
         finally:
             lab.stop()
             store.close()

@@ -18,7 +18,6 @@ table, then one JSON line. Needs root, openssh-server, clang and libbpf-dev. CPU
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics
@@ -33,35 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from vrlab import latency, method, placement, profiles, spec, sysinfo
 from vrlab.hosts import sim
 from vrlab.hosts import spec as testbed_spec
-from vrlab.hosts.ssh import connect
 from vrlab.hosts.testbed import HostsTestbed
 from vrlab.hosts.tester import TesterTestbed
 from vrlab.plan.model import Plan
 from vrlab.results import LatencySummary
 from vrlab.store.db import Store
 from vrlab.testbed import Testbed, TrafficSettings
-
-#: what is left on a host of vrlab's: ledgers, namespaces, the run's addresses and routes, its
-#: processes
-LEFT = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; ip -4 -o addr | grep 198.18; "
-        "ip route | grep 198.19; ps -eo args | grep -v grep | grep -e 'vrlab agent' "
-        "-e vrlab.traffic.agent; true")
-
-
-def _left(lab: sim.SimLab) -> dict[str, str]:
-    async def go() -> dict[str, str]:
-        tb, _ = testbed_spec.load(lab.testbed)
-        out = {}
-        for name in tb.hosts:
-            s = await connect(tb, name)
-            try:
-                found = (await s.run(["sh", "-c", LEFT])).stdout.strip()
-            finally:
-                await s.close()
-            if found:
-                out[name] = found
-        return out
-    return asyncio.run(go())
 
 
 def _us(s: LatencySummary | None, what: str) -> float:
@@ -105,7 +81,7 @@ def main() -> None:
             for name, ctx in (("local", local), ("hosts", remote)):
                 lat[name] = latency.run_latency(ctx, sc, text, 0.0, 0.0, "given", loads=loads,
                                                 trial_s=args.trial)
-            left = _left(lab)
+            left = lab.leftovers()
         finally:
             lab.stop()
             store.close()

@@ -7,7 +7,6 @@ Needs root and /usr/sbin/sshd (openssh-server)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -24,7 +23,6 @@ import yaml
 
 from vrlab.hosts import sim
 from vrlab.hosts import spec as testbed_spec
-from vrlab.hosts.ssh import connect
 
 if TYPE_CHECKING:
     from conftest import VrlabEnv
@@ -49,18 +47,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
         lab.stop()
 
 
-def on_host(lab: sim.SimLab, host: str, script: str) -> str:
-    """``sh -c script`` on a host, over SSH, as vrlab reaches it."""
-    async def go() -> str:
-        tb, _ = testbed_spec.load(lab.testbed)
-        s = await connect(tb, host)
-        try:
-            return (await s.run(["sh", "-c", script], timeout=20)).stdout
-        finally:
-            await s.close()
-    return asyncio.run(go())
-
-
 def leftovers(lab: sim.SimLab, hosts: tuple[str, ...] = ("tg", "sut", "ts")) -> dict[str, str]:
     """Per host, what vrlab left there: ledgers, test addresses and routes, processes of
     vrlab, RPS masks and forwarding flags not back at 0."""
@@ -70,7 +56,7 @@ def leftovers(lab: sim.SimLab, hosts: tuple[str, ...] = ("tg", "sut", "ts")) -> 
               "-e vrlab.traffic.agent; for f in /sys/class/net/vrl*/queues/rx-0/rps_cpus "
               "/proc/sys/net/ipv4/conf/vrl*/forwarding; do grep -H -v '^0*$' $f; done; true")
     for h in hosts:
-        found = on_host(lab, h, script).strip()
+        found = lab.run(h, script).strip()
         if found:
             out[h] = found
     return out
@@ -230,12 +216,12 @@ def test_a_generator_that_dies_mid_run_is_named(lab: sim.SimLab, vrlab_env: Vrla
         deadline = time.monotonic() + 30
         pids: list[int] = []
         while not pids and time.monotonic() < deadline:  # the generator starts after the SUT
-            ledger = on_host(lab, "tg", "cat /run/vrlab/runs/*.jsonl")
+            ledger = lab.run("tg", "cat /run/vrlab/runs/*.jsonl")
             pids = [json.loads(line)["pid"] for line in ledger.splitlines()
                     if json.loads(line)["kind"] == "proc"]
         assert len(pids) == 1, ledger
         time.sleep(1)  # mid-run
-        on_host(lab, "tg", f"kill -9 {pids[0]}")
+        lab.run("tg", f"kill -9 {pids[0]}")
         out, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:

@@ -7,7 +7,6 @@ the sink's probe times)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -20,8 +19,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from vrlab.hosts import sim
-from vrlab.hosts import spec as testbed_spec
-from vrlab.hosts.ssh import connect
 
 if TYPE_CHECKING:
     from conftest import VrlabEnv
@@ -48,24 +45,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
         lab.stop()
 
 
-def on_host(lab: sim.SimLab, host: str, script: str) -> str:
-    async def go() -> str:
-        tb, _ = testbed_spec.load(lab.testbed)
-        s = await connect(tb, host)
-        try:
-            return (await s.run(["sh", "-c", script], timeout=20)).stdout
-        finally:
-            await s.close()
-    return asyncio.run(go())
-
-
 def state(lab: sim.SimLab) -> dict[str, str]:
     """Per host: its ledgers, namespaces, links, test addresses and routes, and vrlab's
     processes; the same before a run and after it when the run leaves nothing."""
     script = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; ip -o link | cut -d: -f2; "
               "ip -4 -o addr | grep 198.18; ip route | grep 198.19; ps -eo args | grep -v grep "
               "| grep -e 'vrlab agent' -e vrlab.traffic.agent; true")
-    return {h: on_host(lab, h, script) for h in HOSTS}
+    return {h: lab.run(h, script) for h in HOSTS}
 
 
 def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
@@ -130,13 +116,13 @@ def test_clean_testbed_removes_what_a_killed_calibration_made_on_the_tester(
     proc = vrlab_env.spawn_cli("calibrate", "--testbed", str(lab.testbed), "--flows", "1")
     try:
         deadline = time.monotonic() + 60
-        while "vrl" not in on_host(lab, "tester", "ip netns list") \
+        while "vrl" not in lab.run("tester", "ip netns list") \
                 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-        pid = on_host(lab, "tester", "ps -eo pid,args | grep -v grep | grep 'vrlab agent tg'"
+        pid = lab.run("tester", "ps -eo pid,args | grep -v grep | grep 'vrlab agent tg'"
                       " | awk '{print $1}'").split()
         assert len(pid) == 1, "the tg agent builds the link on the tester"
-        on_host(lab, "tester", f"kill -KILL {pid[0]}")
+        lab.run("tester", f"kill -KILL {pid[0]}")
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -144,7 +130,7 @@ def test_clean_testbed_removes_what_a_killed_calibration_made_on_the_tester(
             proc.wait()
     assert proc.returncode != 0
     assert "host tester" in " ".join((out + err).split()), out + err
-    assert "vrl" in on_host(lab, "tester", "ip netns list"), "the killed agent left its link"
+    assert "vrl" in lab.run("tester", "ip netns list"), "the killed agent left its link"
     r = vrlab_env.run_cli("clean", "--testbed", str(lab.testbed), timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "tester: removed namespace" in r.stdout, r.stdout

@@ -17,6 +17,7 @@ the hosts, with their own /run, still see it), recorded in the ledger so teardow
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import ipaddress
 import os
@@ -35,6 +36,8 @@ from pyroute2 import IPRoute, netns
 
 from vrlab import net
 from vrlab.errors import KernelError, UsageError
+from vrlab.hosts import spec as testbed_spec
+from vrlab.hosts.ssh import connect
 from vrlab.ledger import Ledger, alive, proc_start_time
 from vrlab.plan.naming import PREFIX, if_name, ns_name
 
@@ -81,6 +84,13 @@ class SimHost:
     start: int | None
 
 
+#: what vrlab may leave on a host: ledgers, namespaces, the testbed's addresses (198.18/15's
+#: lower half) and routes (its upper half), its agents
+LEFT = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; ip -4 -o addr | grep 198.18; "
+        "ip route | grep 198.19; ps -eo args | grep -v grep | grep -e 'vrlab agent' "
+        "-e vrlab.traffic.agent; true")
+
+
 @dataclass
 class SimLab:
     """A running set of simulated hosts and the testbed file that names them."""
@@ -97,6 +107,23 @@ class SimLab:
         for p in self.procs:  # reap the first processes teardown stopped
             p.wait()
         return removed
+
+    def run(self, host: str, script: str, timeout: float = 20) -> str:
+        """``sh -c script`` on ``host`` over SSH, as vrlab reaches it; its standard output."""
+        async def go() -> str:
+            tb, _ = testbed_spec.load(self.testbed)
+            s = await connect(tb, host)
+            try:
+                return str((await s.run(["sh", "-c", script], timeout=timeout)).stdout)
+            finally:
+                await s.close()
+        return asyncio.run(go())
+
+    def leftovers(self) -> dict[str, str]:
+        """Per host, what vrlab left there (its ledgers, namespaces, the testbed's addresses
+        and routes, its processes); hosts with nothing left are not named."""
+        found = {name: self.run(name, LEFT).strip() for name in self.hosts}
+        return {name: what for name, what in found.items() if what}
 
     def power_off(self, name: str) -> None:
         """Stop one host at once, as if it lost power: every process on it dies, its /run
