@@ -91,8 +91,8 @@ def main() -> None:
     local_ndr = statistics.median(ndrs["local"])
     hosts_ndr = statistics.median(ndrs["hosts"])
     print(f"\n{'NDR kpps':<12}{'local':>10}{'hosts':>10}")
-    for i, (a, b) in enumerate(zip(ndrs["local"], ndrs["hosts"], strict=True), 1):
-        print(f"{'search ' + str(i):<12}{a / 1e3:>10.1f}{b / 1e3:>10.1f}")
+    for i, (lo, ho) in enumerate(zip(ndrs["local"], ndrs["hosts"], strict=True), 1):
+        print(f"{'search ' + str(i):<12}{lo / 1e3:>10.1f}{ho / 1e3:>10.1f}")
     print(f"{'median':<12}{local_ndr / 1e3:>10.1f}{hosts_ndr / 1e3:>10.1f}   ratio "
           f"{hosts_ndr / local_ndr:.3f}")
     setup = max(t.setup_s for t in hosts_testbeds)

@@ -55,9 +55,9 @@ def main() -> None:
           f"{args.repeats}; K non-matching fwmark rules ahead of the main table\n")
     base = rows["0"]
     print(f"{'rules K':>8}{'forwarded kpps':>16}{'vs K=0':>8}{'ns/rule':>9}")
-    for k, r in rows.items():
-        extra = (1 / r - 1 / base) * 1e9 / int(k) if int(k) and r else 0.0
-        print(f"{k:>8}{r / 1e3:>16.1f}{r / base:>8.2f}{extra:>9.1f}")
+    for kk, r in rows.items():
+        extra = (1 / r - 1 / base) * 1e9 / int(kk) if int(kk) and r else 0.0
+        print(f"{kk:>8}{r / 1e3:>16.1f}{r / base:>8.2f}{extra:>9.1f}")
     print(json.dumps({"forwarded_pps_by_rules": {k: round(v) for k, v in rows.items()}}))
 
 
