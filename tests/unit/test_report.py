@@ -81,14 +81,14 @@ def trial(key: SweepKey, dev: Device, rate: float, repeat: int,
                        received_by_router=routers, achieved_pps=offered)
 
 
-def fill(store: Store, keys: list[SweepKey],
-         generator_max: float = GENERATOR_MAX) -> dict[str, int]:
+def fill(store: Store, keys: list[SweepKey], generator_max: float = GENERATOR_MAX,
+         devices: dict[str, Device] = DEVICES) -> dict[str, int]:
     runs = {}
     for key in keys:
         run_id = store.start_run(info(key))
         for rate in RATES:
             for rep in range(REPEATS):
-                res = trial(key, DEVICES[key.key], rate, rep, generator_max)
+                res = trial(key, devices[key.key], rate, rep, generator_max)
                 store.add_trial(run_id, res, repeat=rep)
         store.finish_run(run_id, "done")
         runs[key.key] = run_id
@@ -253,6 +253,20 @@ def test_peaks_and_spread_in_figure_table(report: Report) -> None:
     assert cells[2] == "n/a"  # no throughput search in this report
     # sample std of (0.99c, 1.01c) is 0.02c / sqrt(2); 0 where nothing is lost
     assert cells[3] == f"{cap * 0.02 / math.sqrt(2) / 1e3:.1f} kpps"
+
+
+def test_the_direct_link_that_lost_nothing_reads_no_loss(store: Store, tmp_path: Path) -> None:
+    """Fig. 4's link has no SUT: a sweep of it that lost nothing is "≥ peak (no loss)", never
+    "SUT never saturated"."""
+    keys = figures.needed(["fig4"])
+    fast = {k.key: Device(RATES[-1] * 2) for k in keys}
+    runs = fill(store, keys, generator_max=RATES[-1], devices=fast)
+    md = reproduce.write_report(store, ["fig4"], runs, {}, tmp_path, "quick")
+    fig4 = section(md.read_text(), "## Fig. 4:")
+    rows = [line for line in fig4.splitlines() if line.startswith("| TG→TS")]
+    assert len(rows) == 3
+    assert all(f"| ≥ {RATES[-1] / 1e3:.0f} kpps (no loss) |" in r for r in rows)
+    assert "SUT" not in fig4
 
 
 def test_report_without_runs_is_all_not_measurable(store: Store, tmp_path: Path) -> None:
