@@ -15,6 +15,12 @@ SHORT_TOLERANCE: Final = 0.02
 SINK_BACKLOG_DROPS: Final = "sink_backlog_drops"
 SUT_BACKLOG_DROPS: Final = "sut_backlog_drops"
 BACKLOG_DROPS: Final = "backlog_drops"
+#: keys of a trial's ``extra``: how the generator paced (vrlab.traffic.pacing): frames it
+#: skipped for being late (never sent, so part of the shortfall), its largest burst in frames,
+#: 1 if its loop ran at real-time priority
+TG_SKIPPED: Final = "tg_skipped"
+TG_MAX_BURST: Final = "tg_max_burst"
+TG_REALTIME: Final = "tg_realtime"
 #: keys of a latency run's trials' ``extra`` (vrlab.latency): the index of the trial's load in
 #: the run's ``loads`` parameter, and 1 for a trial of the floor (tg→ts alone), 0 for the SUT
 LATENCY_LOAD: Final = "latency_load"

@@ -28,7 +28,7 @@ from vrlab.plan.naming import ns_name
 from vrlab.platform import build as platform_build
 from vrlab.platform import lifecycle
 from vrlab.platform.layout import PlatformLayout
-from vrlab.results import LatencySummary, TrialResult
+from vrlab.results import TG_MAX_BURST, TG_REALTIME, TG_SKIPPED, LatencySummary, TrialResult
 from vrlab.traffic.agent import Agent, AgentLink
 from vrlab.traffic.frames import Flow, build_frame, dual_flows, make_flows
 from vrlab.traffic.sink import Counts
@@ -323,6 +323,11 @@ class Testbed:
         delta = after.minus(before)
         s1, b1 = self.tg_stats(), self.backlog_drops()
         kernel = {f"tg_{k}": float(s1[k] - s0[k]) for k in ("tx_packets", "tx_dropped")}
+        # how the generator paced: frames it skipped rather than burst (part of any
+        # shortfall), its largest burst, and whether it ran at real-time priority
+        kernel.update({TG_SKIPPED: float(rep.get("skipped", 0)),
+                       TG_MAX_BURST: float(rep.get("max_burst", 0)),
+                       TG_REALTIME: float(bool(rep.get("realtime", False)))})
         kernel.update(backlog_drops(self.placement, softnet.minus(b1, b0)))
         latency, timed = self._latency(lat0, lat1)
         if lat1 is not None:

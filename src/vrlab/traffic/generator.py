@@ -28,6 +28,10 @@ class SendReport:
     elapsed_s: float
     achieved_pps: float
     bursts: int
+    #: frames the pacing loop skipped, late by more than ``pacing.MAX_LAG_S`` (in the shortfall)
+    skipped: int = 0
+    max_burst: int = 0  # the largest burst, in frames
+    realtime: bool = False  # the loop ran at real-time priority (``pacing.realtime``)
 
 
 class Sender:
@@ -88,7 +92,9 @@ class Sender:
     def send(self, rate_pps: float, duration_s: float) -> SendReport:
         """Offer ``rate_pps`` for ``duration_s``; stop at the deadline even if behind, so a rate
         the sender cannot reach shows as a shortfall in ``achieved_pps``."""
-        p = pacing.run(rate_pps, duration_s, self.max_batch, self._burst)
+        with pacing.realtime() as rt:
+            p = pacing.run(rate_pps, duration_s, self.max_batch, self._burst, rt=rt)
         return SendReport(target_pps=rate_pps, duration_s=duration_s, sent=p.sent,
                           ingress_drops=p.drops, elapsed_s=p.elapsed_s,
-                          achieved_pps=p.sent / duration_s, bursts=p.bursts)
+                          achieved_pps=p.sent / duration_s, bursts=p.bursts,
+                          skipped=p.skipped, max_burst=p.max_burst, realtime=p.realtime)

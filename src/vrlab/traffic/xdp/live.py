@@ -208,7 +208,8 @@ class LiveSender:
         if self._stamp:
             self._configure(stamp_every(rate_pps))
         tx0, drop0 = self._counters()
-        p = pacing.run(rate_pps, duration_s, self.max_repeat, self._burst)
+        with pacing.realtime() as rt:
+            p = pacing.run(rate_pps, duration_s, self.max_repeat, self._burst, rt=rt)
         taken, drops = self._check_delivery(p.sent, tx0, drop0)
         # Offered is what reached the veth: taken by the peer, or refused by its full ring
         # (SUT loss, as a NIC's full ring). A frame the kernel's test run did not hand to the
@@ -216,7 +217,8 @@ class LiveSender:
         offered = min(p.sent, taken + drops)
         return SendReport(target_pps=rate_pps, duration_s=duration_s, sent=offered,
                           ingress_drops=drops, elapsed_s=p.elapsed_s,
-                          achieved_pps=offered / duration_s, bursts=p.bursts)
+                          achieved_pps=offered / duration_s, bursts=p.bursts,
+                          skipped=p.skipped, max_burst=p.max_burst, realtime=p.realtime)
 
     def _settled(self) -> tuple[int, int]:
         """The counters once the peer has drained its ring: up to a ring of frames (256) sit

@@ -1,0 +1,101 @@
+"""The pacing loop on a simulated clock: a late sender skips what it owes instead of bursting,
+and a real-time loop never busy-waits."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from vrlab.traffic import pacing
+
+
+class FakeTime:
+    """A clock that moves only when the loop sleeps or sends (``cost_s`` a frame), with one
+    stall of ``stall_s`` before the burst that starts at ``stall_at_s``."""
+
+    def __init__(self, cost_s: float = 0.0, stall_at_s: float = -1.0,
+                 stall_s: float = 0.0) -> None:
+        self.now = 100.0
+        self.start = self.now
+        self.cost_s = cost_s
+        self.stall_at_s, self.stall_s = stall_at_s, stall_s
+        self.sleeps: list[float] = []
+        self.bursts: list[int] = []
+        self.spins = 0
+        self._last = self.now
+
+    def perf_counter(self) -> float:
+        if self.now == self._last:
+            self.spins += 1  # read twice without time passing: a busy-wait step
+            self.now += 1e-6
+        self._last = self.now
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.now += s
+
+    def burst(self, n: int) -> tuple[int, int]:
+        if 0 <= self.stall_at_s <= self.now - self.start:
+            self.now += self.stall_s
+            self.stall_at_s = -1.0
+        self.bursts.append(n)
+        self.now += n * self.cost_s
+        return n, 0
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    ft = FakeTime(cost_s=0.2e-6)
+    monkeypatch.setattr(pacing.time, "perf_counter", ft.perf_counter)
+    monkeypatch.setattr(pacing.time, "sleep", ft.sleep)
+    return ft
+
+
+def test_an_undisturbed_loop_sends_every_frame_in_quantum_bursts(fake: FakeTime) -> None:
+    p = pacing.run(650_000, 0.1, 4096, fake.burst, rt=True)
+    assert p.sent == pacing.total_frames(650_000, 0.1) and p.skipped == 0
+    assert p.max_burst <= pacing.burst_size(650_000) + 10  # a sleep's overshoot at most
+
+
+@pytest.mark.parametrize("stall_s", [0.002, 0.006, 0.02])
+def test_a_stalled_sender_skips_what_it_owes_instead_of_bursting(fake: FakeTime,
+                                                                 stall_s: float) -> None:
+    fake.stall_at_s, fake.stall_s = 0.03, stall_s
+    rate = 650_000
+    p = pacing.run(rate, 0.1, 4096, fake.burst, rt=True)
+    lag = int(rate * pacing.MAX_LAG_S)
+    assert max(fake.bursts) <= lag < 4096
+    assert p.max_burst == max(fake.bursts)
+    # what the stall made late beyond the allowed lag was skipped, not sent
+    assert p.skipped == pytest.approx(rate * stall_s - lag, abs=2 * pacing.burst_size(rate))
+    assert p.sent + p.skipped == pacing.total_frames(rate, 0.1)
+
+
+def test_a_real_time_loop_sleeps_where_a_normal_one_spins(monkeypatch: pytest.MonkeyPatch) -> None:
+    spins = {}
+    for rt in (False, True):
+        ft = FakeTime(cost_s=0.2e-6)
+        monkeypatch.setattr(pacing.time, "perf_counter", ft.perf_counter)
+        monkeypatch.setattr(pacing.time, "sleep", ft.sleep)
+        pacing.run(300_000, 0.05, 4096, ft.burst, rt=rt)
+        spins[rt] = ft.spins
+        if rt:
+            assert all(s >= pacing.RT_MIN_SLEEP_S for s in ft.sleeps)
+    assert spins[True] < spins[False] / 10
+
+
+def test_a_late_real_time_loop_still_yields_after_each_burst(fake: FakeTime) -> None:
+    fake.cost_s = 2e-6  # slower than the rate: always late
+    p = pacing.run(1_000_000, 0.02, 4096, fake.burst, rt=True)
+    assert p.skipped > 0 and p.sent + p.skipped <= pacing.total_frames(1_000_000, 0.02)
+    assert len(fake.sleeps) >= len(fake.bursts) - 1
+
+
+def test_realtime_puts_the_policy_back() -> None:
+    before = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    with pacing.realtime() as rt:
+        inside = os.sched_getscheduler(0)
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
+    assert (inside == os.SCHED_FIFO) == rt
