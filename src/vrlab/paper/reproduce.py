@@ -17,6 +17,7 @@ from vrlab.paper import (
     claims,
     consistency,
     latency_report,
+    pacing_check,
     plot,
     throughput_report,
     verdicts,
@@ -299,6 +300,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
         + ("; throughput searches: " + ", ".join(f"{k}={'/'.join(map(str, v))}"
                                                  for k, v in ndr_runs.items())
            if ndr_runs else ""),
+        pacing_check.summarize(t.result for i in ids for t in store.trials(i)).line(),
         "",
         FRAMES[ip] + " Guests are network namespaces: they forward in "
         "the host's own kernel with no hypervisor switch, unlike a Xen domU. Where this machine "
