@@ -99,3 +99,17 @@ def test_realtime_puts_the_policy_back() -> None:
         inside = os.sched_getscheduler(0)
     assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before
     assert (inside == os.SCHED_FIFO) == rt
+
+
+def test_a_refused_burst_waits_a_quantum_instead_of_retrying_at_once(fake: FakeTime) -> None:
+    refused = {"left": 3}
+
+    def burst(n: int) -> tuple[int, int]:
+        if refused["left"]:
+            refused["left"] -= 1
+            return 0, 0
+        return fake.burst(n)
+
+    p = pacing.run(100_000, 0.01, 4096, burst, rt=True)
+    assert fake.sleeps.count(pacing.QUANTUM_S) >= 3
+    assert p.sent + p.skipped == pacing.total_frames(100_000, 0.01)

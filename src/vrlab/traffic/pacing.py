@@ -117,7 +117,9 @@ def run(rate_pps: float, duration_s: float, max_batch: int,
         drops += d
         bursts += 1
         max_burst = max(max_burst, n)
-        if rt and want >= lag:
+        if o == 0:
+            time.sleep(QUANTUM_S)  # the path took nothing: give its receiver time to drain
+        elif rt and want >= lag:
             time.sleep(RT_MIN_SLEEP_S)
     return Paced(sent, drops, bursts, clock() - t0, skipped, max_burst, rt)
 
