@@ -19,6 +19,10 @@ and what one router's flood does to another's latency.
   kernel's BPF run-time statistics (switched on only for that step). ``--cost-only`` measures
   just that (about 15 s), at ``--cost-rate``, with frames of ``--ip`` (IPv6's and the mix's at
   76 bytes, the smallest that carry the stamp; IPv4's at 60), on tg→ts alone.
+  ``--probe-only`` measures the probe's cost alone (the searches, the flat-out rounds and the
+  run time per frame), with frames of ``--ip`` too, the same size with the probe on and off,
+  so the only difference between the two sides is the probe; ``"ip"`` and ``"frame_size"``
+  in its JSON say which.
 * ``native_routed``: p50, p99, p99.9 of native-routed at 10%, 50% and 90% of its PDR (and idle
   and NDR in the table), from the probe-on searches above; every load ``--repeats`` times as
   whole passes, histograms merged.
@@ -187,21 +191,24 @@ def flat_out_effect(on: Testbed, off: Testbed, rounds: int) -> dict[str, Any]:
 
 
 def probe_effect(pl: placement.Placement, final: float, width: float,
-                 rounds: int, flat_rounds: int) -> dict[str, Any]:
+                 rounds: int, flat_rounds: int, ip: int = 4) -> dict[str, Any]:
     """Alternating NDR/PDR searches with the probe on and off, on the testbed alone and on
     native-routed; keeps the probe-on native-routed testbed's NDR and PDR for the loads. Both
     sides of a configuration search up to the same top (the higher of their two flat-out
     rates), so a probe that slows the generator flat out shows as a lower NDR, and neither
-    side is capped by its own unlucky ceiling."""
-    sc, _ = spec.load("native-routed")
-    out: dict[str, Any] = {}
+    side is capped by its own unlucky ceiling. ``ip``: the frames' IP version, both sides at
+    the smallest size that carries the stamp (IPv6's 76 bytes)."""
+    sc, _ = spec.load("native-routed", {"traffic.ip": ip})
+    size = min_timed_frame(ip)
+    out: dict[str, Any] = {"ip": ip, "frame_size": size}
     with contextlib.ExitStack() as st:
         tbs = {}
-        for kind, plan in (("direct", wiring.calibration_plan),
+        for kind, plan in (("direct", functools.partial(wiring.calibration_plan, ip=ip)),
                            ("native", lambda rid: wiring.make_plan(sc, rid))):
             for on in (True, False):
                 tbs[(kind, on)] = st.enter_context(Testbed(
-                    plan, pl, TrafficSettings(latency=on), label=f"bench-latency {kind}"))
+                    plan, pl, TrafficSettings(latency=on, frame_size=size),
+                    label=f"bench-latency {kind}"))
         ceilings = {k: ceiling(tb) for k, tb in tbs.items()}
         tops = {k: max(ceilings[(k[0], True)], ceilings[(k[0], False)]) for k in tbs}
         runs: dict[tuple[str, bool], list[dict[str, float]]] = {k: [] for k in tbs}
@@ -263,6 +270,36 @@ def attack(pl: placement.Placement, engine: str, trial_s: float,
                                         trial_s, rounds, share, flood)
 
 
+def print_probe(eff: dict[str, Any], args: argparse.Namespace) -> None:
+    """The probe's cost as a table: the searches, the flat-out rounds, the run time."""
+    family = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6"}[eff["ip"]]
+    print(f"probe cost, {family} frames of {eff['frame_size']} bytes (NDR and PDR searches, "
+          f"MLRsearch, final trials {args.final:g} s x3 per load, width {args.width:.0%}, "
+          f"{args.rounds} rounds alternating on and off, medians; effect = 1 - on / off, "
+          "each round's own beside it, ± their std):")
+    for kind, what in (("direct", "tg→ts alone"), ("native", "native-routed")):
+        for g in ("ndr", "pdr"):
+            print(f"  {what:<14} {g.upper()} probe on {eff[f'{kind}_on_{g}'] / 1e3:7.1f} kpps "
+                  f"{eff[f'{kind}_on_{g}_runs']}  off {eff[f'{kind}_off_{g}'] / 1e3:7.1f} kpps "
+                  f"{eff[f'{kind}_off_{g}_runs']}\n  {'':<14}     effect "
+                  f"{eff[f'{kind}_{g}_effect']:+.2%} (rounds "
+                  f"{eff[f'{kind}_{g}_effect_rounds']}, ± {eff[f'{kind}_{g}_effect_spread']})")
+        print(f"  {what:<14} flat out (best of 3, less 2%): probe on "
+              f"{eff[f'{kind}_on_ceiling'] / 1e3:.1f}, off {eff[f'{kind}_off_ceiling'] / 1e3:.1f}"
+              " kpps")
+    print(f"  tg→ts alone    flat out, {eff['flat_rounds']} alternating 0.5 s trials each: "
+          f"received probe on {eff['flat_on_pps'] / 1e3:.1f}, off "
+          f"{eff['flat_off_pps'] / 1e3:.1f} kpps (medians); effect {eff['flat_effect']:+.2%} "
+          f"(median of the rounds' own; mean {eff['flat_effect_mean']:+.2%}, std "
+          f"{eff['flat_effect_spread']}, standard error {eff['flat_effect_se']})")
+    if eff["probe_ns"] is not None:
+        share = eff["probe_ns"] * eff["direct_off_ndr"] / 1e9
+        print(f"  timing in the sink's program: {eff['probe_ns']:.1f} ns per frame (kernel "
+              f"BPF run-time statistics, timed program less untimed, tg→ts at "
+              f"{eff['probe_ns_rate'] / 1e3:.0f} kpps); at tg→ts's NDR without the probe "
+              f"that is {share:.1%} of the CPU the generator and the sink share")
+
+
 def us(ns: int) -> float:
     return round(ns / 1e3, 1)
 
@@ -287,12 +324,14 @@ def main() -> None:
     ap.add_argument("--cost-rate", type=float, default=500_000.0,
                     help="frames per second of --cost-only")
     ap.add_argument("--ip", type=int, choices=(4, 6, 46), default=4,
-                    help="IP version of --cost-only's frames (the rest sends IPv4)")
+                    help="IP version of --cost-only's and --probe-only's frames (the rest "
+                    "sends IPv4)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds testbeds)")
-    if args.ip != 4 and not args.cost_only:
-        raise SystemExit(f"--ip {args.ip}: only --cost-only sends IPv6 frames; add it")
+    if args.ip != 4 and not (args.cost_only or args.probe_only):
+        raise SystemExit(f"--ip {args.ip}: only --cost-only and --probe-only send IPv6 "
+                         "frames; add one of them")
     pl = placement.choose(True, "generator", generator="xdp")
     m = sysinfo.machine()
     if args.cost_only:
@@ -308,13 +347,15 @@ def main() -> None:
                           "probe_ns": ns, "machine": m}))
         return
 
-    eff = _timed("probe on/off searches", lambda: probe_effect(pl, args.final, args.width,
-                                                              args.rounds, args.flat_rounds))
+    eff = _timed("probe on/off searches", lambda: probe_effect(
+        pl, args.final, args.width, args.rounds, args.flat_rounds, args.ip))
     cost_rate = min(1e6, 0.9 * eff["direct_on_ndr"])
     eff["probe_ns"] = _timed("probe's run time per frame", lambda: probe_ns_per_frame(
-        pl, cost_rate))
+        pl, cost_rate, ip=args.ip))
     eff["probe_ns_rate"] = round(cost_rate)
     if args.probe_only:
+        print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
+        print_probe(eff, args)
         print(json.dumps(eff))
         return
     ndr, pdr = eff["native_on_ndr"], eff["native_on_pdr"]
@@ -330,30 +371,7 @@ def main() -> None:
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
     print("latency: one-way, the XDP generator's send time (bpf_ktime_get_ns, stamped in the "
           "frame) to the sink's tc ingress, one clock; HdrHistogram, 2 significant digits\n")
-    print(f"probe cost (NDR and PDR searches, MLRsearch, final trials {args.final:g} s x3 per "
-          f"load, width {args.width:.0%}, {args.rounds} rounds alternating on and off, "
-          "medians; effect = 1 - on / off, each round's own beside it, ± their std):")
-    for kind, what in (("direct", "tg→ts alone"), ("native", "native-routed")):
-        for g in ("ndr", "pdr"):
-            print(f"  {what:<14} {g.upper()} probe on {eff[f'{kind}_on_{g}'] / 1e3:7.1f} kpps "
-                  f"{eff[f'{kind}_on_{g}_runs']}  off {eff[f'{kind}_off_{g}'] / 1e3:7.1f} kpps "
-                  f"{eff[f'{kind}_off_{g}_runs']}\n  {'':<14}     effect "
-                  f"{eff[f'{kind}_{g}_effect']:+.2%} (rounds "
-                  f"{eff[f'{kind}_{g}_effect_rounds']}, ± {eff[f'{kind}_{g}_effect_spread']})")
-        print(f"  {what:<14} flat out (best of 3, less 2%): probe on "
-              f"{eff[f'{kind}_on_ceiling'] / 1e3:.1f}, off {eff[f'{kind}_off_ceiling'] / 1e3:.1f}"
-              " kpps")
-    print(f"  tg→ts alone    flat out, {eff['flat_rounds']} alternating 0.5 s trials each: "
-          f"received probe on {eff['flat_on_pps'] / 1e3:.1f}, off "
-          f"{eff['flat_off_pps'] / 1e3:.1f} kpps (medians); effect {eff['flat_effect']:+.2%} "
-          f"(median of the rounds' own; mean {eff['flat_effect_mean']:+.2%}, std "
-          f"{eff['flat_effect_spread']}, standard error {eff['flat_effect_se']})")
-    if eff["probe_ns"] is not None:
-        share = eff["probe_ns"] * eff["direct_off_ndr"] / 1e9
-        print(f"  timing in the sink's program: {eff['probe_ns']:.1f} ns per frame (kernel "
-              f"BPF run-time statistics, timed program less untimed, tg→ts at "
-              f"{eff['probe_ns_rate'] / 1e3:.0f} kpps); at tg→ts's NDR without the probe "
-              f"that is {share:.1%} of the CPU the generator and the sink share")
+    print_probe(eff, args)
     print(f"\nnative-routed NDR {ndr / 1e3:.1f} kpps, PDR {pdr / 1e3:.1f} kpps (probe on); "
           f"{args.trial:g} s trials x {args.repeats} passes, merged\n")
     print(f"{'load':<10}{'kpps':>7}{'loss':>8}{'p50 µs':>9}{'p90 µs':>9}{'p99 µs':>9}"

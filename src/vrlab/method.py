@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from vrlab import __version__, placement, search, sysinfo
 from vrlab.errors import Interrupted
-from vrlab.framesize import MIN_FRAME
+from vrlab.framesize import MIN_FRAME, min_frame
 from vrlab.plan import model, wiring
 from vrlab.profiles import CALIB_WIDTH, Profile
 from vrlab.results import RunInfo, TrialResult
@@ -37,8 +37,8 @@ TestbedMaker = Callable[[Callable[[str], model.Plan], placement.Placement, Traff
 
 
 #: what builds the testbed alone, tg linked straight to ts (calibration, the latency floor):
-#: (placement, traffic, label) -> a testbed
-DirectMaker = Callable[[placement.Placement, TrafficSettings, str], Testbed]
+#: (placement, traffic, label, ip) -> a testbed whose frames are of IP version ``ip``
+DirectMaker = Callable[[placement.Placement, TrafficSettings, str, int], Testbed]
 
 
 def local_testbed(plan_for: Callable[[str], model.Plan], where: placement.Placement,
@@ -100,14 +100,25 @@ _CALIBRATION_KEYS = ("pinned", "generator_cpu", "sink_cpu", "cpus", "generator")
 
 def calibrated_max(store: Store, flows: int,
                    where: placement.Placement | None = None,
-                   testbed: str = "") -> float | None:
-    """The highest rate the testbed carried loss-free tg→ts with ``flows`` flows, from the
-    latest calibration run with the same CPU placement (the lower bound of its NDR search), or
-    None if never calibrated so. ``testbed``: the testbed file whose tester was calibrated
-    ("": this machine's generator and sink); one testbed's calibration never stands for
-    another's."""
+                   testbed: str = "", ip: int = 4) -> float | None:
+    """The rate of :func:`calibration_of`, or None if never calibrated so."""
+    found = calibration_of(store, flows, where, testbed, ip)
+    return None if found is None else found[1]
+
+
+def calibration_of(store: Store, flows: int, where: placement.Placement | None = None,
+                   testbed: str = "", ip: int = 4) -> tuple[int, float] | None:
+    """The calibration a run with ``flows`` flows is capped by: the latest calibration run
+    with the same CPU placement, and the highest rate it carried loss-free tg→ts (the lower
+    bound of its NDR search); None if never calibrated so. ``testbed``: the testbed file whose
+    tester was calibrated ("": this machine's generator and sink); one testbed's calibration
+    never stands for another's. ``ip``: the IP version of the frames calibrated with (4, 6,
+    or 46 for the mix): an IPv6 frame is 14 bytes longer and the generator and the sink do
+    other work for it, so one family's ceiling never caps another's search (a calibration
+    stored before runs recorded their IP version sent IPv4 frames, and reads as ip 4)."""
     for run in reversed(store.runs(kind="calibrate")):
-        if run.status != "done" or run.placement.get("testbed", "") != testbed:
+        if run.status != "done" or run.placement.get("testbed", "") != testbed \
+                or run.ip != ip:
             continue
         if where is not None and any(run.placement.get(k) != where.as_record().get(k)
                                      for k in _CALIBRATION_KEYS):
@@ -115,7 +126,7 @@ def calibrated_max(store: Store, flows: int,
         for s in store.searches(run.id):
             if s.result.get("flows") == flows and s.lower_pps and \
                     not s.result.get("lower_is_min"):
-                return float(s.lower_pps)
+                return run.id, float(s.lower_pps)
     return None
 
 
@@ -158,7 +169,8 @@ def sweep(ctx: RunContext, scenario: Scenario, spec_yaml: str,
     ctx, scenario = placed(ctx, scenario)
     p = ctx.profile
     rates = p.rates_pps()
-    cal = calibrated_max(ctx.store, scenario.traffic.flows, ctx.placement, ctx.testbed_name)
+    cal = calibrated_max(ctx.store, scenario.traffic.flows, ctx.placement, ctx.testbed_name,
+                         scenario.traffic.ip)
     params: dict[str, object] = {
         "rates_pps": rates, "duration_s": p.duration_s, "repeats": p.repeats,
         "warmup_s": p.warmup_s, "flows": scenario.traffic.flows,
@@ -352,15 +364,18 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
 
 
 def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
-              progress: Progress = _noop) -> tuple[int, dict[int, float]]:
+              progress: Progress = _noop, ip: int = 4) -> tuple[int, dict[int, float]]:
     """The paper's Fig. 4: tg linked straight to ts (on this machine, or on a testbed file's
     tester host); for each flow count, the highest rate the generator and sink carry with no
-    loss and no shortfall (NDR search)."""
+    loss and no shortfall (NDR search), with the smallest frames of IP version ``ip`` (4, 6,
+    or 46 for the mix), the run recording both as a sweep's does."""
     p = ctx.profile
     found: dict[int, float] = {}
-    with stored_run(ctx, "calibrate", "calibration", "", {"flows": list(flows_list)}) as run_id:
+    size = min_frame(ip)
+    params: dict[str, object] = {"flows": list(flows_list), "ip": ip, "frame_size": size}
+    with stored_run(ctx, "calibrate", "calibration", "", params, ip, size) as run_id:
         for flows in flows_list:
-            with ctx.direct(ctx.placement, TrafficSettings(flows), "calibrate") as tb:
+            with ctx.direct(ctx.placement, TrafficSettings(flows, size), "calibrate", ip) as tb:
                 record_testbed(ctx, run_id, tb)
                 # three final trials' worth per load, decided by the majority of that time:
                 # one lucky trial must not set the ceiling every later sweep trusts

@@ -169,6 +169,45 @@ def test_the_command_takes_ip_6_and_records_it(vrlab_env: VrlabEnv) -> None:
     assert (run.ip, run.frame_size) == (6, 76)
 
 
+def test_calibrate_ip_6_stores_an_ipv6_calibration_that_caps_only_ipv6_searches(
+        vrlab_env: VrlabEnv) -> None:
+    """Before it, `ndr --ip 6` names the calibration to run; `calibrate --ip 6` stores a run of
+    IPv6 frames (74 bytes); `ndr --ip 6` then searches up to exactly its loss-free rate, and
+    an IPv4 search still finds no calibration of its own (the IPv6 one never caps it)."""
+    r, left = vrlab_env.run_cli_sealed("ndr", "native-routed", "--ip", "6")
+    text = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2 and left == [], text
+    assert "no calibration with IPv6 frames" in text, text
+    assert "`vrlab calibrate --ip 6 --flows 1`" in text, text
+
+    r, left = vrlab_env.run_cli_sealed("calibrate", "--ip", "6", "--flows", "1", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert left == [], f"the run left namespaces behind: {left}"
+    assert "IPv6 frames of 74 bytes" in " ".join(r.stdout.split() + r.stderr.split())
+    with Store(vrlab_env.db) as st:
+        (run,) = st.runs(kind="calibrate")
+        (search,) = st.searches(run.id)
+        trials = st.trials(run.id)
+    assert (run.status, run.ip, run.frame_size) == ("done", 6, 74)
+    assert run.params["ip"] == 6 and run.params["frame_size"] == 74
+    assert trials and all(t.result.sent > 0 for t in trials)
+    lower = float(search.lower_pps)
+    assert lower > 10_000, "the generator carried more than the search's floor"
+
+    r, left = vrlab_env.run_cli_sealed("ndr", "native-routed", "--ip", "6",
+                                       "--final-duration", "0.2", "--repeats", "1",
+                                       "--width", "0.2", "--json", timeout=300)
+    assert r.returncode == 0 and left == [], r.stdout + r.stderr
+    data = json.loads(r.stdout)
+    assert data["max_pps"] == lower, "the search's ceiling is the IPv6 calibration's rate"
+    assert data["ip"] == 6
+
+    r, left = vrlab_env.run_cli_sealed("ndr", "native-routed")
+    text = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2 and left == [], text
+    assert "no calibration with IPv4 frames" in text and "`vrlab calibrate --flows 1`" in text
+
+
 @pytest.mark.parametrize("hook", ["tc", "xdp"])
 def test_shared_routers_with_the_same_ipv6_addresses_never_carry_each_others_frames(
         hook: str) -> None:

@@ -100,6 +100,19 @@ def test_generator_below_line_rate_differs() -> None:
     assert "is independent" in c.why
 
 
+def test_an_ipv6_calibration_is_judged_against_the_line_rate_of_its_frames() -> None:
+    """1,350 kpps is short of 64-byte line rate (1,488,095 pps) but beyond that of IPv6's
+    78-byte frames on the wire (1,275,510 pps) by more than calibration's goal width."""
+    assert claims.line_rate(60) == LINE_RATE == 1_488_095.0
+    assert claims.line_rate(74) == 1_275_510.0
+    cal = {1: 1_350_000.0, 8: 1_350_000.0}
+    assert claims.generator(cal).verdict == "differs"
+    c = claims.generator(cal, ip=6)
+    assert c.verdict == "holds", c
+    assert "78-byte frames on the wire" in c.measured and "1,275,510 pps" in c.measured
+    assert claims.generator({}, ip=6).why == "run `vrlab calibrate --ip 6`"
+
+
 def test_generator_flow_dependence_is_reported() -> None:
     cal = {1: 600_000.0, 32: 600_000.0 * (1 - 2 * SIMILAR)}
     assert "not independent" in claims.generator(cal).why

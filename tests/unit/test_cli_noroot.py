@@ -209,6 +209,20 @@ def test_a_generator_and_sink_on_two_hosts_are_refused_before_connecting(
     assert_nothing_built(vrlab_env, created)
 
 
+@pytest.mark.parametrize("ip", ["6", "46"])
+def test_calibrating_a_tester_with_ipv6_frames_is_refused_before_connecting(
+        vrlab_env: VrlabEnv, tmp_path: Path, ip: str) -> None:
+    """A tester's generator sends IPv4 frames only: a calibration stored as IPv6 would not be
+    one, so it is refused by name and no host is tried."""
+    r, created = vrlab_env.run_cli_sealed("calibrate", "--ip", ip, "--testbed",
+                                          str(_testbed_file(tmp_path)))
+    text = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2, text
+    assert f"calibrate --testbed: --ip {ip}:" in text and "IPv4 frames only" in text, text
+    assert "192.0.2" not in text, "refused before any host was tried"
+    assert_nothing_built(vrlab_env, created)
+
+
 def test_latency_attack_across_hosts_is_refused(vrlab_env: VrlabEnv, tmp_path: Path) -> None:
     r, created = vrlab_env.run_cli_sealed("latency", "shared", "--attack", "--testbed",
                                           str(_testbed_file(tmp_path)))

@@ -269,6 +269,26 @@ def test_the_direct_link_that_lost_nothing_reads_no_loss(store: Store, tmp_path:
     assert "SUT" not in fig4
 
 
+@pytest.mark.parametrize(("ip", "says"), [
+    (4, "tg→ts with IPv4 frames of 60 bytes (64 on the wire)"),
+    (6, "tg→ts with IPv6 frames of 74 bytes (78 on the wire)"),
+    (46, "tg→ts with IPv4+IPv6 (the mix) frames of 74 bytes (78 on the wire)"),
+])
+def test_the_report_says_which_family_its_cap_came_from(store: Store, tmp_path: Path, ip: int,
+                                                         says: str) -> None:
+    md = reproduce.write_report(store, [], {}, {1: 900_000.0, 8: 880_000.0}, tmp_path, "quick",
+                                ip=ip, cal_runs=[7])
+    text = md.read_text()
+    assert f"run 7, {says}: 1 flow(s) 900 kpps, 8 flow(s) 880 kpps" in text, text
+
+
+def test_the_report_says_when_no_calibration_of_its_family_capped_it(store: Store,
+                                                                     tmp_path: Path) -> None:
+    text = reproduce.write_report(store, [], {}, {}, tmp_path, "quick", ip=6).read_text()
+    assert "calibration: none with IPv6 frames in this database" in text, text
+    assert "`vrlab calibrate --ip 6`" in text
+
+
 def test_report_without_runs_is_all_not_measurable(store: Store, tmp_path: Path) -> None:
     md = reproduce.write_report(store, [], {}, {}, tmp_path, "quick")
     rows = claim_rows(md.read_text())

@@ -13,6 +13,8 @@ from rich.table import Table
 from vrlab import net, profiles, spec
 from vrlab.cli.console import console, out, progress
 from vrlab.cli.options import (
+    FAMILY,
+    calibrate_command,
     db_option,
     ip_option,
     overrides,
@@ -118,20 +120,23 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
         ndr, pdr, source = stored[0], stored[1], f"ndr run {stored[2]}"
     else:
         cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement,
-                                    ctx.testbed_name)
+                                    ctx.testbed_name, sc.traffic.ip)
         hi = max_kpps * 1e3 if max_kpps is not None else cal
         if hi is None:
             on = f" on testbed {ctx.testbed_name}" if ctx.testbed_name else ""
             opt = f" --testbed {testbed}" if testbed is not None else ""
-            raise UsageError(f"no NDR of {sc.name}{on} and no calibration{on} in "
-                             f"{ctx.store.path}: run `vrlab calibrate{opt}` (or `vrlab ndr"
-                             f"{opt}`) first, or give --max-kpps or --ndr-kpps/--pdr-kpps")
+            raise UsageError(f"no NDR of {sc.name}{on} and no calibration{on} with "
+                             f"{FAMILY[sc.traffic.ip]} "
+                             f"frames in {ctx.store.path}: run `"
+                             + calibrate_command(sc.traffic.ip, sc.traffic.flows, testbed)
+                             + f"` (or `vrlab ndr{opt}`) first, or give --max-kpps or "
+                             "--ndr-kpps/--pdr-kpps")
         goals = method.ndr_goals(prof.calib_final_s, prof.ndr_width)
         with progress(f"ndr {sc.name}") as bars:
             found = method.ndr(ctx, sc, text, goals, 10e3, hi, bars.step)
         b = {g.goal.name: g.lower_pps for g in found.result.goal_results}
         ndr, pdr, source = b["NDR"], b["PDR"], f"ndr run {found.run_id} (searched now)"
-    kind = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6"}[sc.traffic.ip]
+    kind = FAMILY[sc.traffic.ip]
     console.print(f"latency [bold]{sc.name}[/]: NDR {ndr / 1e3:.0f} kpps, PDR "
                   f"{pdr / 1e3:.0f} kpps ({source}); {kind} frames of "
                   f"{latency.timed_size(sc)} bytes (+4 FCS); {prof.duration_s:g} s trials x "

@@ -13,6 +13,8 @@ from vrlab import net, profiles, spec
 from vrlab.cli.console import console, out, plot_runs, progress
 from vrlab.cli.options import (
     DEFAULT_OUT,
+    FAMILY,
+    calibrate_command,
     db_option,
     ip_option,
     overrides,
@@ -63,16 +65,17 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
     ctx = run_context(db, pin, sink_rx, prof, label, generator, testbed)
     n = len(prof.rates_pps()) * prof.repeats
     cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement,
-                                ctx.testbed_name)
+                                ctx.testbed_name, sc.traffic.ip)
     console.print(f"sweep [bold]{sc.name}[/]: {n} trials of {prof.duration_s:g} s "
                   f"({prof.name} profile); {_frames(sc)}; {ctx.placement.describe()}; "
                   f"db {ctx.store.path}"
                   + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
     if cal is None:
         console.print("[yellow]no calibration " + (f"of testbed {ctx.testbed_name} " if testbed
-                                                   else "") + "in this database yet: run "
-                      "`vrlab calibrate" + (" --testbed FILE" if testbed else "") + "` to "
-                      "learn which rates the generator can honestly offer[/]")
+                                                   else "")
+                      + f"with {FAMILY[sc.traffic.ip]} frames in this database yet: run `"
+                      + calibrate_command(sc.traffic.ip, sc.traffic.flows, testbed)
+                      + "` to learn which rates the generator can honestly offer[/]")
     with progress(sc.name, n) as bars:
         run_id = method.sweep(ctx, sc, text, bars.step)
     _print_sweep(ctx.store, run_id, cal)
@@ -83,8 +86,7 @@ def sweep(scenario: str, guests: int | None, flows: int | None, routers: int | N
 
 def _frames(sc: spec.Scenario) -> str:
     """The frames a run sends, as its console line says them."""
-    kind = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6"}[sc.traffic.ip]
-    return f"{kind} frames of {sc.traffic.size} bytes (+4 FCS)"
+    return f"{FAMILY[sc.traffic.ip]} frames of {sc.traffic.size} bytes (+4 FCS)"
 
 
 def _local_or_hosts(sc: spec.Scenario, testbed: Path | None) -> None:
@@ -129,14 +131,22 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
               "its generator linked straight to its own sink over a veth pair vrlab makes "
               "there. Stored as that testbed's calibration, which its sweeps and searches "
               "use.")
+@click.option("--ip", type=click.Choice(["4", "6", "46"]), default="4", show_default=True,
+              help="IP version of the frames calibrated with, at that version's smallest: 4 "
+              "(60 bytes, 64 on the wire), 6 (74, RFC 5180's 78 on the wire) or 46 (the "
+              "dual-stack mix, all 74). Sweeps and searches with frames of that version are "
+              "capped by it, never by another version's.")
 @db_option
 def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, generator: str,
-              out_dir: Path, testbed: Path | None, db: Path | None) -> None:
+              out_dir: Path, testbed: Path | None, ip: str, db: Path | None) -> None:
     """The paper's Fig. 4: link tg straight to ts and find, for each flow count, the highest
     rate the generator and sink carry with no loss. Sweeps flag rates above it. With
-    --testbed, the tester host's generator and sink, over a link vrlab makes on that host."""
+    --testbed, the tester host's generator and sink, over a link vrlab makes on that host.
+    With --ip 6 or 46, IPv6 frames (or the mix), which cap the sweeps and searches that send
+    them."""
     from vrlab import method
-    from vrlab.hosts.tester import NEEDS_TESTER
+    from vrlab.framesize import min_frame
+    from vrlab.hosts.tester import NEEDS_TESTER, require_ipv4
 
     try:
         flows = tuple(int(x) for x in flows_csv.split(","))
@@ -144,16 +154,20 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
         raise UsageError(f"--flows {flows_csv!r}: write flow counts like 1,8,32") from None
     if any(not 1 <= f <= 1024 for f in flows):
         raise UsageError(f"--flows {flows_csv!r}: flow counts must be 1-1024")
+    version = int(ip)
     if testbed is None:
         net.require_root()
     else:
         tester_file(testbed, "calibrate", NEEDS_TESTER)
+        require_ipv4(version, "calibrate")
     ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator, testbed)
-    console.print(f"calibrating tg→ts for {flows} flows; {ctx.placement.describe()}"
+    console.print(f"calibrating tg→ts for {flows} flows; {FAMILY[version]} frames of "
+                  f"{min_frame(version)} bytes (+4 FCS); {ctx.placement.describe()}"
                   + (f"; tester of testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
     with progress("calibrate") as bars:
-        run_id, found = method.calibrate(ctx, flows, bars.step)
-    t = Table("flows", "highest loss-free rate (kpps)", title=f"calibration run {run_id}")
+        run_id, found = method.calibrate(ctx, flows, bars.step, version)
+    t = Table("flows", "highest loss-free rate (kpps)",
+              title=f"calibration run {run_id}: {FAMILY[version]} frames")
     for f, r in found.items():
         t.add_row(str(f), f"{r / 1e3:.1f}")
     out.print(t)
@@ -252,21 +266,25 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
                              duration_sum, exceed_ratio)
     _local_or_hosts(sc, testbed)
     ctx = run_context(db, pin, sink_rx, prof, "", generator, testbed)
-    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement, ctx.testbed_name)
+    version = sc.traffic.ip
+    cal = method.calibrated_max(ctx.store, sc.traffic.flows, ctx.placement, ctx.testbed_name,
+                                version)
     if max_kpps is not None:
         hi = max_kpps * 1e3
     elif cal is not None:
         hi = cal
     elif testbed is not None:
-        raise UsageError(f"ndr --testbed: no calibration of testbed {ctx.testbed_name} for "
-                         f"{sc.traffic.flows} flow(s) and this placement in {ctx.store.path} "
-                         "(this machine's own calibration is not its generator): run `vrlab "
-                         f"calibrate --testbed {testbed} --flows {sc.traffic.flows}` first "
+        raise UsageError(f"ndr --testbed: no calibration of testbed {ctx.testbed_name} with "
+                         f"{FAMILY[version]} frames for {sc.traffic.flows} flow(s) and this "
+                         f"placement in {ctx.store.path} (this machine's own calibration is "
+                         "not its generator): run `"
+                         + calibrate_command(version, sc.traffic.flows, testbed) + "` first "
                          "(a tester host), or give --max-kpps")
     else:
-        raise UsageError("no calibration for this flow count and placement in "
-                         f"{ctx.store.path}: run `vrlab calibrate --flows "
-                         f"{sc.traffic.flows}` first, or give --max-kpps")
+        raise UsageError(f"no calibration with {FAMILY[version]} frames for this flow count "
+                         f"and placement in {ctx.store.path}: run `"
+                         + calibrate_command(version, sc.traffic.flows) + "` first, or give "
+                         "--max-kpps")
     if min_kpps * 1e3 >= hi:
         raise UsageError(f"--min-kpps {min_kpps:g}: must be below the upper bound "
                          f"{hi / 1e3:.0f} kpps")

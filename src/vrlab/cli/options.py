@@ -95,6 +95,17 @@ def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+#: how a run's frames are named, by IP version
+FAMILY = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6"}
+
+
+def calibrate_command(ip: int, flows: int, testbed: object = None) -> str:
+    """The command that stores the calibration a run with frames of IP version ``ip`` and
+    ``flows`` flows is capped by (on the tester of ``testbed`` when one is given)."""
+    return ("vrlab calibrate" + (f" --ip {ip}" if ip != 4 else "")
+            + (f" --testbed {testbed}" if testbed else "") + f" --flows {flows}")
+
+
 def ip_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--ip", type=click.Choice(["4", "6", "46"]), default=None,
                         help="IP version of the frames: 4, 6 (IPv6 in RFC 5180's 2001:2::/48, "
@@ -154,8 +165,9 @@ def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Prof
                  traffic: TrafficSettings, name: str) -> Testbed:
         return HostsTestbed(file, plan_for, pl, traffic, name)
 
-    def on_tester(pl: placement.Placement, traffic: TrafficSettings, name: str) -> Testbed:
-        return TesterTestbed(file, pl, traffic, name)
+    def on_tester(pl: placement.Placement, traffic: TrafficSettings, name: str,
+                  ip: int) -> Testbed:
+        return TesterTestbed(file, pl, traffic, name, ip)
 
     return RunContext(Store(db), where_cpus, profile, label, testbed=on_hosts,
                       testbed_name=file.name, direct=on_tester)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 
+from vrlab.errors import UsageError
 from vrlab.hosts.spec import TestbedFile
 from vrlab.hosts.testbed import START_S, HostsTestbed, require_tester
 from vrlab.placement import Placement
@@ -24,12 +25,23 @@ NEEDS_TESTER = ("the generator linked straight to the sink needs both on one mac
                 "file names no cable between them)")
 
 
+def require_ipv4(ip: int, command: str) -> None:
+    """Refuse, before connecting, a tester's direct link with frames other than IPv4: its
+    generator builds IPv4 frames only, and a calibration stored as IPv6 must have sent IPv6."""
+    if ip != 4:
+        raise UsageError(f"{command} --testbed: --ip {ip}: a tester host's generator sends "
+                         "IPv4 frames only yet; use --ip 4, or calibrate IPv6 on this "
+                         "machine without --testbed")
+
+
 class TesterTestbed(HostsTestbed):
-    """tg→ts on the tester host of ``file``; the SUT host is not contacted."""
+    """tg→ts on the tester host of ``file``, with frames of IP version ``ip`` (IPv4 only yet:
+    :func:`require_ipv4`); the SUT host is not contacted."""
 
     def __init__(self, file: TestbedFile, placement: Placement, traffic: TrafficSettings,
-                 label: str = "tester") -> None:
+                 label: str = "tester", ip: int = 4) -> None:
         require_tester(file, label, NEEDS_TESTER)
+        require_ipv4(ip, label)
         super().__init__(file, wiring.calibration_plan, placement, traffic, label)
 
     def _up(self) -> None:

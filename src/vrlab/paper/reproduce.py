@@ -3,6 +3,7 @@ that sets each claim beside what was measured here."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from vrlab import attack_result, latency, latency_attack, method, spec, sysinfo
 from vrlab.errors import SpecError, UsageError
+from vrlab.framesize import min_frame
 from vrlab.method import Progress, RunContext
 from vrlab.paper import (
     claims,
@@ -115,12 +117,14 @@ def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str,
     def progress(msg: str, res: object) -> None:  # type: ignore[no-redef]
         inner(f"{key.key} {msg}", res)  # type: ignore[arg-type]
 
-    if key.scenario == "direct":
+    if key.scenario == "direct":  # the calibration's frames: Fig. 4 is its figure
+        traffic = spec.TrafficSpec.model_validate({"flows": key.flows, "ip": ip})
         sc = spec.Scenario(name="direct", description="tg linked straight to ts (Fig. 4)",
-                           paper="Fig. 4", traffic=spec.TrafficSpec(flows=key.flows))
+                           paper="Fig. 4", traffic=traffic)
         text = "name: direct\n"
         ctx2 = replace(ctx, label=key.key)
-        return method.sweep(ctx2, sc, text, progress, plan_for=wiring.calibration_plan)
+        return method.sweep(ctx2, sc, text, progress,
+                            plan_for=functools.partial(wiring.calibration_plan, ip=ip))
     sc, text = _load(key, ip)
     return method.sweep(replace(ctx, label=key.key), sc, text, progress)
 
@@ -129,23 +133,27 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
               calibrate: bool = True,
               on_phase: Callable[[str, int], None] | None = None, ip: int = 4) -> Path:
     """Run what ``figs`` need and write the report. ``ip``: the IP version of every scenario's
-    frames (6, 46: IPv6 in 2001:2::/48); the calibration and Fig. 4's direct link stay IPv4.
-    Latency is measured with frames of ``ip`` too (IPv6's at 76 bytes, the smallest that
-    carry the stamp; each floor with the same frames); the attack on the shared platform
-    sends IPv4 frames whatever ``ip`` is."""
+    frames (6, 46: IPv6 in 2001:2::/48), the calibration's (which caps every search) and
+    Fig. 4's direct link's too, so no search is capped by another family's ceiling. Latency
+    is measured with frames of ``ip`` too (IPv6's at 76 bytes, the smallest that carry the
+    stamp; each floor with the same frames); the attack on the shared platform sends IPv4
+    frames whatever ``ip`` is."""
     refuse_ip(figs, ip)
     out.mkdir(parents=True, exist_ok=True)
     session = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     cal: dict[int, float] = {}
+    cal_runs: set[int] = set()
     if calibrate:
         if on_phase:
-            on_phase("calibration (NDR search per flow count)", 0)
-        _, cal = method.calibrate(ctx, method.CALIB_FLOWS, progress)
+            on_phase(f"calibration (NDR search per flow count), {FAMILY[ip]} frames", 0)
+        run_id, cal = method.calibrate(ctx, method.CALIB_FLOWS, progress, ip)
+        cal_runs.add(run_id)
     else:
         for f in method.CALIB_FLOWS:
-            v = method.calibrated_max(ctx.store, f, ctx.placement)
-            if v is not None:
-                cal[f] = v
+            found = method.calibration_of(ctx.store, f, ctx.placement, ip=ip)
+            if found is not None:
+                cal_runs.add(found[0])
+                cal[f] = found[1]
     rctx = rates_for(ctx, cal.get(1))
     keys = needed(figs)
     if on_phase:
@@ -172,10 +180,11 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
     attack_runs = run_attacks(rctx, lat_runs, progress)
     (out / "runs.json").write_text(json.dumps({"session": session, "runs": runs,
                                                "ndr_runs": ndr_runs, "calibration": cal,
+                                               "calibration_runs": sorted(cal_runs), "ip": ip,
                                                "latency_runs": lat_runs,
                                                "attack_runs": attack_runs}, indent=2))
     return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name, ndr_runs, lat_runs,
-                        attack_runs, ip)
+                        attack_runs, ip, sorted(cal_runs))
 
 
 def refuse_ip(figs: list[str], ip: int) -> None:
@@ -264,22 +273,41 @@ def _figure_caption(store: Store, fig: Figure, runs: dict[str, int], caption: st
 FRAMES = {
     4: "Frames are 60 bytes (64 on the wire).",
     6: "Frames are IPv6/UDP, 74 bytes (78 on the wire, RFC 5180's smallest IPv6 frame), "
-       "addressed in RFC 5180's 2001:2::/48; the calibration and Fig. 4's direct link carry "
-       "IPv4 frames of 60 bytes. Latency is measured with IPv6/UDP frames of 76 bytes (80 on "
-       "the wire, the smallest that carry the stamp), its floor too; the attack on the shared "
-       "platform sends IPv4 frames of 60 bytes.",
+       "addressed in RFC 5180's 2001:2::/48, the calibration's and Fig. 4's direct link's "
+       "too. Latency is measured with IPv6/UDP frames of 76 bytes (80 on the wire, the "
+       "smallest that carry the stamp), its floor too; the attack on the shared platform "
+       "sends IPv4 frames of 60 bytes.",
     46: "Frames are half IPv4/UDP, half IPv6/UDP (every router both), all 74 bytes (78 on "
-        "the wire, RFC 5180's smallest IPv6 frame); the calibration and Fig. 4's direct link "
-        "carry IPv4 frames of 60 bytes. Latency is measured with the same mix at 76 bytes (80 "
-        "on the wire, the smallest whose IPv6 frames carry the stamp), its floor too; the "
-        "attack on the shared platform sends IPv4 frames of 60 bytes.",
+        "the wire, RFC 5180's smallest IPv6 frame), the calibration's and Fig. 4's direct "
+        "link's too. Latency is measured with the same mix at 76 bytes (80 on the wire, the "
+        "smallest whose IPv6 frames carry the stamp), its floor too; the attack on the shared "
+        "platform sends IPv4 frames of 60 bytes.",
 }
+#: how the report names each IP version's frames
+FAMILY = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6 (the mix)"}
+
+
+def calibration_line(cal: Mapping[int, float], ip: int, cal_runs: Sequence[int]) -> str:
+    """Where the report's cap came from: the calibration's frames and run, or that there was
+    none of that family (the searches then stop at vrlab's own ceiling)."""
+    size = min_frame(ip)
+    if not cal:
+        return (f"- calibration: none with {FAMILY[ip]} frames in this database; searches are "
+                f"capped at {method.CALIB_MAX_PPS / 1e3:.0f} kpps, and rates the generator "
+                "could not offer are flagged (`vrlab calibrate"
+                + (f" --ip {ip}" if ip != 4 else "") + "` stores one)")
+    runs = f"run {'/'.join(map(str, cal_runs))}, " if cal_runs else ""
+    return ("- calibration (the cap of every search; on the quick profile, the top of the "
+            f"sweeps' rates too): {runs}tg→ts with {FAMILY[ip]} frames of {size} bytes "
+            f"({size + 4} on the wire): "
+            + ", ".join(f"{f} flow(s) {r / 1e3:.0f} kpps" for f, r in sorted(cal.items())))
 
 
 def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[int, float],
                  out: Path, profile: str, ndr_runs: NdrRuns | None = None,
                  latency_runs: Mapping[str, int] | None = None,
-                 attack_runs: Mapping[str, int] | None = None, ip: int = 4) -> Path:
+                 attack_runs: Mapping[str, int] | None = None, ip: int = 4,
+                 cal_runs: Sequence[int] = ()) -> Path:
     m = sysinfo.machine()
     ndr_runs = ndr_runs or {}
     ndr_rows = throughput_report.ndr_rows(store, ndr_runs)
@@ -300,6 +328,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
         + ("; throughput searches: " + ", ".join(f"{k}={'/'.join(map(str, v))}"
                                                  for k, v in ndr_runs.items())
            if ndr_runs else ""),
+        calibration_line(cal, ip, cal_runs),
         pacing_check.summarize(t.result for i in ids for t in store.trials(i)).line(),
         "",
         FRAMES[ip] + " Guests are network namespaces: they forward in "
@@ -309,7 +338,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
         "| # | claim (paper) | figure | verdict | measured here | why |",
         "|---|---|---|---|---|---|",
     ]
-    for c in claims.all_claims(pts, cal):
+    for c in claims.all_claims(pts, cal, ip):
         lines.append(f"| {c.number} | {c.quote} | {c.figure} | **{c.verdict}** | {c.measured} "
                      f"| {c.why} |")
     kinds = claims.which_kind(pts)
