@@ -36,7 +36,6 @@ from vrlab.histogram import summary_json
 from vrlab.method import (
     Progress,
     RunContext,
-    local_direct,
     placed,
     record_testbed,
     stored_run,
@@ -193,8 +192,7 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
                 trial_s: float | None = None, repeats: int = 1, floor: bool = True,
                 progress: Progress = lambda m, r: None) -> LatencyOutcome:
     """Measure ``loads`` (CSIT's by default) on ``scenario``, then on the testbed alone
-    (``ctx.direct``; with IPv6 frames, which only this machine's testbeds send, this machine's
-    tg linked straight to ts with frames of the scenario's IP version)."""
+    (``ctx.direct``: tg linked straight to ts, with frames of the scenario's IP version)."""
     ctx, scenario = placed(ctx, scenario)
     if ctx.placement.generator != "xdp":
         raise UsageError("latency needs the XDP generator (it stamps each frame's send time); "
@@ -209,7 +207,7 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
         "ndr_pps": ndr_pps, "pdr_pps": pdr_pps, "throughput_from": throughput_from,
         "trial_s": dur, "repeats": repeats, "floor": floor, "flows": scenario.traffic.flows,
         "frame_size": size, "ip": ip, "guests": scenario.sut.guests}
-    direct = ctx.direct if ip == 4 else functools.partial(local_direct, ip=ip)
+    direct = functools.partial(ctx.direct, ip=ip)
     with stored_run(ctx, "latency", scenario.name, spec_yaml, params, ip, size) as run_id:
 
         def store(is_floor: bool) -> Callable[[int, TrialResult], TrialResult]:

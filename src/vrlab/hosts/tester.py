@@ -11,6 +11,7 @@ the file does not name."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from vrlab.hosts.spec import TestbedFile
@@ -28,9 +29,12 @@ class TesterTestbed(HostsTestbed):
     """tg→ts on the tester host of ``file``; the SUT host is not contacted."""
 
     def __init__(self, file: TestbedFile, placement: Placement, traffic: TrafficSettings,
-                 label: str = "tester") -> None:
+                 label: str = "tester", ip: int = 4) -> None:
+        """``ip``: the frames' IP version (4, 6, or 46 for the mix), as the SUT's were."""
         require_tester(file, label, NEEDS_TESTER)
-        super().__init__(file, wiring.calibration_plan, placement, traffic, label)
+        super().__init__(file, functools.partial(wiring.calibration_plan, ip=ip), placement,
+                         traffic, label)
+        self.ip = ip
 
     def _up(self) -> None:
         f = self.file
@@ -39,9 +43,9 @@ class TesterTestbed(HostsTestbed):
         self._open_roles({"tg": f.tg, "ts": f.ts})
         pl = self.placement
         made = self.agents["tg"].ask(
-            {"op": "direct", "run_id": run_id, "gro": pl.generator == "xdp",
+            {"op": "direct", "run_id": run_id, "ip": self.ip, "gro": pl.generator == "xdp",
              "sink_cpu": pl.sink_cpu if pl.pinned else None}, START_S)
         ns = {"tg": str(made["tg_ns"]), "ts": str(made["ts_ns"])}
         if ns != {"tg": plan.traffic.tg_ns, "ts": plan.traffic.ts_ns}:
             raise self.agents["tg"].failed(f"built namespaces {ns}, not the plan's")
-        self.start_traffic(plan, plan.traffic.routers[0].dst_mac, ns)
+        self.start_traffic(plan, ns)
