@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Multi-host benchmark: the same native-routed sweep (short) and NDR search on this machine's
 namespaces and on three simulated hosts reached over SSH (vrlab.hosts.sim), side by side in one
-run, through the same code the `vrlab sweep` and `vrlab ndr` commands use (vrlab.method).
+run, through the same code the `vrlab sweep` and `vrlab ndr` commands use (vrlab.method), with
+IPv4 frames, or IPv6 ones (`--ip 6`) or the dual-stack mix (`--ip 46`).
 
 What it shows: whether driving the generator, the SUT and the sink through SSH and a `vrlab
 agent` on each host changes what is measured (the NDR ratio, goal 0.9-1.1), what bringing the
@@ -43,10 +44,12 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=0.02, help="NDR goal width")
     ap.add_argument("--max-kpps", type=float, default=1500.0, help="search ceiling")
     ap.add_argument("--rounds", type=int, default=3, help="NDR searches of each, alternating")
+    ap.add_argument("--ip", choices=("4", "6", "46"), default="4",
+                    help="the frames' IP version (46: the dual-stack mix)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (it builds testbeds and simulated hosts)")
-    sc, text = spec.load("native-routed")
+    sc, text = spec.load("native-routed", {"traffic.ip": int(args.ip)})
     path, why = senders.resolve("auto")
     pl = placement.choose(True, "generator" if path == "xdp" else "sut", generator=path)
     prof = profiles.with_overrides(profiles.get("quick"), args.rates, args.duration, 1)
@@ -82,9 +85,9 @@ def main() -> None:
     m = sysinfo.machine()
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}"
           + (f" ({why})" if why else ""))
-    print(f"native-routed; sweep {args.rates} kpps x {args.duration:g} s; NDR final trials "
-          f"{args.final:g} s, width {args.width:.0%}, ceiling {args.max_kpps:g} kpps, "
-          f"{args.rounds} search(es) each, alternating\n")
+    print(f"native-routed, --ip {args.ip}; sweep {args.rates} kpps x {args.duration:g} s; "
+          f"NDR final trials {args.final:g} s, width {args.width:.0%}, ceiling "
+          f"{args.max_kpps:g} kpps, {args.rounds} search(es) each, alternating\n")
     print(f"{'offered kpps':>12}{'local rx kpps':>15}{'hosts rx kpps':>15}")
     for a, b in zip(points["local"], points["hosts"], strict=True):
         print(f"{a.target_pps / 1e3:>12.0f}{a.mean_pps / 1e3:>15.1f}{b.mean_pps / 1e3:>15.1f}")
@@ -103,7 +106,8 @@ def main() -> None:
           + ", ".join(f"{t.teardown_s:.2f}" for t in hosts_testbeds) + " s; "
           f"{sessions} SSH connections ({len(file.hosts)} per testbed, one agent channel per "
           f"role); machines recorded: {recorded}; left on hosts: {left or 'nothing'}")
-    print(json.dumps({"local_ndr_pps": round(local_ndr), "multihost_ndr_pps": round(hosts_ndr),
+    print(json.dumps({"ip": int(args.ip), "local_ndr_pps": round(local_ndr),
+                      "multihost_ndr_pps": round(hosts_ndr),
                       "ratio": round(hosts_ndr / local_ndr, 3), "setup_s": round(setup, 2),
                       "teardown_s": round(teardown, 2), "ssh_sessions": sessions,
                       "left_on_hosts": len(left),

@@ -70,7 +70,7 @@ def main() -> None:
                 return HostsTestbed(file, plan_for, where, traffic, label)
 
             def on_tester(where: placement.Placement, traffic: TrafficSettings,
-                          label: str, ip: int) -> Testbed:
+                          label: str, ip: int = 4) -> Testbed:
                 return TesterTestbed(file, where, traffic, label, ip)
 
             remote = replace(local, label="hosts", testbed=on_hosts, direct=on_tester,

@@ -1,9 +1,11 @@
 """Configuration vrlab adds to interfaces it did not create: the cabled ports of a machine in a
 testbed file. Such an interface is used as it is (never renamed, moved or deleted); vrlab only
-adds addresses, routes and permanent neighbours on it and changes a few of its settings (IPv4
-forwarding, the RPS mask, GRO), each recorded in the ledger *before* it is made, a setting with
-its old value. ``undo`` removes exactly those additions and writes the old values back, so a
-machine is left as vrlab found it, by the run itself or later by ``vrlab clean``.
+adds addresses, routes and permanent neighbours on it (IPv4 and IPv6), changes a few of its
+settings (forwarding, the RPS mask, GRO), and may put it into a bridge of its own (a bridged
+SUT), each recorded in the ledger *before* it is made, a setting with its old value, a bridge
+port with the fact that it had no master. ``undo`` removes exactly those additions, releases
+the ports, deletes its bridges and writes the old values back, so a machine is left as vrlab
+found it, by the run itself or later by ``vrlab clean``.
 
 Everything here acts in the calling process's network namespace: the machine's own, where its
 physical interfaces are."""
@@ -19,10 +21,17 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from vrlab.errors import KernelError
 from vrlab.ledger import Entry, Ledger
+from vrlab.plan.naming import PREFIX
 
 NUD_PERMANENT = 0x80
+NUD_NOARP = 0x40  # a static bridge forwarding entry
+IFA_F_NODAD = 0x02
 #: ledger kinds of this module's records
-KINDS = ("addr", "route", "neigh", "setting", "gro")
+KINDS = ("addr", "route", "neigh", "setting", "gro", "bridge", "port", "fdb")
+
+
+def _family(ip: str) -> int:
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
 
 
 def _index(ipr: IPRoute, dev: str) -> int:
@@ -34,22 +43,27 @@ def _index(ipr: IPRoute, dev: str) -> int:
 
 
 def add_address(led: Ledger, dev: str, cidr: str) -> None:
-    """Refused when the interface has the address already: undoing would remove what vrlab did
-    not add."""
+    """Refused when the machine has the address already: undoing would remove what vrlab did
+    not add. An IPv6 address skips duplicate address detection (usable at once, no probe
+    frames: every address on a testbed's cable is vrlab's to give)."""
     addr, _, plen = cidr.partition("/")
+    fam = _family(addr)
     with IPRoute() as ipr:
         idx = _index(ipr, dev)
-        if any(a.get("IFA_ADDRESS") == addr for a in ipr.get_addr(family=socket.AF_INET)):
-            raise KernelError(f"{dev} has the address {addr} already; vrlab adds and removes "
-                              "its own: remove it by hand or cable another interface")
+        if any(a.get("IFA_ADDRESS") == addr for a in ipr.get_addr(family=fam)):
+            raise KernelError(f"this machine has the address {addr} already; vrlab adds and "
+                              f"removes its own on {dev}: remove it by hand or cable another "
+                              "interface")
         led.record("addr", dev=dev, cidr=cidr)
-        ipr.addr("add", index=idx, address=addr, prefixlen=int(plen))
+        ipr.addr("add", index=idx, family=fam, address=addr, prefixlen=int(plen),
+                 **({"flags": IFA_F_NODAD} if fam == socket.AF_INET6 else {}))
 
 
 def add_neighbour(led: Ledger, dev: str, ip: str, mac: str) -> None:
     led.record("neigh", dev=dev, ip=ip)
     with IPRoute() as ipr:
-        ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=_index(ipr, dev), state=NUD_PERMANENT)
+        ipr.neigh("replace", family=_family(ip), dst=ip, lladdr=mac, ifindex=_index(ipr, dev),
+                  state=NUD_PERMANENT)
 
 
 def add_route(led: Ledger, dst: str, via: str, dev: str) -> None:
@@ -57,12 +71,54 @@ def add_route(led: Ledger, dst: str, via: str, dev: str) -> None:
     with IPRoute() as ipr:
         idx = _index(ipr, dev)
         net_, _, plen = dst.partition("/")
-        if any(r.get("RTA_DST") == net_ and r["dst_len"] == int(plen or 32)
-               for r in ipr.get_routes(family=socket.AF_INET, table=254)):
+        fam = _family(via)
+        full = 128 if fam == socket.AF_INET6 else 32
+        if any(r.get("RTA_DST") == net_ and r["dst_len"] == int(plen or full)
+               for r in ipr.get_routes(family=fam, table=254)):
             raise KernelError(f"this machine routes {dst} already; vrlab's traffic needs that "
                               "prefix: remove the route first")
         led.record("route", dst=dst, via=via, dev=dev)
-        ipr.route("add", dst=dst, gateway=via, oif=idx)
+        ipr.route("add", family=fam, dst=dst, gateway=via, oif=idx)
+
+
+def add_bridge(led: Ledger, name: str, mac: str, nf_call_iptables: bool) -> None:
+    """A bridge of vrlab's (``name`` carries its prefix) in this machine's namespace: no STP
+    (ports forward at once), no multicast snooping, no IPv6 of its own (it would send router
+    solicitations and MLD reports through the testbed), netfilter as the scenario says."""
+    with IPRoute() as ipr:
+        if ipr.link_lookup(ifname=name):
+            raise KernelError(f"this machine has an interface {name} already: a bridge of an "
+                              "earlier run? `vrlab clean` removes it")
+        led.record("bridge", dev=name)
+        ipr.link("add", ifname=name, kind="bridge", address=mac, br_stp_state=0,
+                 br_mcast_snooping=0, br_nf_call_iptables=int(nf_call_iptables))
+        six = Path(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6")
+        if six.exists():
+            six.write_text("1")
+        ipr.link("set", index=_index(ipr, name), state="up")
+
+
+def enslave(led: Ledger, dev: str, bridge: str) -> None:
+    """Put ``dev`` into vrlab's ``bridge``; refused when it is in another bridge or bond
+    already (releasing it afterwards would not put it back there)."""
+    with IPRoute() as ipr:
+        idx = _index(ipr, dev)
+        if ipr.get_links(idx)[0].get("IFLA_MASTER"):
+            raise KernelError(f"{dev} is a port of another device already (a bridge or a "
+                              "bond); vrlab bridges only free interfaces: release it (ip link "
+                              f"set {dev} nomaster) or cable another one")
+        led.record("port", dev=dev, bridge=bridge)
+        ipr.link("set", index=idx, master=_index(ipr, bridge))
+
+
+def add_fdb(led: Ledger, dev: str, mac: str, bridge: str) -> None:
+    """A static forwarding entry on ``bridge``'s port ``dev``: frames to ``mac`` leave there,
+    never flooded."""
+    with IPRoute() as ipr:
+        led.record("fdb", dev=dev, mac=mac)
+        # replace: the bridge may have learned the MAC already
+        ipr.fdb("replace", ifindex=_index(ipr, dev), lladdr=mac, master=_index(ipr, bridge),
+                state=NUD_NOARP)
 
 
 def set_file(led: Ledger, path: str, value: str) -> None:
@@ -111,14 +167,25 @@ def undo(entries: list[Entry]) -> list[str]:
                     continue
                 if e.kind == "addr":
                     addr, _, plen = d["cidr"].partition("/")
-                    ipr.addr("del", index=idx[0], address=addr, prefixlen=int(plen))
+                    ipr.addr("del", index=idx[0], family=_family(addr), address=addr,
+                             prefixlen=int(plen))
                     done.append(f"address {d['cidr']} on {d['dev']}")
                 elif e.kind == "neigh":
-                    ipr.neigh("del", dst=d["ip"], ifindex=idx[0])
+                    ipr.neigh("del", family=_family(d["ip"]), dst=d["ip"], ifindex=idx[0])
                     done.append(f"neighbour {d['ip']} on {d['dev']}")
                 elif e.kind == "route":
-                    ipr.route("del", dst=d["dst"], gateway=d["via"], oif=idx[0])
+                    ipr.route("del", family=_family(d["via"]), dst=d["dst"],
+                              gateway=d["via"], oif=idx[0])
                     done.append(f"route {d['dst']} via {d['via']}")
+                elif e.kind == "fdb":
+                    ipr.fdb("del", ifindex=idx[0], lladdr=d["mac"])
+                    done.append(f"forwarding entry {d['mac']} on {d['dev']}")
+                elif e.kind == "port":
+                    ipr.link("set", index=idx[0], master=0)
+                    done.append(f"{d['dev']} out of bridge {d['bridge']}")
+                elif e.kind == "bridge" and d["dev"].startswith(PREFIX):
+                    ipr.link("del", index=idx[0])
+                    done.append(f"bridge {d['dev']}")
             except (NetlinkError, OSError):
                 continue  # never made (the record comes first), or gone with its interface
     return done

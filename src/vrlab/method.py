@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from vrlab import __version__, placement, search, sysinfo
 from vrlab.errors import Interrupted
@@ -36,9 +37,12 @@ TestbedMaker = Callable[[Callable[[str], model.Plan], placement.Placement, Traff
                         Testbed]
 
 
-#: what builds the testbed alone, tg linked straight to ts (calibration, the latency floor):
-#: (placement, traffic, label, ip) -> a testbed whose frames are of IP version ``ip``
-DirectMaker = Callable[[placement.Placement, TrafficSettings, str, int], Testbed]
+class DirectMaker(Protocol):
+    """What builds the testbed alone, tg linked straight to ts (calibration, the latency
+    floor), on this machine or a testbed file's tester, its frames of IP version ``ip``."""
+
+    def __call__(self, where: placement.Placement, traffic: TrafficSettings, label: str,
+                 ip: int = 4) -> Testbed: ...
 
 
 def local_testbed(plan_for: Callable[[str], model.Plan], where: placement.Placement,

@@ -49,7 +49,8 @@ def state(lab: sim.SimLab) -> dict[str, str]:
     """Per host: its ledgers, namespaces, links, test addresses and routes, and vrlab's
     processes; the same before a run and after it when the run leaves nothing."""
     script = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; ip -o link | cut -d: -f2; "
-              "ip -4 -o addr | grep 198.18; ip route | grep 198.19; ps -eo args | grep -v grep "
+              "ip -o addr | grep -e 198.18 -e 2001:2; ip route | grep 198.19; "
+              "ip -6 route | grep 2001:2; ip -6 neigh | grep 2001:2; ps -eo args | grep -v grep "
               "| grep -e 'vrlab agent' -e vrlab.traffic.agent; true")
     return {h: lab.run(h, script) for h in HOSTS}
 
@@ -80,6 +81,26 @@ def test_latency_across_hosts_times_the_sut_and_the_testers_floor(
     hosts = query(vrlab_env.db, "SELECT role, host FROM run_hosts WHERE run_id = ? "
                   "ORDER BY role", run)
     assert hosts == [("sut", "sut"), ("tg", "tester"), ("ts", "tester")]
+    assert state(lab) == before
+
+
+@pytest.mark.skipif(not Path("/proc/sys/net/ipv6/conf/all/force_forwarding").exists(),
+                    reason="IPv6 forwarding per interface needs Linux 6.17+")
+def test_ipv6_latency_across_hosts_times_the_sut_and_the_testers_ipv6_floor(
+        lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """IPv6 frames of 76 bytes (room for the stamp) through the SUT host, and the floor on
+    the tester's own direct link with the same frames."""
+    before = state(lab)
+    r = vrlab_env.run_cli("latency", "native-routed", "--ip", "6", "--testbed",
+                          str(lab.testbed), "--ndr-kpps", "60", "--pdr-kpps", "60",
+                          "--duration", "0.2", "--generator", "xdp", "--json", timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    for load in res["loads"]:
+        assert load["sut"]["count"] > 0 and load["floor"]["count"] > 0, load
+    (ip, size), = query(vrlab_env.db, "SELECT ip, frame_size FROM runs WHERE id = ?",
+                        res["run_id"])
+    assert (ip, size) == (6, 76)
     assert state(lab) == before
 
 

@@ -146,7 +146,7 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
     them."""
     from vrlab import method
     from vrlab.framesize import min_frame
-    from vrlab.hosts.tester import NEEDS_TESTER, require_ipv4
+    from vrlab.hosts.tester import NEEDS_TESTER
 
     try:
         flows = tuple(int(x) for x in flows_csv.split(","))
@@ -159,7 +159,6 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
         net.require_root()
     else:
         tester_file(testbed, "calibrate", NEEDS_TESTER)
-        require_ipv4(version, "calibrate")
     ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator, testbed)
     console.print(f"calibrating tg→ts for {flows} flows; {FAMILY[version]} frames of "
                   f"{min_frame(version)} bytes (+4 FCS); {ctx.placement.describe()}"

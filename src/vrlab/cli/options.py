@@ -165,9 +165,9 @@ def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Prof
                  traffic: TrafficSettings, name: str) -> Testbed:
         return HostsTestbed(file, plan_for, pl, traffic, name)
 
-    def on_tester(pl: placement.Placement, traffic: TrafficSettings, name: str,
-                  ip: int) -> Testbed:
-        return TesterTestbed(file, pl, traffic, name, ip)
+    def on_tester(where: placement.Placement, traffic: TrafficSettings, label: str,
+                  ip: int = 4) -> Testbed:
+        return TesterTestbed(file, where, traffic, label, ip)
 
     return RunContext(Store(db), where_cpus, profile, label, testbed=on_hosts,
                       testbed_name=file.name, direct=on_tester)

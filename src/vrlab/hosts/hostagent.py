@@ -4,8 +4,11 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 
 - ``hello``: this machine (:func:`vrlab.sysinfo.machine`) and vrlab's version;
 - ``ports``: each named interface's MAC address and state; refuses one that is missing or down;
-- ``configure``: addresses, permanent neighbours, routes and settings on named interfaces
-  (:mod:`vrlab.cabled`), the SUT's routing and the receive steering of any role;
+- ``guests``: a SUT's idle guests (:mod:`vrlab.hosts.guests`), namespaces of vrlab's joined to
+  this machine's own by veth pairs;
+- ``configure``: bridges of vrlab's with named interfaces in them, addresses, permanent
+  neighbours, static bridge entries, routes and settings on named interfaces
+  (:mod:`vrlab.cabled`): the SUT's routing or bridging, and the receive steering of any role;
 - ``direct``: the calibration testbed (:func:`vrlab.plan.wiring.calibration_plan`) on this
   machine, a tester's generator linked straight to its own sink: two namespaces of vrlab's
   and a veth pair between them, so the machine's own interfaces and routes are not touched;
@@ -25,6 +28,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
@@ -32,7 +36,7 @@ from pyroute2 import IPRoute
 
 from vrlab import __version__, cabled, net, nsexec, softnet, sysinfo
 from vrlab.errors import Interrupted, VrlabError
-from vrlab.hosts import wire
+from vrlab.hosts import guests, wire
 from vrlab.ledger import Ledger
 from vrlab.placement import rps_mask
 from vrlab.plan import wiring
@@ -59,6 +63,22 @@ def _ports(devs: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def _check_settings(paths: list[str], bridges: set[str]) -> None:
+    """Refuse, before anything is changed, a setting this machine does not have (those of the
+    bridges about to be made are theirs)."""
+    for path in paths:
+        if any(f"/{b}/" in path for b in bridges) or Path(path).exists():
+            continue
+        if path.endswith("/force_forwarding"):
+            raise VrlabError(f"{path} does not exist: IPv6 forwarding on the cabled interfaces "
+                             "alone (not the whole machine) needs Linux 6.17 or later "
+                             f"(net.ipv6.conf.IF.force_forwarding); this kernel is "
+                             f"{os.uname().release}: measure --ip 4 here, or upgrade the "
+                             "SUT's kernel")
+        raise VrlabError(f"{path} does not exist on this machine: is the kernel module for it "
+                         "loaded?")
+
+
 class HostAgent:
     """One role's agent on this machine, with its ledger and its traffic agent."""
 
@@ -78,13 +98,16 @@ class HostAgent:
             return {"machine": sysinfo.machine(), "version": __version__}
         if op == "ports":
             return {"ports": _ports(list(msg["devs"]))}
+        if op == "guests":
+            guests.build(self._led(), dict(msg["part"]))
+            return {}
         if op == "configure":
             self._configure(msg)
             return {}
         if op == "direct":
             cpu = msg.get("sink_cpu")
             return self._direct(str(msg["run_id"]), None if cpu is None else int(cpu),
-                                bool(msg.get("gro")))
+                                bool(msg.get("gro")), int(msg.get("ip", 4)))
         if op == "start":
             if self.traffic is not None:
                 raise VrlabError(f"the {self.role} agent has a traffic agent already")
@@ -104,24 +127,37 @@ class HostAgent:
         raise VrlabError(f"unknown request {op!r}")
 
     def _configure(self, msg: dict[str, Any]) -> None:
+        bridges = msg.get("bridges", [])
+        _check_settings([p for p, _ in msg.get("settings", [])], {b[0] for b in bridges})
         led = self._led()
+        for name, mac, ports, nf_call_iptables in bridges:
+            cabled.add_bridge(led, name, mac, bool(nf_call_iptables))
+            for dev in ports:
+                cabled.enslave(led, dev, name)
         for path, value in msg.get("settings", []):
             cabled.set_file(led, path, value)
+        for path, value in msg.get("optional_settings", []):  # where the machine has them
+            if Path(path).exists():
+                cabled.set_file(led, path, value)
         for dev in msg.get("gro", []):
             cabled.gro_on(led, dev)
         for dev, cidr in msg.get("addresses", []):
             cabled.add_address(led, dev, cidr)
         for dev, ip, mac in msg.get("neighbours", []):
             cabled.add_neighbour(led, dev, ip, mac)
+        for dev, mac, bridge in msg.get("fdb", []):
+            cabled.add_fdb(led, dev, mac, bridge)
         for dst, via, dev in msg.get("routes", []):
             cabled.add_route(led, dst, via, dev)
 
-    def _direct(self, run_id: str, sink_cpu: int | None, gro: bool) -> dict[str, Any]:
-        """Build the calibration plan of ``run_id`` here (the controller makes the same plan
-        from the same id): GRO on the sink's port when the XDP generator feeds it (a veth
-        takes XDP frames only while its peer runs NAPI), the sink's receive work steered to
-        ``sink_cpu``. Returns the namespaces of the generator and the sink."""
-        plan = wiring.calibration_plan(run_id)
+    def _direct(self, run_id: str, sink_cpu: int | None, gro: bool, ip: int
+                ) -> dict[str, Any]:
+        """Build the calibration plan of ``run_id`` with frames of IP version ``ip`` here (the
+        controller makes the same plan from the same id and version): GRO on the sink's port
+        when the XDP generator feeds it (a veth takes XDP frames only while its peer runs
+        NAPI), the sink's receive work steered to ``sink_cpu``. Returns the namespaces of the
+        generator and the sink."""
+        plan = wiring.calibration_plan(run_id, ip)
         net.build(plan, self._led())
         t = plan.traffic
         if gro:

@@ -85,10 +85,12 @@ class SimHost:
 
 
 #: what vrlab may leave on a host: ledgers, namespaces, the testbed's addresses (198.18/15's
-#: lower half) and routes (its upper half), its agents
-LEFT = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; ip -4 -o addr | grep 198.18; "
-        "ip route | grep 198.19; ps -eo args | grep -v grep | grep -e 'vrlab agent' "
-        "-e vrlab.traffic.agent; true")
+#: lower half, 2001:2::/48) and routes (198.18/15's upper half, 2001:2:0:100::/56), its
+#: bridges, its agents
+LEFT = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; ip -o addr | grep -e 198.18 -e 2001:2; "
+        "ip route | grep 198.19; ip -6 route | grep 2001:2; "
+        "ip -o link show type bridge | grep vrl; ps -eo args | grep -v grep "
+        "| grep -e 'vrlab agent' -e vrlab.traffic.agent; true")
 
 
 @dataclass

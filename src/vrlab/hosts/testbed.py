@@ -5,9 +5,11 @@ searches need no second copy), built over SSH.
 Entering connects to every host at once (any host that cannot be reached is an error before
 anything is built anywhere), starts one ``vrlab agent ROLE`` per role (:mod:`.hostagent`),
 checks that every cabled interface exists and is up, configures the SUT from the scenario's own
-plan (its addresses, forwarding, the routes toward the sink and permanent neighbours, on the
-cabled interfaces), steers receive work as the placement says, and starts the sink on the ts
-host and the generator on the tg host. Each host records what it makes in its own ledger.
+plan on the cabled interfaces (:mod:`.cabling`: a routing SUT's addresses, forwarding, routes
+toward the sink and permanent neighbours, IPv4 and IPv6 as the frames are; a bridging SUT's
+bridge and static entries; a hybrid SUT's two bridges with the routing between them), steers
+receive work as the placement says, and starts the sink on the ts host and the generator on the
+tg host. Each host records what it makes in its own ledger.
 Leaving asks every agent to tear down (an agent whose connection breaks tears down by itself),
 on success, on an error, on Ctrl-C and on SIGTERM.
 
@@ -30,17 +32,19 @@ from typing import Any, TypeVar
 
 from vrlab import __version__
 from vrlab.errors import Interrupted, UsageError, VrlabError
-from vrlab.framesize import MIN_FRAME
+from vrlab.framesize import MIN_TIMED_FRAME6, min_frame
 from vrlab.hosts import wire
+from vrlab.hosts.cabling import Cabling, configuration
 from vrlab.hosts.errors import HostError, RemoteCommandFailed
+from vrlab.hosts.guests import guest_part
 from vrlab.hosts.spec import TestbedFile
 from vrlab.hosts.ssh import Channel, Session, connect
-from vrlab.placement import Placement, rps_mask
+from vrlab.placement import Placement
 from vrlab.plan.model import Plan
 from vrlab.spec import Scenario
-from vrlab.testbed import Testbed, TrafficSettings
+from vrlab.testbed import Testbed, TrafficSettings, plan_flows, sink_prefixes
 from vrlab.traffic.agent import HERE
-from vrlab.traffic.frames import build_frame, make_flows
+from vrlab.traffic.frames import build_frame
 from vrlab.traffic.sink import Counts
 
 T = TypeVar("T")
@@ -52,19 +56,20 @@ EXIT_S = 10.0
 ROLES = ("tg", "sut", "ts")
 
 
+#: what a testbed file's SUT can be, as the refusal of anything else says it
+MEASURABLE = ("native-routed, native-bridged, native-hybrid, host-routed and host-bridged (io: "
+              "routed, bridged or hybrid; forwarding: host, so guests are idle; no userspace "
+              "engine), with frames IPv4, IPv6 or both (--ip 4, 6, 46)")
+
+
 def check_scenario(sc: Scenario) -> None:
-    """Refuse, before connecting, a scenario a testbed file cannot build yet: only the SUT
-    routing between its two cabled ports (``native-routed``) is configured on a remote SUT."""
+    """Refuse, before connecting, a scenario a testbed file cannot build yet: only a SUT that
+    routes, bridges, or routes between two bridges, between its two cabled ports in its own
+    kernel (with idle guests or none), is configured on a remote SUT."""
     s = sc.sut
-    if s.io != "routed" or s.forwarding != "host" or s.guests or sc.userspace:
+    if s.io not in ("routed", "bridged", "hybrid") or s.forwarding != "host" or sc.userspace:
         raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts yet; "
-                         "only a SUT that routes between its cabled ports (io: routed, "
-                         "forwarding: host, no guests, e.g. native-routed) can; run it "
-                         "without --testbed")
-    if sc.traffic.ip != 4:
-        raise UsageError(f"--testbed: --ip {sc.traffic.ip}: frames across hosts are IPv4 only "
-                         "yet (the remote SUT is configured with IPv4 addresses and routes); "
-                         "use --ip 4, or measure IPv6 without --testbed")
+                         f"what can: {MEASURABLE}; run {sc.name} without --testbed")
 
 
 def require_tester(file: TestbedFile, command: str, why: str) -> None:
@@ -190,10 +195,9 @@ class HostsTestbed(Testbed):
     def _up(self) -> None:
         f = self.file
         self.plan = plan = self._plan_for(secrets.token_hex(2))
-        if plan.platform is not None or plan.userspace_engines or plan.guest_ns \
-                or plan.bridges or plan.rules:
+        if plan.platform is not None or plan.userspace_engines or plan.rules:
             raise UsageError(f"--testbed: scenario {plan.scenario} cannot be measured across "
-                             "hosts yet; run it without --testbed")
+                             f"hosts yet; what can: {MEASURABLE}")
         self._open_roles({"tg": f.tg, "sut": f.sut, "ts": f.ts})
         (_, tg_if), (_, sut_in) = f.cables[0].ends
         (_, sut_out), (_, ts_if) = f.cables[1].ends
@@ -201,11 +205,16 @@ class HostsTestbed(Testbed):
         ports = self.run(_each(self.agents, {"op": "ports"}, START_S,
                                {r: {"devs": d} for r, d in devs.items()}))
         macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
+        if plan.guest_ns:
+            self.agents["sut"].ask({"op": "guests", "part": guest_part(plan)}, START_S)
+        c = Cabling.of(plan, tg_if, sut_in, sut_out, ts_if, macs)
         self.run(_each(self.agents, {"op": "configure"}, START_S,
-                       self._configuration(plan, tg_if, sut_in, sut_out, ts_if, macs)))
-        self.plan = replace(plan, traffic=replace(plan.traffic, tg_dev=tg_if, ts_dev=ts_if,
-                                                  src_mac=macs[tg_if]))
-        self.start_traffic(self.plan, macs[sut_in])
+                       configuration(plan, c, self.placement)))
+        t = plan.traffic
+        self.plan = replace(plan, traffic=replace(
+            t, tg_dev=tg_if, ts_dev=ts_if, src_mac=macs[tg_if],
+            routers=tuple(replace(r, dst_mac=c.mac[r.dst_mac]) for r in t.routers)))
+        self.start_traffic(self.plan)
 
     def _open_roles(self, where: dict[str, str]) -> None:
         """Connect to the hosts of ``where`` (role -> host), start each role's agent there and
@@ -242,57 +251,39 @@ class HostsTestbed(Testbed):
         _raise_first(got)
         return agents
 
-    def _configuration(self, plan: Plan, tg_if: str, sut_in: str, sut_out: str, ts_if: str,
-                       macs: dict[str, str]) -> dict[str, dict[str, Any]]:
-        """Per role, what its ``configure`` request holds: the plan's SUT objects moved onto
-        the cabled interfaces, with the MAC addresses the machines really have."""
-        plan_out = next(v.a for v in plan.veths if v.a_ns == plan.sut_ns)
-        dev = {plan.sut_ingress: sut_in, plan_out: sut_out}
-        peer_mac = {sut_in: macs[tg_if], sut_out: macs[ts_if]}
-        sut: dict[str, Any] = {
-            "settings": [(f"/proc/sys/net/ipv4/conf/{d}/forwarding", "1")
-                         for d in (sut_in, sut_out)],
-            "addresses": [(dev[a.dev], a.cidr) for a in plan.addresses if a.ns == plan.sut_ns],
-            "neighbours": [(dev[n.dev], n.ip, peer_mac[dev[n.dev]]) for n in plan.neighbours
-                           if n.ns == plan.sut_ns],
-            "routes": [(r.dst, r.via, dev[r.dev]) for r in plan.routes if r.ns == plan.sut_ns],
-            "gro": [sut_in] if self.placement.generator == "xdp" else []}
-        ts: dict[str, Any] = {}
-        pl = self.placement
-        if pl.pinned and pl.sut_cpu is not None and pl.sink_cpu is not None:
-            sut["settings"].append((_rps(sut_in), rps_mask(pl.sut_cpu)))
-            ts["settings"] = [(_rps(ts_if), rps_mask(pl.sink_cpu))]
-        return {"tg": {}, "sut": sut, "ts": ts}
-
-    def start_traffic(self, p: Plan, dst_mac: str, where: dict[str, str] | None = None
-                      ) -> None:
+    def start_traffic(self, p: Plan, where: dict[str, str] | None = None) -> None:
         """The sink on the ts host and the generator on the tg host, each in the namespace
-        ``where`` names for its role (default: the machine's own), sending to ``dst_mac``;
-        frames stamped and timed when the two are one machine."""
+        ``where`` names for its role (default: the machine's own), sending the plan's frames
+        (its IP version, to each router's first-hop MAC); frames stamped and timed when the
+        two are one machine, as on one machine (IPv6 frames when they hold the stamp)."""
         t = p.traffic
         cpu = self.placement.generator_cpu
         ns = where or {}
+        self.frame_size = self.traffic.frame_size or min_frame(t.ip)
+        if self.frame_size < min_frame(t.ip):
+            raise UsageError(f"frame size {self.frame_size} is below the smallest frame of ip "
+                             f"{t.ip}, {min_frame(t.ip)} bytes; use {min_frame(t.ip)} or more")
+        six_timed = self.frame_size >= MIN_TIMED_FRAME6
+        timed = self.traffic.latency and self.placement.generator == "xdp" and \
+            (t.ip != 6 or six_timed)
         sink, gen = self.agents["ts"], self.agents["tg"]
         sink.ask({"op": "start", "cpu": cpu, "what": "sink", "ns": ns.get("ts", HERE)},
                  START_S)
         gen.ask({"op": "start", "cpu": cpu, "what": "generator", "ns": ns.get("tg", HERE)},
                 START_S)
         self.sink, self.gen = sink, gen
-        timed = self.traffic.latency and self.placement.generator == "xdp" and t.ip == 4
         reply = sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
-                          routers={r.name: r.prefix for r in t.routers},
-                          count_flows=self.traffic.count_flows, latency=timed,
-                          kind=self.traffic.sink)
+                          routers=sink_prefixes(t), count_flows=self.traffic.count_flows,
+                          latency=timed, kind=self.traffic.sink)
         self.sink_kind = str(reply.get("sink", ""))
         self.latency_attach = str(reply.get("attach", ""))
         self.latency_probe = str(reply.get("probe", ""))
         self.router_names = [r.name for r in t.routers]
         index = {name: i for i, name in enumerate(self.router_names)}
-        self.flows = make_flows([(r.name, r.prefix, dst_mac) for r in t.routers], t.src_mac,
-                                t.src_ip, self.traffic.flows)
-        self.frame_size = self.traffic.frame_size or MIN_FRAME
-        frames = [build_frame(f, self.frame_size, router_index=index[f.router] if timed
-                              else None) for f in self.flows]
+        self.flows = plan_flows(t, self.traffic.flows)
+        frames = [build_frame(f, self.frame_size, router_index=index[f.router]
+                              if timed and (":" not in f.dst_ip or six_timed) else None)
+                  for f in self.flows]
         gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator,
                  stamp=timed)
 
@@ -332,10 +323,6 @@ class HostsTestbed(Testbed):
 
     def hosts(self) -> list[dict[str, str]]:
         return [{"role": r, **m} for r, m in self.machines.items()]
-
-
-def _rps(dev: str) -> str:
-    return f"/sys/class/net/{dev}/queues/rx-0/rps_cpus"
 
 
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:

@@ -11,9 +11,9 @@ the file does not name."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 
-from vrlab.errors import UsageError
 from vrlab.hosts.spec import TestbedFile
 from vrlab.hosts.testbed import START_S, HostsTestbed, require_tester
 from vrlab.placement import Placement
@@ -25,24 +25,17 @@ NEEDS_TESTER = ("the generator linked straight to the sink needs both on one mac
                 "file names no cable between them)")
 
 
-def require_ipv4(ip: int, command: str) -> None:
-    """Refuse, before connecting, a tester's direct link with frames other than IPv4: its
-    generator builds IPv4 frames only, and a calibration stored as IPv6 must have sent IPv6."""
-    if ip != 4:
-        raise UsageError(f"{command} --testbed: --ip {ip}: a tester host's generator sends "
-                         "IPv4 frames only yet; use --ip 4, or calibrate IPv6 on this "
-                         "machine without --testbed")
-
-
 class TesterTestbed(HostsTestbed):
-    """tg→ts on the tester host of ``file``, with frames of IP version ``ip`` (IPv4 only yet:
-    :func:`require_ipv4`); the SUT host is not contacted."""
+    """tg→ts on the tester host of ``file``, with frames of IP version ``ip``; the SUT host is
+    not contacted."""
 
     def __init__(self, file: TestbedFile, placement: Placement, traffic: TrafficSettings,
                  label: str = "tester", ip: int = 4) -> None:
+        """``ip``: the frames' IP version (4, 6, or 46 for the mix), as the SUT's were."""
         require_tester(file, label, NEEDS_TESTER)
-        require_ipv4(ip, label)
-        super().__init__(file, wiring.calibration_plan, placement, traffic, label)
+        super().__init__(file, functools.partial(wiring.calibration_plan, ip=ip), placement,
+                         traffic, label)
+        self.ip = ip
 
     def _up(self) -> None:
         f = self.file
@@ -51,9 +44,9 @@ class TesterTestbed(HostsTestbed):
         self._open_roles({"tg": f.tg, "ts": f.ts})
         pl = self.placement
         made = self.agents["tg"].ask(
-            {"op": "direct", "run_id": run_id, "gro": pl.generator == "xdp",
+            {"op": "direct", "run_id": run_id, "ip": self.ip, "gro": pl.generator == "xdp",
              "sink_cpu": pl.sink_cpu if pl.pinned else None}, START_S)
         ns = {"tg": str(made["tg_ns"]), "ts": str(made["ts_ns"])}
         if ns != {"tg": plan.traffic.tg_ns, "ts": plan.traffic.ts_ns}:
             raise self.agents["tg"].failed(f"built namespaces {ns}, not the plan's")
-        self.start_traffic(plan, plan.traffic.routers[0].dst_mac, ns)
+        self.start_traffic(plan, ns)
