@@ -11,10 +11,11 @@ generator starts first and stops last, so B's whole trial runs beside A.
 Where the work runs (pinned): B's generator on the generator's CPU, A's on the other, so
 neither paces the other's frames into bursts (a paced sender spins between its bursts). On the
 tc hook (and for guest forwarding) RPS on the router's end of each source port moves both
-routers' forwarding to B's CPU, so A's frames and B's compete for one forwarding CPU, as they
-do in the scenario attack's testbed. On the XDP hook the engine runs in the receiving veth's
-poll, on each sender's own CPU (recorded as ``xdp_cpu`` "sender"): A's flood then reaches B
-only through what the routers share besides a CPU.
+routers' forwarding to A's CPU, where A's generator runs at the lowest priority (nice 19), so
+A's frames and B's compete for one forwarding CPU that neither generator takes from them, as
+in the scenario attack's testbed. On the XDP hook the engine runs in the receiving veth's poll,
+on each sender's own CPU (recorded as ``xdp_cpu`` "sender"): A's flood then reaches B only
+through what the routers share besides a CPU.
 
 What it sets up has a ledger of its own, each item recorded before it is made: the agents,
 GRO on the router's end of each source port (a veth takes the XDP generator's frames only
@@ -73,6 +74,8 @@ TCX_KERNEL = (6, 6)
 #: NUD_VALID of include/net/neighbour.h: a neighbour the kernel (and bpf_fib_lookup) uses
 NUD_VALID = 0x80 | 0x40 | 0x02 | 0x10 | 0x04 | 0x08
 ROLES = (ROUTER_A, ROUTER_B)
+#: the attacker's generator's nice value where it shares its CPU with the forwarding
+ATTACKER_NICE = 19
 
 
 @dataclass(frozen=True)
@@ -242,11 +245,12 @@ class PlatformTraffic:
 
     @property
     def forwarding_cpu(self) -> int | None:
-        """Where RPS moves both routers' forwarding (B's generator's CPU); None where it
-        cannot (unpinned, or the engine at XDP, which forwards before RPS)."""
+        """Where RPS moves both routers' forwarding (A's generator's CPU, where that
+        generator runs at the lowest priority); None where it cannot (unpinned, or the engine
+        at XDP, which forwards before RPS)."""
         if not self.where.pinned or self.hook == "xdp":
             return None
-        return self.where.generator_cpu
+        return self.where.sut_cpu
 
     def _prepare_ports(self, led: Ledger) -> None:
         """GRO on the router's end of each source port, and RPS there to the forwarding CPU;
@@ -290,6 +294,9 @@ class PlatformTraffic:
                                   f"{reply.get('attach')!r}, not tcx")
             gen = Agent(p.src_site, self.generator_cpus[role], led, f"{who}'s generator")
             self.gens[role] = gen
+            if role == ROUTER_A and self.forwarding_cpu is not None:
+                # the forwarding (a kernel thread when the softirq falls behind) comes first
+                os.setpriority(os.PRIO_PROCESS, gen.proc.pid, ATTACKER_NICE)
             flow = Flow(router=role, src_mac=p.src_mac, dst_mac=p.router_mac, src_ip=p.src_ip,
                         dst_ip=p.dst_ip, sport=BASE_SPORT)
             gen.call("sender", dev=p.src_dev, path="xdp", stamp=timed,
