@@ -7,8 +7,9 @@ port with the fact that it had no master. ``undo`` removes exactly those additio
 the ports, deletes its bridges and writes the old values back, so a machine is left as vrlab
 found it, by the run itself or later by ``vrlab clean``.
 
-Everything here acts in the calling process's network namespace: the machine's own, where its
-physical interfaces are."""
+Everything here acts in the calling process's network namespace (the machine's own, where its
+physical interfaces are), except a setting or GRO given a namespace (``ns``): a device of a
+running platform that a measurement borrows, set and put back inside that namespace."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.exceptions import NetlinkError
 
+from vrlab import nsexec
 from vrlab.errors import KernelError
-from vrlab.ledger import Entry, Ledger
+from vrlab.ledger import NETNS_DIR, Entry, Ledger
 from vrlab.plan.naming import PREFIX
 
 NUD_PERMANENT = 0x80
@@ -121,25 +123,33 @@ def add_fdb(led: Ledger, dev: str, mac: str, bridge: str) -> None:
                 state=NUD_NOARP)
 
 
-def set_file(led: Ledger, path: str, value: str) -> None:
-    """Write ``value`` to a /proc/sys or /sys file, after recording what it held."""
+def set_file(led: Ledger, path: str, value: str, ns: str | None = None) -> None:
+    """Write ``value`` to a /proc/sys or /sys file, after recording what it held; with ``ns``,
+    the file as that namespace sees it (a private sysfs of its own for /sys)."""
+    if ns is not None:
+        sysfs = path.startswith("/sys/")
+        old = str(nsexec.run_in(ns, nsexec.read_file, path, with_sysfs=sysfs))
+        led.record("setting", path=path, old=old, ns=ns)
+        nsexec.run_in(ns, nsexec.write_files, [(path, value)], with_sysfs=sysfs)
+        return
     p = Path(path)
     old = p.read_text().strip()
     led.record("setting", path=path, old=old)
     p.write_text(value)
 
 
-def gro_on(led: Ledger, dev: str) -> None:
-    e = Ethtool()
-    try:
-        f = e.get_features(dev)
-        old = bool(f.features["rx-gro"].enable)
-        led.record("gro", dev=dev, old=old)
+def gro_on(led: Ledger, dev: str, ns: str | None = None) -> None:
+    """GRO on ``dev`` (in namespace ``ns``, else this one), its old state recorded first."""
+    if ns is not None:
+        old = bool(nsexec.run_in(ns, gro_state, dev))
+        led.record("gro", dev=dev, old=old, ns=ns)
         if not old:
-            f.features["rx-gro"].enable = True
-            e.set_features(dev, f)
-    finally:
-        e.close()
+            nsexec.run_in(ns, set_gro, dev, True)
+        return
+    old = gro_state(dev)
+    led.record("gro", dev=dev, old=old)
+    if not old:
+        set_gro(dev, True)
 
 
 def undo(entries: list[Entry]) -> list[str]:
@@ -154,13 +164,14 @@ def undo(entries: list[Entry]) -> list[str]:
             d = e.data
             try:
                 if e.kind == "setting":
-                    Path(d["path"]).write_text(str(d["old"]))
-                    done.append(f"setting {d['path']} back to {d['old']}")
+                    if _write_back(d["path"], str(d["old"]), d.get("ns")):
+                        where = f" in {d['ns']}" if d.get("ns") else ""
+                        done.append(f"setting {d['path']}{where} back to {d['old']}")
                     continue
                 if e.kind == "gro":
-                    if not d["old"]:
-                        _gro_off(d["dev"])
-                        done.append(f"GRO off again on {d['dev']}")
+                    if not d["old"] and _gro_off(d["dev"], d.get("ns")):
+                        where = f" in {d['ns']}" if d.get("ns") else ""
+                        done.append(f"GRO off again on {d['dev']}{where}")
                     continue
                 idx = ipr.link_lookup(ifname=d["dev"])
                 if not idx:
@@ -186,16 +197,47 @@ def undo(entries: list[Entry]) -> list[str]:
                 elif e.kind == "bridge" and d["dev"].startswith(PREFIX):
                     ipr.link("del", index=idx[0])
                     done.append(f"bridge {d['dev']}")
-            except (NetlinkError, OSError):
+            except (NetlinkError, OSError, KernelError):
                 continue  # never made (the record comes first), or gone with its interface
     return done
 
 
-def _gro_off(dev: str) -> None:
+def gro_state(dev: str) -> bool:
+    """Whether ``dev`` (in this namespace) has GRO on."""
+    e = Ethtool()
+    try:
+        return bool(e.get_features(dev).features["rx-gro"].enable)
+    finally:
+        e.close()
+
+
+def set_gro(dev: str, on: bool) -> None:
     e = Ethtool()
     try:
         f = e.get_features(dev)
-        f.features["rx-gro"].enable = False
+        f.features["rx-gro"].enable = on
         e.set_features(dev, f)
     finally:
         e.close()
+
+
+def _write_back(path: str, old: str, ns: str | None) -> bool:
+    """A setting's old value again; False when its namespace is gone (the setting with it)."""
+    if ns is None:
+        Path(path).write_text(old)
+        return True
+    if not (NETNS_DIR / ns).exists():
+        return False
+    nsexec.run_in(ns, nsexec.write_files, [(path, old)], with_sysfs=path.startswith("/sys/"))
+    return True
+
+
+def _gro_off(dev: str, ns: str | None) -> bool:
+    """GRO off again; False when the namespace is gone (the device with it)."""
+    if ns is None:
+        set_gro(dev, False)
+        return True
+    if not (NETNS_DIR / ns).exists():
+        return False
+    nsexec.run_in(ns, set_gro, dev, False)
+    return True

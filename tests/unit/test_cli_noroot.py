@@ -164,6 +164,26 @@ def test_latency_attack_refuses_what_it_cannot_measure(vrlab_env: VrlabEnv, args
     assert_nothing_built(vrlab_env, created)
 
 
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--attack", "--platform", "nope", "--attacker", "a", "--victim", "b"],
+     "--platform nope: no platform nope is up"),
+    (["--attack", "--platform", "nope"], "name the routers with --attacker ROUTER"),
+    (["--platform", "nope", "--attacker", "a", "--victim", "b"],
+     "--platform nope: takes --attack and no SCENARIO"),
+    (["shared", "--attack", "--platform", "nope"], "--platform nope: takes --attack and no"),
+    (["--attack", "--platform", "nope", "--engine", "ebpf"],
+     "--platform nope --engine: a scenario's option"),
+    (["shared", "--attack", "--attacker", "a"], "--attacker: only with --attack --platform"),
+    ([], "give a SCENARIO"),
+])
+def test_latency_attack_on_a_platform_refuses_before_anything_runs(
+        vrlab_env: VrlabEnv, args: list[str], needle: str) -> None:
+    r, created = vrlab_env.run_cli_sealed("latency", *args, "--generator", "xdp")
+    assert r.returncode == 2
+    assert needle in r.stderr, r.stderr
+    assert_nothing_built(vrlab_env, created)
+
+
 # --------------------------------------------------------------------------- --testbed
 
 def _testbed_file(tmp_path: Path) -> Path:

@@ -11,6 +11,7 @@ import click
 from rich.table import Table
 
 from vrlab import net, profiles, spec
+from vrlab.cli.attack import cells, platform_attack, platform_options, print_attacks
 from vrlab.cli.console import console, out, progress
 from vrlab.cli.options import (
     FAMILY,
@@ -26,21 +27,10 @@ from vrlab.cli.options import (
 )
 from vrlab.errors import UsageError
 from vrlab.method import RunContext
-from vrlab.results import LatencySummary
-
-
-def _us(ns: int) -> str:
-    return f"{ns / 1e3:.1f}"
-
-
-def _cells(s: LatencySummary | None) -> list[str]:
-    if s is None or s.count == 0:
-        return ["-"] * 4
-    return [_us(s.p50_ns), _us(s.p99_ns), _us(s.p999_ns), _us(s.max_ns)]
 
 
 @click.command("latency")
-@click.argument("scenario")
+@click.argument("scenario", required=False)
 @scenario_options
 @ip_option
 @click.option("--profile", "profile_name", default="quick", show_default=True,
@@ -64,31 +54,62 @@ def _cells(s: LatencySummary | None) -> list[str]:
               help="Scenario 'shared' only: router B's latency beside router A at its share "
               "(50 kpps) and under A's flood at 3x it, B at 50 kpps, on --engine ebpf or "
               "guests (both if --engine is not given); --repeats sets the rounds (default 3).")
+@platform_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
 @testbed_option
 @db_option
-def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: int | None,
+def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, routers: int | None,
                 engine: str | None, guest_kind: str | None, hook: str | None, ip: str | None,
                 profile_name: str,
                 duration: float | None, repeats: int | None, ndr_kpps: float | None,
                 pdr_kpps: float | None, fresh: bool, max_kpps: float | None, floor: bool,
-                attack: bool, as_json: bool, pin: bool, sink_rx: str, generator: str,
+                attack: bool, platform_name: str | None, attacker: str | None,
+                victim: str | None, attacker_ports: str | None, victim_ports: str | None,
+                as_json: bool, pin: bool, sink_rx: str, generator: str,
                 testbed: Path | None, db: Path | None) -> None:
     """Latency of SCENARIO under load, as FD.io CSIT reports it: p50, p90, p99, p99.9 and the
     maximum of the one-way latency (the generator's send time stamped in each frame, read by
     the sink on the same clock) at idle (10 kpps), at 10%, 50% and 90% of PDR and at NDR; each
     load also on the testbed alone (tg→ts), the floor. NDR and PDR come from the newest
     `vrlab ndr` of the scenario in the store, or a search run first. With --attack (scenario
-    shared): router B's latency while router A keeps to its share and while A floods. With
-    --testbed: across the hosts of a testbed file whose generator and sink are one tester
-    host (one clock), the floor on that host's generator linked straight to its sink.
+    shared): router B's latency while router A keeps to its share and while A floods; with
+    --attack --platform NAME (no SCENARIO) the same between two routers of a platform that
+    `vrlab up` built (--attacker, --victim). With --testbed: across the hosts of a testbed
+    file whose generator and sink are one tester host (one clock), the floor on that host's
+    generator linked straight to its sink.
 
     With --ip 6 or 46 the frames are IPv6 (or the dual-stack mix) of 76 bytes, 80 on the wire:
     RFC 5180's smallest IPv6 frame (78 on the wire) has no room for the stamp. The floor sends
     the same frames."""
     from vrlab import attack_result, latency, method
 
+    given = [f"--{n}" for n, v in (("attacker", attacker), ("victim", victim),
+                                  ("attacker-ports", attacker_ports),
+                                  ("victim-ports", victim_ports)) if v is not None]
+    if platform_name is None and given:
+        raise UsageError(f"{given[0]}: only with --attack --platform NAME")
+    if platform_name is not None:
+        if not attack or scenario is not None:
+            raise UsageError(f"--platform {platform_name}: takes --attack and no SCENARIO "
+                             f"(`vrlab latency --attack --platform {platform_name} --attacker "
+                             "A --victim B`)")
+        scenario_given = [f"--{n}" for n, v in (
+            ("guests", guests), ("flows", flows), ("routers", routers), ("engine", engine),
+            ("guest-kind", guest_kind), ("hook", hook), ("ip", ip), ("testbed", testbed),
+            ("ndr-kpps", ndr_kpps), ("pdr-kpps", pdr_kpps), ("max-kpps", max_kpps))
+            if v is not None]
+        if scenario_given:
+            raise UsageError(f"--platform {platform_name} {scenario_given[0]}: a scenario's "
+                             "option; the platform's own spec says what runs")
+        prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
+        platform_attack(platform_name, attacker, victim, attacker_ports, victim_ports,
+                        prof.duration_s, repeats or attack_result.DEFAULT_ROUNDS, as_json,
+                        lambda: run_context(db, pin, sink_rx, prof, "", generator))
+        return
+    if scenario is None:
+        raise UsageError("latency: give a SCENARIO (`vrlab scenarios` lists them), or "
+                         "--attack --platform NAME for a platform that `vrlab up` built")
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook,
                                              ip))
     prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
@@ -154,14 +175,14 @@ def latency_cmd(scenario: str, guests: int | None, flows: int | None, routers: i
                     f"(floor: tg→ts alone at the same load)")
     for p in res.points:
         t.add_row(p.load.name, f"{p.load.rate_pps / 1e3:.0f}", f"{p.loss_ratio:.2%}",
-                  *_cells(p.sut), *_cells(p.floor))
+                  *cells(p.sut), *cells(p.floor))
     out.print(t)
     if len(res.points[0].routers) > 1:
         r = Table("load", "router", "frames", "p50 µs", "p99 µs", "p99.9 µs", "max µs",
                   title="per router")
         for p in res.points:
             for name, s in sorted(p.routers.items()):
-                r.add_row(p.load.name, name, str(s.count), *_cells(s))
+                r.add_row(p.load.name, name, str(s.count), *cells(s))
         out.print(r)
 
 
@@ -195,17 +216,4 @@ def _attack(scenario: str, engine: str | None, routers: int | None, prof: profil
     if as_json:
         out.print_json(json.dumps({"attack": [g.as_json() for g in got]}))
         return
-    t = Table("engine", "A", "B frames", "B loss", "B p50 µs", "B p99 µs", "B p99.9 µs",
-              "B max µs", title="latency attack: router B beside A at its share and under "
-              "A's flood")
-    for g in got:
-        for what, c in ((f"{g.share_pps / 1e3:.0f} kpps (share)", g.share),
-                        (f"{g.share_pps * g.flood_factor / 1e3:.0f} kpps (flood)", g.flood)):
-            m = c.merged
-            t.add_row(f"{attack.ENGINES[g.engine]} (run {g.run_id})", what, str(m.count),
-                      f"{c.loss_ratio:.2%}", *_cells(m))
-    out.print(t)
-    for g in got:
-        v = g.verdict
-        out.print(f"{attack.ENGINES[g.engine]}: B's p99 under A's flood against beside A's "
-                  f"share, goal ≤ {attack.GOAL_RATIO:g}x: [bold]{v.status}[/] ({v.why})")
+    print_attacks([(attack.ENGINES[g.engine], g) for g in got])
