@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from vrlab import histogram
+from vrlab.errors import UsageError
 from vrlab.histogram import summary_json
 from vrlab.results import LatencySummary, TrialResult
 from vrlab.store.db import Store
@@ -38,6 +39,18 @@ KIND = "latency-attack"
 FLOOD, ROUND, B_FRACTION = "attack_flood", "attack_round", "attack_b_fraction"
 #: the two routers: A (the one that floods) and B (the one timed)
 ROUTER_A, ROUTER_B = "r0", "r1"
+
+
+def require_runnable(generator: str, trial_s: float, rounds: int) -> None:
+    """Refuse, before anything is built, an attack whose latency could not be measured: B's
+    one-way latency comes from the send time the XDP generator stamps in each frame, and a
+    ratio of p99s needs at least one round of each condition."""
+    if generator != "xdp":
+        raise UsageError("the attack's latency needs the XDP generator (it stamps each "
+                         "frame's send time): run with --generator xdp")
+    if rounds < 1 or trial_s <= 0:
+        raise UsageError(f"the attack needs at least one round of trials longer than 0 s "
+                         f"(got {rounds} rounds of {trial_s:g} s)")
 #: the engines the attack is measured on, with their names in tables
 ENGINES = {"ebpf": "shared eBPF engine", "guests": "guest forwarding"}
 

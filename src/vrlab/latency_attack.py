@@ -28,6 +28,7 @@ from vrlab.attack_result import (
     SHARE_PPS,
     AttackOutcome,
     Condition,
+    require_runnable,
 )
 from vrlab.errors import UsageError, VrlabError
 from vrlab.method import Progress, RunContext, placed, stored_run
@@ -86,12 +87,7 @@ def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
     """The attack on ``engine``, stored as a run of kind ``latency-attack``."""
     sc, text = scenario(engine)
     ctx, sc = placed(ctx, sc)
-    if ctx.placement.generator != "xdp":
-        raise UsageError("the attack's latency needs the XDP generator (it stamps each "
-                         "frame's send time): run with --generator xdp")
-    if rounds < 1 or trial_s <= 0:
-        raise UsageError(f"the attack needs at least one round of trials longer than 0 s "
-                         f"(got {rounds} rounds of {trial_s:g} s)")
+    require_runnable(ctx.placement.generator, trial_s, rounds)
     params: dict[str, object] = {
         "engine": engine, "a_share_pps": SHARE_PPS, "flood_factor": FLOOD_FACTOR,
         "b_pps": B_PPS, "trial_s": trial_s, "rounds": rounds, "routers": 2}

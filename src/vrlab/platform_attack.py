@@ -14,8 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from vrlab.attack_paths import AttackRates, RouterPath
-from vrlab.attack_result import B_FRACTION, FLOOD, KIND, ROUND, ROUTER_A, AttackOutcome, Condition
-from vrlab.errors import UsageError
+from vrlab.attack_result import (
+    B_FRACTION,
+    FLOOD,
+    KIND,
+    ROUND,
+    ROUTER_A,
+    AttackOutcome,
+    Condition,
+    require_runnable,
+)
 from vrlab.method import Progress, RunContext, stored_run
 from vrlab.placement import Placement
 from vrlab.platform_traffic import A_POLICED, A_SENT, B_SENT, AttackSetup, PlatformTraffic
@@ -60,12 +68,7 @@ def run_platform_attack(ctx: RunContext, setup: AttackSetup, trial_s: float, rou
                         progress: Progress = lambda m, r: None) -> PlatformAttackOutcome:
     """The attack of ``setup`` (:func:`check`), ``rounds`` alternating rounds of trials of
     ``trial_s`` s, stored as a run of kind ``latency-attack``."""
-    if ctx.placement.generator != "xdp":
-        raise UsageError("the attack's latency needs the XDP generator (it stamps each "
-                         "frame's send time): run with --generator xdp")
-    if rounds < 1 or trial_s <= 0:
-        raise UsageError(f"the attack needs at least one round of trials longer than 0 s "
-                         f"(got {rounds} rounds of {trial_s:g} s)")
+    require_runnable(ctx.placement.generator, trial_s, rounds)
     st, a, b, rates = setup.state, setup.attacker, setup.victim, setup.rates
     params: dict[str, object] = {
         "engine": setup.engine, "a_share_pps": rates.share_pps,

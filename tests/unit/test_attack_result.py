@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from vrlab import attack_result as attack
 from vrlab import histogram
 from vrlab.attack_result import Condition, judge
+from vrlab.errors import UsageError
 from vrlab.paper import latency_report
 from vrlab.results import LatencySummary, RunInfo, TrialResult
 from vrlab.store.db import Store
@@ -175,3 +178,13 @@ def test_reproduce_runs_no_attack_without_the_shared_latency_runs(tmp_path: Path
                          profiles.get("quick"))
         assert reproduce.run_attacks(ctx, {"native-routed": 3}, lambda m, r: None) == {}
         assert st.runs() == []
+
+
+def test_an_attack_without_send_stamps_or_rounds_is_refused_before_it_runs() -> None:
+    attack.require_runnable("xdp", 1.0, 1)
+    with pytest.raises(UsageError, match="--generator xdp"):
+        attack.require_runnable("sendmmsg", 1.0, 3)
+    with pytest.raises(UsageError, match="0 rounds"):
+        attack.require_runnable("xdp", 1.0, 0)
+    with pytest.raises(UsageError, match="longer than 0 s"):
+        attack.require_runnable("xdp", 0.0, 3)
