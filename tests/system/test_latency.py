@@ -94,8 +94,10 @@ def test_latency_rises_past_the_ndr(tmp_path: Path) -> None:
     light, heavy = out.points
     assert heavy.loss_ratio > 0
     assert light.sut.count > 0 and heavy.sut.count > 0
-    assert heavy.sut.p50_ns > 3 * light.sut.p50_ns, (light.sut, heavy.sut)
-    assert heavy.sut.p99_ns > light.sut.p99_ns
+    # the light load's frames wait behind the rest of their burst (a quarter millisecond of
+    # frames); past the NDR they wait behind a full backlog
+    assert heavy.sut.p99_ns > 3 * light.sut.p99_ns, (light.sut, heavy.sut)
+    assert heavy.sut.p50_ns > light.sut.p50_ns, (light.sut, heavy.sut)
     assert len(stored) == 4 and all(t.result.latency for t in stored)
     assert sum(s.count for t in stored[1::2] for s in t.result.latency.values()) == \
         heavy.sut.count

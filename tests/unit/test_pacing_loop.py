@@ -113,3 +113,36 @@ def test_a_refused_burst_waits_a_quantum_instead_of_retrying_at_once(fake: FakeT
     p = pacing.run(100_000, 0.01, 4096, burst, rt=True)
     assert fake.sleeps.count(pacing.QUANTUM_S) >= 3
     assert p.sent + p.skipped == pacing.total_frames(100_000, 0.01)
+
+
+@pytest.mark.parametrize("rate", [10_000, 115_000, 650_000, 1_300_000])
+def test_a_sender_with_a_cost_per_call_sends_fewer_larger_bursts(
+        monkeypatch: pytest.MonkeyPatch, rate: float) -> None:
+    """The XDP sender's bursts: at least ``MIN_BURST`` frames and a quarter millisecond of
+    traffic, so its calls (each a page pool built and torn down) stay few at every rate,
+    while every frame still leaves and none is skipped."""
+    from vrlab.traffic.xdp import live
+
+    calls = {}
+    for kind, kw in (("default", {}), ("xdp", {"quantum_s": live.LIVE_QUANTUM_S,
+                                               "min_burst": live.MIN_BURST})):
+        ft = FakeTime(cost_s=0.2e-6)
+        monkeypatch.setattr(pacing.time, "perf_counter", ft.perf_counter)
+        monkeypatch.setattr(pacing.time, "sleep", ft.sleep)
+        p = pacing.run(rate, 0.1, live.MAX_REPEAT, ft.burst, rt=True, **kw)  # type: ignore[arg-type]
+        assert p.sent == pacing.total_frames(rate, 0.1) and p.skipped == 0
+        calls[kind] = len(ft.bursts)
+        if kind == "xdp":
+            # every burst but the last (what is left) is one full burst or more
+            assert min(ft.bursts[:-1]) >= pacing.burst_size(rate, live.LIVE_QUANTUM_S,
+                                                            live.MAX_REPEAT, live.MIN_BURST)
+    assert calls["xdp"] < calls["default"] / 2
+    size = pacing.burst_size(rate, live.LIVE_QUANTUM_S, live.MAX_REPEAT, live.MIN_BURST)
+    assert calls["xdp"] <= -(-pacing.total_frames(rate, 0.1) // size) + 1
+
+
+def test_a_minimum_burst_never_exceeds_the_batch_limit() -> None:
+    assert pacing.burst_size(10_000, min_burst=64) == 64
+    assert pacing.burst_size(10_000, min_burst=64, max_batch=16) == 16
+    assert pacing.burst_size(1_000_000, 250e-6, 4096, 64) == 250
+    assert pacing.burst_size(1_000, min_burst=0) == 1

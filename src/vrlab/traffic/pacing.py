@@ -3,7 +3,9 @@
 The generator sends in small bursts: at time t it may have sent floor(rate * t) frames. Sending
 one frame per syscall caps Python near half a million frames per second, so frames go out in
 bursts no longer than ``QUANTUM_S`` worth of traffic: at 1 Mpps that is 100 frames every 100 us,
-far finer than any queue in the SUT can notice.
+far finer than any queue in the SUT can notice. A sender whose every call has a fixed cost
+asks for fewer, larger bursts (``quantum_s`` and ``min_burst`` of :func:`run`): the XDP sender's
+calls each build a page pool (:mod:`vrlab.traffic.xdp.live`).
 
 A sender that falls behind catches up at most ``MAX_LAG_S`` of frames at once; frames due longer
 ago are skipped (never sent, so the trial shows them as the generator's shortfall). Measured
@@ -82,20 +84,23 @@ def realtime() -> Iterator[bool]:
 
 
 def run(rate_pps: float, duration_s: float, max_batch: int,
-        burst: Callable[[int], tuple[int, int]], rt: bool = False) -> Paced:
+        burst: Callable[[int], tuple[int, int]], rt: bool = False,
+        quantum_s: float = QUANTUM_S, min_burst: int = 1) -> Paced:
     """Offer ``rate_pps`` for ``duration_s`` through ``burst(n) -> (offered, dropped)``, open
     loop: each burst goes when it is due in full, frames more than ``MAX_LAG_S`` late are
     skipped, and the loop stops at the deadline even if behind, so a rate the sender cannot
     reach shows as a shortfall instead of a longer trial or a burst. ``rt``: the caller runs
     at real-time priority (:func:`realtime`), so the loop must sleep instead of spinning.
-    Every sender shares this loop, so they differ only in how a burst leaves."""
+    ``quantum_s`` and ``min_burst`` size the bursts (:func:`burst_size`): a sender whose every
+    call has a fixed cost sends fewer, larger ones. Every sender shares this loop, so they
+    differ only in how a burst leaves."""
     total = total_frames(rate_pps, duration_s)
-    size = burst_size(rate_pps, max_batch=max_batch)
+    size = burst_size(rate_pps, quantum_s, max_batch, min_burst)
     lag = max(size, int(rate_pps * MAX_LAG_S))
     sent = drops = bursts = skipped = max_burst = 0
     clock = time.perf_counter
     t0 = clock()
-    deadline = t0 + duration_s + 2 * QUANTUM_S  # room for the last due burst
+    deadline = t0 + duration_s + 2 * quantum_s  # room for the last due burst
     while sent + skipped < total:
         now = clock()
         if now >= deadline:
@@ -105,7 +110,9 @@ def run(rate_pps: float, duration_s: float, max_batch: int,
             skipped += want - lag
             want = lag
         if want < size and sent + skipped + want < total:
-            wait = t0 + next_send_time(rate_pps, sent + skipped, size) - now
+            # the next full burst, or the last, shorter one when it is all that is left
+            left = min(size, total - sent - skipped)
+            wait = t0 + next_send_time(rate_pps, sent + skipped, left) - now
             if rt:
                 time.sleep(max(wait - RT_EARLY_S, RT_MIN_SLEEP_S))
             elif wait > SPIN_BELOW_S:
@@ -118,17 +125,19 @@ def run(rate_pps: float, duration_s: float, max_batch: int,
         bursts += 1
         max_burst = max(max_burst, n)
         if o == 0:
-            time.sleep(QUANTUM_S)  # the path took nothing: give its receiver time to drain
+            time.sleep(quantum_s)  # the path took nothing: give its receiver time to drain
         elif rt and want >= lag:
             time.sleep(RT_MIN_SLEEP_S)
     return Paced(sent, drops, bursts, clock() - t0, skipped, max_burst, rt)
 
 
-def burst_size(rate_pps: float, quantum_s: float = QUANTUM_S, max_batch: int = MAX_BATCH) -> int:
-    """Frames per burst at ``rate_pps``: one quantum's worth, at least 1, at most ``max_batch``."""
+def burst_size(rate_pps: float, quantum_s: float = QUANTUM_S, max_batch: int = MAX_BATCH,
+               min_burst: int = 1) -> int:
+    """Frames per burst at ``rate_pps``: one quantum's worth, at least ``min_burst`` (and 1),
+    at most ``max_batch``."""
     if rate_pps <= 0:
         raise ValueError("rate must be positive")
-    return max(1, min(max_batch, int(rate_pps * quantum_s)))
+    return max(1, min(max_batch, max(min_burst, int(rate_pps * quantum_s))))
 
 
 def total_frames(rate_pps: float, duration_s: float) -> int:

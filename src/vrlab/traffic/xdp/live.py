@@ -49,6 +49,16 @@ MAX_REPEAT = 4096
 #: Frames the kernel runs through the program between flushes to the veth; the veth's XDP
 #: ring holds 256, and the kernel's default is 64.
 DEFAULT_BATCH = 64
+#: Bursts of a quarter millisecond of frames, and at least 16: every call builds and tears
+#: down a page pool of its own, and a pool whose frames are still on their way lingers until
+#: they come back. At one call every 100 us (a burst of 1-60 frames below 600 kpps),
+#: thousands of pools lingered, each call grew dearer, and within one search the generator
+#: fell from full rate to 15 kpps of 115 (host-bridged, 4 guests, 59 of 61 trials short);
+#: with calls at most every 250 us the same search had a few trials short, at the 1.3 Mpps
+#: overload (docs/design-notes.md). The floor keeps calls few at low rates while a timed
+#: frame waits behind at most 15 others of its burst.
+LIVE_QUANTUM_S = 250e-6
+MIN_BURST = 16
 #: The metadata every generator frame is run with (META_BYTES in xdpgen.bpf.c): its presence,
 #: not its content, tells the program a frame is the generator's.
 META = b"vrlg"
@@ -215,7 +225,8 @@ class LiveSender:
             self._configure(stamp_every(rate_pps))
         tx0, drop0 = self._counters()
         with pacing.realtime() as rt:
-            p = pacing.run(rate_pps, duration_s, self.max_repeat, self._burst, rt=rt)
+            p = pacing.run(rate_pps, duration_s, self.max_repeat, self._burst, rt=rt,
+                           quantum_s=LIVE_QUANTUM_S, min_burst=MIN_BURST)
         taken, drops = self._check_delivery(p.sent, tx0, drop0)
         # Offered is what reached the veth: taken by the peer, or refused by its full ring
         # (SUT loss, as a NIC's full ring). A frame the kernel's test run did not hand to the
