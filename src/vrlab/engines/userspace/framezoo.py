@@ -5,9 +5,9 @@ A forwarding test with one kind of frame proves little: this makes valid frames 
 everything a router must carry through untouched (protocol, TOS, ID, flags and fragment offset,
 IP options, payload length, Ethernet padding), checksums at the edges of ``ip_decrease_ttl``'s
 arithmetic, and frames with exactly one defect for each drop reason of
-:data:`vrlab.engines.userspace.forward.USERSPACE_REASONS`. Every address and MAC comes from the
-caller, so the same
-frames run through the kernel and the engine in one testbed.
+:data:`vrlab.engines.userspace.forward.USERSPACE_REASONS` that IPv4 has (IPv6's are made by
+:mod:`vrlab.engines.userspace.framezoo6`). Every address and MAC comes from the caller, so the
+same frames run through the kernel and the engine in one testbed.
 
 Addresses to avoid in ``unrouted``: anything the router would deliver locally (its own
 addresses, the subnets it is connected to), which a kernel does not forward and this engine

@@ -202,6 +202,9 @@ class Lpm6:
                 np.minimum(k, len(lv.keys) - 1, out=k)
                 ok &= lv.keys.take(k) == c
                 c = k
+            if todo is None and bool(ok.all()):  # the common batch: one length for all
+                found: npt.NDArray[np.uint16] = lv.nhs.take(c)
+                return found
             where = np.flatnonzero(ok) if todo is None else todo[ok]
             out[where] = lv.nhs.take(c[ok])
             todo = np.flatnonzero(~ok) if todo is None else todo[~ok]
