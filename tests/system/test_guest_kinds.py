@@ -40,7 +40,9 @@ def run_trial(name: str, overrides: dict[str, object], pps: float) -> tuple[
         assert len(tb.userspace_engines) == len(tb.plan.userspace_engines) > 0
         where = [tb.plan.sut_ns if e == "shared" else naming.ns_name(tb.plan.run_id, e)
                  for e in tb.plan.userspace_engines]
-        off = [ip_forward(ns) for ns in where]
+        six = tb.plan.traffic.ip != 4  # then IPv6 forwarding too: "00" where both are off
+        off = [ip_forward(ns) + (ip_forward(ns, "ipv6/conf/all/forwarding") if six else "")
+               for ns in where]
         before = [e.counters() for e in tb.userspace_engines]
         res = tb.trial(pps, 0.4, warmup_s=0)
         by_router: dict[str, int] = {}
@@ -66,8 +68,8 @@ def test_userspace_guests_forward_every_frame(name: str) -> None:
 @pytest.mark.parametrize("ip", [6, 46])
 def test_userspace_engines_forward_every_ipv6_frame(name: str, overrides: dict[str, object],
                                                     ip: int) -> None:
-    res, by_router, _, where = run_trial(name, {**overrides, "traffic.ip": ip}, 4000)
-    assert all(ip_forward(ns, "ipv6/conf/all/forwarding") == "0" for ns in where)
+    res, by_router, off, _ = run_trial(name, {**overrides, "traffic.ip": ip}, 4000)
+    assert set(off) == {"00"}, "the kernels where engines run must forward neither family"
     assert res.sent >= 1400 and res.received == res.sent  # type: ignore[attr-defined]
     assert by_router == res.received_by_router  # type: ignore[attr-defined]
 
@@ -118,6 +120,6 @@ def test_a_sweep_of_userspace_guests_with_ipv6_frames_loses_nothing(vrlab_env: V
     assert run.ip == 6 and "guest_kind: userspace" in run.spec_yaml
     pts = st.sweep_points(run.id)
     assert [round(p.target_pps) for p in pts] == [10_000, 20_000]
-    for p in pts:
-        assert p.mean_loss_ratio == 0 and not p.generator_short, p
+    for p in pts:  # (whether the generator reached the rate is its own business)
+        assert p.mean_loss_ratio == 0 and p.mean_pps > 0, p
         assert set(p.router_mean_pps) == {"r0", "r1"} and min(p.router_mean_pps.values()) > 0
