@@ -9,7 +9,7 @@ whose per-packet work we control. Modules, from the inside out:
 * :mod:`.fib`: every router's IPv4 table fused, one lookup for a mixed batch;
 * :mod:`.lpm6`: the IPv6 longest-prefix match, every router's table at once (sorted arrays);
 * :mod:`.forward`: the pure batch pipeline, IPv4 and IPv6 (checks, lookup, TTL or hop
-  limit, checksum, MACs);
+  limit, checksum, MACs); :mod:`.reasons`: its drop reasons and exact per-frame checks;
 * :mod:`.config`: what an engine forwards for (JSON);
 * :mod:`.rings`, :mod:`.process`: the process and its frame I/O;
 * :mod:`.counters`, :mod:`.launch`: starting it, reading its counters;

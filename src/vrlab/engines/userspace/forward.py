@@ -6,7 +6,8 @@ Python loop per frame.
 Pure and root-free: input is a 2-D ``uint8`` array of frame headers (a view straight into the
 receive ring in the engine, any array in tests), output is a verdict per frame, and the headers of
 forwarded frames are rewritten in place. The engine's I/O (:mod:`vrlab.engines.userspace.rings`)
-stays apart.
+stays apart, and so do the drop reasons and the exact per-frame checks a batch with a frame to
+drop needs (:mod:`vrlab.engines.userspace.reasons`).
 
 What "the same as the kernel" means here, checked frame for frame against Linux in
 ``tests/system/test_userspace_engine.py``:
@@ -62,21 +63,24 @@ from vrlab.engines.userspace.errors import EngineConfigError, LpmError
 from vrlab.engines.userspace.fib import FusedFib
 from vrlab.engines.userspace.lpm import MAX_NEXT_HOP, LpmTable
 from vrlab.engines.userspace.lpm6 import Lpm6
-from vrlab.traffic.frames import ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IP6_HLEN
+from vrlab.engines.userspace.reasons import (
+    FORWARDED,
+    IP6_END,
+    P6_DST,
+    P6_HOPS,
+    P6_LEN,
+    P6_NEXT,
+    P6_SRC,
+    USERSPACE_REASONS,
+    reasons4,
+    reasons6,
+)
+from vrlab.traffic.frames import ETH_HLEN, ETH_P_IPV6
 
-#: Verdicts: 0 is "forwarded", the rest are drop reasons (each family checks them in the
-#: kernel's order, given in the module docstring).
-USERSPACE_REASONS = ("forwarded", "unreadable", "too_short", "not_ip", "other_host",
-                     "bad_header", "bad_checksum", "hop_by_hop", "martian", "no_route",
-                     "ttl_expired")
-(FORWARDED, UNREADABLE, TOO_SHORT, NOT_IP, OTHER_HOST, BAD_HEADER, BAD_CHECKSUM, HOP_BY_HOP,
- MARTIAN, NO_ROUTE, TTL_EXPIRED) = range(len(USERSPACE_REASONS))
+__all__ = ["HDR_BYTES", "USERSPACE_REASONS", "Pipeline", "Verdict"]
 #: Header bytes the pipeline reads per frame: Ethernet and the longest IPv4 header (IHL 15),
 #: which also holds the IPv6 header (40 bytes).
 HDR_BYTES = ETH_HLEN + 60
-#: Where an IPv6 frame's fields are: payload length, next header, hop limit, addresses.
-_P6_LEN, _P6_NEXT, _P6_HOPS, _P6_SRC, _P6_DST = 18, 20, 21, 22, 38
-_IP6_END = ETH_HLEN + IP6_HLEN
 #: Tables up to this many get a 24-bit first level (one gather for routes up to /24, 32 MiB
 #: each); more get 16 bits (128 KiB each, a second gather for /17-/24).
 WIDE_TABLES_MAX = 4
@@ -316,7 +320,7 @@ class Pipeline:
             reason = np.zeros(len(ok), np.uint8)
             out_port = self._adj_port.take(nh)
         else:
-            reason = self._reasons4(hdr, ln, hit, tot, dst, martian, nh, bad)
+            reason = reasons4(hdr, ln, hit, tot, dst, martian, nh, bad)
             out_port = np.where(reason == FORWARDED, self._adj_port.take(nh),
                                 np.int16(-1))
             router = np.where(hit, router, np.int16(-1))
@@ -329,59 +333,27 @@ class Pipeline:
         return Verdict(out_port=out_port, out_len=tot + ETH_HLEN, reason=reason, router=router,
                        clean=clean, one_port=self._one_port if clean else None)
 
-    def _reasons4(self, hdr: npt.NDArray[np.uint8], ln: npt.NDArray[np.integer],
-                  hit: npt.NDArray[np.bool_], tot: npt.NDArray[np.int64],
-                  dst: npt.NDArray[np.uint32], martian: npt.NDArray[np.uint8],
-                  nh: npt.NDArray[np.uint16], bad: npt.NDArray[np.bool_] | None,
-                  ) -> npt.NDArray[np.uint8]:
-        """Each frame's verdict, the first failing check in the kernel's order."""
-        n = len(hdr)
-        ln = ln.astype(np.int64)
-        vihl = hdr[:, 14].astype(np.int64)
-        hl = (vihl & 0x0F) * 4
-        if bool((martian & 2).any()):
-            src = hdr[:, 26:30].view(">u4")[:, 0]
-            martian = ((martian & 1) | (src == 0) | (dst == 0) | (src == 0xFFFFFFFF)
-                       | (dst == 0xFFFFFFFF))
-        ethertype = hdr[:, 12:14].view(">u2")[:, 0]
-        return np.select(
-            [np.zeros(n, bool) if bad is None else bad,
-             ln < ETH_HLEN,
-             ethertype != ETH_P_IP,
-             ~hit,
-             ln < ETH_HLEN + 20,
-             ((vihl >> 4) != 4) | (hl < 20) | (ln < ETH_HLEN + hl),
-             _header_sum(hdr, vihl) != 0xFFFF,
-             tot > ln - ETH_HLEN,
-             tot < hl,
-             martian != 0,
-             nh == 0,
-             hdr[:, 22] <= 1],
-            [UNREADABLE, TOO_SHORT, NOT_IP, OTHER_HOST, TOO_SHORT, BAD_HEADER, BAD_CHECKSUM,
-             TOO_SHORT, BAD_HEADER, MARTIAN, NO_ROUTE, TTL_EXPIRED],
-            FORWARDED).astype(np.uint8)
-
     def _forward6(self, hdr: npt.NDArray[np.uint8], ln: npt.NDArray[np.integer],
                   in_port: int | npt.NDArray[np.integer], bad: npt.NDArray[np.bool_] | None,
                   ) -> Verdict:
         """IPv6: every frame of ``hdr`` has EtherType 0x86DD."""
         hit, router = self._router_of(hdr, in_port)
-        payload = hdr[:, _P6_LEN:_P6_LEN + 2].view(">u2")[:, 0].astype(np.int64)
-        dst = hdr[:, _P6_DST:_P6_DST + 16]
+        payload = hdr[:, P6_LEN:P6_LEN + 2].view(">u2")[:, 0].astype(np.int64)
+        dst = hdr[:, P6_DST:P6_DST + 16]
         hi = dst[:, 0:8].view(">u8")[:, 0].astype(np.uint64)
         lo = dst[:, 8:16].view(">u8")[:, 0].astype(np.uint64)
         nh = self.fib6.lookup(self._router_table[router], hi, lo)
         # Version 6, the payload within the frame, no hop-by-hop header, neither address one
         # a router may refuse (by first byte; the exact tests come with a drop), a route, hop
         # limit left.
-        special = _SPECIAL6.take(hdr[:, _P6_SRC]) | _SPECIAL6.take(hdr[:, _P6_DST])
+        special = _SPECIAL6.take(hdr[:, P6_SRC]) | _SPECIAL6.take(hdr[:, P6_DST])
         ok = (hdr[:, 14] & 0xF0) == 0x60
         ok &= hit
-        ok &= payload + _IP6_END <= ln
-        ok &= hdr[:, _P6_NEXT] != 0
+        ok &= payload + IP6_END <= ln
+        ok &= hdr[:, P6_NEXT] != 0
         ok &= special == 0
         ok &= nh != 0
-        ok &= hdr[:, _P6_HOPS] > 1
+        ok &= hdr[:, P6_HOPS] > 1
         if bad is not None:
             ok &= ~bad
         clean = bool(ok.all())
@@ -389,72 +361,18 @@ class Pipeline:
             reason = np.zeros(len(ok), np.uint8)
             out_port = self._adj_port.take(nh)
         else:
-            reason = _reasons6(hdr, ln, hit, payload, hi, lo, nh, bad)
+            reason = reasons6(hdr, ln, hit, payload, hi, lo, nh, bad)
             out_port = np.where(reason == FORWARDED, self._adj_port.take(nh),
                                 np.int16(-1))
             router = np.where(hit, router, np.int16(-1))
         # The rewrite, on every row (dropped rows are scratch): the MACs, hop limit - 1.
         hdr[:, 0:12] = self._adj_hdr.take(nh, axis=0)
-        hdr[:, _P6_HOPS] -= 1
-        return Verdict(out_port=out_port, out_len=payload + _IP6_END, reason=reason,
+        hdr[:, P6_HOPS] -= 1
+        return Verdict(out_port=out_port, out_len=payload + IP6_END, reason=reason,
                        router=router, clean=clean, one_port=self._one_port if clean else None)
-
-
-def _reasons6(hdr: npt.NDArray[np.uint8], ln: npt.NDArray[np.integer],
-              hit: npt.NDArray[np.bool_], payload: npt.NDArray[np.int64],
-              hi: npt.NDArray[np.uint64], lo: npt.NDArray[np.uint64],
-              nh: npt.NDArray[np.uint16], bad: npt.NDArray[np.bool_] | None,
-              ) -> npt.NDArray[np.uint8]:
-    """Each IPv6 frame's verdict, the first failing check in the kernel's order (the module
-    docstring lists it)."""
-    n = len(hdr)
-    ln = ln.astype(np.int64)
-    src = hdr[:, _P6_SRC:_P6_SRC + 16]
-    s_hi = src[:, 0:8].view(">u8")[:, 0]
-    s_lo = src[:, 8:16].view(">u8")[:, 0]
-    d0, d1 = hdr[:, _P6_DST], hdr[:, _P6_DST + 1]
-    s0, s1 = hdr[:, _P6_SRC], hdr[:, _P6_SRC + 1]
-    dst_multicast = d0 == 0xFF
-    # ip6_rcv_core: ::1 either way; multicast to scope 0 (reserved) or 1 (interface-local);
-    # a multicast source.
-    rcv = (((s_hi == 0) & (s_lo == 1)) | ((hi == 0) & (lo == 1))
-           | (dst_multicast & ((d1 & 0x0F) <= 1)) | (s0 == 0xFF))
-    # The route lookup: multicast goes to ip6_mc_input, a link-local destination has no route
-    # off its link; neither is forwarded.
-    not_routed = dst_multicast | ((d0 == 0xFE) & ((d1 & 0xC0) == 0x80))
-    # ip6_forward, after the hop limit: the unspecified or a link-local source.
-    bad_source = ((s_hi == 0) & (s_lo == 0)) | ((s0 == 0xFE) & ((s1 & 0xC0) == 0x80))
-    return np.select(
-        [np.zeros(n, bool) if bad is None else bad,
-         ln < ETH_HLEN,
-         ~hit,
-         ln < _IP6_END,
-         (hdr[:, 14] >> 4) != 6,
-         rcv,
-         payload + _IP6_END > ln,
-         hdr[:, _P6_NEXT] == 0,
-         not_routed,
-         nh == 0,
-         hdr[:, _P6_HOPS] <= 1,
-         bad_source],
-        [UNREADABLE, TOO_SHORT, OTHER_HOST, TOO_SHORT, BAD_HEADER, MARTIAN, TOO_SHORT,
-         HOP_BY_HOP, MARTIAN, NO_ROUTE, TTL_EXPIRED, MARTIAN],
-        FORWARDED).astype(np.uint8)
 
 
 def _key(port: int, mac: int) -> int:
     """A router interface's key as the pipeline builds it from a frame: the 8 bytes from the
     destination MAC on, read natively, with the two after the MAC replaced by the port."""
     return _native(mac.to_bytes(6, "big") + port.to_bytes(2, "little"), np.uint64)
-
-
-def _header_sum(hdr: npt.NDArray[np.uint8],
-                vihl: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
-    """Ones' complement sum of each IPv4 header, folded to 16 bits (0xFFFF when its checksum is
-    right; byte order does not matter to that test). Words past a header's IHL are masked."""
-    words = hdr[:, 14:74].view(np.uint16)
-    s = np.where(np.arange(30) < ((vihl & 0x0F) * 2)[:, None], words, 0).sum(
-        axis=1, dtype=np.uint32)
-    s = (s & 0xFFFF) + (s >> 16)
-    folded: npt.NDArray[np.uint32] = (s & 0xFFFF) + (s >> 16)
-    return folded
