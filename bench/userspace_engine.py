@@ -50,6 +50,9 @@ from lpm import random_fib
 
 from vrlab import spec, sysinfo
 from vrlab.engines.userspace.counters import EngineCounters
+from vrlab.engines.userspace.forward import HDR_BYTES, Pipeline
+from vrlab.engines.userspace.framezoo import IpFields
+from vrlab.engines.userspace.framezoo6 import Ip6Fields
 from vrlab.engines.userspace.fromplan import guest_config, shared_config
 from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.engines.userspace.lpm import LpmTable
@@ -59,6 +62,7 @@ from vrlab.plan import naming, wiring
 from vrlab.plan.model import Plan
 from vrlab.plan.transforms import kernel_forwarding_off, with_router_macs
 from vrlab.testbed import Testbed, TrafficSettings
+from vrlab.traffic.frames import mac_bytes
 
 GEN_CPU, ENGINE_CPU = 0, 1
 
@@ -150,6 +154,47 @@ def lpm6_rate(prefixes: int, addresses: int, repeats: int) -> tuple[float, float
         table.lookup(0, hi, lo)
         best = min(best, time.perf_counter() - t0)
     return addresses / best, build
+
+
+def pipeline_cost(routers: int, batches: int = 50, repeats: int = 5) -> dict[str, float]:
+    """Microseconds the batch pipeline alone (no I/O) takes for a batch of 1024 clean frames
+    to ``routers`` routers of the shared engine: IPv4, IPv6, and the two alternating (which it
+    splits by family and rejoins); best of ``repeats``."""
+    sc, _ = spec.load("native-routed", {"traffic.routers": routers, "traffic.ip": 46})
+    p = with_router_macs(wiring.make_plan(sc, "bench"))
+    cfg = shared_config(p)
+    macs = {v.a: v.a_mac for v in p.veths} | {v.b: v.b_mac for v in p.veths}
+    pipe = Pipeline(cfg, {q: macs[q] for q in cfg.ports})
+    rs = p.traffic.routers
+
+    def frame(i: int, six: bool) -> bytes:
+        r = rs[i % len(rs)]
+        if six:
+            dst6 = ipaddress.IPv6Network(r.prefix6).network_address + 5
+            ip = Ip6Fields(payload=20, src=p.traffic.src_ip6, dst=str(dst6)).pack()
+            return mac_bytes(r.dst_mac) + bytes(6) + b"\x86\xdd" + ip + bytes(20)
+        dst4 = ipaddress.IPv4Network(r.prefix).network_address + 5
+        ip = IpFields(total=46, src=p.traffic.src_ip, dst=str(dst4)).pack()
+        return mac_bytes(r.dst_mac) + bytes(6) + b"\x08\x00" + ip + bytes(26)
+
+    out = {}
+    for name, six in (("4", lambda i: False), ("6", lambda i: True), ("46", lambda i: i % 2)):
+        frames = [frame(i // 2 if name == "46" else i, bool(six(i))) for i in range(1024)]
+        base = np.zeros((1024, HDR_BYTES), np.uint8)
+        for i, f in enumerate(frames):
+            base[i, :len(f)] = np.frombuffer(f, np.uint8)
+        ln = np.array([len(f) for f in frames], np.uint32)
+        best = float("inf")
+        hdr = base.copy()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                hdr[...] = base
+                if not pipe.forward(hdr, ln, 0).clean:
+                    raise SystemExit("pipeline_cost: a frame of the clean batch was dropped")
+            best = min(best, (time.perf_counter() - t0) / batches)
+        out[name] = best * 1e6
+    return out
 
 
 def shared_plan(n: int, ip: int = 4) -> Callable[[str], Plan]:
@@ -271,6 +316,7 @@ def main() -> None:
     lookups, build = (0.0, 0.0) if args.skip_lpm else lpm_rate(args.prefixes, args.addresses, 3)
     lookups6, build6 = ((0.0, 0.0) if args.skip_lpm or args.ip != 6
                         else lpm6_rate(args.prefixes, args.addresses, 3))
+    cost = {} if args.skip_lpm else {n: pipeline_cost(n) for n in (1, 64)}
     run = (args.duration, args.repeats, opts)
     shared = {(n, ip): measure("shared", "shared", n, rates, *run, ip=ip)
               for n in (int(x) for x in args.shared.split(",") if x) for ip in ips}
@@ -292,6 +338,10 @@ def main() -> None:
             print(f"LPM IPv6: {args.prefixes} prefixes (sorted per length, built in "
                   f"{build6:.1f} s), {args.addresses} addresses in one batch: "
                   f"{lookups6 / 1e6:.1f} M lookups/s")
+        for n, c in cost.items():
+            print(f"pipeline alone, a batch of 1024 clean frames, {n} router(s): "
+                  + ", ".join(f"{'IPv' + k if k != '46' else 'mix'} {us:.0f} us"
+                              for k, us in c.items()))
         print()
     print(HEAD + "\n" + "-" * len(HEAD))
     for b in [*shared.values(), *guests.values(), *extra]:
@@ -307,7 +357,9 @@ def main() -> None:
                        if ip == 4},
         "per_guest_pps": {str(n): round(b.received_pps) for (n, ip), b in guests.items()
                           if ip == 4},
-        "shared_over_per_guest_6": ratio}
+        "shared_over_per_guest_6": ratio,
+        "pipeline_us_per_1024": {str(n): {k: round(us) for k, us in c.items()}
+                                 for n, c in cost.items()}}
     if args.ip == 6:
         out["lpm6_lookups_per_s"] = round(lookups6)
         out["shared_pps_ipv6"] = {str(n): round(b.received_pps)
