@@ -166,9 +166,6 @@ class Scenario(_Model):
         if self.sut.engine != "ebpf" and self.sut.forwarding != "shared":
             raise ValueError("sut.engine: only forwarding 'shared' has an engine to choose; "
                              "remove engine or set forwarding: shared")
-        if self.traffic.ip != 4 and self.userspace:
-            raise ValueError(f"traffic.ip: scenario {self.name} forwards with userspace "
-                             "engines, which route IPv4 only; use --ip 4 (ip: 4)")
         if (n is not None and self.sut.forwarding not in ("host", "shared")
                 and n != len(self.forwarders)):
             raise ValueError(

@@ -1,6 +1,7 @@
 """Guest kinds and the shared userspace engine inside the paper's testbed: the
-scenarios' frames all arrive, each router's share was forwarded by the userspace engine (the
-kernel's forwarding is off where the engine runs), and a stored run says which kind it used."""
+scenarios' frames all arrive, IPv4, IPv6 or the dual-stack mix, each router's share was
+forwarded by the userspace engine (the kernel's forwarding is off where the engine runs), and a
+stored run says which kind and IP version it used."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ pytestmark = [
 ]
 
 
-def ip_forward(ns: str) -> str:
+def ip_forward(ns: str, key: str = "ipv4/ip_forward") -> str:
     from vrlab import nsexec
-    return nsexec.run_in(ns, nsexec.read_file, "/proc/sys/net/ipv4/ip_forward").strip()
+    return nsexec.run_in(ns, nsexec.read_file, f"/proc/sys/net/{key}").strip()
 
 
 def run_trial(name: str, overrides: dict[str, object], pps: float) -> tuple[
@@ -39,7 +40,9 @@ def run_trial(name: str, overrides: dict[str, object], pps: float) -> tuple[
         assert len(tb.userspace_engines) == len(tb.plan.userspace_engines) > 0
         where = [tb.plan.sut_ns if e == "shared" else naming.ns_name(tb.plan.run_id, e)
                  for e in tb.plan.userspace_engines]
-        off = [ip_forward(ns) for ns in where]
+        six = tb.plan.traffic.ip != 4  # then IPv6 forwarding too: "00" where both are off
+        off = [ip_forward(ns) + (ip_forward(ns, "ipv6/conf/all/forwarding") if six else "")
+               for ns in where]
         before = [e.counters() for e in tb.userspace_engines]
         res = tb.trial(pps, 0.4, warmup_s=0)
         by_router: dict[str, int] = {}
@@ -54,6 +57,19 @@ def test_userspace_guests_forward_every_frame(name: str) -> None:
     res, by_router, off, _ = run_trial(name, {"sut.guests": 2, "sut.guest_kind": "userspace"},
                                        4000)
     assert off == ["0", "0"], "the guests' kernels must not forward"
+    assert res.sent >= 1400 and res.received == res.sent  # type: ignore[attr-defined]
+    assert by_router == res.received_by_router  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("name", "overrides"), [
+    ("guest-routed", {"sut.guests": 2, "sut.guest_kind": "userspace"}),
+    ("shared", {"traffic.routers": 4, "sut.engine": "userspace"}),
+])
+@pytest.mark.parametrize("ip", [6, 46])
+def test_userspace_engines_forward_every_ipv6_frame(name: str, overrides: dict[str, object],
+                                                    ip: int) -> None:
+    res, by_router, off, _ = run_trial(name, {**overrides, "traffic.ip": ip}, 4000)
+    assert set(off) == {"00"}, "the kernels where engines run must forward neither family"
     assert res.sent >= 1400 and res.received == res.sent  # type: ignore[attr-defined]
     assert by_router == res.received_by_router  # type: ignore[attr-defined]
 
@@ -92,3 +108,18 @@ def test_placed_gives_userspace_engines_the_suts_cpu() -> None:
     assert (pl.generator_cpu, pl.sut_cpu, pl.engine_cpu) == (0, 0, 1)
     netns, _ = spec.load("guest-bridged", {"sut.guests": 1})
     assert placed(ctx, netns)[0].placement.engine_cpu is None
+
+
+def test_a_sweep_of_userspace_guests_with_ipv6_frames_loses_nothing(vrlab_env: VrlabEnv) -> None:
+    r = vrlab_env.run_cli("sweep", "guest-routed", "--guests", "2", "--guest-kind", "userspace",
+                          "--ip", "6", "--rates", "10:20:10", "--duration", "0.3", "--no-plot",
+                          "--profile", "quick", timeout=180)
+    assert r.returncode == 0, r.stderr
+    st = Store(vrlab_env.db)
+    run = st.runs(kind="sweep")[-1]
+    assert run.ip == 6 and "guest_kind: userspace" in run.spec_yaml
+    pts = st.sweep_points(run.id)
+    assert [round(p.target_pps) for p in pts] == [10_000, 20_000]
+    for p in pts:  # (whether the generator reached the rate is its own business)
+        assert p.mean_loss_ratio == 0 and p.mean_pps > 0, p
+        assert set(p.router_mean_pps) == {"r0", "r1"} and min(p.router_mean_pps.values()) > 0

@@ -1,13 +1,16 @@
 """The userspace engine for real, in vrlab's native-routed testbed (tg -> SUT -> ts): it forwards
-exactly what the kernel forwards, byte for byte, and counts the rest by reason; the sink sees
-each router's share; and however it ends (stopped, killed, its controller killed) it leaves no
-process and no nftables table behind.
+exactly what the kernel forwards, byte for byte, IPv4 and IPv6 alike, and counts the rest by
+reason; the sink sees each router's share; and however it ends (stopped, killed, its controller
+killed) it leaves no process and no nftables table behind.
 
 The reference is Linux itself: the same few thousand varied frames
-(:mod:`vrlab.engines.userspace.framezoo`) go through the SUT once with the kernel forwarding and
-once with
-the engine forwarding (kernel forwarding off), and what reaches ts is captured with a plain
-AF_PACKET socket (not the engine's ring code) and compared. Needs root."""
+(:mod:`vrlab.engines.userspace.framezoo`, :mod:`vrlab.engines.userspace.framezoo6`) go through
+the SUT once with the kernel forwarding and once with the engine forwarding (kernel forwarding
+off), and what reaches ts is captured with a plain AF_PACKET socket (not the engine's ring code)
+and compared. Where the engine's reasons claim the kernel's order (IPv6: the route lookup before
+the hop limit), the kernel's own counters (``/proc/net/snmp6``) are read to confirm it. Where
+the engine differs from the kernel on purpose (hop-by-hop headers), the test says so. Needs
+root."""
 
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from vrlab.engines.userspace.counters import EngineCounters
 from vrlab.engines.userspace.errors import EngineError
 from vrlab.engines.userspace.forward import USERSPACE_REASONS
 from vrlab.engines.userspace.framezoo import Addressing, Zoo, ZooFrame
+from vrlab.engines.userspace.framezoo6 import Zoo6, interleave
 from vrlab.engines.userspace.fromplan import shared_config
 from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.ledger import NETNS_DIR, Ledger, alive, proc_start_time
@@ -101,15 +105,19 @@ def send(p: Plan, frames: list[bytes]) -> None:
 
 
 def through(p: Plan, frames: list[bytes]) -> list[bytes]:
-    """Send ``frames`` from tg and return what ts received, in order."""
+    """Send ``frames`` from tg and return what ts received, in order: the frames forwarded,
+    not what the SUT's kernel says on the link by itself (IPv6 multicast, e.g. the MLD reports
+    a change of its forwarding setting sends; no frame of the tests goes to a multicast MAC)."""
     with capture_socket(p.traffic.ts_ns, p.traffic.ts_dev) as rx:
         send(p, frames)
         got = []
         while True:
             try:
-                got.append(rx.recv(65536))
+                f = rx.recv(65536)
             except TimeoutError:
                 return got
+            if not f.startswith(b"\x33\x33"):
+                got.append(f)
 
 
 def nft_tables(ns: str) -> list[str]:
@@ -124,14 +132,24 @@ def nft_tables(ns: str) -> list[str]:
     return nsexec.run_in(ns, names)
 
 
-def set_forwarding(ns: str, on: bool) -> None:
-    nsexec.run_in(ns, nsexec.write_files, [("/proc/sys/net/ipv4/ip_forward", "1" if on else "0")])
+def set_forwarding(ns: str, on: bool, ipv6: bool = False) -> None:
+    v = "1" if on else "0"
+    files = [("/proc/sys/net/ipv4/ip_forward", v)]
+    if ipv6:
+        files.append(("/proc/sys/net/ipv6/conf/all/forwarding", v))
+    nsexec.run_in(ns, nsexec.write_files, files)
 
 
-@pytest.fixture
-def routed() -> Iterator[tuple[Plan, Ledger]]:
-    """native-routed with two routers, built; torn down whatever happens."""
-    sc, _ = spec.load("native-routed", {"traffic.routers": 2})
+def snmp6(ns: str) -> dict[str, int]:
+    """The IPv6 MIB counters of namespace ``ns``."""
+    text = nsexec.run_in(ns, nsexec.read_file, "/proc/net/snmp6")
+    return {k: int(v) for k, v in (line.split() for line in text.splitlines() if line.strip())}
+
+
+def built(ip: int) -> Iterator[tuple[Plan, Ledger]]:
+    """native-routed with two routers and frames of IP version ``ip``, built; torn down
+    whatever happens."""
+    sc, _ = spec.load("native-routed", {"traffic.routers": 2, "traffic.ip": ip})
     led = Ledger.create("test_userspace_engine")
     p = wiring.make_plan(sc, led.run_id)
     try:
@@ -141,23 +159,51 @@ def routed() -> Iterator[tuple[Plan, Ledger]]:
         net.teardown(led)
 
 
-def zoo_frames(p: Plan) -> list[ZooFrame]:
+@pytest.fixture
+def routed() -> Iterator[tuple[Plan, Ledger]]:
+    yield from built(4)
+
+
+@pytest.fixture
+def routed46() -> Iterator[tuple[Plan, Ledger]]:
+    """The same with IPv6 addressing, routes and neighbours beside the IPv4 ones."""
+    yield from built(46)
+
+
+def addressing(p: Plan) -> Addressing:
+    """The zoo's addresses in plan ``p``: sources with no route back through ts (the kernel's
+    ICMP errors then go to tg or nowhere, never to the capture), the routers' prefixes, and
+    prefixes the SUT has no route for (for IPv6, none of them link-local or multicast)."""
     sin_mac = next(v.b_mac for v in p.veths if v.b == p.sut_ingress)
-    return Zoo(Addressing(router_mac=sin_mac, src_mac=p.traffic.src_mac,
-                          src_ips=(p.traffic.src_ip, "192.0.2.7", "100.64.1.2", "0.1.2.3"),
-                          routed=tuple(r.prefix for r in p.traffic.routers),
-                          unrouted=("198.19.200.0/24", "203.0.113.0/24", "10.0.0.0/8",
-                                    "240.1.0.0/16", "0.9.0.0/16")), seed=6).frames(FRAMES)
+    return Addressing(router_mac=sin_mac, src_mac=p.traffic.src_mac,
+                      src_ips=(p.traffic.src_ip, "192.0.2.7", "100.64.1.2", "0.1.2.3"),
+                      routed=tuple(r.prefix for r in p.traffic.routers),
+                      unrouted=("198.19.200.0/24", "203.0.113.0/24", "10.0.0.0/8",
+                                "240.1.0.0/16", "0.9.0.0/16"),
+                      src_ips6=(p.traffic.src_ip6, "2001:db8:1::7", "fd00::5"),
+                      routed6=tuple(r.prefix6 for r in p.traffic.routers if r.prefix6),
+                      unrouted6=("2001:2:0:1ff::/64", "2001:db8:cc::/48", "3fff:1::/32"))
+
+
+def zoo_frames(p: Plan) -> list[ZooFrame]:
+    return Zoo(addressing(p), seed=6).frames(FRAMES)
+
+
+def zoo_frames46(p: Plan) -> list[ZooFrame]:
+    """Half IPv4, half IPv6, alternating as the dual-stack mix does, so the engine's batches
+    mix the families; no hop-by-hop frames (the engine drops what the kernel forwards)."""
+    return interleave(Zoo(addressing(p), seed=7).frames(FRAMES // 2),
+                      Zoo6(addressing(p), seed=8).frames(FRAMES // 2))
 
 
 def kernel_like(p: Plan) -> EngineConfig:
     """The engine as the kernel router it replaces: one router, the SUT's ports with their
-    own MACs, the SUT's routes to every router prefix."""
+    own MACs, the SUT's routes to every router prefix (and IPv6 prefix, if the plan has them)."""
     cfg = shared_config(replace(p, traffic=replace(p.traffic, routers=p.traffic.routers[:1])),
                         cpu=1)
     (r,) = cfg.routers
-    routes = [{"prefix": x.prefix, "port": r.routes[0].port, "via_mac": r.routes[0].via_mac}
-              for x in p.traffic.routers]
+    routes = [{"prefix": prefix, "port": r.routes[0].port, "via_mac": r.routes[0].via_mac}
+              for x in p.traffic.routers for prefix in (x.prefix, x.prefix6) if prefix]
     data = cfg.to_dict()
     data["routers"][0]["routes"] = routes
     return EngineConfig.from_dict(data)
@@ -181,10 +227,9 @@ def first_difference(a: list[bytes], b: list[bytes]) -> str:
 # --------------------------------------------------------------------------- tests
 
 
-def test_engine_forwards_byte_for_byte_what_the_kernel_forwards(
-        routed: tuple[Plan, Ledger]) -> None:
-    p, led = routed
-    zoo = zoo_frames(p)
+def compare_with_the_kernel(p: Plan, led: Ledger, zoo: list[ZooFrame], ipv6: bool) -> None:
+    """``zoo`` through the kernel, then through the engine: the same frames out, byte for
+    byte and in order, and the engine's drops by reason as the zoo labelled them."""
     frames = [z.data for z in zoo]
     expected = Counter(z.expect for z in zoo)
     for _ in range(ATTEMPTS):  # a frame lost on the way, not in the SUT, spoils a run
@@ -192,7 +237,7 @@ def test_engine_forwards_byte_for_byte_what_the_kernel_forwards(
         if len(kernel) >= expected["forwarded"]:
             break
     assert len(kernel) == expected["forwarded"], "the kernel did not forward what the zoo says"
-    set_forwarding(p.sut_ns, False)
+    set_forwarding(p.sut_ns, False, ipv6)
     assert through(p, frames[:50]) == [], "kernel forwarding is not off"
     with UserspaceEngine(kernel_like(p), p.sut_ns, ledger=led) as eng:
         assert eng.config.steal_table in nft_tables(p.sut_ns)
@@ -200,13 +245,86 @@ def test_engine_forwards_byte_for_byte_what_the_kernel_forwards(
             before = eng.counters()
             engine = through(p, frames)
             c = eng.counters().minus(before)
-            if not lost_outside(c, FRAMES, len(engine)):
+            if not lost_outside(c, len(frames), len(engine)):
                 break
     assert engine == kernel, first_difference(kernel, engine)
     assert c.forwarded == len(kernel) and c.tx == len(kernel)
     assert c.drops == {r: expected.get(r, 0) for r in USERSPACE_REASONS[1:]}
-    assert c.rx == FRAMES and c.rx_ring_drops == 0 and c.tx_drops == 0
+    assert c.rx == len(frames) and c.rx_ring_drops == 0 and c.tx_drops == 0
     assert eng.config.steal_table not in nft_tables(p.sut_ns), "steal table left behind"
+
+
+def test_engine_forwards_byte_for_byte_what_the_kernel_forwards(
+        routed: tuple[Plan, Ledger]) -> None:
+    p, led = routed
+    compare_with_the_kernel(p, led, zoo_frames(p), ipv6=False)
+
+
+def test_engine_forwards_both_families_byte_for_byte_as_the_kernel_does(
+        routed46: tuple[Plan, Ledger]) -> None:
+    """The dual-stack mix of varied frames: IPv6 forwarded (extension headers, padding, flow
+    labels carried through), hop limit 1 and 0, no route, wrong version, payload length past
+    the frame, RFC 4291's refused addresses; IPv4 beside it, in the same batches."""
+    p, led = routed46
+    zoo = zoo_frames46(p)
+    assert {"ttl_expired", "no_route", "bad_header", "too_short", "martian"} <= {
+        z.expect for z in zoo if z.data[12:14] == b"\x86\xdd"}
+    compare_with_the_kernel(p, led, zoo, ipv6=True)
+
+
+def test_ipv6_drops_follow_the_kernels_order(routed46: tuple[Plan, Ledger]) -> None:
+    """The kernel's own counters for three kinds of IPv6 frame, each 40 times: hop limit 1
+    with no route is a missing route to the kernel (Ip6InNoRoutes), not an expired hop limit
+    (the lookup comes first), as the engine counts it; hop limit 1 with a route is a header
+    error (Ip6InHdrErrors, ip6_forward); a payload length past the frame is a truncated
+    packet (Ip6InTruncatedPkts)."""
+    p, led = routed46
+    z = Zoo6(addressing(p), seed=9)
+    src = p.traffic.src_ip6  # errors go back to tg: an address the SUT can reach
+    kinds = {
+        "no_route": [z._frame6(*z.valid6(src=src, hop_limit=1,
+                                          dst="2001:db8:cc::5")[:2]) for _ in range(40)],
+        "ttl_expired": [z._frame6(*z.valid6(src=src, hop_limit=1)[:2]) for _ in range(40)],
+        "too_short": [z._short_payload6().data for _ in range(40)],
+    }
+    mib = {"no_route": "Ip6InNoRoutes", "ttl_expired": "Ip6InHdrErrors",
+           "too_short": "Ip6InTruncatedPkts"}
+    for kind, frames in kinds.items():
+        before = snmp6(p.sut_ns)
+        assert through(p, frames) == []
+        after = snmp6(p.sut_ns)
+        moved = {k: after[k] - before[k] for k in mib.values() if after[k] != before[k]}
+        assert moved == {mib[kind]: 40}, f"{kind}: the kernel counted {moved}"
+    set_forwarding(p.sut_ns, False, ipv6=True)
+    with UserspaceEngine(kernel_like(p), p.sut_ns, ledger=led) as eng:
+        for kind, frames in kinds.items():
+            for _ in range(ATTEMPTS):
+                before = eng.counters()
+                send(p, frames)
+                time.sleep(QUIET_S)
+                c = eng.counters().minus(before)
+                if c.rx == len(frames):
+                    break
+            assert c.forwarded == 0 and c.drops[kind] == 40, f"{kind}: {c.drops}"
+
+
+def test_hop_by_hop_frames_the_kernel_forwards_are_dropped_and_counted(
+        routed46: tuple[Plan, Ledger]) -> None:
+    """Where the engine differs from the kernel on purpose: a well-formed hop-by-hop header
+    (a PadN) is forwarded by Linux; the engine drops it under hop_by_hop."""
+    p, led = routed46
+    z = Zoo6(addressing(p), seed=10)
+    frames = [z.hop_by_hop6().data for _ in range(50)]
+    assert any(len(through(p, frames)) == len(frames) for _ in range(ATTEMPTS))
+    set_forwarding(p.sut_ns, False, ipv6=True)
+    with UserspaceEngine(kernel_like(p), p.sut_ns, ledger=led) as eng:
+        for _ in range(ATTEMPTS):
+            before = eng.counters()
+            got = through(p, frames)
+            c = eng.counters().minus(before)
+            if c.rx == len(frames):
+                break
+    assert got == [] and c.forwarded == 0 and c.drops["hop_by_hop"] == len(frames)
 
 
 def test_shared_engine_serves_each_router_through_the_testbed() -> None:

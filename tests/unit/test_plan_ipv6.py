@@ -99,8 +99,6 @@ def test_shared_routers_get_the_same_ipv6_addresses_and_their_own_prefix() -> No
 
 
 @pytest.mark.parametrize(("name", "o", "field"), [
-    ("guest-routed", {"guest_kind": "userspace"}, "traffic.ip"),
-    ("shared", {"engine": "userspace"}, "traffic.ip"),
     ("native-routed", {"frame_size": 70}, "traffic.frame_size"),
 ])
 def test_what_cannot_run_ipv6_refuses_it_by_name(name: str, o: dict[str, object],
@@ -118,16 +116,43 @@ def test_frame_size_defaults_to_the_ip_versions_smallest() -> None:
         0].traffic.size == 128
 
 
-def test_reproduce_refuses_ipv6_for_figures_that_cannot_run_it_before_building() -> None:
+def test_reproduce_refuses_ipv6_for_figures_that_cannot_run_it_before_building(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from vrlab.errors import UsageError
     from vrlab.paper import reproduce
 
-    reproduce.refuse_ip(["fig5", "fig9", "fig12"], 6)  # kernel and shared engine: fine
+    for ip in (6, 46):  # every figure runs with IPv6, the userspace ones too
+        reproduce.refuse_ip(["fig5", "fig9", "fig9u", "fig10u", "fig12"], ip)
+    real = reproduce._load
+
+    def load(key: object, ip: int = 4) -> object:
+        if getattr(key, "guest_kind", None) == "userspace" and ip != 4:
+            raise SpecError("test", [("traffic.ip", "refused for this test")])
+        return real(key, ip)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reproduce, "_load", load)
     with pytest.raises(UsageError) as e:
         reproduce.refuse_ip(["fig5", "fig9u"], 6)
     assert "fig9u" in str(e.value) and "--only fig5" in str(e.value)
     assert "traffic.ip" in str(e.value)
     reproduce.refuse_ip(["fig9u"], 4)
+
+
+@pytest.mark.parametrize(("name", "o"), [
+    ("guest-routed", {"guests": 2, "guest_kind": "userspace"}),
+    ("mixed-bridged", {"guests": 2, "guest_kind": "userspace"}),
+    ("shared", {"engine": "userspace"}),
+])
+@pytest.mark.parametrize("ip", [6, 46])
+def test_userspace_engines_take_ipv6_with_kernel_forwarding_off_for_both_families(
+        name: str, o: dict[str, object], ip: int) -> None:
+    p = plan(name, ip=ip, **o)
+    assert p.userspace_engines and all(r.prefix6 for r in p.traffic.routers)
+    engine_ns = [p.sut_ns] if p.userspace_engines == ("shared",) else [
+        n for n in p.guest_ns if any(n.endswith(f"-{g}") for g in p.userspace_engines)]
+    for ns in engine_ns:
+        got = {s.key: s.value for s in p.sysctls if s.ns == ns}
+        assert got["net/ipv4/ip_forward"] == got["net/ipv6/conf/all/forwarding"] == "0"
 
 
 @pytest.mark.parametrize("ip", [6, 46])

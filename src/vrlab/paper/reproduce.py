@@ -189,7 +189,8 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
 
 def refuse_ip(figs: list[str], ip: int) -> None:
     """Before anything is built: the figures whose configurations cannot send frames of IP
-    version ``ip`` (userspace engines route IPv4 only), named, with the way around them."""
+    version ``ip`` (a scenario refusing it; every built-in one takes 4, 6 and 46), named, with
+    the way around them."""
     if ip == 4:
         return
     bad: dict[str, str] = {}

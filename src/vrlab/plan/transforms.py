@@ -3,8 +3,8 @@ wiring can apply them without importing an engine.
 
 * :func:`with_router_macs`: a shared engine picks a frame's router by destination MAC, so the
   routers it serves on one port need a MAC each (the plan's host routers share the port's).
-* :func:`kernel_forwarding_off`: the namespace's own IPv4 forwarding off, so only the engine
-  forwards.
+* :func:`kernel_forwarding_off`: the namespace's own IPv4 (and IPv6) forwarding off, so only
+  the engine forwards.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ def with_router_macs(plan: Plan) -> Plan:
 
 
 def kernel_forwarding_off(plan: Plan, namespaces: Iterable[str]) -> Plan:
-    """The plan with ``net.ipv4.ip_forward = 0`` in ``namespaces``."""
-    key = "net/ipv4/ip_forward"
+    """The plan with ``net.ipv4.ip_forward = 0`` in ``namespaces``, and IPv6 forwarding off
+    there too (``all`` and ``default``) when the plan carries IPv6 frames."""
+    keys = ["net/ipv4/ip_forward"]
+    if plan.traffic.ip != 4:
+        keys += [f"net/ipv6/conf/{k}/forwarding" for k in ("all", "default")]
     nss = tuple(namespaces)
-    keep = [s for s in plan.sysctls if not (s.ns in nss and s.key == key)]
-    return replace(plan, sysctls=(*keep, *(Sysctl(ns, key, "0") for ns in nss)))
+    keep = [s for s in plan.sysctls if not (s.ns in nss and s.key in keys)]
+    return replace(plan, sysctls=(*keep, *(Sysctl(ns, k, "0") for ns in nss for k in keys)))

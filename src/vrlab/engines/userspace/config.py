@@ -20,9 +20,14 @@ Example::
                   "interfaces": [{"port": "vrl1a2b-sin", "mac": "02:76:6c:ee:00:00"},
                                  {"port": "vrl1a2b-sout"}],
                   "routes": [{"prefix": "198.19.0.0/24", "port": "vrl1a2b-sout",
+                              "via_mac": "02:76:6c:00:00:04"},
+                             {"prefix": "2001:2:0:100::/64", "port": "vrl1a2b-sout",
                               "via_mac": "02:76:6c:00:00:04"}]}]}
 
-An interface without ``mac`` uses the port's own MAC address.
+An interface without ``mac`` uses the port's own MAC address. A route's family is its prefix's:
+IPv4 and IPv6 routes sit in one list, each with the MAC of its next hop (what the router's
+ARP or neighbour-discovery entry for that next hop holds), so a dual-stack router is one router
+with routes of both families.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ RING_MAC_OFFSET = 66
 MIN_FRAME_SIZE = 256
 
 
+def is_ipv6_prefix(prefix: str) -> bool:
+    """Whether a route's prefix is IPv6 (its family decides which table holds it)."""
+    return ":" in prefix
+
+
 @dataclass(frozen=True)
 class Interface:
     port: str
@@ -50,7 +60,7 @@ class Interface:
 
 @dataclass(frozen=True)
 class RouteConfig:
-    prefix: str
+    prefix: str  # IPv4 or IPv6
     port: str  # out port: one of the router's interfaces
     via_mac: str  # the next hop's MAC (what a neighbour entry would hold)
 
@@ -257,10 +267,13 @@ class _Parser:
                 self.bad(p, "must be an object with exactly prefix, port, via_mac")
                 continue
             prefix = self._str(x["prefix"], f"{p}.prefix")
+            family = "IPv6" if is_ipv6_prefix(prefix) else "IPv4"
             try:
-                prefix = str(ipaddress.IPv4Network(prefix))
+                prefix = str(ipaddress.IPv6Network(prefix) if family == "IPv6"
+                             else ipaddress.IPv4Network(prefix))
             except ValueError as e:
-                self.bad(f"{p}.prefix", f"not an IPv4 prefix: {e}")
+                self.bad(f"{p}.prefix", f"not an {family} prefix: {e} (host bits must be "
+                         "zero: give the network, e.g. 198.19.0.0/24 or 2001:2:0:100::/64)")
             port = self._str(x["port"], f"{p}.port")
             if port and port not in own:
                 self.bad(f"{p}.port", f"{port!r} is not one of this router's interfaces "

@@ -5,9 +5,9 @@ A forwarding test with one kind of frame proves little: this makes valid frames 
 everything a router must carry through untouched (protocol, TOS, ID, flags and fragment offset,
 IP options, payload length, Ethernet padding), checksums at the edges of ``ip_decrease_ttl``'s
 arithmetic, and frames with exactly one defect for each drop reason of
-:data:`vrlab.engines.userspace.forward.USERSPACE_REASONS`. Every address and MAC comes from the
-caller, so the same
-frames run through the kernel and the engine in one testbed.
+:data:`vrlab.engines.userspace.forward.USERSPACE_REASONS` that IPv4 has (IPv6's are made by
+:mod:`vrlab.engines.userspace.framezoo6`). Every address and MAC comes from the caller, so the
+same frames run through the kernel and the engine in one testbed.
 
 Addresses to avoid in ``unrouted``: anything the router would deliver locally (its own
 addresses, the subnets it is connected to), which a kernel does not forward and this engine
@@ -26,6 +26,9 @@ from vrlab.traffic.frames import inet_checksum, mac_bytes
 #: Checksums whose update by a TTL decrement carries around (c + 0x0100 >= 0xFFFF), and the
 #: two representations of zero: where an incremental update can go wrong.
 EDGE_CHECKSUMS = (0xFEFF, 0xFF00, 0xFFFE, 0xFFFF, 0x0000, 0x00FF, 0xFEFE)
+#: EtherTypes of frames that are neither IPv4 nor IPv6 (IEEE 802 local experimental ones: no
+#: kernel protocol handler takes them).
+NOT_IP_ETHERTYPES = (0x88B5, 0x88B6)
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,17 @@ class ZooFrame:
 @dataclass(frozen=True)
 class Addressing:
     """Where the frames come from and go: ``router_mac`` is the router's MAC on the port the
-    frames arrive on; ``routed`` prefixes have a route, ``unrouted`` ones none."""
+    frames arrive on; ``routed`` prefixes have a route, ``unrouted`` ones none; the ``*6``
+    fields are the same for IPv6 frames (:class:`vrlab.engines.userspace.framezoo6.Zoo6`)."""
 
     router_mac: str
     src_mac: str
     src_ips: tuple[str, ...]
     routed: tuple[str, ...]
     unrouted: tuple[str, ...]
+    src_ips6: tuple[str, ...] = ()
+    routed6: tuple[str, ...] = ()
+    unrouted6: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,7 +151,7 @@ class Zoo:
         makers = [(self._ok, 45), (self._edge_checksum, 5), (self._padded, 5),
                   (self._ttl, 6), (self._no_route, 6), (self._bad_checksum, 5),
                   (self._martian, 6), (self._short_total, 3), (self._short_frame, 3),
-                  (self._bad_header, 5), (self._not_ipv4, 4), (self._other_host, 7)]
+                  (self._bad_header, 5), (self._not_ip, 4), (self._other_host, 7)]
         funcs = [f for f, _ in makers]
         weights = [w for _, w in makers]
         return [self.rng.choices(funcs, weights)[0]() for _ in range(n)]
@@ -221,10 +228,10 @@ class Zoo:
         ip = ip[:10] + struct.pack("!H", inet_checksum(ip[:20])) + ip[12:]
         return ZooFrame(self._frame(ip, body), "bad_header", f"bad header ({kind}): {what}")
 
-    def _not_ipv4(self) -> ZooFrame:
+    def _not_ip(self) -> ZooFrame:
         ip, body, what = self.valid()
-        et = self.rng.choice((0x86DD, 0x88B5, 0x88B6))
-        return ZooFrame(self._frame(ip, body, ethertype=et), "not_ipv4",
+        et = self.rng.choice(NOT_IP_ETHERTYPES)
+        return ZooFrame(self._frame(ip, body, ethertype=et), "not_ip",
                         f"ethertype {et:#x}: {what}")
 
     def _other_host(self) -> ZooFrame:

@@ -1,7 +1,8 @@
 """Engine configs derived from vrlab plans.
 
 A plan already says everything a router needs: which ports a forwarder has, each router's
-prefix, the route to the sink and the neighbour MAC behind it. These functions read that, so a
+prefix (and IPv6 prefix, in a plan that carries IPv6), the route to the sink and the neighbour
+MAC behind it. These functions read that, so a
 scenario with a userspace engine is an ordinary plan plus an engine config, and the plan stays
 the single source of what is built.
 
@@ -44,13 +45,21 @@ def _config(name: str, ports: list[str], routers: list[dict[str, Any]],
 
 
 def _router(plan: Plan, ns: str, r: RouterTraffic, in_port: str,
-            mac: str | None) -> tuple[dict[str, Any], str]:
-    out, via = _next_hop(plan, ns, r.prefix)
-    ifaces = [{"port": in_port, **({"mac": mac} if mac else {})}]
-    if out != in_port:
-        ifaces.append({"port": out, **({"mac": mac} if mac else {})})
-    return ({"name": r.name, "interfaces": ifaces,
-             "routes": [{"prefix": r.prefix, "port": out, "via_mac": via}]}, out)
+            mac: str | None) -> tuple[dict[str, Any], list[str]]:
+    """Router ``r`` as the engine in ``ns`` serves it: in on ``in_port``, a route for its
+    prefix, and for its IPv6 prefix too when the plan carries IPv6; and the ports it sends
+    out of."""
+    routes, outs = [], []
+    for prefix in (r.prefix, r.prefix6):
+        if not prefix:
+            continue
+        out, via = _next_hop(plan, ns, prefix)
+        routes.append({"prefix": prefix, "port": out, "via_mac": via})
+        if out not in outs:
+            outs.append(out)
+    ifaces = [{"port": p, **({"mac": mac} if mac else {})}
+              for p in [in_port, *(o for o in outs if o != in_port)]]
+    return {"name": r.name, "interfaces": ifaces, "routes": routes}, outs
 
 
 def shared_config(plan: Plan, *, name: str = "shared", cpu: int | None = None,
@@ -76,10 +85,9 @@ def shared_config(plan: Plan, *, name: str = "shared", cpu: int | None = None,
             "with with_router_macs(plan)")
     for r in host:
         mac = None if r.dst_mac == own.get(ingress) else r.dst_mac
-        cfg, out = _router(plan, sut, r, ingress, mac)
+        cfg, outs = _router(plan, sut, r, ingress, mac)
         routers.append(cfg)
-        if out not in ports:
-            ports.append(out)
+        ports += [o for o in outs if o not in ports]
     if not routers:
         raise PlanEngineError(f"plan {plan.scenario}: the host forwards for no router")
     return _config(name, ports, routers, cpu, opts)
