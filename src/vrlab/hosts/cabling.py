@@ -1,7 +1,9 @@
 """Where a scenario's SUT goes on a testbed file's machines: the plan's SUT objects (its
-addresses, routes, neighbours, bridges and static bridge entries, made for a namespace and
-veths) moved onto the SUT host's two cabled interfaces, with the MAC addresses the four cable
-ends really have, as the requests the hosts' agents carry out (:mod:`vrlab.hosts.hostagent`).
+addresses, routes of every table, policy rules, neighbours, bridges and static bridge entries,
+made for a namespace and veths) moved onto the SUT host's two cabled interfaces, with the MAC
+addresses the four cable ends really have, as the requests the hosts' agents carry out
+(:mod:`vrlab.hosts.hostagent`). The plan's guests keep their namespaces and veths
+(:mod:`vrlab.hosts.guests`); only their host ends are configured here.
 
 Pure data: the unit tests check the translation without a host."""
 
@@ -56,6 +58,8 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
     layer3 = sorted({d for d, _ in addresses})
     settings = [(f"/proc/sys/net/ipv4/conf/{d}/forwarding", "1") for d in layer3
                 if sysctl.get("net/ipv4/ip_forward") == "1"]
+    if sysctl.get("net/ipv4/conf/all/rp_filter") == "0":
+        settings += [(f"/proc/sys/net/ipv4/conf/{d}/rp_filter", "0") for d in layer3]
     if plan.traffic.ip != 4:
         settings += [(f"/proc/sys/net/ipv6/conf/{d}/{k}", v) for d in layer3
                      for k, v in (("disable_ipv6", "0"), ("force_forwarding", "1"))]
@@ -74,8 +78,11 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
                        if n.ns == ns],
         "fdb": [(c.dev[f.dev], c.mac[f.mac], bridge_of[f.dev]) for f in plan.fdb
                 if f.ns == ns],
-        "routes": [(r.dst, r.via, c.dev[r.dev]) for r in plan.routes
-                   if r.ns == ns and r.table == 254],
+        "rules": [(c.dev[r.iif], r.table, r.priority, r.family) for r in plan.rules
+                  if r.ns == ns],
+        "routes": [(r.dst, r.via, c.dev[r.dev], r.table) for r in plan.routes if r.ns == ns],
+        "caps": [("/proc/sys/net/ipv4/conf/all/rp_filter", "2")]
+        if any(r.ns == ns for r in plan.rules) else [],
         "gro": [c.sut_in] if pl.generator == "xdp" else []}
     ts: dict[str, Any] = {}
     if pl.pinned and pl.sut_cpu is not None and pl.sink_cpu is not None:
