@@ -64,10 +64,11 @@ MEASURABLE = ("native-routed, native-bridged, native-hybrid, host-routed, host-b
               "kernel, guest_kind: netns), with frames IPv4, IPv6 or both (--ip 4, 6, 46)")
 #: why ``shared`` is not among them
 SHARED_NOT_YET = ("the shared engine's platform (a macvlan port per router on each uplink, the "
-                  "routers' control-plane namespaces, the FIB sync agent and the engine's "
-                  "programs) is built by code that reaches the engine by the name of its "
-                  "network namespace, and a SUT host's cabled interfaces are in the "
-                  "machine's own, which has none: no SUT host's agent builds it yet")
+                  "routers' control-plane namespaces, the FIB sync agent) is built by code that "
+                  "reaches the engine by the name of its network namespace, and a SUT host's "
+                  "cabled interfaces are in the machine's own, which has none; and the "
+                  "engine's programs would attach to those interfaces themselves (tcx or XDP "
+                  "outlive the process that attached them), which no ledger entry undoes yet")
 
 
 def check_scenario(sc: Scenario) -> None:
