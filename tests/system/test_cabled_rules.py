@@ -1,8 +1,8 @@
-"""The policy rules, routes of a table and capped settings a SUT host's agent adds for guests
-that forward (vrlab.cabled, vrlab.hosts.hostagent), on real interfaces in a namespace of the
-test's own: each recorded first and removed by teardown (a rule even after its interface is
-gone), a machine-wide setting lowered only when above its cap and written back, and a rule or
-route of the user's refused and kept."""
+"""The policy rules, routes of a table and settings a SUT host's agent adds for guests that
+forward (vrlab.cabled, vrlab.hosts.hostagent), on real interfaces in a namespace of the test's
+own: each recorded first and removed by teardown (a rule even after its interface is gone), a
+machine-wide strict reverse-path filter made loose (and no other value touched) and written
+back, and a rule or route of the user's refused and kept."""
 
 from __future__ import annotations
 
@@ -103,13 +103,13 @@ def test_a_rule_or_table_route_of_the_users_is_refused_and_kept(machine: str) ->
 def _cap(start: str) -> tuple[str, str]:
     Path(ALL_RP).write_text(start)
     agent = HostAgent("sut")
-    agent.handle({"op": "configure", "caps": [(ALL_RP, "2")]})
+    agent.handle({"op": "configure", "swaps": [(ALL_RP, "1", "2")]})
     during = Path(ALL_RP).read_text().strip()
     agent.close()
     return during, Path(ALL_RP).read_text().strip()
 
 
 @pytest.mark.parametrize(("start", "during"), [("1", "2"), ("2", "2"), ("0", "0")])
-def test_a_strict_machine_wide_filter_is_loosened_while_the_run_lasts(
+def test_a_strict_machine_wide_filter_is_made_loose_while_the_run_lasts(
         machine: str, start: str, during: str) -> None:
     assert nsexec.run_in(machine, _cap, start) == (during, start)

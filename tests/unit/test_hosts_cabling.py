@@ -98,7 +98,7 @@ def test_idle_guests_are_namespaces_on_the_sut_host_joined_to_its_own() -> None:
     conf = configuration(p, c, PINNED)["sut"]
     assert ("vrlcb01-h1a", "198.18.2.254/24") in conf["addresses"], "the host end keeps its name"
     assert ("198.19.0.0/24", "198.18.1.1", "out1", 254) in conf["routes"], "the host forwards"
-    assert conf["rules"] == [] and conf["caps"] == [], "idle guests send nothing back"
+    assert conf["rules"] == [] and conf["swaps"] == [], "idle guests send nothing back"
     assert not any(ns == "vrlcb01-g1" and k == "net/ipv4/ip_forward"
                    for ns, k, _ in part["sysctls"]), "an idle guest does not forward"
 
@@ -137,7 +137,7 @@ def test_routed_guests_forward_and_their_return_veths_are_steered_to_the_sink() 
         assert settings[f"/proc/sys/net/ipv4/conf/{dev}/rp_filter"] == "0"
         assert settings[f"/proc/sys/net/ipv6/conf/{dev}/force_forwarding"] == "1"
     assert not any("/all/" in k or "/default/" in k for k in settings)
-    assert sut["caps"] == [("/proc/sys/net/ipv4/conf/all/rp_filter", "2")], \
+    assert sut["swaps"] == [("/proc/sys/net/ipv4/conf/all/rp_filter", "1", "2")], \
         "a strict machine-wide filter would drop what a guest sends back"
     assert {c.mac[r.dst_mac] for r in p.traffic.routers} == {MACS["in1"]}, \
         "the generator addresses the SUT host's input interface"
@@ -162,7 +162,7 @@ def test_bridged_guests_reach_the_sink_by_its_real_mac() -> None:
     assert {c.mac[r.dst_mac] for r in p.traffic.routers} == {
         g1a.b_mac, next(v.b_mac for v in p.veths if v.b == "vrlcb01-g2a")}, \
         "each router's frames go to its guest's own MAC"
-    assert sut["rules"] == [] and sut["caps"] == [], "the host routes nothing back"
+    assert sut["rules"] == [] and sut["swaps"] == [], "the host routes nothing back"
 
 
 def test_mixed_routed_splits_routers_between_host_and_guests() -> None:

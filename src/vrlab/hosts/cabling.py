@@ -51,7 +51,12 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
     on for exactly the interfaces that carry the SUT's addresses:
     ``net.ipv4.conf.IF.forwarding``, and for IPv6 frames ``net.ipv6.conf.IF.force_forwarding``
     (the per-interface switch; plain ``forwarding`` of one interface does not make the kernel
-    forward)."""
+    forward). Reverse-path filtering, which the plan turns off in its SUT namespace, is turned
+    off on those interfaces. Where routed guests forward (the plan has policy rules for their
+    return veths), a machine-wide strict filter (``net.ipv4.conf.all.rp_filter`` 1; the kernel
+    takes the larger of it and an interface's own) is made loose (2) while the run lasts (the
+    ``swaps``): a frame a guest sends back arrives on its return veth, not where its source is
+    routed, and strict filtering would drop it; loose filtering lets it through."""
     ns = plan.sut_ns
     sysctl = {s.key: s.value for s in plan.sysctls if s.ns == ns}
     addresses = [(c.dev[a.dev], a.cidr) for a in plan.addresses if a.ns == ns]
@@ -81,7 +86,7 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
         "rules": [(c.dev[r.iif], r.table, r.priority, r.family) for r in plan.rules
                   if r.ns == ns],
         "routes": [(r.dst, r.via, c.dev[r.dev], r.table) for r in plan.routes if r.ns == ns],
-        "caps": [("/proc/sys/net/ipv4/conf/all/rp_filter", "2")]
+        "swaps": [("/proc/sys/net/ipv4/conf/all/rp_filter", "1", "2")]
         if any(r.ns == ns for r in plan.rules) else [],
         "gro": [c.sut_in] if pl.generator == "xdp" else []}
     ts: dict[str, Any] = {}

@@ -9,7 +9,8 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 - ``configure``: bridges of vrlab's with named interfaces in them, addresses, permanent
   neighbours, static bridge entries, policy rules, routes (of any table) and settings on named
   interfaces (:mod:`vrlab.cabled`): the SUT's routing or bridging, and the receive steering of
-  any role; ``caps`` lower a setting to at most a value while the run lasts;
+  any role; ``swaps`` change a setting from one value to another only where it holds the
+  first, for the run's time;
 - ``direct``: the calibration testbed (:func:`vrlab.plan.wiring.calibration_plan`) on this
   machine, a tester's generator linked straight to its own sink: two namespaces of vrlab's
   and a veth pair between them, so the machine's own interfaces and routes are not touched;
@@ -140,9 +141,9 @@ class HostAgent:
         for path, value in msg.get("optional_settings", []):  # where the machine has them
             if Path(path).exists():
                 cabled.set_file(led, path, value)
-        for path, cap in msg.get("caps", []):  # at most ``cap``, left alone if lower already
-            if int(Path(path).read_text().strip()) > int(cap):
-                cabled.set_file(led, path, cap)
+        for path, old, new in msg.get("swaps", []):  # only where the setting holds ``old``
+            if Path(path).read_text().strip() == old:
+                cabled.set_file(led, path, new)
         for dev in msg.get("gro", []):
             cabled.gro_on(led, dev)
         for dev, cidr in msg.get("addresses", []):
