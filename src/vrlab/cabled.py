@@ -1,11 +1,12 @@
 """Configuration vrlab adds to interfaces it did not create: the cabled ports of a machine in a
 testbed file. Such an interface is used as it is (never renamed, moved or deleted); vrlab only
 adds addresses, routes and permanent neighbours on it (IPv4 and IPv6), changes a few of its
-settings (forwarding, the RPS mask, GRO), and may put it into a bridge of its own (a bridged
-SUT), each recorded in the ledger *before* it is made, a setting with its old value, a bridge
-port with the fact that it had no master. ``undo`` removes exactly those additions, releases
-the ports, deletes its bridges and writes the old values back, so a machine is left as vrlab
-found it, by the run itself or later by ``vrlab clean``.
+settings (forwarding, reverse-path filtering, the RPS mask, GRO), may put it into a bridge of
+its own (a bridged SUT), and adds the policy rules and routes of a table that send what a routed
+guest forwards back on to the sink, each recorded in the ledger *before* it is made, a setting
+with its old value, a bridge port with the fact that it had no master. ``undo`` removes exactly
+those additions, releases the ports, deletes its bridges and writes the old values back, so a
+machine is left as vrlab found it, by the run itself or later by ``vrlab clean``.
 
 Everything here acts in the calling process's network namespace (the machine's own, where its
 physical interfaces are), except a setting or GRO given a namespace (``ns``): a device of a
@@ -29,7 +30,9 @@ NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40  # a static bridge forwarding entry
 IFA_F_NODAD = 0x02
 #: ledger kinds of this module's records
-KINDS = ("addr", "route", "neigh", "setting", "gro", "bridge", "port", "fdb")
+KINDS = ("addr", "route", "neigh", "setting", "gro", "bridge", "port", "fdb", "rule")
+#: the routing table a route goes to unless told (main)
+MAIN = 254
 
 
 def _family(ip: str) -> int:
@@ -68,19 +71,35 @@ def add_neighbour(led: Ledger, dev: str, ip: str, mac: str) -> None:
                   state=NUD_PERMANENT)
 
 
-def add_route(led: Ledger, dst: str, via: str, dev: str) -> None:
-    """Refused when the machine routes ``dst`` already (its own route would be lost)."""
+def add_route(led: Ledger, dst: str, via: str, dev: str, table: int = MAIN) -> None:
+    """Refused when the machine routes ``dst`` in ``table`` already (its own route would be
+    lost)."""
     with IPRoute() as ipr:
         idx = _index(ipr, dev)
         net_, _, plen = dst.partition("/")
         fam = _family(via)
         full = 128 if fam == socket.AF_INET6 else 32
         if any(r.get("RTA_DST") == net_ and r["dst_len"] == int(plen or full)
-               for r in ipr.get_routes(family=fam, table=254)):
-            raise KernelError(f"this machine routes {dst} already; vrlab's traffic needs that "
-                              "prefix: remove the route first")
-        led.record("route", dst=dst, via=via, dev=dev)
-        ipr.route("add", family=fam, dst=dst, gateway=via, oif=idx)
+               for r in ipr.get_routes(family=fam, table=table)):
+            where = "" if table == MAIN else f" in table {table}"
+            raise KernelError(f"this machine routes {dst}{where} already; vrlab's traffic needs "
+                              "that prefix: remove the route first")
+        led.record("route", dst=dst, via=via, dev=dev, table=table)
+        ipr.route("add", family=fam, dst=dst, gateway=via, oif=idx, table=table)
+
+
+def add_rule(led: Ledger, iif: str, table: int, priority: int, family: int) -> None:
+    """A policy rule: what arrives on ``iif`` is looked up in ``table`` (IPv4 or IPv6 by
+    ``family``, 4 or 6). Refused when the machine has a rule at ``priority`` already: which of
+    two rules of one priority the kernel takes first is not for vrlab to change."""
+    fam = socket.AF_INET6 if family == 6 else socket.AF_INET
+    with IPRoute() as ipr:
+        if any(r.get("FRA_PRIORITY") == priority for r in ipr.get_rules(family=fam)):
+            raise KernelError(f"this machine has an IPv{family} policy rule at priority "
+                              f"{priority} already (ip -{family} rule); vrlab needs that "
+                              "priority for its guests' return traffic: remove the rule first")
+        led.record("rule", dev=iif, table=table, priority=priority, family=family)
+        ipr.rule("add", family=fam, table=table, priority=priority, iifname=iif)
 
 
 def add_bridge(led: Ledger, name: str, mac: str, nf_call_iptables: bool) -> None:
@@ -173,6 +192,12 @@ def undo(entries: list[Entry]) -> list[str]:
                         where = f" in {d['ns']}" if d.get("ns") else ""
                         done.append(f"GRO off again on {d['dev']}{where}")
                     continue
+                if e.kind == "rule":  # outlives its interface: removed whether it is there
+                    fam = socket.AF_INET6 if d["family"] == 6 else socket.AF_INET
+                    ipr.rule("del", family=fam, table=d["table"], priority=d["priority"],
+                             iifname=d["dev"])
+                    done.append(f"rule iif {d['dev']} table {d['table']}")
+                    continue
                 idx = ipr.link_lookup(ifname=d["dev"])
                 if not idx:
                     continue
@@ -186,7 +211,7 @@ def undo(entries: list[Entry]) -> list[str]:
                     done.append(f"neighbour {d['ip']} on {d['dev']}")
                 elif e.kind == "route":
                     ipr.route("del", family=_family(d["via"]), dst=d["dst"],
-                              gateway=d["via"], oif=idx[0])
+                              gateway=d["via"], oif=idx[0], table=d.get("table", MAIN))
                     done.append(f"route {d['dst']} via {d['via']}")
                 elif e.kind == "fdb":
                     ipr.fdb("del", ifindex=idx[0], lladdr=d["mac"])

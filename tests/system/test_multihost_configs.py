@@ -1,10 +1,12 @@
 """More of the paper's configurations across hosts, on three simulated hosts (vrlab.hosts.sim)
 reached only over SSH: IPv6 frames (and the dual-stack mix) routed by the SUT host, the SUT host
-bridging its two cabled interfaces, routing between two bridges (native-hybrid), and idle
-guests on the SUT host (host-routed, host-bridged). Each run forwards frames, and leaves every
-host as it found it: ledgers, namespaces, links (and which bridge each is in), the test
-addresses, routes and neighbours of both families, vrlab's processes, and the settings it
-changes.
+bridging its two cabled interfaces, routing between two bridges (native-hybrid), idle guests on
+the SUT host (host-routed, host-bridged), and guests on the SUT host that forward (guest-routed,
+guest-bridged, mixed-routed, mixed-bridged). Each run forwards frames, and leaves every host as
+it found it: ledgers, namespaces, links (and which bridge each is in), the test addresses,
+routes (of the main and the return table) and neighbours of both families, policy rules,
+vrlab's processes, and the settings it changes; after a ``kill -9`` of the controller and of the
+SUT host's agent, ``vrlab clean --testbed`` does the same.
 
 Needs root and /usr/sbin/sshd (openssh-server)."""
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -56,10 +59,13 @@ STATE = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; "
          "ip -o link | sed -E 's/<[^>]*>//; s/ state .*//'; "
          "ip -o addr | grep -e 198.18 -e 2001:2; ip route; ip -6 route | grep 2001:2; "
          "ip neigh | grep -e 198.18 -e 2001:2; ip -6 neigh | grep 2001:2; "
+         "ip rule; ip -6 rule; ip route show table 100 2>/dev/null; "
+         "ip -6 route show table 100 2>/dev/null; "
          "ps -eo args | grep -v grep | grep -e 'vrlab agent' -e vrlab.traffic.agent; "
          "grep -H . /proc/sys/net/ipv6/conf/*/force_forwarding "
          "/proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/disable_ipv6 "
-         "/proc/sys/net/ipv4/conf/*/forwarding /sys/class/net/vrl*/queues/rx-0/rps_cpus "
+         "/proc/sys/net/ipv4/conf/*/forwarding /proc/sys/net/ipv4/conf/*/rp_filter "
+         "/sys/class/net/vrl*/queues/rx-0/rps_cpus "
          "/proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null; true")
 
 
@@ -204,4 +210,116 @@ def test_idle_guests_across_hosts_are_namespaces_on_the_sut_host(lab: sim.SimLab
     assert proc.returncode == 0, out
     assert sorted(n.split()[0][-3:] for n in seen.splitlines()) == ["-g1", "-g2"], seen
     assert_forwarded(vrlab_env.db)
+    assert_as_before(lab, before)
+
+
+TWO_RATES = ("--rates", "50:100:50", "--duration", "0.3", "--repeats", "1", "--no-plot")
+
+
+def by_router(db: Path, run: int) -> list[tuple[int, dict[str, int]]]:
+    """Per trial of ``run``: frames sent, and per router the frames the sink counted."""
+    conn = sqlite3.connect(db)
+    try:
+        out = []
+        for tid, sent in conn.execute(
+                "SELECT id, sent FROM trials WHERE run_id = ? ORDER BY seq", (run,)):
+            got = dict(conn.execute("SELECT router, received FROM trial_routers "
+                                    "WHERE trial_id = ?", (tid,)))
+            out.append((int(sent), {str(r): int(n) for r, n in got.items()}))
+        return out
+    finally:
+        conn.close()
+
+
+def _ledger_once_traffic_runs(lab: sim.SimLab, proc: subprocess.Popen[str]
+                              ) -> list[dict[str, object]]:
+    """The SUT host's ledger once the sink runs on the ts host (the SUT is configured before
+    the sink starts), read while the run goes on."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before its sink was seen"
+        ts = lab.run("ts", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
+        if any(json.loads(line)["kind"] == "proc" for line in ts.splitlines()):
+            text = lab.run("sut", "cat /run/vrlab/runs/*.jsonl")
+            return [json.loads(line) for line in text.splitlines()]
+        time.sleep(0.1)
+    raise AssertionError("the ts host never started its sink")
+
+
+@pytest.mark.parametrize(("scenario", "ip", "routers"), [
+    ("guest-routed", "4", {"r0": "g1", "r1": "g2"}),
+    ("guest-bridged", "6", {"r0": "g1", "r1": "g2"}),
+    ("mixed-routed", "46", {"r0": "host", "r1": "g1", "r2": "g2"}),
+    ("mixed-bridged", "4", {"r0": "host", "r1": "g1", "r2": "g2"})])
+def test_guests_on_the_sut_host_forward_their_routers_share(
+        lab: sim.SimLab, vrlab_env: VrlabEnv, scenario: str, ip: str,
+        routers: dict[str, str]) -> None:
+    """The paper's Fig. 9 and the mixed configurations across hosts: two guests on the SUT
+    host, namespaces of vrlab's, each forwarding its router's frames between the SUT's cabled
+    interfaces (routed: the host routes to the guest and a policy rule sends what comes back
+    on to the sink; bridged: the host's bridges switch to and from the guest). Every router's
+    share of the frames arrives."""
+    before = state(lab)
+    proc = subprocess.Popen(vrlab_env.cli_args(
+        "sweep", scenario, "--guests", "2", "--ip", ip, "--testbed", str(lab.testbed),
+        *TWO_RATES), env=vrlab_env.env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    try:
+        ledger = _ledger_once_traffic_runs(lab, proc)
+        netns_now = lab.run("sut", "ip netns list")
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert sorted(n.split()[0][-3:] for n in netns_now.splitlines()) == ["-g1", "-g2"], netns_now
+    made = [e["name"] for e in ledger if e["kind"] == "netns"]
+    assert sorted(str(n)[-3:] for n in made) == ["-g1", "-g2"], "both guests in the ledger"
+    rules = [e for e in ledger if e["kind"] == "rule"]
+    if scenario.endswith("-routed"):
+        families = {4, 6} if ip == "46" else {int(ip)}
+        assert {(str(e["dev"])[-3:], e["family"]) for e in rules} == {
+            (f"{g}b"[-3:], f) for g in ("h1", "h2") for f in families}, rules
+        assert any(e["kind"] == "route" and e["table"] == 100 for e in ledger), \
+            "the return table's route is in the ledger"
+    else:
+        assert rules == [], "bridged guests send nothing back through the host's routing"
+    trials = by_router(vrlab_env.db, last_run(vrlab_env.db))
+    assert len(trials) == 2, trials
+    for sent, got in trials:
+        assert sorted(got) == sorted(routers), got
+        for r, n in got.items():
+            assert n >= 0.95 * sent / len(routers), \
+                f"router {r} ({routers[r]}) got {n} of {sent} frames over {len(routers)} routers"
+    assert_as_before(lab, before)
+
+
+def test_kill_9_with_forwarding_guests_then_clean_leaves_nothing(lab: sim.SimLab,
+                                                                 vrlab_env: VrlabEnv) -> None:
+    """The SUT host's agent and the controller killed with -9 mid-run, so nothing tears down
+    by itself there: `vrlab clean --testbed` removes the guests, their veths, the policy
+    rules, the return table's routes and every setting, by what the SUT host's ledger
+    names."""
+    before = state(lab)
+    proc = subprocess.Popen(vrlab_env.cli_args(
+        "sweep", "guest-routed", "--guests", "2", "--ip", "46", "--testbed", str(lab.testbed),
+        "--rates", "50:1000:50", "--duration", "1", "--repeats", "3", "--no-plot"),
+        env=vrlab_env.env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ledger = _ledger_once_traffic_runs(lab, proc)
+        (owner,) = [e["pid"] for e in ledger if e["kind"] == "owner"]
+        assert lab.run("sut", "ip rule | grep -c 'lookup 100'").strip() == "2"
+        lab.run("sut", f"kill -9 {owner}")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert lab.run("sut", "ls /run/vrlab/runs").strip(), "the SUT host's ledger stays"
+    deadline = time.monotonic() + 30
+    while True:
+        r = vrlab_env.run_cli("clean", "--testbed", str(lab.testbed), timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        if state(lab) == before or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # the tg and ts agents may still be tearing down on their own
     assert_as_before(lab, before)

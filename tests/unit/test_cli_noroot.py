@@ -248,16 +248,17 @@ def test_commands_that_cannot_measure_across_hosts_refuse_testbed(
     assert_nothing_built(vrlab_env, created)
 
 
-@pytest.mark.parametrize("scenario", ["guest-routed", "mixed-bridged", "shared"])
+@pytest.mark.parametrize(("scenario", "extra"), [
+    ("shared", []), ("guest-routed", ["--guest-kind", "userspace"])])
 def test_a_scenario_the_hosts_cannot_build_is_refused_before_connecting(
-        vrlab_env: VrlabEnv, tmp_path: Path, scenario: str) -> None:
-    r, created = vrlab_env.run_cli_sealed("sweep", scenario, "--testbed",
+        vrlab_env: VrlabEnv, tmp_path: Path, scenario: str, extra: list[str]) -> None:
+    r, created = vrlab_env.run_cli_sealed("sweep", scenario, *extra, "--testbed",
                                           str(_testbed_file(tmp_path)), "--no-plot")
     text = " ".join((r.stdout + r.stderr).split())
     assert r.returncode == 2, text
     assert f"scenario {scenario} cannot be measured across hosts yet" in text, text
-    assert "what can: native-routed, native-bridged, native-hybrid, host-routed and " \
-        "host-bridged" in text, text
+    assert "what can: native-routed, native-bridged, native-hybrid, host-routed, " \
+        "host-bridged, guest-routed, guest-bridged, mixed-routed and mixed-bridged" in text, text
     assert "192.0.2" not in text, "refused before any host was tried"
     assert_nothing_built(vrlab_env, created)
 

@@ -32,7 +32,7 @@ def test_routed_ipv6_goes_on_the_cabled_interfaces_with_their_real_macs() -> Non
     assert ("in1", "2001:2::fe/64") in sut["addresses"]
     assert ("out1", "2001:2:0:1::fe/64") in sut["addresses"]
     assert ("in1", "198.18.0.254/24") in sut["addresses"]
-    assert ("2001:2:0:100::/64", "2001:2:0:1::1", "out1") in sut["routes"]
+    assert ("2001:2:0:100::/64", "2001:2:0:1::1", "out1", 254) in sut["routes"]
     assert ("in1", "2001:2::1", MACS["tg1"]) in sut["neighbours"]
     assert ("out1", "2001:2:0:1::1", MACS["ts1"]) in sut["neighbours"]
     settings = dict(sut["settings"])
@@ -75,7 +75,7 @@ def test_hybrid_routes_between_two_bridges_each_holding_one_cabled_interface() -
     assert sut["bridges"] == [(br0.name, br0.mac, ["in1"], False),
                               (br1.name, br1.mac, ["out1"], False)]
     assert (br0.name, "2001:2::fe/64") in sut["addresses"]
-    assert ("2001:2:0:100::/64", "2001:2:0:1::1", br1.name) in sut["routes"]
+    assert ("2001:2:0:100::/64", "2001:2:0:1::1", br1.name, 254) in sut["routes"]
     assert (br1.name, "2001:2:0:1::1", MACS["ts1"]) in sut["neighbours"]
     settings = dict(sut["settings"])
     assert settings[f"/proc/sys/net/ipv6/conf/{br0.name}/force_forwarding"] == "1"
@@ -88,12 +88,87 @@ def test_hybrid_routes_between_two_bridges_each_holding_one_cabled_interface() -
 def test_idle_guests_are_namespaces_on_the_sut_host_joined_to_its_own() -> None:
     sc, _ = spec.load("host-routed", {"sut.guests": 2})
     p = wiring.make_plan(sc, "cb01")
-    part = guest_part(p)
+    c = Cabling.of(p, "tg1", "in1", "out1", "ts1", MACS)
+    part = guest_part(p, c.mac)
     assert part["namespaces"] == ["vrlcb01-g1", "vrlcb01-g2"]
     assert [(a, b, ns) for a, _, b, ns, _ in part["veths"]] == [
         ("vrlcb01-h1a", "vrlcb01-g1a", "vrlcb01-g1"), ("vrlcb01-h1b", "vrlcb01-g1b", "vrlcb01-g1"),
         ("vrlcb01-h2a", "vrlcb01-g2a", "vrlcb01-g2"), ("vrlcb01-h2b", "vrlcb01-g2b", "vrlcb01-g2")]
     assert part["routes"] == [], "an idle guest routes nothing"
-    conf = configuration(p, Cabling.of(p, "tg1", "in1", "out1", "ts1", MACS), PINNED)["sut"]
+    conf = configuration(p, c, PINNED)["sut"]
     assert ("vrlcb01-h1a", "198.18.2.254/24") in conf["addresses"], "the host end keeps its name"
-    assert ("198.19.0.0/24", "198.18.1.1", "out1") in conf["routes"], "the host forwards"
+    assert ("198.19.0.0/24", "198.18.1.1", "out1", 254) in conf["routes"], "the host forwards"
+    assert conf["rules"] == [] and conf["swaps"] == [], "idle guests send nothing back"
+    assert not any(ns == "vrlcb01-g1" and k == "net/ipv4/ip_forward"
+                   for ns, k, _ in part["sysctls"]), "an idle guest does not forward"
+
+
+def guests(name: str, ip: int = 4, n: int = 2) -> tuple[Plan, Cabling, dict[str, Any],
+                                                         dict[str, Any]]:
+    sc, _ = spec.load(name, {"sut.guests": n, "traffic.ip": ip})
+    p = wiring.make_plan(sc, "cb01")
+    c = Cabling.of(p, "tg1", "in1", "out1", "ts1", MACS)
+    return p, c, guest_part(p, c.mac), configuration(p, c, PINNED)["sut"]
+
+
+def test_routed_guests_forward_and_their_return_veths_are_steered_to_the_sink() -> None:
+    """guest-routed: the host routes each router's prefix to its guest, the guest routes it
+    back over its other veth, and a rule on that veth looks it up in the return table, whose
+    route leaves by the cabled output interface: the plan's, on the SUT host."""
+    p, c, part, sut = guests("guest-routed", ip=46)
+    assert sorted(ns for ns, k, v in part["sysctls"]
+                  if (k, v) == ("net/ipv4/ip_forward", "1")) == ["vrlcb01-g1", "vrlcb01-g2"]
+    assert ("vrlcb01-g1", "net/ipv6/conf/all/forwarding", "1") in part["sysctls"]
+    assert ("vrlcb01-g1", "198.19.0.0/24", "198.18.3.254", "vrlcb01-g1b") in part["routes"]
+    assert ("vrlcb01-g2", "2001:2:0:101::/64", "2001:2:0:5::fe", "vrlcb01-g2b") \
+        in part["routes"]
+    assert ("198.19.0.0/24", "198.18.2.1", "vrlcb01-h1a", 254) in sut["routes"]
+    assert ("198.19.1.0/24", "198.18.4.1", "vrlcb01-h2a", 254) in sut["routes"]
+    assert ("198.19.0.0/16", "198.18.1.1", "out1", 100) in sut["routes"], \
+        "the return table leaves by the cabled output interface"
+    assert ("2001:2:0:100::/56", "2001:2:0:1::1", "out1", 100) in sut["routes"]
+    assert not any(r[1] == "198.18.1.1" and r[3] == 254 and r[0].startswith("198.19.")
+                   for r in sut["routes"]), "no router is forwarded by the host"
+    assert sorted(sut["rules"]) == [("vrlcb01-h1b", 100, 1001, 4), ("vrlcb01-h1b", 100, 1001, 6),
+                                    ("vrlcb01-h2b", 100, 1002, 4), ("vrlcb01-h2b", 100, 1002, 6)]
+    settings = dict(sut["settings"])
+    for dev in ("in1", "out1", "vrlcb01-h1a", "vrlcb01-h1b", "vrlcb01-h2b"):
+        assert settings[f"/proc/sys/net/ipv4/conf/{dev}/forwarding"] == "1"
+        assert settings[f"/proc/sys/net/ipv4/conf/{dev}/rp_filter"] == "0"
+        assert settings[f"/proc/sys/net/ipv6/conf/{dev}/force_forwarding"] == "1"
+    assert not any("/all/" in k or "/default/" in k for k in settings)
+    assert sut["swaps"] == [("/proc/sys/net/ipv4/conf/all/rp_filter", "1", "2")], \
+        "a strict machine-wide filter would drop what a guest sends back"
+    assert {c.mac[r.dst_mac] for r in p.traffic.routers} == {MACS["in1"]}, \
+        "the generator addresses the SUT host's input interface"
+
+
+def test_bridged_guests_reach_the_sink_by_its_real_mac() -> None:
+    """guest-bridged: frames go to each guest's own MAC through the host's br0; the guest
+    routes them into br1 toward the sink, whose neighbour entry in the guest is the MAC the
+    sink's port really has, not the plan's."""
+    p, c, part, sut = guests("guest-bridged")
+    br0, br1 = p.bridges
+    assert sut["bridges"] == [
+        (br0.name, br0.mac, ["in1", "vrlcb01-h1a", "vrlcb01-h2a"], False),
+        (br1.name, br1.mac, ["out1", "vrlcb01-h1b", "vrlcb01-h2b"], False)]
+    ts_neigh = [(ns, dev, mac) for ns, dev, ip, mac in part["neighbours"] if ip == "198.18.1.1"]
+    assert ts_neigh == [("vrlcb01-g1", "vrlcb01-g1b", MACS["ts1"]),
+                        ("vrlcb01-g2", "vrlcb01-g2b", MACS["ts1"])]
+    assert ("vrlcb01-g1", "198.19.0.0/24", "198.18.1.1", "vrlcb01-g1b") in part["routes"]
+    g1a = next(v for v in p.veths if v.b == "vrlcb01-g1a")
+    assert ("vrlcb01-h1a", g1a.b_mac, br0.name) in sut["fdb"], "no flooding toward a guest"
+    assert ("out1", MACS["ts1"], br1.name) in sut["fdb"]
+    assert {c.mac[r.dst_mac] for r in p.traffic.routers} == {
+        g1a.b_mac, next(v.b_mac for v in p.veths if v.b == "vrlcb01-g2a")}, \
+        "each router's frames go to its guest's own MAC"
+    assert sut["rules"] == [] and sut["swaps"] == [], "the host routes nothing back"
+
+
+def test_mixed_routed_splits_routers_between_host_and_guests() -> None:
+    p, _, part, sut = guests("mixed-routed", n=1)
+    assert [r.forwarder for r in p.traffic.routers] == ["host", "g1"]
+    assert ("198.19.0.0/24", "198.18.1.1", "out1", 254) in sut["routes"], "r0: the host"
+    assert ("198.19.1.0/24", "198.18.2.1", "vrlcb01-h1a", 254) in sut["routes"], "r1: g1"
+    assert sut["rules"] == [("vrlcb01-h1b", 100, 1001, 4)]
+    assert ("vrlcb01-g1", "198.19.1.0/24", "198.18.3.254", "vrlcb01-g1b") in part["routes"]

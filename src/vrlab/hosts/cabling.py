@@ -1,7 +1,9 @@
 """Where a scenario's SUT goes on a testbed file's machines: the plan's SUT objects (its
-addresses, routes, neighbours, bridges and static bridge entries, made for a namespace and
-veths) moved onto the SUT host's two cabled interfaces, with the MAC addresses the four cable
-ends really have, as the requests the hosts' agents carry out (:mod:`vrlab.hosts.hostagent`).
+addresses, routes of every table, policy rules, neighbours, bridges and static bridge entries,
+made for a namespace and veths) moved onto the SUT host's two cabled interfaces, with the MAC
+addresses the four cable ends really have, as the requests the hosts' agents carry out
+(:mod:`vrlab.hosts.hostagent`). The plan's guests keep their namespaces and veths
+(:mod:`vrlab.hosts.guests`); only their host ends are configured here.
 
 Pure data: the unit tests check the translation without a host."""
 
@@ -49,13 +51,20 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
     on for exactly the interfaces that carry the SUT's addresses:
     ``net.ipv4.conf.IF.forwarding``, and for IPv6 frames ``net.ipv6.conf.IF.force_forwarding``
     (the per-interface switch; plain ``forwarding`` of one interface does not make the kernel
-    forward)."""
+    forward). Reverse-path filtering, which the plan turns off in its SUT namespace, is turned
+    off on those interfaces. Where routed guests forward (the plan has policy rules for their
+    return veths), a machine-wide strict filter (``net.ipv4.conf.all.rp_filter`` 1; the kernel
+    takes the larger of it and an interface's own) is made loose (2) while the run lasts (the
+    ``swaps``): a frame a guest sends back arrives on its return veth, not where its source is
+    routed, and strict filtering would drop it; loose filtering lets it through."""
     ns = plan.sut_ns
     sysctl = {s.key: s.value for s in plan.sysctls if s.ns == ns}
     addresses = [(c.dev[a.dev], a.cidr) for a in plan.addresses if a.ns == ns]
     layer3 = sorted({d for d, _ in addresses})
     settings = [(f"/proc/sys/net/ipv4/conf/{d}/forwarding", "1") for d in layer3
                 if sysctl.get("net/ipv4/ip_forward") == "1"]
+    if sysctl.get("net/ipv4/conf/all/rp_filter") == "0":
+        settings += [(f"/proc/sys/net/ipv4/conf/{d}/rp_filter", "0") for d in layer3]
     if plan.traffic.ip != 4:
         settings += [(f"/proc/sys/net/ipv6/conf/{d}/{k}", v) for d in layer3
                      for k, v in (("disable_ipv6", "0"), ("force_forwarding", "1"))]
@@ -74,8 +83,11 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
                        if n.ns == ns],
         "fdb": [(c.dev[f.dev], c.mac[f.mac], bridge_of[f.dev]) for f in plan.fdb
                 if f.ns == ns],
-        "routes": [(r.dst, r.via, c.dev[r.dev]) for r in plan.routes
-                   if r.ns == ns and r.table == 254],
+        "rules": [(c.dev[r.iif], r.table, r.priority, r.family) for r in plan.rules
+                  if r.ns == ns],
+        "routes": [(r.dst, r.via, c.dev[r.dev], r.table) for r in plan.routes if r.ns == ns],
+        "swaps": [("/proc/sys/net/ipv4/conf/all/rp_filter", "1", "2")]
+        if any(r.ns == ns for r in plan.rules) else [],
         "gro": [c.sut_in] if pl.generator == "xdp" else []}
     ts: dict[str, Any] = {}
     if pl.pinned and pl.sut_cpu is not None and pl.sink_cpu is not None:

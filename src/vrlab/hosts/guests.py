@@ -1,12 +1,16 @@
-"""Idle guests on a testbed file's SUT host: the plan's guest namespaces, each joined to the
+"""Guests on a testbed file's SUT host: the plan's guest namespaces, each joined to the
 machine's own namespace by the plan's veth pairs, as the local testbed joins them to its SUT
-namespace (the paper's Fig. 7: guests that forward nothing still hang off the host's I/O).
+namespace, with the plan's settings, addresses, neighbours and routes inside. Idle guests (the
+paper's Fig. 7) forward nothing but still hang off the host's I/O; forwarding guests (Fig. 9,
+and the mixed configurations) have IP forwarding on and route each router's prefix on, as
+locally.
 
-:func:`guest_part` picks the plan's guest objects as plain data for the SUT host's agent;
-:func:`build` makes them there. Every namespace and pair is in the agent's ledger before it
-exists (a pair by its guest end: removing the guest's namespace takes both ends), so the
-agent's teardown, or ``vrlab clean``, removes them. The host ends keep the plan's names and
-MAC addresses; what the plan puts on them (addresses, neighbours, bridge ports) goes through
+:func:`guest_part` picks the plan's guest objects as plain data for the SUT host's agent (a
+guest's neighbour on a cable, the sink of a bridged guest, with the MAC address that port really
+has); :func:`build` makes them there. Every namespace and pair is in the agent's ledger before
+it exists (a pair by its guest end: removing the guest's namespace takes both ends), so the
+agent's teardown, or ``vrlab clean``, removes them. The host ends keep the plan's names and MAC
+addresses; what the plan puts on them (addresses, neighbours, bridge ports) goes through
 :mod:`vrlab.cabled` with the rest of the SUT's configuration."""
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from vrlab.plan.naming import PREFIX
 NUD_PERMANENT = 0x80
 
 
-def guest_part(plan: Plan) -> dict[str, Any]:
-    """The plan's guests as the SUT agent's ``guests`` request holds them."""
+def guest_part(plan: Plan, mac: dict[str, str]) -> dict[str, Any]:
+    """The plan's guests as the SUT agent's ``guests`` request holds them; ``mac`` maps each
+    plan MAC address a guest's neighbour has to the one the machines really have
+    (:attr:`vrlab.hosts.cabling.Cabling.mac`)."""
     g = set(plan.guest_ns)
     return {
         "namespaces": list(plan.guest_ns),
@@ -34,7 +40,7 @@ def guest_part(plan: Plan) -> dict[str, Any]:
         "veths": [(v.a, v.a_mac, v.b, v.b_ns, v.b_mac) for v in plan.veths
                   if v.a_ns == plan.sut_ns and v.b_ns in g],
         "addresses": [(a.ns, a.dev, a.cidr) for a in plan.addresses if a.ns in g],
-        "neighbours": [(n.ns, n.dev, n.ip, n.mac) for n in plan.neighbours if n.ns in g],
+        "neighbours": [(n.ns, n.dev, n.ip, mac[n.mac]) for n in plan.neighbours if n.ns in g],
         "routes": [(r.ns, r.dst, r.via, r.dev) for r in plan.routes if r.ns in g]}
 
 

@@ -4,11 +4,13 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 
 - ``hello``: this machine (:func:`vrlab.sysinfo.machine`) and vrlab's version;
 - ``ports``: each named interface's MAC address and state; refuses one that is missing or down;
-- ``guests``: a SUT's idle guests (:mod:`vrlab.hosts.guests`), namespaces of vrlab's joined to
-  this machine's own by veth pairs;
+- ``guests``: a SUT's guests (:mod:`vrlab.hosts.guests`), namespaces of vrlab's joined to
+  this machine's own by veth pairs, idle or forwarding;
 - ``configure``: bridges of vrlab's with named interfaces in them, addresses, permanent
-  neighbours, static bridge entries, routes and settings on named interfaces
-  (:mod:`vrlab.cabled`): the SUT's routing or bridging, and the receive steering of any role;
+  neighbours, static bridge entries, policy rules, routes (of any table) and settings on named
+  interfaces (:mod:`vrlab.cabled`): the SUT's routing or bridging, and the receive steering of
+  any role; ``swaps`` change a setting from one value to another only where it holds the
+  first, for the run's time;
 - ``direct``: the calibration testbed (:func:`vrlab.plan.wiring.calibration_plan`) on this
   machine, a tester's generator linked straight to its own sink: two namespaces of vrlab's
   and a veth pair between them, so the machine's own interfaces and routes are not touched;
@@ -139,6 +141,9 @@ class HostAgent:
         for path, value in msg.get("optional_settings", []):  # where the machine has them
             if Path(path).exists():
                 cabled.set_file(led, path, value)
+        for path, old, new in msg.get("swaps", []):  # only where the setting holds ``old``
+            if Path(path).read_text().strip() == old:
+                cabled.set_file(led, path, new)
         for dev in msg.get("gro", []):
             cabled.gro_on(led, dev)
         for dev, cidr in msg.get("addresses", []):
@@ -147,8 +152,10 @@ class HostAgent:
             cabled.add_neighbour(led, dev, ip, mac)
         for dev, mac, bridge in msg.get("fdb", []):
             cabled.add_fdb(led, dev, mac, bridge)
-        for dst, via, dev in msg.get("routes", []):
-            cabled.add_route(led, dst, via, dev)
+        for iif, table, priority, family in msg.get("rules", []):
+            cabled.add_rule(led, iif, int(table), int(priority), int(family))
+        for dst, via, dev, table in msg.get("routes", []):
+            cabled.add_route(led, dst, via, dev, int(table))
 
     def _direct(self, run_id: str, sink_cpu: int | None, gro: bool, ip: int
                 ) -> dict[str, Any]:

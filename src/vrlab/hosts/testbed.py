@@ -7,7 +7,8 @@ anything is built anywhere), starts one ``vrlab agent ROLE`` per role (:mod:`.ho
 checks that every cabled interface exists and is up, configures the SUT from the scenario's own
 plan on the cabled interfaces (:mod:`.cabling`: a routing SUT's addresses, forwarding, routes
 toward the sink and permanent neighbours, IPv4 and IPv6 as the frames are; a bridging SUT's
-bridge and static entries; a hybrid SUT's two bridges with the routing between them), steers
+bridge and static entries; a hybrid SUT's two bridges with the routing between them; its
+guests, idle or forwarding, as namespaces of the SUT host, :mod:`.guests`), steers
 receive work as the placement says, and starts the sink on the ts host and the generator on the
 tg host. Each host records what it makes in its own ledger.
 Leaving asks every agent to tear down (an agent whose connection breaks tears down by itself),
@@ -57,19 +58,33 @@ ROLES = ("tg", "sut", "ts")
 
 
 #: what a testbed file's SUT can be, as the refusal of anything else says it
-MEASURABLE = ("native-routed, native-bridged, native-hybrid, host-routed and host-bridged (io: "
-              "routed, bridged or hybrid; forwarding: host, so guests are idle; no userspace "
-              "engine), with frames IPv4, IPv6 or both (--ip 4, 6, 46)")
+MEASURABLE = ("native-routed, native-bridged, native-hybrid, host-routed, host-bridged, "
+              "guest-routed, guest-bridged, mixed-routed and mixed-bridged (io: routed, bridged "
+              "or hybrid; forwarding: host, guests or mixed, guests forwarding in their own "
+              "kernel, guest_kind: netns), with frames IPv4, IPv6 or both (--ip 4, 6, 46)")
+#: why ``shared`` is not among them
+SHARED_NOT_YET = ("the shared engine's platform (a macvlan port per router on each uplink, the "
+                  "routers' control-plane namespaces, the FIB sync agent) is built by code that "
+                  "reaches the engine by the name of its network namespace, and a SUT host's "
+                  "cabled interfaces are in the machine's own, which has none; and the "
+                  "engine's programs would attach to those interfaces themselves (tcx or XDP "
+                  "outlive the process that attached them), which no ledger entry undoes yet")
 
 
 def check_scenario(sc: Scenario) -> None:
     """Refuse, before connecting, a scenario a testbed file cannot build yet: only a SUT that
-    routes, bridges, or routes between two bridges, between its two cabled ports in its own
-    kernel (with idle guests or none), is configured on a remote SUT."""
+    forwards in kernels (its own, its guests' namespaces, or both) between its two cabled
+    ports is configured on a remote SUT; no userspace engine, no shared eBPF engine."""
     s = sc.sut
-    if s.io not in ("routed", "bridged", "hybrid") or s.forwarding != "host" or sc.userspace:
-        raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts yet; "
-                         f"what can: {MEASURABLE}; run {sc.name} without --testbed")
+    why = ""
+    if s.forwarding == "shared":
+        why = f" ({SHARED_NOT_YET})"
+    elif sc.userspace:
+        why = " (a userspace forwarding engine is started only on this machine)"
+    if s.io not in ("routed", "bridged", "hybrid") or s.forwarding not in (
+            "host", "guests", "mixed") or sc.userspace:
+        raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts "
+                         f"yet{why}; what can: {MEASURABLE}; run {sc.name} without --testbed")
 
 
 def require_tester(file: TestbedFile, command: str, why: str) -> None:
@@ -195,7 +210,7 @@ class HostsTestbed(Testbed):
     def _up(self) -> None:
         f = self.file
         self.plan = plan = self._plan_for(secrets.token_hex(2))
-        if plan.platform is not None or plan.userspace_engines or plan.rules:
+        if plan.platform is not None or plan.userspace_engines:
             raise UsageError(f"--testbed: scenario {plan.scenario} cannot be measured across "
                              f"hosts yet; what can: {MEASURABLE}")
         self._open_roles({"tg": f.tg, "sut": f.sut, "ts": f.ts})
@@ -205,9 +220,9 @@ class HostsTestbed(Testbed):
         ports = self.run(_each(self.agents, {"op": "ports"}, START_S,
                                {r: {"devs": d} for r, d in devs.items()}))
         macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
-        if plan.guest_ns:
-            self.agents["sut"].ask({"op": "guests", "part": guest_part(plan)}, START_S)
         c = Cabling.of(plan, tg_if, sut_in, sut_out, ts_if, macs)
+        if plan.guest_ns:
+            self.agents["sut"].ask({"op": "guests", "part": guest_part(plan, c.mac)}, START_S)
         self.run(_each(self.agents, {"op": "configure"}, START_S,
                        configuration(plan, c, self.placement)))
         t = plan.traffic

@@ -1,0 +1,64 @@
+"""One-way latency across a tester host and a SUT host whose guests forward: `vrlab latency
+mixed-routed --testbed` over simulated hosts (vrlab.hosts.sim, reached only over SSH) times
+each router's frames, the host's and the guest's, and leaves nothing on either host.
+
+Needs root, /usr/sbin/sshd (openssh-server), clang and libbpf-dev (the XDP generator stamps,
+the sink's probe times)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from vrlab.hosts import sim
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
+    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
+    pytest.mark.skipif(shutil.which("clang") is None,
+                       reason="clang is not installed (apt-get install clang libbpf-dev)"),
+]
+
+HOSTS = ("tester", "sut")
+STATE = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; ip -o link | cut -d: -f2; "
+         "ip -o addr | grep -e 198.18 -e 2001:2; ip route | grep 198.19; ip rule; "
+         "ip route show table 100 2>/dev/null; ps -eo args | grep -v grep "
+         "| grep -e 'vrlab agent' -e vrlab.traffic.agent; true")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
+        lab = sim.start(*sim.TESTER)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def test_latency_of_a_guests_router_and_the_hosts_across_hosts(lab: sim.SimLab,
+                                                                 vrlab_env: VrlabEnv) -> None:
+    before = {h: lab.run(h, STATE) for h in HOSTS}
+    r = vrlab_env.run_cli("latency", "mixed-routed", "--guests", "1", "--testbed",
+                          str(lab.testbed), "--ndr-kpps", "40", "--pdr-kpps", "40",
+                          "--duration", "0.2", "--generator", "xdp", "--json", timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    loads = json.loads(r.stdout)["loads"]
+    assert loads
+    for load in loads:
+        counts = {name: s["count"] for name, s in load["routers"].items()}
+        assert sorted(counts) == ["r0", "r1"] and min(counts.values()) > 0, \
+            f"r0 (the host) and r1 (guest g1) each timed through the SUT host: {load}"
+        assert load["floor"]["count"] > 0, load
+    assert {h: lab.run(h, STATE) for h in HOSTS} == before

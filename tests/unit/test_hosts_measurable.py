@@ -1,0 +1,47 @@
+"""Which scenarios a testbed file's SUT can be (no host, no root): ``check_scenario`` accepts
+exactly the configurations the SUT host's agent builds, and every refusal says why and names
+what can be measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vrlab import spec
+from vrlab.errors import UsageError
+from vrlab.hosts.testbed import MEASURABLE, check_scenario
+
+BUILT = ["native-routed", "native-bridged", "native-hybrid", "host-routed", "host-bridged",
+         "guest-routed", "guest-bridged", "mixed-routed", "mixed-bridged"]
+
+
+@pytest.mark.parametrize("name", BUILT)
+@pytest.mark.parametrize("ip", [4, 6, 46])
+def test_the_kernel_forwarding_configurations_are_measurable(name: str, ip: int) -> None:
+    sc, _ = spec.load(name, {"traffic.ip": ip})
+    check_scenario(sc)
+    assert name in MEASURABLE
+
+
+def test_every_builtin_scenario_is_either_measurable_or_shared() -> None:
+    """A new built-in scenario must be sorted into one list or the other."""
+    assert sorted(spec.builtin_names()) == sorted([*BUILT, "shared"])
+
+
+@pytest.mark.parametrize(("name", "overrides", "why"), [
+    ("shared", {}, "the shared engine's platform"),
+    ("shared", {"sut.engine": "userspace"}, "the shared engine's platform"),
+    ("shared", {"sut.engine": "guests"}, "the shared engine's platform"),
+    ("guest-routed", {"sut.guest_kind": "userspace"}, "userspace forwarding engine"),
+    ("mixed-bridged", {"sut.guest_kind": "userspace"}, "userspace forwarding engine"),
+])
+def test_what_the_hosts_cannot_build_is_refused_with_the_reason(
+        name: str, overrides: dict[str, Any], why: str) -> None:
+    sc, _ = spec.load(name, overrides)
+    with pytest.raises(UsageError) as e:
+        check_scenario(sc)
+    text = str(e.value)
+    assert f"scenario {name} cannot be measured across hosts yet" in text
+    assert why in text
+    assert f"what can: {MEASURABLE}" in text
