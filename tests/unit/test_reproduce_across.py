@@ -13,7 +13,7 @@ from types import TracebackType
 
 import pytest
 
-from vrlab import placement, profiles
+from vrlab import method, placement, profiles
 from vrlab.errors import UsageError
 from vrlab.hosts import spec as testbed_spec
 from vrlab.hosts.testbed import check_scenario
@@ -161,6 +161,25 @@ def test_the_reproduction_runs_only_what_the_testbed_builds(tmp_path: Path, text
     text_ = md.read_text()
     assert f"reproduced across the hosts of testbed {on.testbed}" in text_
     assert "sut on sut (m-sut: test cpu ×2, Linux 6.1)" in text_
+
+
+def test_on_three_machines_searches_run_uncapped_and_latency_is_said_not_measurable(
+        tmp_path: Path) -> None:
+    """The NDR figure's searches run on the hosts; with no tg→ts link there is no calibration
+    to cap them (vrlab's own ceiling does), and with no common clock no latency run is started:
+    the report's latency section says why instead of a number or an error."""
+    on = reach_of(tmp_path, THREE)
+    built: list[str] = []
+    with Store(tmp_path / "r.sqlite") as st:
+        md = reproduce.reproduce(stand_in_ctx(st, built), ["ndr"], tmp_path / "out",
+                                 lambda m, r: None, calibrate=True, on=on)
+        assert st.runs(kind="calibrate") == [] and st.runs(kind="latency") == []
+        searched = st.runs(kind="ndr")
+        assert searched and all(r.params["max_pps"] == method.CALIB_MAX_PPS for r in searched)
+    assert {r.scenario for r in searched} == {k.scenario for k in FIGURES["ndr"].series
+                                              if on.measurable(k)}
+    latency = md.read_text().split("## Latency under load")[1]
+    assert "Not measurable: tg and ts on two machines have no common clock" in latency
 
 
 # --------------------------------------------------------------------------- the report
