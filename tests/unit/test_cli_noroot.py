@@ -237,14 +237,30 @@ def test_latency_attack_across_hosts_is_refused(vrlab_env: VrlabEnv, tmp_path: P
     assert_nothing_built(vrlab_env, created)
 
 
-@pytest.mark.parametrize(("argv", "says"), [
-    (["reproduce"], "does not measure across hosts yet"),
-])
-def test_commands_that_cannot_measure_across_hosts_refuse_testbed(
-        vrlab_env: VrlabEnv, tmp_path: Path, argv: list[str], says: str) -> None:
-    r, created = vrlab_env.run_cli_sealed(*argv, "--testbed", str(_testbed_file(tmp_path)))
+def test_reproduce_across_hosts_with_nothing_it_can_build_is_refused_before_connecting(
+        vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    """Fig. 4 links tg straight to ts: with the two on separate machines there is nothing of it
+    to measure, and that is said before any host is tried."""
+    r, created = vrlab_env.run_cli_sealed("reproduce", "--testbed",
+                                          str(_three_host_file(tmp_path)), "--only", "fig4",
+                                          "--out", str(tmp_path / "out"))
+    text = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2, text
+    assert "reproduce --testbed: nothing of fig4 can be measured" in text, text
+    assert "Not measurable across hosts: TG→TS, 1 flow, TG→TS, 8 flows, TG→TS, 32 flows (tg " \
+        "(host tg) and ts (host ts) are two machines" in text, text
+    assert "192.0.2" not in text, "refused before any host was tried"
+    assert not (tmp_path / "out").exists()
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_reproduce_across_hosts_checks_the_file_first(vrlab_env: VrlabEnv,
+                                                      tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: lab\nhosts: {}\n")
+    r, created = vrlab_env.run_cli_sealed("reproduce", "--testbed", str(bad), "--only", "fig5")
     assert r.returncode == 2, r.stdout + r.stderr
-    assert f"{argv[0]} --testbed:" in r.stdout + r.stderr and says in r.stdout + r.stderr
+    assert "bad.yaml" in r.stdout + r.stderr
     assert_nothing_built(vrlab_env, created)
 
 

@@ -155,7 +155,7 @@ def test_reproduce_measures_latency_with_its_ip_version(tmp_path: Path, ip: int,
     (The run itself needs root; what it is handed is checked here.)"""
     from vrlab import placement, profiles
     from vrlab.method import RunContext
-    from vrlab.paper import reproduce
+    from vrlab.paper import report, reproduce
     from vrlab.paper.figures import LATENCY
 
     got: list[tuple[int, float, float]] = []
@@ -175,4 +175,4 @@ def test_reproduce_measures_latency_with_its_ip_version(tmp_path: Path, ip: int,
     assert out == {key.key: 1}
     assert got == [(ip, 300_000, 320_000)]
     if ip != 4:
-        assert "Latency is measured with" in reproduce.FRAMES[ip]
+        assert "Latency is measured with" in report.FRAMES[ip]

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -20,13 +20,15 @@ from vrlab.cli.options import (
     overrides,
     placement_options,
     profile_from,
-    refuse_testbed,
     run_context,
     scenario_options,
     testbed_option,
     tester_file,
 )
 from vrlab.errors import UsageError
+
+if TYPE_CHECKING:
+    from vrlab.paper.across import Across
 
 
 @click.command()
@@ -185,29 +187,68 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
               default=DEFAULT_OUT / "reproduce", show_default=True,
               help="Where figures, report.md and report.html go.")
 @click.option("--skip-calibration", is_flag=True,
-              help="Reuse the newest calibration in the database instead of running one.")
+              help="Reuse the newest calibration in the database instead of running one (with "
+              "--testbed: that testbed's own, of the same IP version; never this machine's).")
 @ip_option
 @placement_options
-@refuse_testbed("reproduce", "it does not measure across hosts yet (its latency figures need "
-                "one clock at both ends); run it without --testbed")
+@click.option("--testbed", "testbed", metavar="FILE", default=None,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="Reproduce across the machines of this testbed file (docs/multihost.md): "
+              "every series whose configuration it can build, calibration and Fig. 4 on a "
+              "tester host, latency only where tg and ts are one machine; the report names "
+              "every series not measured and why.")
 @db_option
 def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
-              ip: str | None, pin: bool, sink_rx: str, generator: str, db: Path | None) -> None:
+              ip: str | None, pin: bool, sink_rx: str, generator: str, testbed: Path | None,
+              db: Path | None) -> None:
     """Run the paper's experiments, draw its figures and write a report that sets each of its
-    claims beside what this machine measured."""
+    claims beside what was measured: on this machine, or with --testbed across the machines
+    of a testbed file."""
     from vrlab.paper import reproduce as repro
 
     figs = repro.select(list(only))
-    net.require_root()
-    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator)
     version = int(ip or 4)
+    on = None
+    if testbed is None:
+        net.require_root()
+    else:
+        on = _reproduce_across(testbed, figs, version)
+    ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator, testbed)
     console.print(f"reproducing {', '.join(figs)} ({profile_name} profile); ip {version}; "
-                  f"{ctx.placement.describe()}; db {ctx.store.path}")
+                  f"{ctx.placement.describe()}; db {ctx.store.path}"
+                  + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
     with progress("reproduce") as bars:
         report = repro.reproduce(ctx, figs, out_dir, bars.step,
                                  calibrate=not skip_calibration, on_phase=bars.phase,
-                                 ip=version)
+                                 ip=version, on=on)
     out.print(f"wrote {report} and {report.with_suffix('.html')}")
+
+
+def _reproduce_across(testbed: Path, figs: list[str], version: int) -> Across:
+    """Before anything is built: the testbed file read and checked, what it can measure of
+    ``figs`` (each series it cannot build said with the reason), nothing at all refused, and
+    every host logged in to once (one that cannot be reached is an error naming it)."""
+    from vrlab.hosts import spec as testbed_spec
+    from vrlab.hosts.reach import reach
+    from vrlab.paper import reproduce as repro
+    from vrlab.paper.across import say
+    from vrlab.paper.figures import FIGURES, needed, searches
+
+    file, _ = testbed_spec.load(testbed)
+    repro.refuse_ip(figs, version)
+    on = repro.testbed_reach(file, str(testbed), version)
+    keys = list(dict.fromkeys([*needed(figs), *searches(figs)]))
+    if all(not on.measurable(k) for k in keys):
+        raise UsageError(f"reproduce --testbed: nothing of {', '.join(figs)} can be measured "
+                         f"on testbed {file.name}: {say(on.of(keys))} Choose figures with "
+                         "series it can build (--only fig5, --only ndr)")
+    gone = say(on.of(keys))
+    if gone:
+        console.print(f"[yellow]{gone}[/]")
+    if on.no_clock and any(FIGURES[f].ndr for f in figs):
+        console.print(f"[yellow]latency not measurable: {on.no_clock}[/]")
+    reach(file)
+    return on
 
 
 @click.command("ndr")

@@ -10,7 +10,6 @@ import click
 
 from vrlab import placement, profiles
 from vrlab.cli.console import console
-from vrlab.errors import UsageError
 from vrlab.method import RunContext
 from vrlab.plan.model import Plan
 from vrlab.store.db import Store
@@ -122,21 +121,6 @@ def testbed_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Measure across the machines of this testbed file (generator, "
                         "SUT and sink reached over SSH; docs/multihost.md) instead of "
                         "namespaces on this machine.")(f)
-
-
-def refuse_testbed(command: str, why: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--testbed`` on a command that cannot measure across hosts yet: given, it is one clear
-    error before anything runs, never a silent local measurement."""
-    def check(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
-        if value is not None:
-            raise UsageError(f"{command} --testbed: {why}")
-
-    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
-        return click.option("--testbed", metavar="FILE", default=None, expose_value=False,
-                            type=click.Path(path_type=Path, dir_okay=False), callback=check,
-                            is_eager=True,
-                            help=f"Not taken yet: {why}.")(f)
-    return wrap
 
 
 def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Profile,

@@ -16,6 +16,7 @@ from vrlab.results import LatencySummary
 #: keeps a flooding router from the others; guests sharing the host's CPU do not)
 PREDICTED = {"ebpf": "meets", "guests": "misses"}
 _PCTS = (("p50", "p50_ns"), ("p99", "p99_ns"), ("p99.9", "p999_ns"))
+HEADING = "### Under attack: router B while router A floods"
 
 
 def _us(ns: int) -> str:
@@ -53,7 +54,7 @@ def plot(outcomes: list[attack.AttackOutcome], floor: LatencySummary | None, out
 def section(outcomes: list[attack.AttackOutcome], floor: LatencySummary | None, out: Path,
             caption: str) -> tuple[list[str], dict[str, object]]:
     """The subsection's markdown and its JSON (every percentile, ratio, spread, verdict)."""
-    lines = ["### Under attack: router B while router A floods", "",
+    lines = [HEADING, "",
              f"The `shared` scenario with two routers. B sends {attack.B_PPS / 1e3:.0f} kpps "
              f"throughout; A sends at its share ({attack.SHARE_PPS / 1e3:.0f} kpps, the share "
              f"the eBPF engine polices A to), then floods at {attack.FLOOD_FACTOR:g}x it; the "

@@ -8,7 +8,7 @@ inconclusive or not measurable, with the reasons) only where the data can carry 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vrlab.framesize import min_frame
 from vrlab.paper.verdicts import (
@@ -20,6 +20,7 @@ from vrlab.paper.verdicts import (
     MISSING,
     NO_CHECKS,
     NOT_MEASURABLE,
+    UNBUILDABLE,
     WITHIN_SPREAD,
     Check,
     Points,
@@ -65,6 +66,7 @@ class Claim:
     measured: str
     why: str
     reasons: tuple[str, ...] = ()  # why comparisons stayed undecided (MISSING, ...), sorted
+    missing: tuple[str, ...] = ()  # the series it needed that were never stored
 
 
 def _rel(a: float, b: float) -> float:
@@ -76,27 +78,33 @@ def _judge(head: tuple[int, str, str], checks: Sequence[Check], measured: str, r
     """A claim from its comparisons. The numbers computed from the figures are shown only with
     holds or differs, where the figures carried them; otherwise the reasons come first."""
     verdict, reasons, said = decide(checks)
+    gone = tuple(sorted(causes_of([c for c in checks if c.ok is None]).get(MISSING, [])))
     if verdict == NOT_MEASURABLE:
         if checks and all(c.reasons == (MISSING,) for c in checks):  # none of it was stored
-            missing = ", ".join(sorted(causes_of(checks)[MISSING]))
-            return Claim(*head, verdict, f"missing sweeps: {missing}", hint, reasons)
-        return Claim(*head, verdict, measured, f"{said}; {hint}" if hint else said, reasons)
+            return Claim(*head, verdict, f"missing sweeps: {', '.join(gone)}", hint, reasons,
+                         gone)
+        return Claim(*head, verdict, measured, f"{said}; {hint}" if hint else said, reasons,
+                     gone)
     parts = [said, numbers, rule] if verdict in (HOLDS, DIFFERS) else [said, rule]
-    return Claim(*head, verdict, measured, ". ".join(p for p in parts if p), reasons)
+    return Claim(*head, verdict, measured, ". ".join(p for p in parts if p), reasons, gone)
 
 
 # --------------------------------------------------------------------------- the claims
 
 
-def generator(cal: Mapping[int, float], ip: int = 4) -> Claim:
+def generator(cal: Mapping[int, float], ip: int = 4, unbuildable: str = "") -> Claim:
     """Reaches line rate (1% allowance) when every flow count's loss-free rate is at or above
     it by more than calibration's goal width; below it by more than that width, it differs.
     Within the width either side, a repeat of the same calibration can land on either side of
     the threshold, so the claim is inconclusive. ``ip``: the IP version of the calibration's
     frames, at that version's smallest; line rate is theirs (IPv6's 74-byte frames, 78 on the
-    wire: 1,275,510 pps)."""
+    wire: 1,275,510 pps). ``unbuildable``: why the testbed cannot link its generator straight
+    to its sink (a testbed file whose tg and ts are two machines), "" where it can."""
     quote = ("TG and TS carry every offered rate loss-free, up to line rate (1,488,095 pps), "
              "with 1 to 32 flows.")
+    if not cal and unbuildable:
+        return Claim(1, quote, "Fig. 4", NOT_MEASURABLE, "no calibration",
+                     f"{UNBUILDABLE}: tg→ts: {unbuildable}", (MISSING, UNBUILDABLE))
     if not cal:
         return Claim(1, quote, "Fig. 4", NOT_MEASURABLE, "no calibration stored",
                      "run `vrlab calibrate" + (f" --ip {ip}" if ip != 4 else "") + "`",
@@ -335,15 +343,42 @@ def shared_engine(native_ndr: SearchRow | None, shared: Mapping[int, SearchRow |
                   hint="run the shared figure")
 
 
-def all_claims(points: Points, cal: Mapping[int, float], cal_ip: int = 4) -> list[Claim]:
+def across_hosts(claim: Claim, unbuilt: Mapping[str, str]) -> Claim:
+    """``claim`` as it stands across the machines of a testbed file that cannot build the
+    series of ``unbuilt`` (series -> the testbed's reason): a claim that needed one of them is
+    not measurable there, whatever the series that were measured say (a claim is about every
+    series it names, and this testbed cannot show all of them); the reasons are said first,
+    then what the measured series did say."""
+    hit = [s for s in claim.missing if s in unbuilt]
+    if not hit:
+        return claim
+    by_reason: dict[str, list[str]] = {}
+    for s in hit:
+        by_reason.setdefault(unbuilt[s], []).append(s)
+    why = f"{UNBUILDABLE}: " + "; ".join(f"{', '.join(ss)}: {r}" for r, ss in by_reason.items())
+    if claim.verdict != NOT_MEASURABLE:
+        why += f"; on the series measured it is {claim.verdict}: {claim.why}"
+    elif len(hit) < len(claim.missing) and claim.why:
+        why += f"; {claim.why}"
+    return replace(claim, verdict=NOT_MEASURABLE, why=why,
+                   reasons=tuple(sorted({*claim.reasons, MISSING, UNBUILDABLE})))
+
+
+def all_claims(points: Points, cal: Mapping[int, float], cal_ip: int = 4,
+               unbuilt: Mapping[str, str] | None = None,
+               no_calibration: str = "") -> list[Claim]:
+    """Every claim the sweeps and the calibration judge. Across the machines of a testbed
+    file: ``unbuilt``, each series the testbed cannot build with the reason, and
+    ``no_calibration``, why it cannot calibrate ("" where it can); the claims resting on them
+    are not measurable, with those reasons."""
     from vrlab.paper.figures import GUEST_N, IDLE_N, MIXED_N
 
-    out = [generator(cal, cal_ip), native(points), idle_guests(points, IDLE_N),
+    out = [generator(cal, cal_ip, no_calibration), native(points), idle_guests(points, IDLE_N),
            bridged_costs(points, max(IDLE_N)), guests_only(points, GUEST_N),
            mixed_falls(points, MIXED_N), breakdown(points, (3, 6))]
     if _has_kind(points, "userspace"):  # userspace guests, judged beside the namespace ones
         out.insert(5, guests_only(points, GUEST_N, "userspace"))
-    return out
+    return [across_hosts(c, unbuilt) for c in out] if unbuilt else out
 
 
 def which_kind(points: Points) -> str:

@@ -14,11 +14,16 @@ from pathlib import Path
 
 from vrlab import attack_result, histogram
 from vrlab.paper import attack_report
+from vrlab.paper.across import say
 from vrlab.paper.canvas import new_figure, save
 from vrlab.paper.figures import LATENCY
 from vrlab.paper.series import MARKERS, PALETTE
+from vrlab.paper.verdicts import UNBUILDABLE
 from vrlab.results import LATENCY_FLOOR, LATENCY_LOAD, LatencySummary
 from vrlab.store.db import Store
+
+HEADING = "## Latency under load (FD.io CSIT's loads)"
+ATTACK_HEADING = attack_report.HEADING
 
 
 @dataclass(frozen=True)
@@ -87,11 +92,24 @@ def plot(configs: Mapping[str, list[LoadRow]], out_base: Path, caption: str) -> 
 
 
 def section(store: Store, runs: Mapping[str, int], out: Path, caption: str,
-            attack_runs: Mapping[str, int] | None = None) -> list[str]:
+            attack_runs: Mapping[str, int] | None = None, no_clock: str = "",
+            no_attack: str = "", unbuilt: Mapping[str, str] | None = None) -> list[str]:
     """The section's markdown, its figures, and ``latency.json`` with every percentile; the
-    attack result (``attack_runs``: engine -> stored attack run) at its end."""
-    lines, data = _loads(store, runs, out, caption)
-    if attack_runs is not None:
+    attack result (``attack_runs``: engine -> stored attack run) at its end. Across the
+    machines of a testbed file: ``no_clock``, why no latency could be timed there (tg and ts
+    on two machines); ``no_attack``, why the attack was not measured; ``unbuilt``, the
+    configurations (by label) the testbed could not build, with the reason."""
+    data: dict[str, object] = {}
+    if no_clock:
+        lines = [HEADING, "", f"Not measurable: {no_clock}.", ""]
+    else:
+        lines, data = _loads(store, runs, out, caption)
+        gone = say(unbuilt or {})
+        lines += [gone, ""] if gone else []
+    if no_attack:
+        lines += [ATTACK_HEADING, "", f"{UNBUILDABLE[0].upper()}{UNBUILDABLE[1:]}: "
+                  f"{no_attack}.", ""]
+    elif attack_runs is not None:
         found = [attack_result.stored_attack(store, attack_runs[e])
                  for e in attack_result.ENGINES if e in attack_runs]
         more, data["attack"] = attack_report.section(found, _floor(store, runs), out, caption)
@@ -113,7 +131,7 @@ def _floor(store: Store, runs: Mapping[str, int]) -> LatencySummary | None:
 def _loads(store: Store, runs: Mapping[str, int], out: Path,
            caption: str) -> tuple[list[str], dict[str, object]]:
     """The loads' part of the section, and its part of ``latency.json``."""
-    lines = ["## Latency under load (FD.io CSIT's loads)", "",
+    lines = [HEADING, "",
              "One-way latency from the generator's send (the XDP program stamps "
              "`bpf_ktime_get_ns` into each frame) to the sink's tc ingress, on the same clock; "
              "idle is 10 kpps, the other loads are shares of each configuration's own PDR (the "

@@ -1,43 +1,33 @@
-"""``vrlab reproduce``: every experiment of the paper on this machine, its figures, and a report
-that sets each claim beside what was measured here."""
+"""``vrlab reproduce``: every experiment of the paper on this machine, or across the machines of
+a testbed file (every series that testbed can build, the rest named with the reason), then
+the report (:mod:`vrlab.paper.report`) that sets each claim beside what was measured."""
 
 from __future__ import annotations
 
 import functools
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vrlab import attack_result, latency, latency_attack, method, spec, sysinfo
+from vrlab import attack_result, latency, latency_attack, method, spec
 from vrlab.errors import SpecError, UsageError
-from vrlab.framesize import min_frame
 from vrlab.method import Progress, RunContext
-from vrlab.paper import (
-    claims,
-    consistency,
-    latency_report,
-    pacing_check,
-    plot,
-    throughput_report,
-    verdicts,
-)
-from vrlab.paper.figures import (
-    FIGURES,
-    LATENCY,
-    REPEATED,
-    Figure,
-    SweepKey,
-    needed,
-    searches,
-)
-from vrlab.paper.series import Series
+from vrlab.paper import across, throughput_report
+from vrlab.paper.across import Across, HostRole
+from vrlab.paper.figures import FIGURES, LATENCY, REPEATED, SweepKey, needed, searches
+from vrlab.paper.report import FAMILY, write_report
 from vrlab.paper.throughput_report import NdrRuns
+from vrlab.placement import Placement
 from vrlab.plan import wiring
-from vrlab.store.db import Store
-from vrlab.store.rows import SweepPoint
+from vrlab.plan.model import Plan
+from vrlab.testbed import Testbed, TrafficSettings
+
+if TYPE_CHECKING:
+    from vrlab.hosts.spec import TestbedFile
 
 QUICK_HEADROOM = 1.2  # quick profile: offer up to 20% beyond the calibrated maximum
 #: the attack's trials (at least this long) and rounds: 33 s for both engines on the quick
@@ -71,8 +61,42 @@ def rates_for(ctx: RunContext, cal_max: float | None) -> RunContext:
     return replace(ctx, profile=replace(p, rate_stop_kpps=stop))
 
 
-def trials_for(ctx: RunContext, figs: list[str]) -> int:
-    return len(needed(figs)) * len(ctx.profile.rates_pps()) * ctx.profile.repeats
+def trials_for(ctx: RunContext, figs: list[str], on: Across | None = None) -> int:
+    keys = [k for k in needed(figs) if on is None or on.measurable(k)]
+    return len(keys) * len(ctx.profile.rates_pps()) * ctx.profile.repeats
+
+
+def testbed_reach(file: TestbedFile, path: str, ip: int = 4) -> Across:
+    """What a reproduction across the machines of ``file`` (read from ``path``) measures,
+    decided before any host is contacted: each series of every figure and latency
+    configuration whose scenario the testbed cannot build
+    (:func:`vrlab.hosts.testbed.check_scenario`, the rule every ``--testbed`` command
+    follows) is not run, with that function's reason; tg→ts (calibration, Fig. 4) and latency
+    need tg and ts on one machine. Configurations that cannot send frames of ``ip`` are left
+    to :func:`refuse_ip`."""
+    from vrlab.hosts.testbed import check_scenario
+    from vrlab.hosts.tester import NEEDS_TESTER
+
+    tester = file.tg == file.ts
+    no_direct = "" if tester else (f"tg (host {file.tg}) and ts (host {file.ts}) are two "
+                                   f"machines, and {NEEDS_TESTER}")
+    unbuilt: dict[str, str] = {}
+    keys = {k.key: k for k in (*(s for f in FIGURES.values() for s in f.series), *LATENCY)}
+    for key in keys.values():
+        if key.scenario == "direct":
+            if no_direct:
+                unbuilt[key.key] = no_direct
+            continue
+        try:
+            check_scenario(_load(key, ip)[0])
+        except SpecError:
+            continue
+        except UsageError as e:
+            unbuilt[key.key] = " ".join(str(e).split()).removeprefix("--testbed: ")
+    hosts = tuple(HostRole(n, tuple(r for r in across.ROLES if r in h.role_set), h.destination)
+                  for n, h in file.hosts.items())
+    return Across(file.name, path, hosts, unbuilt, no_direct,
+                  "" if tester else across.NO_CLOCK)
 
 
 def _load(key: SweepKey, ip: int = 4) -> tuple[spec.Scenario, str]:
@@ -122,7 +146,13 @@ def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str,
         sc = spec.Scenario(name="direct", description="tg linked straight to ts (Fig. 4)",
                            paper="Fig. 4", traffic=traffic)
         text = "name: direct\n"
-        ctx2 = replace(ctx, label=key.key)
+
+        def direct(plan_for: Callable[[str], Plan], where: Placement, tr: TrafficSettings,
+                   label: str) -> Testbed:
+            """The calibration's link: on this machine, or on a testbed file's tester."""
+            return ctx.direct(where, tr, label, ip)
+
+        ctx2 = replace(ctx, label=key.key, testbed=direct)
         return method.sweep(ctx2, sc, text, progress,
                             plan_for=functools.partial(wiring.calibration_plan, ip=ip))
     sc, text = _load(key, ip)
@@ -131,38 +161,47 @@ def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str,
 
 def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
               calibrate: bool = True,
-              on_phase: Callable[[str, int], None] | None = None, ip: int = 4) -> Path:
+              on_phase: Callable[[str, int], None] | None = None, ip: int = 4,
+              on: Across | None = None) -> Path:
     """Run what ``figs`` need and write the report. ``ip``: the IP version of every scenario's
     frames (6, 46: IPv6 in 2001:2::/48), the calibration's (which caps every search) and
     Fig. 4's direct link's too, so no search is capped by another family's ceiling. Latency
     is measured with frames of ``ip`` too (IPv6's at 76 bytes, the smallest that carry the
     stamp; each floor with the same frames); the attack on the shared platform sends IPv4
-    frames whatever ``ip`` is."""
+    frames whatever ``ip`` is.
+
+    ``on``: across the machines of a testbed file (``ctx`` builds its testbeds there), what
+    that testbed measures: the series it cannot build are not run, nor calibration and Fig.
+    4 without a tester host, nor latency without one clock, nor the attack; the report names
+    each with its reason."""
     refuse_ip(figs, ip)
     out.mkdir(parents=True, exist_ok=True)
     session = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     cal: dict[int, float] = {}
     cal_runs: set[int] = set()
-    if calibrate:
+    # without a tg→ts link there is nothing to calibrate: searches stop at CALIB_MAX_PPS and
+    # rates the generator could not offer are flagged, as on a machine never calibrated
+    tg_ts = on is None or not on.no_direct
+    if calibrate and tg_ts:
         if on_phase:
             on_phase(f"calibration (NDR search per flow count), {FAMILY[ip]} frames", 0)
         run_id, cal = method.calibrate(ctx, method.CALIB_FLOWS, progress, ip)
         cal_runs.add(run_id)
-    else:
+    elif tg_ts:
         for f in method.CALIB_FLOWS:
-            found = method.calibration_of(ctx.store, f, ctx.placement, ip=ip)
+            found = method.calibration_of(ctx.store, f, ctx.placement, ctx.testbed_name, ip)
             if found is not None:
                 cal_runs.add(found[0])
                 cal[f] = found[1]
     rctx = rates_for(ctx, cal.get(1))
-    keys = needed(figs)
+    keys = [k for k in needed(figs) if on is None or on.measurable(k)]
     if on_phase:
         on_phase(f"{len(keys)} sweeps, rates {rctx.profile.rate_start_kpps:.0f}-"
-                 f"{rctx.profile.rate_stop_kpps:.0f} kpps", trials_for(rctx, figs))
+                 f"{rctx.profile.rate_stop_kpps:.0f} kpps", trials_for(rctx, figs, on))
     runs: dict[str, int] = {}
     for key in keys:
         runs[key.key] = run_sweep(rctx, key, progress, session, ip)
-    ndr_keys = searches(figs)
+    ndr_keys = [k for k in searches(figs) if on is None or on.measurable(k)]
     rounds = rctx.profile.search_repeats
     if ndr_keys and on_phase:
         on_phase(f"{len(ndr_keys)} throughput searches (NDR/PDR), those verdicts rest on in "
@@ -176,15 +215,20 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
             if r == 0 or k.key in REPEATED:
                 ndr_runs[k.key].append(run_ndr(rctx, k, cal.get(1), progress, f"#{r + 1}",
                                                ip))
-    lat_runs = run_latency(rctx, ndr_runs, progress, ip)
-    attack_runs = run_attacks(rctx, lat_runs, progress)
+    lat_runs = {} if on is not None and on.no_clock else \
+        run_latency(rctx, ndr_runs, progress, ip)
+    attack_runs = {} if on is not None else run_attacks(rctx, lat_runs, progress)
+    where = {} if on is None else {
+        "testbed": on.testbed, "testbed_file": on.file,
+        "not_measurable": {k.key: on.unbuilt[k.key]
+                           for k in (*needed(figs), *searches(figs)) if not on.measurable(k)}}
     (out / "runs.json").write_text(json.dumps({"session": session, "runs": runs,
                                                "ndr_runs": ndr_runs, "calibration": cal,
                                                "calibration_runs": sorted(cal_runs), "ip": ip,
                                                "latency_runs": lat_runs,
-                                               "attack_runs": attack_runs}, indent=2))
+                                               "attack_runs": attack_runs, **where}, indent=2))
     return write_report(ctx.store, figs, runs, cal, out, rctx.profile.name, ndr_runs, lat_runs,
-                        attack_runs, ip, sorted(cal_runs))
+                        attack_runs, ip, sorted(cal_runs), on)
 
 
 def refuse_ip(figs: list[str], ip: int) -> None:
@@ -235,179 +279,3 @@ def run_latency(ctx: RunContext, ndr_runs: NdrRuns, progress: Progress,
                 f"median of ndr runs {', '.join(map(str, ndr_runs[key.key]))}",
                 progress=progress).run_id
     return out
-
-
-def _points(store: Store, runs: dict[str, int]) -> dict[str, list[SweepPoint]]:
-    return {k: store.sweep_points(r) for k, r in runs.items()}
-
-
-def _draw(store: Store, fig: Figure, runs: dict[str, int], out: Path, caption: str,
-          cal_max: float | None) -> list[Path]:
-    if fig.per_router:
-        paths = []
-        for s in fig.series:
-            if s.key in runs:
-                paths += plot.plot_per_router(
-                    store.sweep_points(runs[s.key]), out / f"{fig.name}-{s.key}",
-                    title=f"{fig.paper}: {s.label}, per router", caption=caption)
-        return paths
-    series = [Series(s.label, store.sweep_points(runs[s.key]))
-              for s in fig.series if s.key in runs]
-    note = f" Calibrated generator maximum (1 flow): {cal_max / 1e3:.0f} kpps." if cal_max else ""
-    return plot.plot_sweeps(series, out / fig.name, title=f"{fig.paper}: {fig.title}",
-                            caption=caption + note)
-
-
-def _figure_caption(store: Store, fig: Figure, runs: dict[str, int], caption: str,
-                    common: dict[str, str]) -> str:
-    """The report's caption, plus the placement of this figure's own runs where it differs
-    from the report's (userspace engines run with their own CPU placement)."""
-    own = [store.run(runs[s.key]).placement for s in fig.series if s.key in runs]
-    other = [p for p in own if p != common]
-    if not other:
-        return caption
-    desc = ", ".join(f"{k}={v}" for k, v in other[0].items() if v)
-    return caption + f" Runs with userspace engines used placement: {desc}."
-
-
-#: what the report says of its frames, by IP version
-FRAMES = {
-    4: "Frames are 60 bytes (64 on the wire).",
-    6: "Frames are IPv6/UDP, 74 bytes (78 on the wire, RFC 5180's smallest IPv6 frame), "
-       "addressed in RFC 5180's 2001:2::/48, the calibration's and Fig. 4's direct link's "
-       "too. Latency is measured with IPv6/UDP frames of 76 bytes (80 on the wire, the "
-       "smallest that carry the stamp), its floor too; the attack on the shared platform "
-       "sends IPv4 frames of 60 bytes.",
-    46: "Frames are half IPv4/UDP, half IPv6/UDP (every router both), all 74 bytes (78 on "
-        "the wire, RFC 5180's smallest IPv6 frame), the calibration's and Fig. 4's direct "
-        "link's too. Latency is measured with the same mix at 76 bytes (80 on the wire, the "
-        "smallest whose IPv6 frames carry the stamp), its floor too; the attack on the shared "
-        "platform sends IPv4 frames of 60 bytes.",
-}
-#: how the report names each IP version's frames
-FAMILY = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6 (the mix)"}
-
-
-def calibration_line(cal: Mapping[int, float], ip: int, cal_runs: Sequence[int]) -> str:
-    """Where the report's cap came from: the calibration's frames and run, or that there was
-    none of that family (the searches then stop at vrlab's own ceiling)."""
-    size = min_frame(ip)
-    if not cal:
-        return (f"- calibration: none with {FAMILY[ip]} frames in this database; searches are "
-                f"capped at {method.CALIB_MAX_PPS / 1e3:.0f} kpps, and rates the generator "
-                "could not offer are flagged (`vrlab calibrate"
-                + (f" --ip {ip}" if ip != 4 else "") + "` stores one)")
-    runs = f"run {'/'.join(map(str, cal_runs))}, " if cal_runs else ""
-    return ("- calibration (the cap of every search; on the quick profile, the top of the "
-            f"sweeps' rates too): {runs}tg→ts with {FAMILY[ip]} frames of {size} bytes "
-            f"({size + 4} on the wire): "
-            + ", ".join(f"{f} flow(s) {r / 1e3:.0f} kpps" for f, r in sorted(cal.items())))
-
-
-def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[int, float],
-                 out: Path, profile: str, ndr_runs: NdrRuns | None = None,
-                 latency_runs: Mapping[str, int] | None = None,
-                 attack_runs: Mapping[str, int] | None = None, ip: int = 4,
-                 cal_runs: Sequence[int] = ()) -> Path:
-    m = sysinfo.machine()
-    ndr_runs = ndr_runs or {}
-    ndr_rows = throughput_report.ndr_rows(store, ndr_runs)
-    ids = [*runs.values(), *(i for rs in ndr_runs.values() for i in rs)]
-    first = store.run(ids[0]) if ids else None
-    placement = first.placement if first else {}
-    caption = (f"vrlab, profile {profile}; {sysinfo.one_line(m)}; placement: "
-               + ", ".join(f"{k}={v}" for k, v in placement.items() if v) + ".")
-    pts = _points(store, runs)
-    lines = [
-        "# vrlab: *Evaluating Xen for Router Virtualization*, reproduced on this machine", "",
-        f"- machine: {sysinfo.one_line(m)} ({m['hostname']}), python {m['python']}, "
-        f"pyroute2 {m['pyroute2']}",
-        f"- profile: {profile}; placement: "
-        + (", ".join(f"{k}={v}" for k, v in placement.items() if v) or "n/a"),
-        f"- database: `{store.path}`; runs: "
-        + ", ".join(f"{k}={v}" for k, v in runs.items())
-        + ("; throughput searches: " + ", ".join(f"{k}={'/'.join(map(str, v))}"
-                                                 for k, v in ndr_runs.items())
-           if ndr_runs else ""),
-        calibration_line(cal, ip, cal_runs),
-        pacing_check.summarize(t.result for i in ids for t in store.trials(i)).line(),
-        "",
-        FRAMES[ip] + " Guests are network namespaces: they forward in "
-        "the host's own kernel with no hypervisor switch, unlike a Xen domU. Where this machine "
-        "differs from the paper, that difference is a finding, not a failure.", "",
-        "## The paper's claims beside this machine", "",
-        "| # | claim (paper) | figure | verdict | measured here | why |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c in claims.all_claims(pts, cal, ip):
-        lines.append(f"| {c.number} | {c.quote} | {c.figure} | **{c.verdict}** | {c.measured} "
-                     f"| {c.why} |")
-    kinds = claims.which_kind(pts)
-    if kinds:
-        lines += ["", kinds]
-    lines += ["", f"Thresholds: similar = within {claims.SIMILAR:.0%}; much lower = at most "
-              f"{claims.MUCH_LOWER:.0%}; far below = at least {claims.FAR_BELOW:.0f}x; falls = "
-              f"at most {claims.FALLS:.0%}. A sweep's figure is its peak: the highest mean "
-              "received at any offered rate, rates the generator fell short at included (the "
-              "SUT forwarded what it received). The peak is the SUT's limit when the SUT lost "
-              f"more than {verdicts.SATURATED_LOSS:.0%} at a rate above it that the generator "
-              "offered in full; otherwise it is shown as ≥. Loss at rates below the peak (a "
-              "stall of the machine) shows no limit. "
-              "A claim holds or differs only where every figure it compares is the SUT's own "
-              "and each difference "
-              "clears the figures' combined spread (± the std of the repeats, or a search's "
-              "final interval); otherwise it is inconclusive, or not measurable when a sweep "
-              "is missing, and says why.", ""]
-    for name in figs:
-        fig = FIGURES[name]
-        if fig.scaling:
-            lines += throughput_report.shared_section(store, ndr_runs, out, caption)
-            continue
-        if fig.ndr:
-            lines += throughput_report.ndr_section(store, ndr_runs, out, caption)
-            continue
-        paths = _draw(store, fig, runs, out, _figure_caption(store, fig, runs, caption,
-                                                             placement), cal.get(1))
-        lines += [f"## {fig.paper}: {fig.title}", ""]
-        lines += [f"![{fig.paper}]({p.name})" for p in paths if p.suffix == ".png"]
-        lines += ["", "| series | peak received | NDR | max spread (std) | points the testbed "
-                  "set (generator short; sink dropped) |", "|---|---|---|---|---|"]
-        for s in fig.series:
-            p = pts.get(s.key, [])
-            if not p:
-                continue
-            peak = verdicts.sweep_rate(pts, s.key)  # the figure the claims compare
-            shown = peak.fmt()
-            if s.scenario == "direct" and peak.problem == verdicts.UNSATURATED:
-                shown = f"≥ {peak.pps / 1e3:.0f} kpps (no loss)"  # no SUT on that link
-            lines.append(f"| {s.label} (run {runs[s.key]}) | {shown} | "
-                         f"{throughput_report.bounds(ndr_rows.get(s.key, {}).get('NDR'))} | "
-                         f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | {_testbed_set(p)} |")
-        lines.append("")
-    if latency_runs is not None and ndr_runs:
-        lines += latency_report.section(store, latency_runs, out, caption, attack_runs)
-    lines += consistency.section(consistency.check(pts, ndr_rows))
-    md = out / "report.md"
-    md.write_text("\n".join(lines) + "\n")
-    _html(md)
-    return md
-
-
-def _testbed_set(points: Sequence[SweepPoint]) -> str:
-    short = [f"{x.target_pps / 1e3:.0f}" for x in points if x.generator_short]
-    sink = [f"{x.target_pps / 1e3:.0f}" for x in points if x.sink_dropped]
-    return "; ".join(f"{what} at {', '.join(rates)} kpps"
-                     for what, rates in (("short", short), ("sink dropped", sink)) if rates) \
-        or "none"
-
-
-def _html(md: Path) -> Path:
-    import markdown
-
-    body = markdown.markdown(md.read_text(), extensions=["tables"])
-    html = md.with_suffix(".html")
-    html.write_text("<!doctype html><meta charset='utf-8'><title>vrlab report</title>"
-                    "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-                    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px}"
-                    "img{max-width:100%}</style>" + body)
-    return html

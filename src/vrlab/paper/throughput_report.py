@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from vrlab.paper import claims, figures, plot, repeated
+from vrlab.paper import across, claims, figures, plot, repeated
 from vrlab.paper.figures import FIGURES, SweepKey
 from vrlab.store.db import Store
 from vrlab.store.rows import SearchRow
@@ -51,8 +51,11 @@ def bounds(s: SearchRow | None) -> str:
 
 
 def ndr_section(store: Store, ndr_runs: NdrRuns, out: Path,
-                 caption: str) -> list[str]:
+                caption: str, unbuilt: Mapping[str, str] | None = None) -> list[str]:
+    """``unbuilt``: the configurations (by key) a testbed file's machines could not build, each
+    a row with the reason."""
     rows = ndr_rows(store, ndr_runs)
+    unbuilt = unbuilt or {}
     fig = FIGURES["ndr"]
     labels: list[str] = []
     values: list[float] = []
@@ -76,6 +79,9 @@ def ndr_section(store: Store, ndr_runs: NdrRuns, out: Path,
               "repeats | MLRsearch PDR (0.5%) | RFC 2544 throughput | trials | time of traffic |",
               "|---|---|---|---|---|---|---|"]
     for s in fig.series:
+        if s.key in unbuilt:
+            lines.append(across.row(s.label, unbuilt[s.key], 7))
+            continue
         g = rows.get(s.key, {})
         n = g.get("NDR")
         lines.append(f"| {s.label} ({_runs(ndr_runs.get(s.key, []))}) | {bounds(n)} | "
@@ -134,10 +140,13 @@ def _limited(r: SearchRow) -> bool:
 
 
 def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
-                    caption: str) -> list[str]:
+                   caption: str, unbuilt: Mapping[str, str] | None = None) -> list[str]:
     """The paper's future work, measured: aggregate NDR against N for the shared engine and
-    for forwarding in each guest, beside one native router."""
+    for forwarding in each guest, beside one native router. ``unbuilt``: the configurations
+    (by key) a testbed file's machines could not build, named with the reason, and the
+    verdict not measurable where it rests on them."""
     rows = ndr_rows(store, ndr_runs)
+    unbuilt = unbuilt or {}
     fig = FIGURES["shared"]
 
     def ndr(key: SweepKey) -> SearchRow | None:
@@ -186,6 +195,8 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
              "router has, not what it forwards with as much. "
              "`bench/shared_engine.py --hook xdp|xdp-sender|tc` compares each with "
              "native routers in alternating searches.", ""]
+    gone = across.say({s.label: unbuilt[s.key] for s in fig.series if s.key in unbuilt})
+    lines += [gone, ""] if gone else []
     if series:
         ref = ("one native router", native.lower_pps / 1e3) if native and native.lower_pps \
             else None
@@ -230,6 +241,12 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
         lines.append(f"\nOne native router (native-routed): NDR {bounds(native)}; its "
                      f"repeats {_span(native)}.")
     verdict = claims.shared_engine(native, engine)
+    if unbuilt:  # the claim names its series "native-routed" and "shared N=n"
+        named = {"native-routed": figures.NATIVE_R.key,
+                 **{f"shared N={n}": SweepKey("shared", None, n, n, "ebpf").key
+                    for n in figures.SHARED_N}}
+        verdict = claims.across_hosts(verdict, {name: unbuilt[key] for name, key in named.items()
+                                                if key in unbuilt})
     lines.append(f"\n**Verdict: {verdict.verdict}** — {verdict.why}. The native "
                  "reference here carries one prefix and each NDR is the median of the "
                  "repeated searches (ratios are of medians); "

@@ -9,7 +9,10 @@ A verdict is one of:
   (generator-limited, SUT never saturated, a search at its ceiling or floor, a difference within
   the measured spread, or nothing to check);
 - ``not measurable``: a series the claim needs was never stored (and nothing stored
-  contradicts the claim); the reasons name it, beside any other reason.
+  contradicts the claim); the reasons name it, beside any other reason. Across the machines of
+  a testbed file, a claim that rests on a series the testbed cannot build is not measurable
+  there whatever else was measured (:data:`UNBUILDABLE`, :func:`vrlab.paper.claims.across_hosts`),
+  with the testbed's reason.
 
 A claim differs as soon as one comparison contradicts it beyond the spread; it holds only when
 every comparison it rests on was decided in its favour, and never on an empty set of them.
@@ -37,6 +40,8 @@ AT_CEILING = "at the search's ceiling"
 AT_FLOOR = "at the search's floor"
 WITHIN_SPREAD = "difference within the measured spread"
 NO_CHECKS = "nothing to check"
+#: the series is one the testbed file's machines cannot be built as (the reason follows it)
+UNBUILDABLE = "not measurable across hosts"
 #: why a figure is only a lower bound: the SUT forwarded at least this much, and may do more
 LOWER_BOUNDS = frozenset({GENERATOR_LIMITED, UNSATURATED, AT_CEILING})
 
