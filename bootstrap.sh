@@ -22,9 +22,10 @@ fi
 # program with clang against libbpf's headers at first use, and loads it through libbpf;
 # xdp-tools: xdp-trafficgen, the XDP reference generator of bench/generator.py (where it cannot
 # load, the bench says why and reports it unavailable); openssh-server: the sshd each simulated
-# host of the multi-host tests runs in its own namespaces (vrlab starts it there itself).
+# host of the multi-host tests runs in its own namespaces (vrlab starts it there itself);
+# ethtool: the tests read offload settings with it, apart from the netlink vrlab sets them with.
 APT_PACKAGES=(python3 python3-venv iproute2 nftables libnftables1 netsniff-ng bird2 iputils-ping
-              clang libbpf-dev libbpf1 xdp-tools openssh-server)
+              clang libbpf-dev libbpf1 xdp-tools openssh-server ethtool)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
