@@ -210,6 +210,9 @@ def test_clean_testbed_removes_a_killed_runs_leftovers_on_each_host(
         time.sleep(0.2)
     assert remote_ledger_procs(lab, "sut") >= 2, "the sweep's generator and sink never started"
     run_on(lab, "sut", ["kill", "-KILL", pid])
+    # a killed process takes a moment to exit; until it has, its run is rightly alive to clean
+    gone = 'while [ -e /proc/$1 ] && ! grep -q ") [ZX] " /proc/$1/stat; do sleep 0.1; done'
+    run_on(lab, "sut", ["timeout", "30", "sh", "-c", gone, "sh", pid])
     before = run_on(lab, "sut", ["ip", "netns", "list"]).stdout
     assert before.count("vrl") >= 4, before  # tg, sut, ts and the one to keep
 
