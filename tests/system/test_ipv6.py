@@ -228,6 +228,9 @@ def test_shared_routers_with_the_same_ipv6_addresses_never_carry_each_others_fra
         res = tb.trial(RATE_PPS, DURATION_S, warmup_s=0.1)
         counters = tb.ebpf_engine.counters(0) if tb.ebpf_engine is not None else {}
     assert res.sent > 0
-    assert res.received_by_router == {"r0": res.sent // 2, "r1": 0}
+    # the two flows alternate frame by frame, so r0 has half of an even count, and of an odd
+    # one half rounded either way (where the alternation stood when the trial began)
+    assert res.received_by_router["r1"] == 0
+    assert res.received_by_router["r0"] in (res.sent // 2, (res.sent + 1) // 2)
     assert res.other_received == 0
     assert counters, "the shared eBPF engine forwarded them"
