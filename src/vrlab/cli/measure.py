@@ -23,6 +23,7 @@ from vrlab.cli.options import (
     run_context,
     scenario_options,
     testbed_option,
+    testbed_option_saying,
     tester_file,
 )
 from vrlab.errors import UsageError
@@ -127,12 +128,11 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
 @placement_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True)
-@click.option("--testbed", "testbed", metavar="FILE", default=None,
-              type=click.Path(path_type=Path, dir_okay=False),
-              help="Calibrate the tester host of this testbed file (tg and ts on one machine): "
-              "its generator linked straight to its own sink over a veth pair vrlab makes "
-              "there. Stored as that testbed's calibration, which its sweeps and searches "
-              "use.")
+@testbed_option_saying(
+    "Calibrate the tester host of this testbed file (tg and ts on one machine): "
+    "its generator linked straight to its own sink over a veth pair vrlab makes "
+    "there. Stored as that testbed's calibration, which its sweeps and searches "
+    "use.")
 @click.option("--ip", type=click.Choice(["4", "6", "46"]), default="4", show_default=True,
               help="IP version of the frames calibrated with, at that version's smallest: 4 "
               "(60 bytes, 64 on the wire), 6 (74, RFC 5180's 78 on the wire) or 46 (the "
@@ -191,12 +191,11 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
               "--testbed: that testbed's own, of the same IP version; never this machine's).")
 @ip_option
 @placement_options
-@click.option("--testbed", "testbed", metavar="FILE", default=None,
-              type=click.Path(path_type=Path, dir_okay=False),
-              help="Reproduce across the machines of this testbed file (docs/multihost.md): "
-              "every series whose configuration it can build, calibration and Fig. 4 on a "
-              "tester host, latency only where tg and ts are one machine; the report names "
-              "every series not measured and why.")
+@testbed_option_saying(
+    "Reproduce across the machines of this testbed file (docs/multihost.md): "
+    "every series whose configuration it can build, calibration and Fig. 4 on a "
+    "tester host, latency only where tg and ts are one machine; the report names "
+    "every series not measured and why.")
 @db_option
 def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
               ip: str | None, pin: bool, sink_rx: str, generator: str, testbed: Path | None,

@@ -115,12 +115,15 @@ def ip_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         "every result.")(f)
 
 
-def testbed_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def testbed_option_saying(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--testbed FILE`` with the command's own account of what it does across machines."""
     return click.option("--testbed", "testbed", metavar="FILE", default=None,
-                        type=click.Path(path_type=Path, dir_okay=False),
-                        help="Measure across the machines of this testbed file (generator, "
-                        "SUT and sink reached over SSH; docs/multihost.md) instead of "
-                        "namespaces on this machine.")(f)
+                        type=click.Path(path_type=Path, dir_okay=False), help=help)
+
+
+testbed_option = testbed_option_saying(
+    "Measure across the machines of this testbed file (generator, SUT and sink reached over "
+    "SSH; docs/multihost.md) instead of namespaces on this machine.")
 
 
 def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Profile,
