@@ -42,11 +42,20 @@ ATTACK = ("latency", "--attack", "--platform", "atk6", "--attacker", "red", "--v
           "--generator", "xdp")
 
 
+def guest_forwarded() -> dict[str, Any]:
+    """:data:`SPEC` with both routers forwarded by their guests (which police nothing)."""
+    return {**SPEC, "routers": [{"name": r["name"], "forwarding": "guest", "ports": r["ports"]}
+                                for r in SPEC["routers"]]}
+
+
 @pytest.fixture(params=["tc", "xdp"])
 def platform(request: pytest.FixtureRequest, vrlab_env: VrlabEnv,
              tmp_path: Path) -> Iterator[PlatformState]:
+    """The platform, its engine on the hook of the parameter ("guest": no engine, both
+    routers forwarded by their guests)."""
     path = tmp_path / "atk6.yaml"
-    path.write_text(yaml.safe_dump({**SPEC, "hook": request.param}))
+    data = guest_forwarded() if request.param == "guest" else {**SPEC, "hook": request.param}
+    path.write_text(yaml.safe_dump(data))
     r = vrlab_env.run_cli("up", str(path), timeout=120)
     assert r.returncode == 0, r.stderr
     st = PlatformState.read("atk6")
@@ -89,6 +98,19 @@ def test_an_ipv6_attack_times_b_polices_a_and_records_its_ip_version(
     assert after[1]["policed"] == before[1]["policed"]
     assert after[1]["forwarded"] - before[1]["forwarded"] >= \
         data["b_beside_share"]["count"] + data["b_under_flood"]["count"]
+
+
+@pytest.mark.parametrize("platform", ["guest"], indirect=True)
+def test_an_ipv6_attack_on_guest_forwarded_routers_times_b(
+        vrlab_env: VrlabEnv, platform: PlatformState) -> None:
+    r = vrlab_env.run_cli(*ATTACK, "--ip", "6", "--duration", "0.3", "--repeats", "1", "--json",
+                          timeout=300)
+    assert r.returncode == 0, r.stderr
+    (data,) = json.loads(r.stdout)["attack"]
+    assert data["engine"] == "guests" and (data["ip"], data["frame_size"]) == (6, 76)
+    assert not data["a_policed_by_engine"]
+    for cond in ("b_beside_share", "b_under_flood"):
+        assert data[cond]["count"] > 1_000, f"B's frames were not timed {cond}"
 
 
 @pytest.mark.parametrize("platform", ["tc"], indirect=True)
