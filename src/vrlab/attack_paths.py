@@ -1,12 +1,14 @@
 """The latency attack on a platform that ``vrlab up`` built, as plain data: which site of each
 router sends to which, the frames' addresses and MACs, and the rates. Pure, so every refusal
-(an unknown router, too few dedicated ports, a site without IPv4) is checked without root and
-before any traffic; the measuring is :mod:`vrlab.platform_attack`'s.
+(an unknown router, too few dedicated ports, a site without an address of the IP version asked
+for) is checked without root and before any traffic; the measuring is
+:mod:`vrlab.platform_attack`'s.
 
 Each router's frames go from the site namespace behind one of its dedicated ports (the
 *source*) to the address of the site behind another (the *destination*): namespaces the
 platform made, so the traffic never leaves them. By default those are the router's first two
-dedicated ports, in the spec's order."""
+dedicated ports, in the spec's order. The frames are IPv4, IPv6 or both (``ip`` 4, 6, 46),
+between the sites' first addresses of each family; link-local addresses are no site's."""
 
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ from vrlab.platform.layout import PlatformLayout, PortLayout, RouterLayout, site
 @dataclass(frozen=True)
 class RouterPath:
     """One router's traffic in the attack: from ``src_site`` (its end of the veth,
-    ``src_dev``) through the router to ``dst_ip``, the address of ``dst_site``.
-    ``ingress``/``egress``: (namespace, device) of the router's own end of the source and
-    destination ports (in the engine namespace, or in the guest for ``forwarding: guest``)."""
+    ``src_dev``) through the router to ``dst_site``, one (source, destination) address pair
+    per IP version in ``addresses`` (IPv4's first). ``ingress``/``egress``: (namespace,
+    device) of the router's own end of the source and destination ports (in the engine
+    namespace, or in the guest for ``forwarding: guest``)."""
 
     router: str
     index: int
@@ -36,11 +39,24 @@ class RouterPath:
     dst_dev: str
     src_mac: str
     router_mac: str
-    src_ip: str
-    dst_ip: str
+    addresses: tuple[tuple[str, str], ...]
     ingress: tuple[str, str]
     egress: tuple[str, str]
     share_kpps: float | None
+
+    @property
+    def src_ip(self) -> str:
+        """The source site's address of the first IP version sent."""
+        return self.addresses[0][0]
+
+    @property
+    def dst_ip(self) -> str:
+        """The destination site's address of the first IP version sent."""
+        return self.addresses[0][1]
+
+
+#: the IP versions the frames of each ``--ip`` carry
+VERSIONS = {4: (4,), 6: (6,), 46: (4, 6)}
 
 
 def parse_ports(text: str | None, option: str) -> tuple[str, str] | None:
@@ -54,9 +70,30 @@ def parse_ports(text: str | None, option: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def _ipv4(p: PortLayout) -> str | None:
+def _site_address(p: PortLayout, version: int) -> str | None:
+    """The site's first address of IP version ``version`` (link-local ones are no site's)."""
     return next((str(ipaddress.ip_interface(a).ip) for a in p.peers
-                 if ipaddress.ip_interface(a).version == 4), None)
+                 if ipaddress.ip_interface(a).version == version), None)
+
+
+def _addresses(r: RouterLayout, src: PortLayout, dst: PortLayout, ip: int,
+               option: str) -> tuple[tuple[str, str], ...]:
+    """(source, destination) of each IP version of ``ip``; a site without one is refused,
+    naming the spec's field."""
+    out = []
+    for v in VERSIONS[ip]:
+        pair = (_site_address(src, v), _site_address(dst, v))
+        for p, a in zip((src, dst), pair, strict=True):
+            if a is not None:
+                continue
+            field = f"routers[{r.index}].ports[{p.index}].addresses"
+            other = "6" if v == 4 else "4"
+            raise UsageError(f"{option} {r.name}: the site behind port {p.name} has no IPv{v} "
+                             f"address ({field} in the platform's spec has no IPv{v} "
+                             f"subnet), and --ip {ip} sends IPv{v} frames; give the port one, "
+                             f"pick a router or ports with one, or --ip {other}")
+        out.append((str(pair[0]), str(pair[1])))
+    return tuple(out)
 
 
 def _router_end(layout: PlatformLayout, r: RouterLayout, p: PortLayout) -> tuple[str, str]:
@@ -64,10 +101,12 @@ def _router_end(layout: PlatformLayout, r: RouterLayout, p: PortLayout) -> tuple
 
 
 def router_path(layout: PlatformLayout, name: str, ports: tuple[str, str] | None,
-                option: str) -> RouterPath:
+                option: str, ip: int = 4) -> RouterPath:
     """The path of router ``name`` (``option`` names the command-line option it came from, so
     a refusal says which to fix): through ``ports`` (SRC, DST), or its first two dedicated
-    ports."""
+    ports; with addresses of each IP version of ``ip`` (4, 6, 46)."""
+    if ip not in VERSIONS:
+        raise UsageError(f"--ip {ip}: give 4, 6 or 46")
     r = next((x for x in layout.routers if x.name == name), None)
     if r is None:
         raise UsageError(f"{option} {name}: platform {layout.name} has no router {name}; its "
@@ -93,17 +132,12 @@ def router_path(layout: PlatformLayout, name: str, ports: tuple[str, str] | None
                                  f"{', '.join(d.name for d in dedicated) or 'none'}")
             chosen.append(p)
         src, dst = chosen
-    src_ip, dst_ip = _ipv4(src), _ipv4(dst)
-    for p, ip in ((src, src_ip), (dst, dst_ip)):
-        if ip is None:
-            raise UsageError(f"{option} {name}: the site behind port {p.name} has no IPv4 "
-                             "address, and the attack sends IPv4 frames (IPv6 ones too small "
-                             "for the stamp are not timed); pick a router or ports with IPv4")
+    addresses = _addresses(r, src, dst, ip, option)
     return RouterPath(
         router=r.name, index=r.index, forwarding=r.forwarding, src_port=src.name,
         dst_port=dst.name, src_site=str(src.site_ns), src_dev=str(src.site_if),
         dst_site=str(dst.site_ns), dst_dev=str(dst.site_if), src_mac=site_mac(src, r),
-        router_mac=src.mac, src_ip=str(src_ip), dst_ip=str(dst_ip),
+        router_mac=src.mac, addresses=addresses,
         ingress=_router_end(layout, r, src), egress=_router_end(layout, r, dst),
         share_kpps=r.spec.share_kpps)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from vrlab import histogram
 from vrlab.errors import UsageError
+from vrlab.framesize import MIN_FRAME
 from vrlab.histogram import summary_json
 from vrlab.results import LatencySummary, TrialResult
 from vrlab.store.db import Store
@@ -148,6 +149,9 @@ class AttackOutcome:
     rounds: int
     share: Condition
     flood: Condition
+    #: the frames' IP version (4, 6, or 46 for both) and size without FCS, as the run records
+    ip: int = 4
+    frame_size: int = MIN_FRAME
 
     @property
     def verdict(self) -> AttackVerdict:
@@ -159,6 +163,7 @@ class AttackOutcome:
             "run_id": self.run_id, "scenario": "shared", "engine": self.engine,
             "a_share_pps": self.share_pps, "a_flood_pps": self.share_pps * self.flood_factor,
             "b_pps": self.b_pps, "trial_s": self.trial_s, "rounds": self.rounds,
+            "ip": self.ip, "frame_size": self.frame_size,
             "b_beside_share": {**summary_json(self.share.merged),
                                "loss_ratio": self.share.loss_ratio},
             "b_under_flood": {**summary_json(self.flood.merged),
@@ -179,7 +184,8 @@ def stored_attack(store: Store, run_id: int) -> AttackOutcome:
         got[bool(ex.get(FLOOD, 0))].add(t.result, float(ex.get(B_FRACTION, 0)))
     return AttackOutcome(run_id, str(p.get("engine", "")), _num(p, "a_share_pps"),
                          _num(p, "b_pps"), _num(p, "flood_factor"), _num(p, "trial_s"),
-                         int(_num(p, "rounds")), got[False], got[True])
+                         int(_num(p, "rounds")), got[False], got[True], run.ip,
+                         run.frame_size or MIN_FRAME)
 
 
 def _num(params: dict[str, object], key: str) -> float:

@@ -5,7 +5,10 @@ routers, for the shared eBPF engine (which polices A to its share) and for guest
 :mod:`vrlab.attack_result`'s.
 
 B sends at a steady rate throughout; the generator's frame list mixes A's and B's frames evenly
-(:func:`vrlab.traffic.frames.mix`), so each router's rate is steady within a trial. The two
+(:func:`vrlab.traffic.frames.mix`), so each router's rate is steady within a trial. The frames
+are of the scenario's ``traffic.ip``: IPv4, IPv6 (RFC 5180's 2001:2::/48) or both, each
+router's alternating between the families, at the smallest size that carries the stamp
+(:func:`vrlab.framesize.min_timed_frame`). The two
 conditions alternate, round after round, so a slow spell of the machine touches both. Each
 trial is stored with its condition and round (run kind ``latency-attack``)."""
 
@@ -31,6 +34,7 @@ from vrlab.attack_result import (
     require_runnable,
 )
 from vrlab.errors import UsageError, VrlabError
+from vrlab.framesize import min_timed_frame
 from vrlab.method import Progress, RunContext, placed, stored_run
 from vrlab.placement import Placement
 from vrlab.plan import wiring
@@ -39,17 +43,35 @@ from vrlab.testbed import Testbed, TrafficSettings
 from vrlab.traffic.frames import build_frame, mix
 
 
-def scenario(engine: str) -> tuple[spec.Scenario, str]:
-    """The ``shared`` scenario with two routers on ``engine``, and its YAML."""
+def scenario(engine: str, ip: int = 4) -> tuple[spec.Scenario, str]:
+    """The ``shared`` scenario with two routers on ``engine`` and frames of IP version ``ip``
+    (4, 6, 46), and its YAML."""
     if engine not in ENGINES:
         raise UsageError(f"--engine {engine}: the attack runs on {' or '.join(ENGINES)}")
-    return spec.load("shared", {"traffic.routers": 2, "sut.engine": engine})
+    return spec.load("shared", {"traffic.routers": 2, "sut.engine": engine, "traffic.ip": ip})
 
 
 def testbed(sc: spec.Scenario, where: Placement, label: str) -> Testbed:
-    """A testbed of :func:`scenario`, one flow per router, not yet up (``with`` it)."""
-    return Testbed(lambda rid: wiring.make_plan(sc, rid), where, TrafficSettings(flows=2),
-                   label=label)
+    """A testbed of :func:`scenario`, one flow per router and IP version, of frames that
+    carry the stamp; not yet up (``with`` it)."""
+    ip = sc.traffic.ip
+    return Testbed(lambda rid: wiring.make_plan(sc, rid), where,
+                   TrafficSettings(flows=2, frame_size=min_timed_frame(ip)), label=label)
+
+
+def mix_turns(a: list[bytes], b: list[bytes], a_rate: float,
+              b_rate: float) -> tuple[list[bytes], float]:
+    """:func:`~vrlab.traffic.frames.mix` of A's frames and B's, each router's slots taking its
+    frames in turn (one per IP version: every router sends both families evenly); and B's
+    fraction of the list."""
+    pattern, frac_b = mix(b"a", b"b", a_rate, b_rate)
+    turn = {b"a": 0, b"b": 0}
+    out = []
+    for slot in pattern:
+        own = a if slot == b"a" else b
+        out.append(own[turn[slot] % len(own)])
+        turn[slot] += 1
+    return out, frac_b
 
 
 def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHARE_PPS,
@@ -64,13 +86,13 @@ def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHAR
     if tb.ebpf_engine is not None:
         tb.ebpf_engine.set_share(tb.router_names.index(ROUTER_A), round(share_pps))
     index = {n: i for i, n in enumerate(tb.router_names)}
-    frames = {r: build_frame(next(f for f in tb.flows if f.router == r), router_index=index[r])
-              for r in (ROUTER_A, ROUTER_B)}
+    frames = {r: [build_frame(f, tb.frame_size, router_index=index[r])
+                  for f in tb.flows if f.router == r] for r in (ROUTER_A, ROUTER_B)}
     got: dict[bool, Condition] = {False: Condition(), True: Condition()}
     for i in range(rounds):
         for flood in (False, True):
             a_pps = share_pps * (flood_factor if flood else 1.0)
-            mixed, frac_b = mix(frames[ROUTER_A], frames[ROUTER_B], a_pps, b_pps)
+            mixed, frac_b = mix_turns(frames[ROUTER_A], frames[ROUTER_B], a_pps, b_pps)
             tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=mixed, path="xdp",
                         stamp=True)
             res = tb.trial(b_pps / frac_b, trial_s, warmup_s=0.1, residual_s=0.1)
@@ -83,15 +105,18 @@ def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHAR
 
 
 def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
-               progress: Progress = lambda m, r: None) -> AttackOutcome:
-    """The attack on ``engine``, stored as a run of kind ``latency-attack``."""
-    sc, text = scenario(engine)
+               progress: Progress = lambda m, r: None, ip: int = 4) -> AttackOutcome:
+    """The attack on ``engine`` with frames of IP version ``ip``, stored as a run of kind
+    ``latency-attack``."""
+    sc, text = scenario(engine, ip)
     ctx, sc = placed(ctx, sc)
     require_runnable(ctx.placement.generator, trial_s, rounds)
+    size = min_timed_frame(ip)
     params: dict[str, object] = {
         "engine": engine, "a_share_pps": SHARE_PPS, "flood_factor": FLOOD_FACTOR,
-        "b_pps": B_PPS, "trial_s": trial_s, "rounds": rounds, "routers": 2}
-    with stored_run(ctx, KIND, sc.name, text, params) as run_id:
+        "b_pps": B_PPS, "trial_s": trial_s, "rounds": rounds, "routers": 2, "ip": ip,
+        "frame_size": size}
+    with stored_run(ctx, KIND, sc.name, text, params, ip, size) as run_id:
 
         def record(res: TrialResult) -> TrialResult:
             ctx.store.add_trial(run_id, res)
@@ -101,6 +126,6 @@ def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
             ctx.store.add_placement(run_id, sink=tb.sink_kind)
             share, flood = measure(tb, trial_s, rounds, record=record, progress=progress)
     return AttackOutcome(run_id, engine, SHARE_PPS, B_PPS, FLOOD_FACTOR, trial_s, rounds,
-                         share, flood)
+                         share, flood, ip, size)
 
 

@@ -75,7 +75,8 @@ def run_platform_attack(ctx: RunContext, setup: AttackSetup, trial_s: float, rou
         "flood_factor": rates.flood_factor, "b_pps": rates.b_pps, "trial_s": trial_s,
         "rounds": rounds, "routers": 2, "platform": st.name, "attacker": a.router,
         "victim": b.router, "attacker_ports": [a.src_port, a.dst_port],
-        "victim_ports": [b.src_port, b.dst_port], "a_policed_by_engine": rates.policed}
+        "victim_ports": [b.src_port, b.dst_port], "a_policed_by_engine": rates.policed,
+        "ip": setup.ip, "frame_size": setup.frame_size}
     got = {False: Condition(), True: Condition()}
     sent = {"share": 0, "flood": 0}
     policed = {"share": 0, "flood": 0}
@@ -83,7 +84,8 @@ def run_platform_attack(ctx: RunContext, setup: AttackSetup, trial_s: float, rou
     with PlatformTraffic(setup, ctx.placement, label) as pt:
         ctx = replace(ctx, placement=placement_for(ctx.placement, pt))
         params["attacker_cpu"] = pt.generator_cpus[ROUTER_A]
-        with stored_run(ctx, KIND, f"platform:{st.name}", setup.spec_text, params) as run_id:
+        with stored_run(ctx, KIND, f"platform:{st.name}", setup.spec_text, params, setup.ip,
+                        setup.frame_size) as run_id:
             ctx.store.add_placement(run_id, sink="tc-bpf")
             for i in range(rounds):
                 for flood in (False, True):
@@ -100,5 +102,6 @@ def run_platform_attack(ctx: RunContext, setup: AttackSetup, trial_s: float, rou
                     progress(f"{st.name}: A ({a.router}) at {a_pps / 1e3:.0f} kpps, B "
                              f"({b.router}) at {rates.b_pps / 1e3:.0f} kpps", res)
     outcome = AttackOutcome(run_id, setup.engine, rates.share_pps, rates.b_pps,
-                            rates.flood_factor, trial_s, rounds, got[False], got[True])
+                            rates.flood_factor, trial_s, rounds, got[False], got[True],
+                            setup.ip, setup.frame_size)
     return PlatformAttackOutcome(outcome, st.name, a, b, rates, sent, policed)

@@ -3,7 +3,9 @@
 platform's state, and the generators and sinks that carry it.
 
 Each router's frames go from the site behind one of its dedicated ports to the address of the
-site behind another (:mod:`vrlab.attack_paths`): a generator agent (:mod:`vrlab.traffic.agent`
+site behind another (:mod:`vrlab.attack_paths`), IPv4, IPv6 or both alternating (``--ip``
+4, 6, 46) at the smallest frame that carries the latency stamp (60 bytes for IPv4, 76 with
+IPv6: :func:`vrlab.framesize.min_timed_frame`): a generator agent (:mod:`vrlab.traffic.agent`
 on the XDP path, which stamps B's frames) in the source site and a sink agent (the tc BPF
 sink, which times them) in the destination site, one pair per router, all on one clock. A's
 generator starts first and stops last, so B's whole trial runs beside A.
@@ -51,6 +53,7 @@ from vrlab.attack_paths import (
 from vrlab.attack_result import ROUTER_A, ROUTER_B
 from vrlab.engines.ebpf.engine import EbpfEngine, EngineIds, hook_of
 from vrlab.errors import Interrupted, KernelError, UsageError, VrlabError
+from vrlab.framesize import min_timed_frame
 from vrlab.ledger import Ledger, alive
 from vrlab.placement import Placement, rps_mask
 from vrlab.platform import lifecycle
@@ -88,16 +91,24 @@ class AttackSetup:
     victim: RouterPath
     engine: str
     rates: AttackRates
+    #: the frames' IP version: 4, 6, or 46 (both, alternating)
+    ip: int = 4
 
     @property
     def paths(self) -> dict[str, RouterPath]:
         return {ROUTER_A: self.attacker, ROUTER_B: self.victim}
 
+    @property
+    def frame_size(self) -> int:
+        """Every frame's size without FCS, A's as B's: the smallest that holds the stamp."""
+        return min_timed_frame(self.ip)
+
 
 def check(platform: str | None, attacker: str, victim: str, attacker_ports: str | None = None,
-          victim_ports: str | None = None) -> AttackSetup:
+          victim_ports: str | None = None, ip: int = 4) -> AttackSetup:
     """The attack's routers, ports and rates on the running platform ``platform`` (None: the
-    only one up); every refusal names the option to fix. Touches nothing."""
+    only one up), with frames of IP version ``ip``; every refusal names the option (or the
+    spec's field) to fix. Touches nothing."""
     try:
         st = lifecycle.pick(platform)
     except UsageError as e:
@@ -119,8 +130,9 @@ def check(platform: str | None, attacker: str, victim: str, attacker_ports: str 
                          "`vrlab up` again")
     layout = make_layout(spec, st.run_id)
     a = router_path(layout, attacker, parse_ports(attacker_ports, "--attacker-ports"),
-                    "--attacker")
-    b = router_path(layout, victim, parse_ports(victim_ports, "--victim-ports"), "--victim")
+                    "--attacker", ip)
+    b = router_path(layout, victim, parse_ports(victim_ports, "--victim-ports"), "--victim",
+                    ip)
     if a.router == b.router:
         raise UsageError(f"--victim {victim}: the same router as --attacker; the attack needs "
                          "two routers, A (which floods) and B (which is timed)")
@@ -138,23 +150,29 @@ def check(platform: str | None, attacker: str, victim: str, attacker_ports: str 
                           f"{os.uname().release}): its sinks sit in the platform's own site "
                           "namespaces, and only a tcx program goes with its process if vrlab "
                           "is killed")
-    return AttackSetup(st, text, a, b, engine, attack_rates(st.name, a, b))
+    return AttackSetup(st, text, a, b, engine, attack_rates(st.name, a, b), ip)
+
+
+def _family(ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
 
 
 def _poke(dst: str) -> None:
     """One UDP datagram to ``dst``'s discard port, from this namespace."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(_family(dst), socket.SOCK_DGRAM) as s:
         s.sendto(b"vrlab", (dst, 9))
 
 
 def _neighbour_known(ns: str, dev: str, ip: str) -> bool:
+    want = ipaddress.ip_address(ip)
     with IPRoute(netns=ns) as ipr:
         idx = ipr.link_lookup(ifname=dev)
         if not idx:
             return False
-        return any(nb["ifindex"] == idx[0] and nb.get("NDA_DST") == ip
+        return any(nb["ifindex"] == idx[0] and nb.get("NDA_DST") is not None
+                   and ipaddress.ip_address(nb.get("NDA_DST")) == want
                    and nb["state"] & NUD_VALID
-                   for nb in ipr.get_neighbours(family=socket.AF_INET))
+                   for nb in ipr.get_neighbours(family=_family(ip)))
 
 
 _OWNER = os.getpid()
@@ -265,18 +283,21 @@ class PlatformTraffic:
 
     @staticmethod
     def _resolve(p: RouterPath, timeout: float = 5.0) -> None:
-        """Have the router learn its destination site's MAC before the sink (which drops every
-        frame, ARP too) sits there: a datagram from the source site makes the guest resolve
-        it, and the FIB sync agent copies the neighbour into the engine."""
+        """Have the router learn its destination site's MAC, of each IP version sent, before
+        the sink (which drops every frame, ARP and neighbour discovery too) sits there: a
+        datagram from the source site makes the guest resolve it, and the FIB sync agent
+        copies the neighbour into the engine."""
         deadline = time.monotonic() + timeout
-        while not _neighbour_known(*p.egress, p.dst_ip):
-            if time.monotonic() > deadline:
-                raise KernelError(f"router {p.router} did not resolve its site {p.dst_ip} "
-                                  f"behind {p.dst_port} in {timeout:g} s (no neighbour on "
-                                  f"{p.egress[1]} in {p.egress[0]}); is the site up? `vrlab "
-                                  f"exec {p.router}/{p.src_port} -- ping {p.dst_ip}`")
-            nsexec.run_in(p.src_site, _poke, p.dst_ip)
-            time.sleep(0.1)
+        for _, dst in p.addresses:
+            while not _neighbour_known(*p.egress, dst):
+                if time.monotonic() > deadline:
+                    ping = "ping -6" if ":" in dst else "ping"
+                    raise KernelError(f"router {p.router} did not resolve its site {dst} "
+                                      f"behind {p.dst_port} in {timeout:g} s (no neighbour on "
+                                      f"{p.egress[1]} in {p.egress[0]}); is the site up? "
+                                      f"`vrlab exec {p.router}/{p.src_port} -- {ping} {dst}`")
+                nsexec.run_in(p.src_site, _poke, dst)
+                time.sleep(0.1)
 
     def _start_agents(self, led: Ledger) -> None:
         cpu = self.where.generator_cpu
@@ -285,9 +306,9 @@ class PlatformTraffic:
             who = "attacker" if role == ROUTER_A else "victim"
             sink = Agent(p.dst_site, cpu, led, f"{who}'s sink")
             self.sinks[role] = sink
-            host = str(ipaddress.ip_network(p.dst_ip))
+            hosts = [str(ipaddress.ip_network(dst)) for _, dst in p.addresses]
             reply = sink.call("sink", table=f"vrl{led.run_id}sink", dev=p.dst_dev,
-                              routers={role: [host]}, count_flows=False, latency=timed,
+                              routers={role: hosts}, count_flows=False, latency=timed,
                               kind="tc-bpf")
             if timed and reply.get("attach") != "tcx":
                 raise KernelError(f"the victim's sink in {p.dst_site} attached as "
@@ -297,10 +318,11 @@ class PlatformTraffic:
             if role == ROUTER_A and self.forwarding_cpu is not None:
                 # the forwarding (a kernel thread when the softirq falls behind) comes first
                 os.setpriority(os.PRIO_PROCESS, gen.proc.pid, ATTACKER_NICE)
-            flow = Flow(router=role, src_mac=p.src_mac, dst_mac=p.router_mac, src_ip=p.src_ip,
-                        dst_ip=p.dst_ip, sport=BASE_SPORT)
-            gen.call("sender", dev=p.src_dev, path="xdp", stamp=timed,
-                     frames=[build_frame(flow, router_index=0 if timed else None)])
+            frames = [build_frame(Flow(router=role, src_mac=p.src_mac, dst_mac=p.router_mac,
+                                       src_ip=src, dst_ip=dst, sport=BASE_SPORT),
+                                  self.setup.frame_size, router_index=0 if timed else None)
+                      for src, dst in p.addresses]
+            gen.call("sender", dev=p.src_dev, path="xdp", stamp=timed, frames=frames)
 
     # ------------------------------------------------------------------ trials
 

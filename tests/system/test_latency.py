@@ -121,15 +121,17 @@ def test_the_command_prints_every_load_beside_its_floor(vrlab_env: VrlabEnv) -> 
     assert len(trials) == 10 and all(t.result.latency for t in trials)
 
 
+@pytest.mark.parametrize(("ip", "size"), [("4", 60), ("6", 76), ("46", 76)])
 def test_the_attack_times_router_b_beside_a_share_and_under_a_flood(
-        vrlab_env: VrlabEnv) -> None:
+        vrlab_env: VrlabEnv, ip: str, size: int) -> None:
     r, left = vrlab_env.run_cli_sealed(
-        "latency", "shared", "--attack", "--engine", "ebpf", "--duration", "0.3", "--repeats",
-        "2", "--generator", "xdp", "--json", timeout=300)
+        "latency", "shared", "--attack", "--engine", "ebpf", "--ip", ip, "--duration", "0.3",
+        "--repeats", "2", "--generator", "xdp", "--json", timeout=300)
     assert r.returncode == 0, r.stderr
     assert left == [], f"the run left namespaces behind: {left}"
     (data,) = json.loads(r.stdout)["attack"]
     assert data["engine"] == "ebpf" and data["rounds"] == 2
+    assert (data["ip"], data["frame_size"]) == (int(ip), size)
     assert data["a_flood_pps"] == 3 * data["a_share_pps"]
     for cond in ("b_beside_share", "b_under_flood"):
         b = data[cond]
@@ -141,7 +143,8 @@ def test_the_attack_times_router_b_beside_a_share_and_under_a_flood(
     assert len(data["p99_ratio_rounds"]) <= 2
     with Store(vrlab_env.db) as st:
         trials = st.trials(data["run_id"])
-        assert st.run(data["run_id"]).kind == "latency-attack"
+        run = st.run(data["run_id"])
+    assert run.kind == "latency-attack" and (run.ip, run.frame_size) == (int(ip), size)
     assert len(trials) == 4
     assert all("r1" in t.result.latency for t in trials)
 

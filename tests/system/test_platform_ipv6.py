@@ -68,6 +68,23 @@ def send_udp6(ns: str, dst: str, count: int, pps: float = 20_000, hops: int = 64
     return int(nsexec.run_in(ns, _send6, dst, count, pps, hops))
 
 
+#: a destination options header of 8 bytes holding one PadN option (the kernel writes its
+#: next header): forwarded by every router, read only by the destination
+DSTOPTS = bytes([0, 0, 1, 4, 0, 0, 0, 0])
+
+
+def _send_dstopts(dst: str, count: int) -> int:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DSTOPTS, DSTOPTS)
+    sent = 0
+    for _ in range(count):
+        s.sendto(b"x" * 18, (dst, 9))
+        sent += 1
+        time.sleep(0.0005)
+    s.close()
+    return sent
+
+
 def _snmp6() -> dict[str, int]:
     text = Path("/proc/self/net/snmp6").read_text()
     return {k: int(v) for k, v in (line.split() for line in text.splitlines() if line.strip())}
@@ -186,6 +203,29 @@ def test_neighbour_discovery_and_icmpv6_errors_come_from_the_guest(
     nsexec.run_in(u.ns("blue/eth0"), _solicit, site_if)
     wait_for(lambda: snmp6(u.ns("blue"), "Icmp6InRouterSolicits") > rs0, 3.0,
              "the router solicitation in blue's guest")
+
+
+def test_frames_with_an_extension_header_are_punted_and_forwarded_by_the_guest(
+        platform: Callable[..., Up]) -> None:
+    """The engine walks no extension header chain: a UDP datagram behind a destination
+    options header goes to the guest, whose kernel forwards it to the site, header and all."""
+    u = platform(TWO6)
+    send_udp6(u.ns("blue/eth0"), "2001:db8:1::2", 3)  # the guest resolves the site first
+    time.sleep(0.3)
+    e = u.engine()
+    try:
+        c0, rx0 = e.counters(1), udp6_in(u.ns("blue/eth1"))
+        forw0 = snmp6(u.ns("blue"), "Ip6OutForwDatagrams")
+        n = 200
+        assert nsexec.run_in(u.ns("blue/eth0"), _send_dstopts, "2001:db8:1::2", n) == n
+        time.sleep(0.3)
+        c1 = e.counters(1)
+    finally:
+        e.close()
+    assert udp6_in(u.ns("blue/eth1")) - rx0 == n, "the guest did not forward them all"
+    assert snmp6(u.ns("blue"), "Ip6OutForwDatagrams") - forw0 >= n
+    assert c1["punted"] - c0["punted"] >= n, (c0, c1)
+    assert c1["forwarded"] == c0["forwarded"], "the engine forwarded a frame it cannot walk"
 
 
 def test_ipv6_routes_are_refused_and_limited_per_family(platform: Callable[..., Up]) -> None:

@@ -36,6 +36,11 @@ SPEC: dict[str, Any] = {
         {"name": "tiny", "share_kpps": 10,
          "ports": [{"name": "eth0", "address": "10.0.0.1/24"},
                    {"name": "eth1", "address": "10.1.0.1/24"}]},
+        {"name": "dual",
+         "ports": [{"name": "eth0", "addresses": ["10.0.0.1/24", "fe80::1/64",
+                                                  "2001:2::1/64", "2001:2:0:9::1/64"]},
+                   {"name": "eth1", "addresses": ["10.1.0.1/24", "2001:2:0:1::1/64"]},
+                   {"name": "eth2", "addresses": ["10.2.0.1/24", "fe80::1/64"]}]},
     ],
 }
 
@@ -82,6 +87,37 @@ def test_refusals_name_the_option(layout: PlatformLayout, name: str,
                                   ports: tuple[str, str] | None, needle: str) -> None:
     with pytest.raises(UsageError, match="^" + needle.replace("(", r"\(").replace(")", r"\)")):
         router_path(layout, name, ports, "--attacker")
+
+
+def test_ipv6_frames_go_between_the_sites_first_global_ipv6_addresses(
+        layout: PlatformLayout) -> None:
+    p = router_path(layout, "dual", None, "--victim", ip=6)
+    assert p.addresses == (("2001:2::2", "2001:2:0:1::2"),)
+    assert (p.src_ip, p.dst_ip) == ("2001:2::2", "2001:2:0:1::2")
+    both = router_path(layout, "dual", None, "--victim", ip=46)
+    assert both.addresses == (("10.0.0.2", "10.1.0.2"), ("2001:2::2", "2001:2:0:1::2"))
+    assert router_path(layout, "violet", None, "--victim", ip=6).addresses == \
+        (("2001:db8::2", "2001:db8:1::2"),)
+    assert router_path(layout, "dual", None, "--victim").addresses == \
+        (("10.0.0.2", "10.1.0.2"),)
+
+
+@pytest.mark.parametrize(("name", "ports", "ip", "needle"), [
+    ("red", None, 6, "--victim red: the site behind port eth0 has no IPv6 address "
+     "(routers[0].ports[0].addresses in the platform's spec has no IPv6 subnet), and --ip 6 "
+     "sends IPv6 frames; give the port one, pick a router or ports with one, or --ip 4"),
+    # a link-local address is the link's own, no site's
+    ("dual", ("eth0", "eth2"), 46, "--victim dual: the site behind port eth2 has no IPv6 "
+     "address (routers[6].ports[2].addresses"),
+    ("violet", None, 46, "--victim violet: the site behind port eth0 has no IPv4 address "
+     "(routers[3].ports[0].addresses"),
+])
+def test_a_site_without_the_ip_version_asked_for_is_refused_naming_the_field(
+        layout: PlatformLayout, name: str, ports: tuple[str, str] | None, ip: int,
+        needle: str) -> None:
+    with pytest.raises(UsageError) as e:
+        router_path(layout, name, ports, "--victim", ip=ip)
+    assert str(e.value).startswith(needle), str(e.value)
 
 
 @pytest.mark.parametrize("text", ["eth0", "eth0,eth0", "eth0,", "a,b,c"])

@@ -97,12 +97,13 @@ def test_rounds_without_b_frames_are_left_out_of_the_rounds_ratios() -> None:
 
 
 def store_attack(st: Store, engine: str, share_us: list[float],
-                 flood_us: list[float]) -> int:
+                 flood_us: list[float], ip: int = 4, frame_size: int = 60) -> int:
     run = st.start_run(RunInfo(
         kind=attack.KIND, scenario="shared", spec_yaml="", machine={}, placement={},
         vrlab_version="0", profile="quick",
         params={"engine": engine, "a_share_pps": 50_000.0, "flood_factor": 3.0,
-                "b_pps": 50_000.0, "trial_s": 0.5, "rounds": len(share_us)}))
+                "b_pps": 50_000.0, "trial_s": 0.5, "rounds": len(share_us)},
+        ip=ip, frame_size=frame_size))
     for i, (s, f) in enumerate(zip(share_us, flood_us, strict=True)):
         for flood, p99, frac in ((0.0, s, 0.5), (1.0, f, 0.25)):
             # B got 1,000 of its 1,000 frames (no loss), A the rest
@@ -126,6 +127,14 @@ def test_an_attack_run_reads_back_from_the_store(tmp_path: Path) -> None:
     assert got.verdict.status == "misses"
     data = got.as_json()
     assert data["verdict"] == "misses" and data["b_under_flood"]["p99_ns"] > 0  # type: ignore[index]
+    assert (data["ip"], data["frame_size"]) == (4, 60)
+
+
+def test_an_ipv6_attack_run_reads_back_its_ip_version_and_frame_size(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as st:
+        got = attack.stored_attack(st, store_attack(st, "ebpf", [20, 21], [21, 22], 6, 76))
+    assert (got.ip, got.frame_size) == (6, 76)
+    assert (got.as_json()["ip"], got.as_json()["frame_size"]) == (6, 76)
 
 
 def test_the_report_section_shows_each_engine_with_its_verdict(tmp_path: Path) -> None:

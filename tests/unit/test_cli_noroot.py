@@ -154,7 +154,6 @@ def test_down_and_exec_without_a_platform_say_so(vrlab_env: VrlabEnv) -> None:
     (["native-routed", "--attack"], "is not the shared platform"),
     (["shared", "--attack", "--routers", "4"], "--attack --routers 4"),
     (["shared", "--attack", "--engine", "userspace"], "the attack runs on ebpf or guests"),
-    (["shared", "--attack", "--ip", "6"], "the attack sends IPv4 frames"),
 ])
 def test_latency_attack_refuses_what_it_cannot_measure(vrlab_env: VrlabEnv, args: list[str],
                                                         needle: str) -> None:

@@ -13,6 +13,7 @@ from rich.table import Table
 from vrlab import attack_result as attack
 from vrlab.attack_result import AttackOutcome
 from vrlab.cli.console import console, out, progress
+from vrlab.cli.options import FAMILY
 from vrlab.method import RunContext
 from vrlab.results import LatencySummary
 
@@ -68,17 +69,19 @@ def print_attacks(got: list[tuple[str, AttackOutcome]], head: str = "engine") ->
 
 
 def platform_attack(platform: str | None, attacker: str | None, victim: str | None,
-                    attacker_ports: str | None, victim_ports: str | None, duration_s: float,
-                    rounds: int, as_json: bool, make_ctx: Callable[[], RunContext]) -> None:
-    """Check the platform and the routers (before anything runs), then attack; a table or
-    JSON (``{"attack": [...]}``, as the scenario attack prints)."""
+                    attacker_ports: str | None, victim_ports: str | None, ip: int,
+                    duration_s: float, rounds: int, as_json: bool,
+                    make_ctx: Callable[[], RunContext]) -> None:
+    """Check the platform and the routers (before anything runs), then attack with frames of
+    IP version ``ip``; a table or JSON (``{"attack": [...]}``, as the scenario attack
+    prints)."""
     from vrlab import net, platform_attack, platform_traffic
     from vrlab.errors import UsageError
 
     if attacker is None or victim is None:
         raise UsageError("--attack --platform: name the routers with --attacker ROUTER (A, "
                          "which floods) and --victim ROUTER (B, which is timed)")
-    setup = platform_traffic.check(platform, attacker, victim, attacker_ports, victim_ports)
+    setup = platform_traffic.check(platform, attacker, victim, attacker_ports, victim_ports, ip)
     net.require_root()
     ctx = make_ctx()
     a, b, r = setup.attacker, setup.victim, setup.rates
@@ -89,7 +92,8 @@ def platform_attack(platform: str | None, attacker: str | None, victim: str | No
         f"({attack.ENGINES[setup.engine]}): B = {b.router} {b.src_port}→{b.dst_port} at "
         f"{r.b_pps / 1e3:g} kpps; A = {a.router} {a.src_port}→{a.dst_port} at "
         f"{r.share_pps / 1e3:g} kpps" + (" (its share)" if r.policed else "")
-        + f", then at {r.flood_factor:g}x; {duration_s:g} s trials x {rounds} rounds")
+        + f", then at {r.flood_factor:g}x; {FAMILY[ip]} frames of {setup.frame_size} bytes "
+        f"(+4 FCS); {duration_s:g} s trials x {rounds} rounds")
     with progress(f"attack {setup.state.name}") as bars:
         res = platform_attack.run_platform_attack(ctx, setup, duration_s, rounds, bars.step)
     if as_json:

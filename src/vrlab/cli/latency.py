@@ -53,7 +53,8 @@ from vrlab.method import RunContext
 @click.option("--attack", is_flag=True,
               help="Scenario 'shared' only: router B's latency beside router A at its share "
               "(50 kpps) and under A's flood at 3x it, B at 50 kpps, on --engine ebpf or "
-              "guests (both if --engine is not given); --repeats sets the rounds (default 3).")
+              "guests (both if --engine is not given), with the frames of --ip; --repeats sets "
+              "the rounds (default 3).")
 @platform_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
@@ -75,7 +76,8 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
     `vrlab ndr` of the scenario in the store, or a search run first. With --attack (scenario
     shared): router B's latency while router A keeps to its share and while A floods; with
     --attack --platform NAME (no SCENARIO) the same between two routers of a platform that
-    `vrlab up` built (--attacker, --victim). With --testbed: across the hosts of a testbed
+    `vrlab up` built (--attacker, --victim), from site to site over the ports' IPv4 or (--ip
+    6, 46) IPv6 addresses. With --testbed: across the hosts of a testbed
     file whose generator and sink are one tester host (one clock), the floor on that host's
     generator linked straight to its sink.
 
@@ -96,7 +98,7 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
                              "A --victim B`)")
         scenario_given = [f"--{n}" for n, v in (
             ("guests", guests), ("flows", flows), ("routers", routers), ("engine", engine),
-            ("guest-kind", guest_kind), ("hook", hook), ("ip", ip), ("testbed", testbed),
+            ("guest-kind", guest_kind), ("hook", hook), ("testbed", testbed),
             ("ndr-kpps", ndr_kpps), ("pdr-kpps", pdr_kpps), ("max-kpps", max_kpps))
             if v is not None]
         if scenario_given:
@@ -104,7 +106,8 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
                              "option; the platform's own spec says what runs")
         prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
         platform_attack(platform_name, attacker, victim, attacker_ports, victim_ports,
-                        prof.duration_s, repeats or attack_result.DEFAULT_ROUNDS, as_json,
+                        int(ip or 4), prof.duration_s,
+                        repeats or attack_result.DEFAULT_ROUNDS, as_json,
                         lambda: run_context(db, pin, sink_rx, prof, "", generator))
         return
     if scenario is None:
@@ -116,11 +119,10 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
     if attack and testbed is not None:
         raise UsageError("latency --attack --testbed: the attack runs on the shared platform, "
                          "which a testbed file's SUT does not build; run it without --testbed")
-    if attack and ip not in (None, "4"):
-        raise UsageError(f"--attack --ip {ip}: the attack sends IPv4 frames; leave --ip out")
     if attack:
-        _attack(sc.name, engine, routers, prof, repeats or attack_result.DEFAULT_ROUNDS,
-                as_json, lambda: run_context(db, pin, sink_rx, prof, "", generator))
+        _attack(sc.name, engine, routers, sc.traffic.ip, prof,
+                repeats or attack_result.DEFAULT_ROUNDS, as_json,
+                lambda: run_context(db, pin, sink_rx, prof, "", generator))
         return
     repeats = repeats or 1
     if (ndr_kpps is None) != (pdr_kpps is None):
@@ -186,11 +188,14 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
         out.print(r)
 
 
-def _attack(scenario: str, engine: str | None, routers: int | None, prof: profiles.Profile,
-            rounds: int, as_json: bool, make_ctx: Callable[[], RunContext]) -> None:
-    """``vrlab latency shared --attack``: each engine's attack, a table or JSON."""
+def _attack(scenario: str, engine: str | None, routers: int | None, ip: int,
+            prof: profiles.Profile, rounds: int, as_json: bool,
+            make_ctx: Callable[[], RunContext]) -> None:
+    """``vrlab latency shared --attack``: each engine's attack with frames of IP version
+    ``ip``, a table or JSON."""
     from vrlab import attack_result as attack
     from vrlab import latency_attack
+    from vrlab.framesize import min_timed_frame
 
     if scenario != "shared":
         raise UsageError(f"--attack: scenario {scenario} is not the shared platform, and "
@@ -208,11 +213,13 @@ def _attack(scenario: str, engine: str | None, routers: int | None, prof: profil
     console.print(f"latency attack [bold]shared[/]: B at {attack.B_PPS / 1e3:.0f} kpps; A at "
                   f"its share {attack.SHARE_PPS / 1e3:.0f} kpps, then at "
                   f"{attack.FLOOD_FACTOR:g}x; {prof.duration_s:g} s trials x {rounds} rounds; "
+                  f"{FAMILY[ip]} frames of {min_timed_frame(ip)} bytes (+4 FCS); "
                   f"{ctx.placement.describe()}")
     got = []
     for e in engines:
         with progress(f"attack {e}") as bars:
-            got.append(latency_attack.run_attack(ctx, e, prof.duration_s, rounds, bars.step))
+            got.append(latency_attack.run_attack(ctx, e, prof.duration_s, rounds, bars.step,
+                                                 ip))
     if as_json:
         out.print_json(json.dumps({"attack": [g.as_json() for g in got]}))
         return

@@ -73,13 +73,13 @@ FRAMES = {
     6: "Frames are IPv6/UDP, 74 bytes (78 on the wire, RFC 5180's smallest IPv6 frame), "
        "addressed in RFC 5180's 2001:2::/48, the calibration's and Fig. 4's direct link's "
        "too. Latency is measured with IPv6/UDP frames of 76 bytes (80 on the wire, the "
-       "smallest that carry the stamp), its floor too; the attack on the shared platform "
-       "sends IPv4 frames of 60 bytes.",
+       "smallest that carry the stamp), its floor and the attack on the shared platform "
+       "too.",
     46: "Frames are half IPv4/UDP, half IPv6/UDP (every router both), all 74 bytes (78 on "
         "the wire, RFC 5180's smallest IPv6 frame), the calibration's and Fig. 4's direct "
         "link's too. Latency is measured with the same mix at 76 bytes (80 on the wire, the "
-        "smallest whose IPv6 frames carry the stamp), its floor too; the attack on the shared "
-        "platform sends IPv4 frames of 60 bytes.",
+        "smallest whose IPv6 frames carry the stamp), its floor and the attack on the shared "
+        "platform too.",
 }
 #: how the report names each IP version's frames
 FAMILY = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6 (the mix)"}

@@ -167,8 +167,7 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
     frames (6, 46: IPv6 in 2001:2::/48), the calibration's (which caps every search) and
     Fig. 4's direct link's too, so no search is capped by another family's ceiling. Latency
     is measured with frames of ``ip`` too (IPv6's at 76 bytes, the smallest that carry the
-    stamp; each floor with the same frames); the attack on the shared platform sends IPv4
-    frames whatever ``ip`` is.
+    stamp; each floor with the same frames), and so is the attack on the shared platform.
 
     ``on``: across the machines of a testbed file (``ctx`` builds its testbeds there), what
     that testbed measures: the series it cannot build are not run, nor calibration and Fig.
@@ -217,7 +216,7 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
                                                ip))
     lat_runs = {} if on is not None and on.no_clock else \
         run_latency(rctx, ndr_runs, progress, ip)
-    attack_runs = {} if on is not None else run_attacks(rctx, lat_runs, progress)
+    attack_runs = {} if on is not None else run_attacks(rctx, lat_runs, progress, ip)
     where = {} if on is None else {
         "testbed": on.testbed, "testbed_file": on.file,
         "not_measurable": {k.key: on.unbuilt[k.key]
@@ -254,15 +253,16 @@ def refuse_ip(figs: list[str], ip: int) -> None:
 
 
 def run_attacks(ctx: RunContext, lat_runs: Mapping[str, int],
-                progress: Progress) -> dict[str, int]:
-    """Router B's latency under router A's flood, on each engine the report's shared
-    configurations measured latency on: trials of the profile's length but at least
-    ``ATTACK_TRIAL_S`` (a 4 ms stall of this VM is a few percent of B's frames in a shorter
-    trial, and sets its p99 alone), ``ATTACK_ROUNDS`` rounds of each condition."""
+                progress: Progress, ip: int = 4) -> dict[str, int]:
+    """Router B's latency under router A's flood, with frames of IP version ``ip``, on each
+    engine the report's shared configurations measured latency on: trials of the profile's
+    length but at least ``ATTACK_TRIAL_S`` (a 4 ms stall of this VM is a few percent of B's
+    frames in a shorter trial, and sets its p99 alone), ``ATTACK_ROUNDS`` rounds of each
+    condition."""
     engines = {k.engine for k in LATENCY if k.key in lat_runs and k.scenario == "shared"}
     trial = max(ctx.profile.duration_s, ATTACK_TRIAL_S)
     return {e: latency_attack.run_attack(replace(ctx, label=f"attack-{e}"), e, trial,
-                                         ATTACK_ROUNDS, progress).run_id
+                                         ATTACK_ROUNDS, progress, ip).run_id
             for e in attack_result.ENGINES if e in engines}
 
 
