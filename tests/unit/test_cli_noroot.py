@@ -265,16 +265,18 @@ def test_reproduce_across_hosts_checks_the_file_first(vrlab_env: VrlabEnv,
 
 
 @pytest.mark.parametrize(("scenario", "extra"), [
-    ("shared", []), ("guest-routed", ["--guest-kind", "userspace"])])
+    ("shared", ["--engine", "userspace"]), ("guest-routed", ["--guest-kind", "userspace"])])
 def test_a_scenario_the_hosts_cannot_build_is_refused_before_connecting(
         vrlab_env: VrlabEnv, tmp_path: Path, scenario: str, extra: list[str]) -> None:
     r, created = vrlab_env.run_cli_sealed("sweep", scenario, *extra, "--testbed",
                                           str(_testbed_file(tmp_path)), "--no-plot")
     text = " ".join((r.stdout + r.stderr).split())
     assert r.returncode == 2, text
-    assert f"scenario {scenario} cannot be measured across hosts yet" in text, text
+    assert f"scenario {scenario} cannot be measured across hosts (a userspace forwarding " \
+        "engine" in text, text
     assert "what can: native-routed, native-bridged, native-hybrid, host-routed, " \
         "host-bridged, guest-routed, guest-bridged, mixed-routed and mixed-bridged" in text, text
+    assert "and shared (the eBPF engine" in text, text
     assert "192.0.2" not in text, "refused before any host was tried"
     assert_nothing_built(vrlab_env, created)
 

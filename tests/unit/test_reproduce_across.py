@@ -72,10 +72,13 @@ def test_a_series_is_run_exactly_when_the_testbed_can_build_its_scenario(
             assert on.measurable(key) == builds(key), key.key
     for key in (figures.NATIVE_R, figures.NATIVE_B, figures.NATIVE_H):
         assert on.measurable(key)
-    shared = SweepKey("shared", None, 4, 4, "ebpf")
-    assert not on.measurable(shared)
-    assert "scenario shared cannot be measured across hosts" in on.unbuilt[shared.key]
-    assert not on.unbuilt[shared.key].startswith("--testbed")
+    for key in FIGURES["shared"].series:
+        assert on.measurable(key), key.key
+    user = next(k for k in FIGURES["fig9u"].series if k.guest_kind == "userspace")
+    assert not on.measurable(user)
+    assert f"scenario {user.scenario} cannot be measured across hosts" in on.unbuilt[user.key]
+    assert "userspace forwarding engine" in on.unbuilt[user.key]
+    assert not on.unbuilt[user.key].startswith("--testbed")
 
 
 def test_three_machines_have_no_tg_to_ts_link_and_no_common_clock(tmp_path: Path) -> None:

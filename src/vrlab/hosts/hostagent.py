@@ -6,6 +6,9 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 - ``ports``: each named interface's MAC address and state; refuses one that is missing or down;
 - ``guests``: a SUT's guests (:mod:`vrlab.hosts.guests`), namespaces of vrlab's joined to
   this machine's own by veth pairs, idle or forwarding;
+- ``platform``: the shared scenario's platform (:mod:`vrlab.hosts.sharedhost`) on the two
+  cabled interfaces: the engine attached to them, each router's ports, control plane and the
+  FIB sync agent;
 - ``configure``: bridges of vrlab's with named interfaces in them, addresses, permanent
   neighbours, static bridge entries, policy rules, routes (of any table) and settings on named
   interfaces (:mod:`vrlab.cabled`): the SUT's routing or bridging, and the receive steering of
@@ -37,8 +40,9 @@ from typing import Any, TextIO
 from pyroute2 import IPRoute
 
 from vrlab import __version__, cabled, net, nsexec, softnet, sysinfo
+from vrlab.engines.ebpf.engine import EbpfEngine
 from vrlab.errors import Interrupted, VrlabError
-from vrlab.hosts import guests, wire
+from vrlab.hosts import guests, sharedhost, wire
 from vrlab.ledger import Ledger
 from vrlab.placement import rps_mask
 from vrlab.plan import wiring
@@ -88,6 +92,8 @@ class HostAgent:
         self.role = role
         self.ledger: Ledger | None = None
         self.traffic: Agent | None = None
+        #: the shared engine of a ``platform`` request, for as long as the run lasts
+        self.engine: EbpfEngine | None = None
 
     def _led(self) -> Ledger:
         if self.ledger is None:
@@ -103,6 +109,11 @@ class HostAgent:
         if op == "guests":
             guests.build(self._led(), dict(msg["part"]))
             return {}
+        if op == "platform":
+            if self.engine is not None:
+                raise VrlabError(f"the {self.role} agent has a platform already")
+            self.engine, reply = sharedhost.build(self._led(), dict(msg["part"]))
+            return reply
         if op == "configure":
             self._configure(msg)
             return {}
@@ -182,6 +193,9 @@ class HostAgent:
                 self.traffic.close()
             finally:
                 self.traffic = None
+        if self.engine is not None:
+            self.engine.close()  # its attachments hold it until the ledger's teardown
+            self.engine = None
         if self.ledger is None:
             return []
         led, self.ledger = self.ledger, None
