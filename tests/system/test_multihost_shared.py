@@ -5,7 +5,9 @@ router's frames forwarded and counted as its own, two routers with the same addr
 apart by their own tables, and every host left as it was found: ledgers, namespaces (and the
 name the machine's own namespace is given for the run), links, routes of the routers' tables,
 settings, processes, and the engine's programs on the cabled interfaces; after a ``kill -9`` of
-the controller and of the SUT host's agent, ``vrlab clean --testbed`` does the same.
+the controller and of the SUT host's agent, ``vrlab clean --testbed`` does the same. Guests that
+forward with userspace engines (``--guest-kind userspace``) run their engines on the SUT host
+too, each a process in its guest's namespace there.
 
 Needs root and /usr/sbin/sshd (openssh-server)."""
 
@@ -82,7 +84,7 @@ def state_script(lab: sim.SimLab, host: str) -> str:
             "ip -6 route show table all | grep -e 'table 10[0-9][0-9]' -e 2001:2; "
             "ip neigh | grep -e 198.18 -e 2001:2; "
             "ps -eo args | grep -v grep | grep -e 'vrlab agent' -e vrlab.traffic.agent "
-            "-e fibsync; "
+            "-e fibsync -e engines.userspace; "
             "grep -H . /proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/disable_ipv6 "
             "/proc/sys/net/ipv6/conf/default/addr_gen_mode /proc/sys/net/ipv4/conf/*/forwarding "
             "/sys/class/net/vrl*/queues/rx-0/rps_cpus 2>/dev/null; "
@@ -247,4 +249,38 @@ def test_kill_9_of_a_shared_run_then_clean_leaves_nothing(lab: sim.SimLab,
             break
         time.sleep(0.5)  # the tg and ts agents may still be tearing down on their own
     assert "XDP program" in r.stdout or state(lab) == before, r.stdout
+    assert_as_before(lab, before)
+
+
+@pytest.mark.parametrize(("scenario", "ip", "routers"), [
+    ("guest-routed", "46", {"r0": "g1", "r1": "g2"}),
+    ("mixed-bridged", "4", {"r0": "host", "r1": "g1", "r2": "g2"})])
+def test_userspace_guests_on_the_sut_host_forward_their_routers_share(
+        lab: sim.SimLab, vrlab_env: VrlabEnv, scenario: str, ip: str,
+        routers: dict[str, str]) -> None:
+    """Each forwarding guest's engine is a process in that guest's namespace on the SUT host,
+    in the SUT host's ledger; every router's share arrives; nothing is left."""
+    before = state(lab)
+    proc = subprocess.Popen(vrlab_env.cli_args(
+        "sweep", scenario, "--guests", "2", "--guest-kind", "userspace", "--ip", ip,
+        "--testbed", str(lab.testbed), *SWEEP), env=vrlab_env.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        ledger = ledger_once_traffic_runs(lab, proc)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    engines = sorted((str(e["what"]), str(e["ns"])[-3:]) for e in ledger
+                     if e["kind"] == "proc" and str(e.get("what", "")).startswith("engine of"))
+    assert engines == [("engine of g1", "-g1"), ("engine of g2", "-g2")], ledger
+    trials = by_router(vrlab_env.db)
+    assert len(trials) == 2, trials
+    for sent, got in trials:
+        assert sorted(got) == sorted(routers), got
+        for r, n in got.items():
+            assert n >= 0.95 * sent / len(routers), \
+                f"router {r} ({routers[r]}) got {n} of {sent} frames"
     assert_as_before(lab, before)

@@ -14,6 +14,7 @@ from vrlab.hosts.testbed import MEASURABLE, check_scenario
 
 BUILT = ["native-routed", "native-bridged", "native-hybrid", "host-routed", "host-bridged",
          "guest-routed", "guest-bridged", "mixed-routed", "mixed-bridged"]
+FORWARDING_GUESTS = ["guest-routed", "guest-bridged", "mixed-routed", "mixed-bridged"]
 
 
 @pytest.mark.parametrize("name", BUILT)
@@ -33,15 +34,22 @@ def test_the_shared_platform_is_measurable(overrides: dict[str, Any]) -> None:
     assert "shared" in MEASURABLE
 
 
+@pytest.mark.parametrize("name", FORWARDING_GUESTS)
+def test_userspace_guests_are_measurable(name: str) -> None:
+    sc, _ = spec.load(name, {"sut.guest_kind": "userspace"})
+    check_scenario(sc)
+    assert "guest_kind: userspace" in MEASURABLE
+
+
 def test_every_builtin_scenario_is_measurable() -> None:
     """A new built-in scenario must be sorted in (or refused with its reason)."""
     assert sorted(spec.builtin_names()) == sorted([*BUILT, "shared"])
 
 
 @pytest.mark.parametrize(("name", "overrides", "why"), [
-    ("shared", {"sut.engine": "userspace"}, "userspace forwarding engine"),
-    ("guest-routed", {"sut.guest_kind": "userspace"}, "userspace forwarding engine"),
-    ("mixed-bridged", {"sut.guest_kind": "userspace"}, "userspace forwarding engine"),
+    ("shared", {"sut.engine": "userspace"}, "the shared userspace engine would read the "
+     "cabled interfaces themselves"),
+    ("shared", {"sut.engine": "userspace", "traffic.ip": 6}, "promiscuous mode"),
 ])
 def test_what_the_hosts_cannot_build_is_refused_with_the_reason(
         name: str, overrides: dict[str, Any], why: str) -> None:

@@ -9,6 +9,8 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 - ``platform``: the shared scenario's platform (:mod:`vrlab.hosts.sharedhost`) on the two
   cabled interfaces: the engine attached to them, each router's ports, control plane and the
   FIB sync agent;
+- ``engines``: the guests' userspace forwarding engines (:mod:`vrlab.hosts.engines`), each a
+  process in its guest's namespace;
 - ``configure``: bridges of vrlab's with named interfaces in them, addresses, permanent
   neighbours, static bridge entries, policy rules, routes (of any table) and settings on named
   interfaces (:mod:`vrlab.cabled`): the SUT's routing or bridging, and the receive steering of
@@ -41,8 +43,9 @@ from pyroute2 import IPRoute
 
 from vrlab import __version__, cabled, net, nsexec, softnet, sysinfo
 from vrlab.engines.ebpf.engine import EbpfEngine
+from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.errors import Interrupted, VrlabError
-from vrlab.hosts import guests, sharedhost, wire
+from vrlab.hosts import engines, guests, sharedhost, wire
 from vrlab.ledger import Ledger
 from vrlab.placement import rps_mask
 from vrlab.plan import wiring
@@ -94,6 +97,8 @@ class HostAgent:
         self.traffic: Agent | None = None
         #: the shared engine of a ``platform`` request, for as long as the run lasts
         self.engine: EbpfEngine | None = None
+        #: the userspace engines of an ``engines`` request
+        self.userspace: list[UserspaceEngine] = []
 
     def _led(self) -> Ledger:
         if self.ledger is None:
@@ -114,6 +119,9 @@ class HostAgent:
                 raise VrlabError(f"the {self.role} agent has a platform already")
             self.engine, reply = sharedhost.build(self._led(), dict(msg["part"]))
             return reply
+        if op == "engines":
+            self.userspace += engines.start(self._led(), list(msg["engines"]))
+            return {}
         if op == "configure":
             self._configure(msg)
             return {}
@@ -193,6 +201,9 @@ class HostAgent:
                 self.traffic.close()
             finally:
                 self.traffic = None
+        for e in self.userspace:
+            e.stop()
+        self.userspace = []
         if self.engine is not None:
             self.engine.close()  # its attachments hold it until the ledger's teardown
             self.engine = None

@@ -37,6 +37,7 @@ from vrlab.errors import Interrupted, UsageError, VrlabError
 from vrlab.framesize import MIN_TIMED_FRAME6, min_frame
 from vrlab.hosts import wire
 from vrlab.hosts.cabling import Cabling, configuration
+from vrlab.hosts.engines import SHARED_USERSPACE_NOT_YET, engine_parts
 from vrlab.hosts.errors import HostError, RemoteCommandFailed
 from vrlab.hosts.guests import guest_part
 from vrlab.hosts.sharedhost import platform_part
@@ -65,25 +66,20 @@ ROLES = ("tg", "sut", "ts")
 MEASURABLE = ("native-routed, native-bridged, native-hybrid, host-routed, host-bridged, "
               "guest-routed, guest-bridged, mixed-routed and mixed-bridged (io: routed, bridged "
               "or hybrid; forwarding: host, guests or mixed, guests forwarding in their own "
-              "kernel, guest_kind: netns), and shared (the eBPF engine, --hook auto, tc or "
-              "xdp, or --engine guests), with frames IPv4, IPv6 or both (--ip 4, 6, 46)")
-#: why no userspace engine is among them
-USERSPACE_NOT_YET = ("a userspace forwarding engine (--engine userspace, --guest-kind "
-                     "userspace) reads and writes frames on veths of its own namespace, and "
-                     "the SUT host's agent starts none")
-
-
+              "kernel, guest_kind: netns, or in userspace engines, guest_kind: userspace), and "
+              "shared (the eBPF engine, --hook auto, tc or xdp, or --engine guests), with "
+              "frames IPv4, IPv6 or both (--ip 4, 6, 46)")
 def check_scenario(sc: Scenario) -> None:
     """Refuse, before connecting, a scenario a testbed file cannot build: a SUT that forwards
-    in kernels (its own, its guests' namespaces, or both) between its two cabled ports, or the
-    shared platform with its eBPF engine (or its guests) on them, is built on a remote SUT;
-    no userspace engine is."""
+    in kernels (its own, its guests' namespaces, or both) or in its guests' userspace engines
+    between its two cabled ports, or the shared platform with its eBPF engine (or its guests)
+    on them, is built on a remote SUT; the shared userspace engine is not."""
     s = sc.sut
-    why = f" ({USERSPACE_NOT_YET})" if sc.userspace else ""
     kernel = s.io in ("routed", "bridged", "hybrid") and s.forwarding in (
         "host", "guests", "mixed")
-    shared = s.io == "routed" and s.forwarding == "shared"
-    if not (kernel or shared) or sc.userspace:
+    shared = s.io == "routed" and s.forwarding == "shared" and s.engine != "userspace"
+    why = f" ({SHARED_USERSPACE_NOT_YET})" if s.forwarding == "shared" and not shared else ""
+    if not (kernel or shared):
         raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts"
                          f"{why}; what can: {MEASURABLE}; run {sc.name} without --testbed")
 
@@ -213,9 +209,6 @@ class HostsTestbed(Testbed):
     def _up(self) -> None:
         f = self.file
         self.plan = plan = self._plan_for(secrets.token_hex(2))
-        if plan.userspace_engines:
-            raise UsageError(f"--testbed: scenario {plan.scenario} cannot be measured across "
-                             f"hosts ({USERSPACE_NOT_YET}); what can: {MEASURABLE}")
         self._open_roles({"tg": f.tg, "sut": f.sut, "ts": f.ts})
         (_, tg_if), (_, sut_in) = f.cables[0].ends
         (_, sut_out), (_, ts_if) = f.cables[1].ends
@@ -224,10 +217,13 @@ class HostsTestbed(Testbed):
                                {r: {"devs": d} for r, d in devs.items()}))
         macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
         c = Cabling.of(plan, tg_if, sut_in, sut_out, ts_if, macs)
+        engines = engine_parts(plan, c, self.placement.engine_cpu)
         if plan.guest_ns:
             self.agents["sut"].ask({"op": "guests", "part": guest_part(plan, c.mac)}, START_S)
         self.run(_each(self.agents, {"op": "configure"}, START_S,
                        configuration(plan, c, self.placement)))
+        if engines:
+            self.agents["sut"].ask({"op": "engines", "engines": engines}, START_S)
         if plan.platform is not None:
             self._remote_platform(plan, plan.platform, macs[tg_if], macs[ts_if], sut_in, sut_out,
                               ts_if)
