@@ -284,3 +284,21 @@ def test_userspace_guests_on_the_sut_host_forward_their_routers_share(
             assert n >= 0.95 * sent / len(routers), \
                 f"router {r} ({routers[r]}) got {n} of {sent} frames"
     assert_as_before(lab, before)
+
+
+def test_a_machine_with_routes_in_the_engines_tables_is_refused_and_kept(
+        lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """Router r1's engine table is 1001; a route of the machine's own there is named, kept,
+    and nothing of the run is left."""
+    before = state(lab)
+    lab.run("sut", "ip route add 203.0.113.0/24 dev lo table 1001")
+    try:
+        r = vrlab_env.run_cli("sweep", "shared", "--routers", "2", "--testbed",
+                              str(lab.testbed), *SWEEP, timeout=120)
+        said = " ".join((r.stdout + r.stderr).split())
+        assert r.returncode != 0, said
+        assert "host sut" in said and "routes in table 1001 already" in said, said
+        assert "203.0.113.0/24" in lab.run("sut", "ip route show table 1001")
+    finally:
+        lab.run("sut", "ip route del 203.0.113.0/24 dev lo table 1001")
+    assert_as_before(lab, before)

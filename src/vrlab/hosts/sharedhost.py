@@ -65,7 +65,7 @@ def _check(layout: PlatformLayout) -> None:
     tables = {r.table for r in layout.routers if r.forwarding == "shared"}
     with IPRoute() as ipr:
         for fam in (socket.AF_INET, socket.AF_INET6):
-            for rt in ipr.get_routes(family=fam, table=0):
+            for rt in ipr.get_routes(family=fam):  # every table (table=0 would filter)
                 t = rt.get_attr("RTA_TABLE") or rt["table"]
                 if t in tables:
                     raise KernelError(f"this machine has routes in table {t} already; the shared "
