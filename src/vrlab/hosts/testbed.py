@@ -8,7 +8,9 @@ checks that every cabled interface exists and is up, configures the SUT from the
 plan on the cabled interfaces (:mod:`.cabling`: a routing SUT's addresses, forwarding, routes
 toward the sink and permanent neighbours, IPv4 and IPv6 as the frames are; a bridging SUT's
 bridge and static entries; a hybrid SUT's two bridges with the routing between them; its
-guests, idle or forwarding, as namespaces of the SUT host, :mod:`.guests`), steers
+guests, idle or forwarding, as namespaces of the SUT host, :mod:`.guests`, their userspace
+engines as processes there, :mod:`.engines`; the shared scenario's platform on the two cabled
+interfaces, :mod:`.sharedhost`), steers
 receive work as the placement says, and starts the sink on the ts host and the generator on the
 tg host. Each host records what it makes in its own ledger.
 Leaving asks every agent to tear down (an agent whose connection breaks tears down by itself),
