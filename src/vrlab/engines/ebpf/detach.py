@@ -50,12 +50,20 @@ def prog_name(prog_id: int) -> str:
     return name.split(b"\0", 1)[0].decode(errors="replace")
 
 
-def _xdp_id(ipr: IPRoute, index: int) -> int:
+#: UAPI ``XDP_ATTACHED_*`` (linux/if_link.h) -> the flags that detach that mode
+_MODE_FLAGS = {1: libbpf.XDP_FLAGS_DRV_MODE, 2: libbpf.XDP_FLAGS_SKB_MODE}
+
+
+def _xdp(ipr: IPRoute, index: int) -> tuple[int, int]:
+    """The XDP program id on a device (0: none) and the flags that detach it (its mode)."""
     link = ipr.get_links(index)[0]
     xdp = link.get_attr("IFLA_XDP")
     if xdp is None:
-        return 0
-    return int(xdp.get_attr("IFLA_XDP_PROG_ID") or 0)
+        return 0, 0
+    mode = xdp.get_attr("IFLA_XDP_ATTACHED") or 0
+    if isinstance(mode, str):  # pyroute2 names the mode: xdp, xdpgeneric, xdpoffload, ...
+        mode = 2 if "generic" in mode else 0 if "offload" in mode or mode == "none" else 1
+    return int(xdp.get_attr("IFLA_XDP_PROG_ID") or 0), _MODE_FLAGS.get(int(mode), 0)
 
 
 def _tcx_ids(index: int) -> list[int]:
@@ -95,7 +103,7 @@ def attached(dev: str) -> list[str]:
         idx = ipr.link_lookup(ifname=dev)
         if not idx:
             return []
-        out = ["xdp"] if prog_name(_xdp_id(ipr, idx[0])) in NAMES else []
+        out = ["xdp"] if prog_name(_xdp(ipr, idx[0])[0]) in NAMES else []
     out += ["tcx" for i in _tcx_ids(idx[0]) if prog_name(i) in NAMES]
     return out
 
@@ -108,8 +116,10 @@ def detach(dev: str) -> list[str]:
         if not idx:
             return done
         index = int(idx[0])
-        if prog_name(_xdp_id(ipr, index)) in NAMES:
-            libbpf.xdp_detach(index)
+        prog, flags = _xdp(ipr, index)
+        if prog_name(prog) in NAMES:  # native or generic, each detached in its own mode
+            libbpf.check(libbpf.lib().bpf_xdp_detach(index, flags, None),
+                         f"detaching the engine's XDP program from {dev}")
             done.append(f"the engine's XDP program on {dev}")
     for pid in _tcx_ids(index):
         if prog_name(pid) in NAMES and _tcx_detach(pid, index):
