@@ -138,11 +138,12 @@ def ledger_once_traffic_runs(lab: sim.SimLab, proc: subprocess.Popen[str]
 
 
 @pytest.mark.parametrize(("extra", "attach"), [
-    ((), "xdp"), (("--hook", "tc"), "tcx"), (("--hook", "xdp"), "xdp"),
+    ((), "tcx"), (("--hook", "tc"), "tcx"), (("--hook", "xdp"), "xdp"),
     (("--engine", "guests"), "")])
 def test_shared_across_hosts_forwards_each_routers_share(
         lab: sim.SimLab, vrlab_env: VrlabEnv, extra: tuple[str, ...], attach: str) -> None:
-    """Two routers on the SUT host's cables, forwarded by the engine (or in their guests):
+    """Two routers on the SUT host's cables, forwarded by the engine (its default hook in a
+    pinned testbed is tc) or in their guests:
     each router's frames arrive as its own; the engine's programs were on the cabled
     interfaces while the run lasted, recorded in the SUT host's ledger, and nothing is left."""
     before = state(lab)
