@@ -71,6 +71,8 @@ MEASURABLE = ("native-routed, native-bridged, native-hybrid, host-routed, host-b
               "kernel, guest_kind: netns, or in userspace engines, guest_kind: userspace), and "
               "shared (the eBPF engine, --hook auto, tc or xdp, or --engine guests), with "
               "frames IPv4, IPv6 or both (--ip 4, 6, 46)")
+
+
 def check_scenario(sc: Scenario) -> None:
     """Refuse, before connecting, a scenario a testbed file cannot build: a SUT that forwards
     in kernels (its own, its guests' namespaces, or both) or in its guests' userspace engines
@@ -227,8 +229,8 @@ class HostsTestbed(Testbed):
         if engines:
             self.agents["sut"].ask({"op": "engines", "engines": engines}, START_S)
         if plan.platform is not None:
-            self._remote_platform(plan, plan.platform, macs[tg_if], macs[ts_if], sut_in, sut_out,
-                              ts_if)
+            self._remote_platform(plan, plan.platform, macs[tg_if], macs[ts_if], sut_in,
+                                  sut_out, ts_if)
         t = plan.traffic
         # a router's first hop is a cable's far end, or a port the platform made (its own MAC)
         self.plan = replace(plan, traffic=replace(
@@ -238,7 +240,7 @@ class HostsTestbed(Testbed):
         self.start_traffic(self.plan)
 
     def _remote_platform(self, plan: Plan, layout: PlatformLayout, tg_mac: str, ts_mac: str,
-                     sut_in: str, sut_out: str, ts_if: str) -> None:
+                         sut_in: str, sut_out: str, ts_if: str) -> None:
         """The shared scenario: its platform built by the SUT host's agent on the two cabled
         interfaces (:mod:`.sharedhost`), with the MAC addresses the generator and the sink
         really have in the routers' static neighbours; the engine at XDP also needs NAPI on
