@@ -22,8 +22,9 @@ from pyroute2 import IPRoute, netns
 from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.exceptions import NetlinkError
 
-from vrlab import cabled, nsexec
+from vrlab import cabled, nsalias, nsexec
 from vrlab.bpf import libbpf
+from vrlab.engines.ebpf import detach
 from vrlab.errors import KernelError, NeedRootError
 from vrlab.ledger import NETNS_DIR, Entry, Ledger, alive
 from vrlab.plan.model import Plan
@@ -168,6 +169,7 @@ def teardown(ledger: Ledger) -> list[str]:
     for e in reversed(entries):
         if e.kind == "proc" and _stop_process(int(e.data["pid"]), e.data.get("start")):
             removed.append(f"process {e.data['pid']} ({e.data.get('what', '?')})")
+    removed += detach.undo(entries)  # the engine's programs on interfaces it did not create
     removed += cabled.undo(entries)  # what it added to interfaces it did not create
     with ExitStack() as stack:  # one socket per namespace, closed before the namespaces go
         sock = NsSockets(stack)
@@ -182,6 +184,7 @@ def teardown(ledger: Ledger) -> list[str]:
         if e.kind == "netns" and e.data["name"].startswith(PREFIX) and ns_exists(e.data["name"]):
             netns.remove(e.data["name"])
             removed.append(f"namespace {e.data['name']}")
+    removed += nsalias.undo(entries)  # after the links named in it
     for e in reversed(entries):  # private folders (simulated hosts' keys), named like the rest
         folder = Path(e.data["path"]) if e.kind == "dir" else None
         if folder and folder.name.startswith(PREFIX) and folder.is_dir():

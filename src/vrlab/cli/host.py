@@ -25,6 +25,7 @@ def status() -> None:
         entries = led.entries()
         nss = [e.data["name"] for e in entries if e.kind == "netns"]
         known.update(nss)
+        known.update(e.data["name"] for e in entries if e.kind == "nsname")  # the machine's own
         procs = [e for e in entries if e.kind == "proc"
                  and ledger.alive(int(e.data["pid"]), e.data.get("start"))]
         o = led.owner()

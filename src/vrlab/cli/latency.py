@@ -117,8 +117,9 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
                                              ip))
     prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
     if attack and testbed is not None:
-        raise UsageError("latency --attack --testbed: the attack runs on the shared platform, "
-                         "which a testbed file's SUT does not build; run it without --testbed")
+        raise UsageError("latency --attack --testbed: the attack sets router A's share in the "
+                         "shared engine's maps, which across hosts only the SUT host's agent "
+                         "holds, and no request of the agent sets it; run it without --testbed")
     if attack:
         _attack(sc.name, engine, routers, sc.traffic.ip, prof,
                 repeats or attack_result.DEFAULT_ROUNDS, as_json,

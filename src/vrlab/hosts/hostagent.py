@@ -6,6 +6,11 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 - ``ports``: each named interface's MAC address and state; refuses one that is missing or down;
 - ``guests``: a SUT's guests (:mod:`vrlab.hosts.guests`), namespaces of vrlab's joined to
   this machine's own by veth pairs, idle or forwarding;
+- ``platform``: the shared scenario's platform (:mod:`vrlab.hosts.sharedhost`) on the two
+  cabled interfaces: the engine attached to them, each router's ports, control plane and the
+  FIB sync agent;
+- ``engines``: the guests' userspace forwarding engines (:mod:`vrlab.hosts.engines`), each a
+  process in its guest's namespace;
 - ``configure``: bridges of vrlab's with named interfaces in them, addresses, permanent
   neighbours, static bridge entries, policy rules, routes (of any table) and settings on named
   interfaces (:mod:`vrlab.cabled`): the SUT's routing or bridging, and the receive steering of
@@ -37,8 +42,10 @@ from typing import Any, TextIO
 from pyroute2 import IPRoute
 
 from vrlab import __version__, cabled, net, nsexec, softnet, sysinfo
+from vrlab.engines.ebpf.engine import EbpfEngine
+from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.errors import Interrupted, VrlabError
-from vrlab.hosts import guests, wire
+from vrlab.hosts import engines, guests, sharedhost, wire
 from vrlab.ledger import Ledger
 from vrlab.placement import rps_mask
 from vrlab.plan import wiring
@@ -88,6 +95,10 @@ class HostAgent:
         self.role = role
         self.ledger: Ledger | None = None
         self.traffic: Agent | None = None
+        #: the shared engine of a ``platform`` request, for as long as the run lasts
+        self.engine: EbpfEngine | None = None
+        #: the userspace engines of an ``engines`` request
+        self.userspace: list[UserspaceEngine] = []
 
     def _led(self) -> Ledger:
         if self.ledger is None:
@@ -102,6 +113,14 @@ class HostAgent:
             return {"ports": _ports(list(msg["devs"]))}
         if op == "guests":
             guests.build(self._led(), dict(msg["part"]))
+            return {}
+        if op == "platform":
+            if self.engine is not None:
+                raise VrlabError(f"the {self.role} agent has a platform already")
+            self.engine, reply = sharedhost.build(self._led(), dict(msg["part"]))
+            return reply
+        if op == "engines":
+            self.userspace += engines.start(self._led(), list(msg["engines"]))
             return {}
         if op == "configure":
             self._configure(msg)
@@ -182,6 +201,12 @@ class HostAgent:
                 self.traffic.close()
             finally:
                 self.traffic = None
+        for e in self.userspace:
+            e.stop()
+        self.userspace = []
+        if self.engine is not None:
+            self.engine.close()  # its attachments hold it until the ledger's teardown
+            self.engine = None
         if self.ledger is None:
             return []
         led, self.ledger = self.ledger, None

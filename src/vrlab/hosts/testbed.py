@@ -8,7 +8,9 @@ checks that every cabled interface exists and is up, configures the SUT from the
 plan on the cabled interfaces (:mod:`.cabling`: a routing SUT's addresses, forwarding, routes
 toward the sink and permanent neighbours, IPv4 and IPv6 as the frames are; a bridging SUT's
 bridge and static entries; a hybrid SUT's two bridges with the routing between them; its
-guests, idle or forwarding, as namespaces of the SUT host, :mod:`.guests`), steers
+guests, idle or forwarding, as namespaces of the SUT host, :mod:`.guests`, their userspace
+engines as processes there, :mod:`.engines`; the shared scenario's platform on the two cabled
+interfaces, :mod:`.sharedhost`), steers
 receive work as the placement says, and starts the sink on the ts host and the generator on the
 tg host. Each host records what it makes in its own ledger.
 Leaving asks every agent to tear down (an agent whose connection breaks tears down by itself),
@@ -32,16 +34,21 @@ from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from vrlab import __version__
+from vrlab.engines.ebpf.engine import hook_of
 from vrlab.errors import Interrupted, UsageError, VrlabError
 from vrlab.framesize import MIN_TIMED_FRAME6, min_frame
 from vrlab.hosts import wire
 from vrlab.hosts.cabling import Cabling, configuration
+from vrlab.hosts.engines import SHARED_USERSPACE_NOT_YET, engine_parts
 from vrlab.hosts.errors import HostError, RemoteCommandFailed
 from vrlab.hosts.guests import guest_part
+from vrlab.hosts.sharedhost import platform_part
 from vrlab.hosts.spec import TestbedFile
 from vrlab.hosts.ssh import Channel, Session, connect
 from vrlab.placement import Placement
 from vrlab.plan.model import Plan
+from vrlab.plan.shared import platform_spec
+from vrlab.platform.layout import PlatformLayout
 from vrlab.spec import Scenario
 from vrlab.testbed import Testbed, TrafficSettings, plan_flows, sink_prefixes
 from vrlab.traffic.agent import HERE
@@ -61,30 +68,24 @@ ROLES = ("tg", "sut", "ts")
 MEASURABLE = ("native-routed, native-bridged, native-hybrid, host-routed, host-bridged, "
               "guest-routed, guest-bridged, mixed-routed and mixed-bridged (io: routed, bridged "
               "or hybrid; forwarding: host, guests or mixed, guests forwarding in their own "
-              "kernel, guest_kind: netns), with frames IPv4, IPv6 or both (--ip 4, 6, 46)")
-#: why ``shared`` is not among them
-SHARED_NOT_YET = ("the shared engine's platform (a macvlan port per router on each uplink, the "
-                  "routers' control-plane namespaces, the FIB sync agent) is built by code that "
-                  "reaches the engine by the name of its network namespace, and a SUT host's "
-                  "cabled interfaces are in the machine's own, which has none; and the "
-                  "engine's programs would attach to those interfaces themselves (tcx or XDP "
-                  "outlive the process that attached them), which no ledger entry undoes yet")
+              "kernel, guest_kind: netns, or in userspace engines, guest_kind: userspace), and "
+              "shared (the eBPF engine, --hook auto, tc or xdp, or --engine guests), with "
+              "frames IPv4, IPv6 or both (--ip 4, 6, 46)")
 
 
 def check_scenario(sc: Scenario) -> None:
-    """Refuse, before connecting, a scenario a testbed file cannot build yet: only a SUT that
-    forwards in kernels (its own, its guests' namespaces, or both) between its two cabled
-    ports is configured on a remote SUT; no userspace engine, no shared eBPF engine."""
+    """Refuse, before connecting, a scenario a testbed file cannot build: a SUT that forwards
+    in kernels (its own, its guests' namespaces, or both) or in its guests' userspace engines
+    between its two cabled ports, or the shared platform with its eBPF engine (or its guests)
+    on them, is built on a remote SUT; the shared userspace engine is not."""
     s = sc.sut
-    why = ""
-    if s.forwarding == "shared":
-        why = f" ({SHARED_NOT_YET})"
-    elif sc.userspace:
-        why = " (a userspace forwarding engine is started only on this machine)"
-    if s.io not in ("routed", "bridged", "hybrid") or s.forwarding not in (
-            "host", "guests", "mixed") or sc.userspace:
-        raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts "
-                         f"yet{why}; what can: {MEASURABLE}; run {sc.name} without --testbed")
+    kernel = s.io in ("routed", "bridged", "hybrid") and s.forwarding in (
+        "host", "guests", "mixed")
+    shared = s.io == "routed" and s.forwarding == "shared" and s.engine != "userspace"
+    why = f" ({SHARED_USERSPACE_NOT_YET})" if s.forwarding == "shared" and not shared else ""
+    if not (kernel or shared):
+        raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts"
+                         f"{why}; what can: {MEASURABLE}; run {sc.name} without --testbed")
 
 
 def require_tester(file: TestbedFile, command: str, why: str) -> None:
@@ -149,6 +150,8 @@ class HostsTestbed(Testbed):
         self.agents: dict[str, RemoteAgent] = {}
         self.machines: dict[str, dict[str, str]] = {}
         self.setup_s = self.teardown_s = 0.0
+        #: how the SUT host attached the shared engine ("" where it runs none)
+        self.engine_attach = ""
         #: what could not be torn down (a host that went away): its own agent tears down when
         #: its connection breaks, else `vrlab clean --testbed` removes it
         self.teardown_problems: list[str] = []
@@ -210,9 +213,6 @@ class HostsTestbed(Testbed):
     def _up(self) -> None:
         f = self.file
         self.plan = plan = self._plan_for(secrets.token_hex(2))
-        if plan.platform is not None or plan.userspace_engines:
-            raise UsageError(f"--testbed: scenario {plan.scenario} cannot be measured across "
-                             f"hosts yet; what can: {MEASURABLE}")
         self._open_roles({"tg": f.tg, "sut": f.sut, "ts": f.ts})
         (_, tg_if), (_, sut_in) = f.cables[0].ends
         (_, sut_out), (_, ts_if) = f.cables[1].ends
@@ -221,15 +221,42 @@ class HostsTestbed(Testbed):
                                {r: {"devs": d} for r, d in devs.items()}))
         macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
         c = Cabling.of(plan, tg_if, sut_in, sut_out, ts_if, macs)
+        engines = engine_parts(plan, c, self.placement.engine_cpu)
         if plan.guest_ns:
             self.agents["sut"].ask({"op": "guests", "part": guest_part(plan, c.mac)}, START_S)
         self.run(_each(self.agents, {"op": "configure"}, START_S,
                        configuration(plan, c, self.placement)))
+        if engines:
+            self.agents["sut"].ask({"op": "engines", "engines": engines}, START_S)
+        if plan.platform is not None:
+            self._remote_platform(plan, plan.platform, macs[tg_if], macs[ts_if], sut_in,
+                                  sut_out, ts_if)
         t = plan.traffic
+        # a router's first hop is a cable's far end, or a port the platform made (its own MAC)
         self.plan = replace(plan, traffic=replace(
             t, tg_dev=tg_if, ts_dev=ts_if, src_mac=macs[tg_if],
-            routers=tuple(replace(r, dst_mac=c.mac[r.dst_mac]) for r in t.routers)))
+            routers=tuple(replace(r, dst_mac=c.mac.get(r.dst_mac, r.dst_mac))
+                          for r in t.routers)))
         self.start_traffic(self.plan)
+
+    def _remote_platform(self, plan: Plan, layout: PlatformLayout, tg_mac: str, ts_mac: str,
+                         sut_in: str, sut_out: str, ts_if: str) -> None:
+        """The shared scenario: its platform built by the SUT host's agent on the two cabled
+        interfaces (:mod:`.sharedhost`), with the MAC addresses the generator and the sink
+        really have in the routers' static neighbours; the engine at XDP also needs NAPI on
+        the sink's port (a veth cable takes the frames XDP redirects into it only while its
+        peer runs NAPI), and forwards on the SUT's CPU unless the placement says otherwise."""
+        pl = self.placement
+        six = plan.traffic.ip != 4
+        spec = platform_spec(len(layout.routers), layout.routers[0].forwarding, ts_mac,
+                             tg_mac, layout.hook, six)
+        steer = pl.sut_cpu if pl.pinned and pl.xdp_cpu != "sender" else None
+        part = platform_part(spec, plan.run_id, plan.sut_ns, sut_in, sut_out, plan.traffic.ip,
+                             steer)
+        reply = self.agents["sut"].ask({"op": "platform", "part": part}, START_S)
+        self.engine_attach = str(reply.get("attach", ""))
+        if hook_of(self.engine_attach) == "xdp":
+            self.agents["ts"].ask({"op": "configure", "gro": [ts_if]}, START_S)
 
     def _open_roles(self, where: dict[str, str]) -> None:
         """Connect to the hosts of ``where`` (role -> host), start each role's agent there and

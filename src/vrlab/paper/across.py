@@ -19,9 +19,10 @@ from vrlab.store.db import Store
 #: why a testbed whose tg and ts are two machines has no latency to show
 NO_CLOCK = ("tg and ts on two machines have no common clock (a one-way latency takes the "
             "sink's clock minus the generator's); put tg and ts on one tester host")
-#: why no testbed file measures the attack: it is built as the shared platform on this machine
-NO_ATTACK = ("the attack runs on the shared platform (`vrlab up`), which a testbed file's SUT "
-             "is not built as")
+#: why no testbed file measures the attack: it sets a router's share in the engine's maps
+NO_ATTACK = ("the attack runs on the shared platform with router A's share set in the engine's "
+             "maps, which across hosts only the SUT host's agent holds, and no request of the "
+             "agent sets it")
 #: the roles, in the order the report names them
 ROLES = ("tg", "sut", "ts")
 

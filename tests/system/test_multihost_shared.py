@@ -1,0 +1,305 @@
+"""The shared scenario across hosts, on three simulated hosts (vrlab.hosts.sim) reached only over
+SSH: the platform built on the SUT host's two cabled interfaces (the eBPF engine attached to
+them at its default hook, tc or XDP; or the routers forwarding in their own guests), each
+router's frames forwarded and counted as its own, two routers with the same addresses kept
+apart by their own tables, and every host left as it was found: ledgers, namespaces (and the
+name the machine's own namespace is given for the run), links, routes of the routers' tables,
+settings, processes, and the engine's programs on the cabled interfaces; after a ``kill -9`` of
+the controller and of the SUT host's agent, ``vrlab clean --testbed`` does the same. Guests that
+forward with userspace engines (``--guest-kind userspace``) run their engines on the SUT host
+too, each a process in its guest's namespace there.
+
+Needs root and /usr/sbin/sshd (openssh-server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import yaml
+
+from vrlab import placement, spec
+from vrlab.hosts import sim
+from vrlab.hosts import spec as testbed_spec
+from vrlab.hosts.testbed import HostsTestbed
+from vrlab.plan import wiring
+from vrlab.testbed import TrafficSettings
+from vrlab.traffic.frames import Flow, build_frame
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
+    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
+]
+
+HOSTS = ("tg", "sut", "ts")
+SWEEP = ("--rates", "50:100:50", "--duration", "0.3", "--repeats", "1", "--no-plot")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
+        lab = sim.start(*sim.THREE)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def python_on(lab: sim.SimLab, host: str) -> str:
+    """The Python of the vrlab the host runs (its ``vrlab`` sits beside it)."""
+    vrlab = yaml.safe_load(lab.testbed.read_text())["hosts"][host]["vrlab"]
+    return str(Path(vrlab).with_name("python3"))
+
+
+def cabled(lab: sim.SimLab, host: str) -> list[str]:
+    """The host's cabled interfaces, as the testbed file names them."""
+    data = yaml.safe_load(lab.testbed.read_text())
+    ends = [e for c in data["cables"] for e in (c["from"], c["to"])]
+    return [e.split(":", 1)[1] for e in ends if e.split(":", 1)[0] == host]
+
+
+def state_script(lab: sim.SimLab, host: str) -> str:
+    """What a run must leave as it found it on ``host``: its ledgers, namespaces (names under
+    /run/netns included), links, the routers' engine tables, neighbours, settings, vrlab's
+    processes and folders, and what of the engine is attached to each cabled interface."""
+    check = ("import sys; from vrlab.engines.ebpf.detach import attached; "
+             "[print(d, attached(d)) for d in sys.argv[1:]]")
+    devs = " ".join(cabled(lab, host))
+    return ("ls /run/vrlab/runs/* /run/vrlab/testbeds/* /run/netns/* 2>/dev/null; "
+            "ip -o link | sed -E 's/<[^>]*>//; s/ state .*//'; "
+            "ip route show table all | grep -e 'table 10[0-9][0-9]' -e 198.1; "
+            "ip -6 route show table all | grep -e 'table 10[0-9][0-9]' -e 2001:2; "
+            "ip neigh | grep -e 198.18 -e 2001:2; "
+            "ps -eo args | grep -v grep | grep -e 'vrlab agent' -e vrlab.traffic.agent "
+            "-e fibsync -e engines.userspace; "
+            "grep -H . /proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/disable_ipv6 "
+            "/proc/sys/net/ipv6/conf/default/addr_gen_mode /proc/sys/net/ipv4/conf/*/forwarding "
+            "/sys/class/net/vrl*/queues/rx-0/rps_cpus 2>/dev/null; "
+            f"{python_on(lab, host)} -c '{check}' {devs}; true")
+
+
+def state(lab: sim.SimLab) -> dict[str, str]:
+    return {h: lab.run(h, state_script(lab, h)) for h in HOSTS}
+
+
+def assert_as_before(lab: sim.SimLab, before: dict[str, str]) -> None:
+    after = state(lab)
+    changed = {h: (sorted(set(before[h].splitlines()) - set(after[h].splitlines())),
+                   sorted(set(after[h].splitlines()) - set(before[h].splitlines())))
+               for h in HOSTS if after[h] != before[h]}
+    assert not changed, f"per host, (lines gone, lines new): {changed}"
+
+
+def by_router(db: Path) -> list[tuple[int, dict[str, int]]]:
+    """Per trial of the last run: frames sent, and per router the frames the sink counted."""
+    conn = sqlite3.connect(db)
+    try:
+        (run,) = conn.execute("SELECT MAX(id) FROM runs").fetchone()
+        out = []
+        for tid, sent in conn.execute(
+                "SELECT id, sent FROM trials WHERE run_id = ? ORDER BY seq", (run,)):
+            got = dict(conn.execute("SELECT router, received FROM trial_routers "
+                                    "WHERE trial_id = ?", (tid,)))
+            out.append((int(sent), {str(r): int(n) for r, n in got.items()}))
+        return out
+    finally:
+        conn.close()
+
+
+def sut_ledger(lab: sim.SimLab) -> list[dict[str, object]]:
+    text = lab.run("sut", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def ledger_once_traffic_runs(lab: sim.SimLab, proc: subprocess.Popen[str]
+                             ) -> list[dict[str, object]]:
+    """The SUT host's ledger once the sink runs on the ts host (the platform is up by then)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before its sink was seen"
+        ts = lab.run("ts", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
+        if any(json.loads(line)["kind"] == "proc" for line in ts.splitlines()):
+            return sut_ledger(lab)
+        time.sleep(0.1)
+    raise AssertionError("the ts host never started its sink")
+
+
+@pytest.mark.parametrize(("extra", "attach"), [
+    ((), "tcx"), (("--hook", "tc"), "tcx"), (("--hook", "xdp"), "xdp"),
+    (("--engine", "guests"), "")])
+def test_shared_across_hosts_forwards_each_routers_share(
+        lab: sim.SimLab, vrlab_env: VrlabEnv, extra: tuple[str, ...], attach: str) -> None:
+    """Two routers on the SUT host's cables, forwarded by the engine (its default hook in a
+    pinned testbed is tc) or in their guests:
+    each router's frames arrive as its own; the engine's programs were on the cabled
+    interfaces while the run lasted, recorded in the SUT host's ledger, and nothing is left."""
+    before = state(lab)
+    sut_in, sut_out = cabled(lab, "sut")
+    proc = subprocess.Popen(vrlab_env.cli_args(
+        "sweep", "shared", "--routers", "2", "--flows", "2", *extra,
+        "--testbed", str(lab.testbed), *SWEEP), env=vrlab_env.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        ledger = ledger_once_traffic_runs(lab, proc)
+        on_cables = lab.run("sut", state_script(lab, "sut"))
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    kinds = [str(e["kind"]) for e in ledger]
+    assert "nsname" in kinds, "the machine's namespace is named through the ledger"
+    if attach:
+        assert {str(e["dev"]) for e in ledger if e["kind"] == "attach"} == {sut_in, sut_out}
+        assert f"{sut_in} ['{attach}']" in on_cables, on_cables
+        assert any(e["kind"] == "proc" and e.get("what") == "fib sync agent" for e in ledger)
+    else:
+        assert "attach" not in kinds
+    guests = [str(e["name"]) for e in ledger if e["kind"] == "netns"]
+    assert sorted(g[-5:] for g in guests) == ["-g-r0", "-g-r1"], guests
+    trials = by_router(vrlab_env.db)
+    assert len(trials) == 2, trials
+    for sent, got in trials:
+        assert sorted(got) == ["r0", "r1"], got
+        for r, n in got.items():
+            assert n >= 0.95 * sent / 2, f"router {r} got {n} of {sent} frames"
+    assert_as_before(lab, before)
+
+
+SEND = ("import socket,sys\n"
+        "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); s.bind((sys.argv[1],0))\n"
+        "f=bytes.fromhex(sys.argv[2])\n"
+        "for _ in range(int(sys.argv[3])): s.send(f)\n")
+
+
+def test_overlapping_routers_on_the_sut_host_stay_apart(lab: sim.SimLab,
+                                                        vrlab_env: VrlabEnv) -> None:
+    """Both routers have the same addresses on the same cables; a frame sent to r0's port for
+    r1's prefix is r0's to look up, in r0's table, which has no route there: nothing arrives
+    at the sink. The same frame to r1's port arrives, counted as r1's."""
+    before = state(lab)
+    file, _ = testbed_spec.load(lab.testbed)
+    sc, _ = spec.load("shared", {"traffic.routers": 2})
+    pl = placement.choose(False)
+    n = 300
+    with HostsTestbed(file, lambda rid: wiring.make_plan(sc, rid), pl,
+                      TrafficSettings(latency=False), "isolation") as tb:
+        assert tb.plan is not None
+        t = tb.plan.traffic
+        r0, r1 = t.routers
+        assert r0.dst_mac != r1.dst_mac
+
+        def send(router_mac: str, prefix: str) -> None:
+            flow = Flow("x", t.src_mac, router_mac, t.src_ip, prefix.replace(".0/24", ".9"),
+                        1234)
+            lab.run("tg", f"{python_on(lab, 'tg')} -c '{SEND}' {t.tg_dev} "
+                    f"{build_frame(flow).hex()} {n}")
+            time.sleep(0.3)
+
+        c0 = tb.counts()
+        send(r0.dst_mac, r1.prefix)
+        leaked = tb.counts().minus(c0)
+        c1 = tb.counts()
+        send(r1.dst_mac, r1.prefix)
+        own = tb.counts().minus(c1)
+    assert leaked.total == 0 and leaked.other == 0, leaked
+    assert own.by_router.get("r1", 0) >= n * 0.95 and own.by_router.get("r0", 0) == 0, own
+    assert_as_before(lab, before)
+
+
+def test_kill_9_of_a_shared_run_then_clean_leaves_nothing(lab: sim.SimLab,
+                                                          vrlab_env: VrlabEnv) -> None:
+    """The controller and the SUT host's agent killed with -9 mid-run, so nothing tears down
+    by itself there (the FIB sync agent runs on, the engine's XDP programs stay on the cabled
+    interfaces): `vrlab clean --testbed` removes it all by what the SUT host's ledger names."""
+    before = state(lab)
+    sut_in, _ = cabled(lab, "sut")
+    proc = subprocess.Popen(vrlab_env.cli_args(
+        "sweep", "shared", "--routers", "2", "--hook", "xdp", "--testbed", str(lab.testbed),
+        "--rates", "50:1000:50", "--duration", "1", "--repeats", "3", "--no-plot"),
+        env=vrlab_env.env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ledger = ledger_once_traffic_runs(lab, proc)
+        (owner,) = [e["pid"] for e in ledger if e["kind"] == "owner"]
+        lab.run("sut", f"kill -9 {owner}")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    time.sleep(0.5)
+    left = lab.run("sut", state_script(lab, "sut"))
+    assert f"{sut_in} ['xdp']" in left, "the engine outlived its agent, as XDP does"
+    deadline = time.monotonic() + 30
+    while True:
+        r = vrlab_env.run_cli("clean", "--testbed", str(lab.testbed), timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        if state(lab) == before or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # the tg and ts agents may still be tearing down on their own
+    assert "XDP program" in r.stdout or state(lab) == before, r.stdout
+    assert_as_before(lab, before)
+
+
+@pytest.mark.parametrize(("scenario", "ip", "routers"), [
+    ("guest-routed", "46", {"r0": "g1", "r1": "g2"}),
+    ("mixed-bridged", "4", {"r0": "host", "r1": "g1", "r2": "g2"})])
+def test_userspace_guests_on_the_sut_host_forward_their_routers_share(
+        lab: sim.SimLab, vrlab_env: VrlabEnv, scenario: str, ip: str,
+        routers: dict[str, str]) -> None:
+    """Each forwarding guest's engine is a process in that guest's namespace on the SUT host,
+    in the SUT host's ledger; every router's share arrives; nothing is left."""
+    before = state(lab)
+    proc = subprocess.Popen(vrlab_env.cli_args(
+        "sweep", scenario, "--guests", "2", "--guest-kind", "userspace", "--ip", ip,
+        "--testbed", str(lab.testbed), *SWEEP), env=vrlab_env.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        ledger = ledger_once_traffic_runs(lab, proc)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    engines = sorted((str(e["what"]), str(e["ns"])[-3:]) for e in ledger
+                     if e["kind"] == "proc" and str(e.get("what", "")).startswith("engine of"))
+    assert engines == [("engine of g1", "-g1"), ("engine of g2", "-g2")], ledger
+    trials = by_router(vrlab_env.db)
+    assert len(trials) == 2, trials
+    for sent, got in trials:
+        assert sorted(got) == sorted(routers), got
+        for r, n in got.items():
+            assert n >= 0.95 * sent / len(routers), \
+                f"router {r} ({routers[r]}) got {n} of {sent} frames"
+    assert_as_before(lab, before)
+
+
+def test_a_machine_with_routes_in_the_engines_tables_is_refused_and_kept(
+        lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """Router r1's engine table is 1001; a route of the machine's own there is named, kept,
+    and nothing of the run is left."""
+    before = state(lab)
+    lab.run("sut", "ip route add 203.0.113.0/24 dev lo table 1001")
+    try:
+        r = vrlab_env.run_cli("sweep", "shared", "--routers", "2", "--testbed",
+                              str(lab.testbed), *SWEEP, timeout=120)
+        said = " ".join((r.stdout + r.stderr).split())
+        assert r.returncode != 0, said
+        assert "host sut" in said and "routes in table 1001 already" in said, said
+        assert "203.0.113.0/24" in lab.run("sut", "ip route show table 1001")
+    finally:
+        lab.run("sut", "ip route del 203.0.113.0/24 dev lo table 1001")
+    assert_as_before(lab, before)
