@@ -12,11 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import simlab
 import yaml
 
 from vrlab.hosts import sim
@@ -35,15 +35,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
-        lab = sim.start(*sim.THREE)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+lab = simlab.lab_fixture(sim.THREE)
 
 
 def run_on(lab: sim.SimLab, host: str, argv: list[str], timeout: float = 20) -> Output:

@@ -14,11 +14,11 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import simlab
 import yaml
 
 from vrlab.hosts import sim
@@ -36,15 +36,7 @@ pytestmark = [
 SHORT_SWEEP = ("--rates", "100:300:100", "--duration", "0.2", "--repeats", "1", "--no-plot")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
-        lab = sim.start(*sim.THREE)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+lab = simlab.lab_fixture(sim.THREE)
 
 
 def leftovers(lab: sim.SimLab, hosts: tuple[str, ...] = ("tg", "sut", "ts")) -> dict[str, str]:

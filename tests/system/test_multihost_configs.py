@@ -18,11 +18,11 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import simlab
 
 from vrlab.hosts import sim
 from vrlab.hosts import spec as testbed_spec
@@ -42,15 +42,7 @@ HOSTS = ("tg", "sut", "ts")
 SWEEP = ("--rates", "50:150:50", "--duration", "0.3", "--repeats", "1", "--no-plot")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
-        lab = sim.start(*sim.THREE)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+lab = simlab.lab_fixture(sim.THREE)
 
 
 #: a link's name, its bridge if any, its MTU and queueing discipline (not its flags: a cable's
@@ -76,11 +68,7 @@ def state(lab: sim.SimLab) -> dict[str, str]:
 
 def assert_as_before(lab: sim.SimLab, before: dict[str, str]) -> None:
     """Every host as ``before``; else, per host, the lines that changed."""
-    after = state(lab)
-    changed = {h: (sorted(set(before[h].splitlines()) - set(after[h].splitlines())),
-                   sorted(set(after[h].splitlines()) - set(before[h].splitlines())))
-               for h in HOSTS if after[h] != before[h]}
-    assert not changed, f"per host, (lines gone, lines new): {changed}"
+    simlab.assert_unchanged(before, state(lab))
 
 
 def received(db: Path, run: int) -> list[tuple[float, int, int]]:
@@ -216,36 +204,6 @@ def test_idle_guests_across_hosts_are_namespaces_on_the_sut_host(lab: sim.SimLab
 TWO_RATES = ("--rates", "50:100:50", "--duration", "0.3", "--repeats", "1", "--no-plot")
 
 
-def by_router(db: Path, run: int) -> list[tuple[int, dict[str, int]]]:
-    """Per trial of ``run``: frames sent, and per router the frames the sink counted."""
-    conn = sqlite3.connect(db)
-    try:
-        out = []
-        for tid, sent in conn.execute(
-                "SELECT id, sent FROM trials WHERE run_id = ? ORDER BY seq", (run,)):
-            got = dict(conn.execute("SELECT router, received FROM trial_routers "
-                                    "WHERE trial_id = ?", (tid,)))
-            out.append((int(sent), {str(r): int(n) for r, n in got.items()}))
-        return out
-    finally:
-        conn.close()
-
-
-def _ledger_once_traffic_runs(lab: sim.SimLab, proc: subprocess.Popen[str]
-                              ) -> list[dict[str, object]]:
-    """The SUT host's ledger once the sink runs on the ts host (the SUT is configured before
-    the sink starts), read while the run goes on."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before its sink was seen"
-        ts = lab.run("ts", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
-        if any(json.loads(line)["kind"] == "proc" for line in ts.splitlines()):
-            text = lab.run("sut", "cat /run/vrlab/runs/*.jsonl")
-            return [json.loads(line) for line in text.splitlines()]
-        time.sleep(0.1)
-    raise AssertionError("the ts host never started its sink")
-
-
 @pytest.mark.parametrize(("scenario", "ip", "routers"), [
     ("guest-routed", "4", {"r0": "g1", "r1": "g2"}),
     ("guest-bridged", "6", {"r0": "g1", "r1": "g2"}),
@@ -265,7 +223,7 @@ def test_guests_on_the_sut_host_forward_their_routers_share(
         *TWO_RATES), env=vrlab_env.env, text=True, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
     try:
-        ledger = _ledger_once_traffic_runs(lab, proc)
+        ledger = simlab.ledger_once_traffic_runs(lab, proc, 60)
         netns_now = lab.run("sut", "ip netns list")
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -285,7 +243,7 @@ def test_guests_on_the_sut_host_forward_their_routers_share(
             "the return table's route is in the ledger"
     else:
         assert rules == [], "bridged guests send nothing back through the host's routing"
-    trials = by_router(vrlab_env.db, last_run(vrlab_env.db))
+    trials = simlab.by_router(vrlab_env.db, last_run(vrlab_env.db))
     assert len(trials) == 2, trials
     for sent, got in trials:
         assert sorted(got) == sorted(routers), got
@@ -307,7 +265,7 @@ def test_kill_9_with_forwarding_guests_then_clean_leaves_nothing(lab: sim.SimLab
         "--rates", "50:1000:50", "--duration", "1", "--repeats", "3", "--no-plot"),
         env=vrlab_env.env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        ledger = _ledger_once_traffic_runs(lab, proc)
+        ledger = simlab.ledger_once_traffic_runs(lab, proc, 60)
         (owner,) = [e["pid"] for e in ledger if e["kind"] == "owner"]
         assert lab.run("sut", "ip rule | grep -c 'lookup 100'").strip() == "2"
         lab.run("sut", f"kill -9 {owner}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import simlab
 import yaml
 
 from vrlab.errors import UsageError
@@ -38,15 +38,7 @@ pytestmark = [
 FIGURE = "fig10u"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
-        lab = sim.start(*sim.THREE)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+lab = simlab.lab_fixture(sim.THREE)
 
 
 def run_hosts(db: Path, run: int) -> list[tuple[str, str, str]]:

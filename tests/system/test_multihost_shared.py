@@ -13,17 +13,15 @@ Needs root and /usr/sbin/sshd (openssh-server)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import simlab
 import yaml
 
 from vrlab import placement, spec
@@ -47,15 +45,7 @@ HOSTS = ("tg", "sut", "ts")
 SWEEP = ("--rates", "50:100:50", "--duration", "0.3", "--repeats", "1", "--no-plot")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
-        lab = sim.start(*sim.THREE)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+lab = simlab.lab_fixture(sim.THREE)
 
 
 def python_on(lab: sim.SimLab, host: str) -> str:
@@ -96,45 +86,7 @@ def state(lab: sim.SimLab) -> dict[str, str]:
 
 
 def assert_as_before(lab: sim.SimLab, before: dict[str, str]) -> None:
-    after = state(lab)
-    changed = {h: (sorted(set(before[h].splitlines()) - set(after[h].splitlines())),
-                   sorted(set(after[h].splitlines()) - set(before[h].splitlines())))
-               for h in HOSTS if after[h] != before[h]}
-    assert not changed, f"per host, (lines gone, lines new): {changed}"
-
-
-def by_router(db: Path) -> list[tuple[int, dict[str, int]]]:
-    """Per trial of the last run: frames sent, and per router the frames the sink counted."""
-    conn = sqlite3.connect(db)
-    try:
-        (run,) = conn.execute("SELECT MAX(id) FROM runs").fetchone()
-        out = []
-        for tid, sent in conn.execute(
-                "SELECT id, sent FROM trials WHERE run_id = ? ORDER BY seq", (run,)):
-            got = dict(conn.execute("SELECT router, received FROM trial_routers "
-                                    "WHERE trial_id = ?", (tid,)))
-            out.append((int(sent), {str(r): int(n) for r, n in got.items()}))
-        return out
-    finally:
-        conn.close()
-
-
-def sut_ledger(lab: sim.SimLab) -> list[dict[str, object]]:
-    text = lab.run("sut", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def ledger_once_traffic_runs(lab: sim.SimLab, proc: subprocess.Popen[str]
-                             ) -> list[dict[str, object]]:
-    """The SUT host's ledger once the sink runs on the ts host (the platform is up by then)."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before its sink was seen"
-        ts = lab.run("ts", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
-        if any(json.loads(line)["kind"] == "proc" for line in ts.splitlines()):
-            return sut_ledger(lab)
-        time.sleep(0.1)
-    raise AssertionError("the ts host never started its sink")
+    simlab.assert_unchanged(before, state(lab))
 
 
 @pytest.mark.parametrize(("extra", "attach"), [
@@ -153,7 +105,7 @@ def test_shared_across_hosts_forwards_each_routers_share(
         "--testbed", str(lab.testbed), *SWEEP), env=vrlab_env.env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        ledger = ledger_once_traffic_runs(lab, proc)
+        ledger = simlab.ledger_once_traffic_runs(lab, proc)
         on_cables = lab.run("sut", state_script(lab, "sut"))
         out, _ = proc.communicate(timeout=180)
     finally:
@@ -171,7 +123,7 @@ def test_shared_across_hosts_forwards_each_routers_share(
         assert "attach" not in kinds
     guests = [str(e["name"]) for e in ledger if e["kind"] == "netns"]
     assert sorted(g[-5:] for g in guests) == ["-g-r0", "-g-r1"], guests
-    trials = by_router(vrlab_env.db)
+    trials = simlab.by_router(vrlab_env.db)
     assert len(trials) == 2, trials
     for sent, got in trials:
         assert sorted(got) == ["r0", "r1"], got
@@ -233,7 +185,7 @@ def test_kill_9_of_a_shared_run_then_clean_leaves_nothing(lab: sim.SimLab,
         "--rates", "50:1000:50", "--duration", "1", "--repeats", "3", "--no-plot"),
         env=vrlab_env.env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        ledger = ledger_once_traffic_runs(lab, proc)
+        ledger = simlab.ledger_once_traffic_runs(lab, proc)
         (owner,) = [e["pid"] for e in ledger if e["kind"] == "owner"]
         lab.run("sut", f"kill -9 {owner}")
     finally:
@@ -267,7 +219,7 @@ def test_userspace_guests_on_the_sut_host_forward_their_routers_share(
         "--testbed", str(lab.testbed), *SWEEP), env=vrlab_env.env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        ledger = ledger_once_traffic_runs(lab, proc)
+        ledger = simlab.ledger_once_traffic_runs(lab, proc)
         out, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
@@ -277,7 +229,7 @@ def test_userspace_guests_on_the_sut_host_forward_their_routers_share(
     engines = sorted((str(e["what"]), str(e["ns"])[-3:]) for e in ledger
                      if e["kind"] == "proc" and str(e.get("what", "")).startswith("engine of"))
     assert engines == [("engine of g1", "-g1"), ("engine of g2", "-g2")], ledger
-    trials = by_router(vrlab_env.db)
+    trials = simlab.by_router(vrlab_env.db)
     assert len(trials) == 2, trials
     for sent, got in trials:
         assert sorted(got) == sorted(routers), got

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import simlab
 
 from vrlab.hosts import sim
 
@@ -36,15 +36,7 @@ STATE = ("ls /run/vrlab/runs 2>/dev/null; ip netns list; ip -o link | cut -d: -f
          "| grep -e 'vrlab agent' -e vrlab.traffic.agent; true")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
-        lab = sim.start(*sim.TESTER)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+lab = simlab.lab_fixture(sim.TESTER)
 
 
 def test_latency_of_a_guests_router_and_the_hosts_across_hosts(lab: sim.SimLab,

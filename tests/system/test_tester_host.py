@@ -12,11 +12,11 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import simlab
 
 from vrlab.hosts import sim
 
@@ -34,15 +34,7 @@ pytestmark = [
 HOSTS = ("tester", "sut")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
-        lab = sim.start(*sim.TESTER)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+lab = simlab.lab_fixture(sim.TESTER)
 
 
 def state(lab: sim.SimLab) -> dict[str, str]:

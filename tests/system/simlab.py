@@ -1,0 +1,82 @@
+"""What the system tests that cross machines share: a lab of simulated hosts (vrlab.hosts.sim)
+started once per test module, and the checks those tests make of it (every host left as it was
+found, the SUT host's ledger while a run goes on, each router's frames in the store).
+
+A lab is module-scoped because starting three sshd hosts costs seconds; each module still gets a
+lab of its own, with its own state folder, so no test module sees another's leftovers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from vrlab.hosts import sim
+
+
+def lab_fixture(layout: sim.Layout) -> Callable[..., Iterator[sim.SimLab]]:
+    """A module-scoped fixture named ``lab``: the hosts of ``layout`` (e.g. ``sim.THREE``)
+    started, then stopped."""
+
+    @pytest.fixture(scope="module", name="lab")
+    def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
+            started = sim.start(*layout)
+        try:
+            yield started
+        finally:
+            started.stop()
+
+    return lab
+
+
+def assert_unchanged(before: dict[str, str], after: dict[str, str]) -> None:
+    """Every host's state text as ``before``; else, per host, the lines gone and the new."""
+    changed = {h: (sorted(set(before[h].splitlines()) - set(after[h].splitlines())),
+                   sorted(set(after[h].splitlines()) - set(before[h].splitlines())))
+               for h in before if after.get(h) != before[h]}
+    assert not changed, f"per host, (lines gone, lines new): {changed}"
+
+
+def by_router(db: Path, run: int | None = None) -> list[tuple[int, dict[str, int]]]:
+    """Per trial of ``run`` (default: the last): frames sent, and per router the frames the
+    sink counted."""
+    conn = sqlite3.connect(db)
+    try:
+        if run is None:
+            (run,) = conn.execute("SELECT MAX(id) FROM runs").fetchone()
+        out = []
+        for tid, sent in conn.execute(
+                "SELECT id, sent FROM trials WHERE run_id = ? ORDER BY seq", (run,)):
+            got = dict(conn.execute("SELECT router, received FROM trial_routers "
+                                    "WHERE trial_id = ?", (tid,)))
+            out.append((int(sent), {str(r): int(n) for r, n in got.items()}))
+        return out
+    finally:
+        conn.close()
+
+
+def sut_ledger(lab: sim.SimLab) -> list[dict[str, object]]:
+    """The SUT host's ledger entries, every run's."""
+    text = lab.run("sut", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def ledger_once_traffic_runs(lab: sim.SimLab, proc: subprocess.Popen[str],
+                             timeout_s: float = 90) -> list[dict[str, object]]:
+    """The SUT host's ledger once the sink runs on the ts host (the SUT is configured before
+    the sink starts), read while the run goes on."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before its sink was seen"
+        ts = lab.run("ts", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
+        if any(json.loads(line)["kind"] == "proc" for line in ts.splitlines()):
+            return sut_ledger(lab)
+        time.sleep(0.1)
+    raise AssertionError("the ts host never started its sink")
