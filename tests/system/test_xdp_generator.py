@@ -67,15 +67,20 @@ def test_sends_every_frame_at_the_requested_rate(peer: PeerMode) -> None:
         assert xdp_prog_id(p.tg_ns, p.tg_dev) is None, "the sender left its program on tg"
     assert run_namespaces(rid) == [], "namespaces survived the pair"
 
-    # On a shared 2-CPU machine the sender can be preempted near the deadline and fall a few
-    # bursts short: a shortfall within the rate tolerance is allowed, a lost frame is not.
+    # Every frame due is either sent or reported as skipped (late by more than pacing.MAX_LAG_S
+    # when a shared 2-CPU machine preempts the sender); only a stall at the very deadline may
+    # leave a few frames neither. Skipped frames are the generator's reported shortfall, which
+    # a trial flags; a frame sent and not received, or more frames than due, is a bug.
     expected = pacing.total_frames(RATE_PPS, DURATION_S)
-    assert expected * 0.99 <= rep.sent <= expected
+    assert rep.sent + rep.skipped <= expected
+    assert rep.sent + rep.skipped >= expected * 0.99, "frames neither sent nor reported skipped"
+    assert rep.sent >= expected * 0.9, f"paced far below the rate: {rep.sent} of {expected}"
     assert rep.ingress_drops == 0
     assert received == rep.sent, f"ts took {received} of {rep.sent} frames"
-    assert abs(pacing.rate_error(RATE_PPS, rep.achieved_pps)) < 0.01
-    # the rate over the time the sender really took, not just the count
-    assert abs(pacing.rate_error(RATE_PPS, received / rep.elapsed_s)) < 0.01
+    # never faster than asked, over the count and over the time the sender really took
+    assert pacing.rate_error(RATE_PPS, rep.achieved_pps) < 0.01
+    assert pacing.rate_error(RATE_PPS, received / rep.elapsed_s) < 0.01
+    assert rep.elapsed_s < DURATION_S + 0.05, "the sender ran past its deadline"
     assert rep.bursts >= 1000, "not paced: too few bursts for 100 us quanta over 1 s"
 
 
