@@ -370,7 +370,8 @@ def main() -> None:
     ap.add_argument("--ip", type=int, choices=(4, 6), default=4,
                     help="the routes' family (default 4)")
     ap.add_argument("--changes", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=1, help="sync runs (the best is kept)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="sync runs; the goal is judged on their median (default 3)")
     ap.add_argument("--codec", action="store_true", help="also time pyroute2 vs the codec")
     ap.add_argument("--startup", type=int, default=0, metavar="N",
                     help="also time starting an agent for N routers (e.g. 256)")
@@ -380,17 +381,21 @@ def main() -> None:
     m = sysinfo.machine()
     syncs = [measure_sync(args.routes, args.ip) for _ in range(args.repeats)]
     key = f"fib_sync_{args.routes // 1000}k_s"
-    sync = min(syncs, key=lambda d: float(d[key]))
+    # the median run, judged against the goal; every run is printed as the spread
+    sync = sorted(syncs, key=lambda d: float(d[key]))[(len(syncs) - 1) // 2]
+    runs = [float(d[key]) for d in syncs]
     change = measure_change_latency(args.changes, args.ip)
     cod = measure_codec() if args.codec else {}
     boot = measure_startup(args.startup) if args.startup else {}
     print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; Python {m['python']}, "
           f"pyroute2 {m['pyroute2']}")
     print(f"\n(a) {args.routes} IPv{args.ip} routes installed in one guest (batched netlink "
-          f"writer), best of {args.repeats}")
+          f"writer), the median of {args.repeats} runs")
     print(f"{'install in guest':<34}{sync['fib_install_s']:>9.3f} s")
     print(f"{'mirror lag after the install':<34}{sync['fib_mirror_lag_s']:>9.3f} s")
     print(f"{'all in the engine, from start':<34}{sync[key]:>9.3f} s   (goal < 2 s)")
+    print(f"{'  every run':<34}  " + ", ".join(f"{r:.3f}" for r in runs)
+          + f" s (range {min(runs):.3f}-{max(runs):.3f})")
     print(f"{'in the engine table (dump)':<34}{sync['fib_sync_in_engine']:>9d}")
     print(f"{'agent resyncs (1 = initial only)':<34}{sync['fib_sync_resyncs']:>9d}")
     print(f"\n(b) {args.changes} single route changes, guest sendmsg -> engine multicast")
@@ -411,7 +416,8 @@ def main() -> None:
         print(f"{'spawn() until ready (a restart)':<34}{boot['fib_start_spawn_s']:>9.3f} s")
         print(f"{'  routes it had to change':<34}{boot['fib_start_restart_changes']:>9d}"
               f"   (of {boot['fib_start_mirrored']} mirrored)")
-    out = {"ip": args.ip, key: sync[key], "fib_change_p50_ms": change["fib_change_p50_ms"],
+    out = {"ip": args.ip, key: sync[key], f"{key}_runs": runs,
+           "fib_change_p50_ms": change["fib_change_p50_ms"],
            "fib_change_p99_ms": change["fib_change_p99_ms"],
            "fib_change_max_ms": change["fib_change_max_ms"],
            "fib_install_s": sync["fib_install_s"], "fib_mirror_lag_s": sync["fib_mirror_lag_s"],
