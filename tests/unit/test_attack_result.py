@@ -147,6 +147,8 @@ def test_the_report_section_shows_each_engine_with_its_verdict(tmp_path: Path) -
     assert f"shared eBPF engine (run {runs['ebpf']})" in text
     assert "**meets**" in text and "**misses**" in text
     assert "0.5 s trials, 3 rounds" in text
+    # B sent 50 kpps for 3 rounds of 0.5 s and had 6,000 frames timed in each condition
+    assert "about 1 in 12 beside A at its share, 1 in 12 under the flood" in text
     assert (tmp_path / "latency-attack.png").exists()
     data = json.loads((tmp_path / "latency.json").read_text())
     assert data["attack"]["ebpf"]["verdict"] == "meets"
