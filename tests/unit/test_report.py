@@ -603,6 +603,9 @@ def test_the_engine_at_xdp_is_searched_once_and_the_testbed_hook_in_rounds() -> 
     assert not xdp & REPEATED
     assert "shared-r64-ebpf-f64" in REPEATED and "shared-r64-guests-f64" not in REPEATED
     assert "native-routed" in REPEATED
+    # host-routed sits at the generator's limit: searched in rounds; host-bridged once
+    assert {k.key for k in reproduce.searches(["ndr"])} >= REPEATED - keys
+    assert "host-routed-n6" in REPEATED and "host-bridged-n6" not in REPEATED
 
 
 def test_a_key_with_a_hook_loads_the_scenario_at_that_hook() -> None:

@@ -203,11 +203,11 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
     ndr_keys = [k for k in searches(figs) if on is None or on.measurable(k)]
     rounds = rctx.profile.search_repeats
     if ndr_keys and on_phase:
-        on_phase(f"{len(ndr_keys)} throughput searches (NDR/PDR), those verdicts rest on in "
+        on_phase(f"{len(ndr_keys)} throughput searches (NDR/PDR), the repeated ones in "
                  f"{rounds} rounds", 0)
     # whole rounds over every configuration, not one configuration's repeats back to back:
-    # a slow spell of the machine then touches every configuration's spread alike. The host
-    # configurations' searches, which no verdict compares, run once (the main job's time).
+    # a slow spell of the machine then touches every configuration's spread alike. Searches
+    # outside REPEATED run once (the main job's time).
     ndr_runs: dict[str, list[int]] = {k.key: [] for k in ndr_keys}
     for r in range(rounds):
         for k in ndr_keys:
