@@ -1,22 +1,29 @@
 """What the system tests that cross machines share: a lab of simulated hosts (vrlab.hosts.sim)
 started once per test module, and the checks those tests make of it (every host left as it was
-found, the SUT host's ledger while a run goes on, each router's frames in the store).
+found, the SUT host's ledger while a run goes on, each router's frames in the store), and a
+command run in the background so a test can look at the hosts while its traffic runs.
 
 A lab is module-scoped because starting three sshd hosts costs seconds; each module still gets a
 lab of its own, with its own state folder, so no test module sees another's leftovers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from vrlab.hosts import sim
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
 
 
 def lab_fixture(layout: sim.Layout) -> Callable[..., Iterator[sim.SimLab]]:
@@ -80,3 +87,36 @@ def ledger_once_traffic_runs(lab: sim.SimLab, proc: subprocess.Popen[str],
             return sut_ledger(lab)
         time.sleep(0.1)
     raise AssertionError("the ts host never started its sink")
+
+
+@dataclass(frozen=True)
+class Running:
+    """A vrlab command going on in the background, and the SUT host's ledger as it stood once
+    the command's traffic ran."""
+
+    proc: subprocess.Popen[str]
+    ledger: list[dict[str, object]]
+
+    def finish(self, timeout_s: float = 180) -> str:
+        """Its output, once it ended; it must have succeeded."""
+        out, _ = self.proc.communicate(timeout=timeout_s)
+        assert self.proc.returncode == 0, out
+        return str(out)
+
+
+@contextlib.contextmanager
+def running(lab: sim.SimLab, env: VrlabEnv, *args: str, wait_s: float = 90,
+            output: bool = True) -> Iterator[Running]:
+    """``vrlab ARGS`` started in the background; entered once the ts host runs its sink (the
+    SUT host is configured by then), killed on the way out if still running, whether the test
+    passed, failed or killed parts of it itself. ``output``: keep its output for
+    :meth:`Running.finish` (a run a test kills has none worth keeping)."""
+    sink = subprocess.PIPE if output else subprocess.DEVNULL
+    proc = subprocess.Popen(env.cli_args(*args), env=env.env, text=True, stdout=sink,
+                            stderr=subprocess.STDOUT if output else subprocess.DEVNULL)
+    try:
+        yield Running(proc, ledger_once_traffic_runs(lab, proc, wait_s))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

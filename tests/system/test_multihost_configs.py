@@ -12,11 +12,8 @@ Needs root and /usr/sbin/sshd (openssh-server)."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,20 +123,6 @@ def test_ipv6_ndr_across_hosts(lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
     assert_as_before(lab, before)
 
 
-def _sut_ledger_while_running(lab: sim.SimLab, proc: subprocess.Popen[str]) -> list[dict[str, str]]:
-    """The SUT host's ledger once its bridge is up, read while the run goes on."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before its bridge was seen"
-        out = subprocess.run(["ip", "-n", lab.hosts["sut"].ns, "-o", "link", "show", "type",
-                              "bridge"], capture_output=True, text=True).stdout
-        if "vrl" in out:
-            text = lab.run("sut", "cat /run/vrlab/runs/*.jsonl")
-            return [json.loads(line) for line in text.splitlines()]
-        time.sleep(0.1)
-    raise AssertionError("the SUT host never got its bridge")
-
-
 @pytest.mark.parametrize(("scenario", "ip", "bridges"), [
     ("native-bridged", "4", 1), ("native-bridged", "6", 1), ("native-hybrid", "46", 2)])
 def test_bridges_across_hosts_hold_the_cabled_interfaces(lab: sim.SimLab, vrlab_env: VrlabEnv,
@@ -150,22 +133,15 @@ def test_bridges_across_hosts_hold_the_cabled_interfaces(lab: sim.SimLab, vrlab_
     before = state(lab)
     tb, _ = testbed_spec.load(lab.testbed)
     sut_in, sut_out = tb.cables[0].ends[1][1], tb.cables[1].ends[0][1]
-    proc = subprocess.Popen(vrlab_env.cli_args(
-        "sweep", scenario, "--ip", ip, "--testbed", str(lab.testbed), *SWEEP),
-        env=vrlab_env.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        ledger = _sut_ledger_while_running(lab, proc)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
-    made = [e["dev"] for e in ledger if e["kind"] == "bridge"]
+    with simlab.running(lab, vrlab_env, "sweep", scenario, "--ip", ip, "--testbed",
+                        str(lab.testbed), *SWEEP, wait_s=60) as run:
+        run.finish(120)
+    ledger = run.ledger
+    made = [str(e["dev"]) for e in ledger if e["kind"] == "bridge"]
     assert len(made) == bridges and all(b.startswith("vrl") for b in made), made
-    ports = sorted(e["dev"] for e in ledger if e["kind"] == "port")
+    ports = sorted(str(e["dev"]) for e in ledger if e["kind"] == "port")
     assert ports == sorted([sut_in, sut_out])
-    addressed = {e["dev"] for e in ledger if e["kind"] == "addr"}
+    addressed = {str(e["dev"]) for e in ledger if e["kind"] == "addr"}
     assert addressed == (set() if bridges == 1 else set(made)), \
         "a bridge does not route; a hybrid SUT's addresses are on its bridges"
     assert_forwarded(vrlab_env.db)
@@ -179,23 +155,10 @@ def test_idle_guests_across_hosts_are_namespaces_on_the_sut_host(lab: sim.SimLab
     """The paper's Fig. 7 across hosts: two idle guests on the SUT host, each a namespace of
     vrlab's joined to the host's own by two veth pairs; the host forwards."""
     before = state(lab)
-    proc = subprocess.Popen(vrlab_env.cli_args(
-        "sweep", scenario, "--guests", "2", "--ip", ip, "--testbed", str(lab.testbed), *SWEEP),
-        env=vrlab_env.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        seen = ""
-        while time.monotonic() < deadline and proc.poll() is None:
-            seen = lab.run("sut", "ip netns list")
-            if seen.count("vrl") == 2:
-                break
-            time.sleep(0.2)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
+    with simlab.running(lab, vrlab_env, "sweep", scenario, "--guests", "2", "--ip", ip,
+                        "--testbed", str(lab.testbed), *SWEEP, wait_s=60) as run:
+        seen = lab.run("sut", "ip netns list")  # the guests are up before the sink starts
+        run.finish(120)
     assert sorted(n.split()[0][-3:] for n in seen.splitlines()) == ["-g1", "-g2"], seen
     assert_forwarded(vrlab_env.db)
     assert_as_before(lab, before)
@@ -218,19 +181,11 @@ def test_guests_on_the_sut_host_forward_their_routers_share(
     on to the sink; bridged: the host's bridges switch to and from the guest). Every router's
     share of the frames arrives."""
     before = state(lab)
-    proc = subprocess.Popen(vrlab_env.cli_args(
-        "sweep", scenario, "--guests", "2", "--ip", ip, "--testbed", str(lab.testbed),
-        *TWO_RATES), env=vrlab_env.env, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
-    try:
-        ledger = simlab.ledger_once_traffic_runs(lab, proc, 60)
+    with simlab.running(lab, vrlab_env, "sweep", scenario, "--guests", "2", "--ip", ip,
+                        "--testbed", str(lab.testbed), *TWO_RATES, wait_s=60) as run:
         netns_now = lab.run("sut", "ip netns list")
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
+        run.finish(120)
+    ledger = run.ledger
     assert sorted(n.split()[0][-3:] for n in netns_now.splitlines()) == ["-g1", "-g2"], netns_now
     made = [e["name"] for e in ledger if e["kind"] == "netns"]
     assert sorted(str(n)[-3:] for n in made) == ["-g1", "-g2"], "both guests in the ledger"
@@ -260,18 +215,13 @@ def test_kill_9_with_forwarding_guests_then_clean_leaves_nothing(lab: sim.SimLab
     rules, the return table's routes and every setting, by what the SUT host's ledger
     names."""
     before = state(lab)
-    proc = subprocess.Popen(vrlab_env.cli_args(
-        "sweep", "guest-routed", "--guests", "2", "--ip", "46", "--testbed", str(lab.testbed),
-        "--rates", "50:1000:50", "--duration", "1", "--repeats", "3", "--no-plot"),
-        env=vrlab_env.env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        ledger = simlab.ledger_once_traffic_runs(lab, proc, 60)
-        (owner,) = [e["pid"] for e in ledger if e["kind"] == "owner"]
+    with simlab.running(lab, vrlab_env, "sweep", "guest-routed", "--guests", "2", "--ip", "46",
+                        "--testbed", str(lab.testbed), "--rates", "50:1000:50", "--duration",
+                        "1", "--repeats", "3", "--no-plot", wait_s=60, output=False) as run:
+        (owner,) = [e["pid"] for e in run.ledger if e["kind"] == "owner"]
         assert lab.run("sut", "ip rule | grep -c 'lookup 100'").strip() == "2"
         lab.run("sut", f"kill -9 {owner}")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        # the controller is killed with -9 on the way out
     assert lab.run("sut", "ls /run/vrlab/runs").strip(), "the SUT host's ledger stays"
     deadline = time.monotonic() + 30
     while True:

@@ -14,8 +14,6 @@ Needs root and /usr/sbin/sshd (openssh-server)."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,19 +98,11 @@ def test_shared_across_hosts_forwards_each_routers_share(
     interfaces while the run lasted, recorded in the SUT host's ledger, and nothing is left."""
     before = state(lab)
     sut_in, sut_out = cabled(lab, "sut")
-    proc = subprocess.Popen(vrlab_env.cli_args(
-        "sweep", "shared", "--routers", "2", "--flows", "2", *extra,
-        "--testbed", str(lab.testbed), *SWEEP), env=vrlab_env.env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        ledger = simlab.ledger_once_traffic_runs(lab, proc)
+    with simlab.running(lab, vrlab_env, "sweep", "shared", "--routers", "2", "--flows", "2",
+                        *extra, "--testbed", str(lab.testbed), *SWEEP) as run:
         on_cables = lab.run("sut", state_script(lab, "sut"))
-        out, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
+        run.finish()
+    ledger = run.ledger
     kinds = [str(e["kind"]) for e in ledger]
     assert "nsname" in kinds, "the machine's namespace is named through the ledger"
     if attach:
@@ -180,17 +170,12 @@ def test_kill_9_of_a_shared_run_then_clean_leaves_nothing(lab: sim.SimLab,
     interfaces): `vrlab clean --testbed` removes it all by what the SUT host's ledger names."""
     before = state(lab)
     sut_in, _ = cabled(lab, "sut")
-    proc = subprocess.Popen(vrlab_env.cli_args(
-        "sweep", "shared", "--routers", "2", "--hook", "xdp", "--testbed", str(lab.testbed),
-        "--rates", "50:1000:50", "--duration", "1", "--repeats", "3", "--no-plot"),
-        env=vrlab_env.env, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        ledger = simlab.ledger_once_traffic_runs(lab, proc)
-        (owner,) = [e["pid"] for e in ledger if e["kind"] == "owner"]
+    with simlab.running(lab, vrlab_env, "sweep", "shared", "--routers", "2", "--hook", "xdp",
+                        "--testbed", str(lab.testbed), "--rates", "50:1000:50", "--duration",
+                        "1", "--repeats", "3", "--no-plot", output=False) as run:
+        (owner,) = [e["pid"] for e in run.ledger if e["kind"] == "owner"]
         lab.run("sut", f"kill -9 {owner}")
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        # the controller is killed with -9 on the way out
     time.sleep(0.5)
     left = lab.run("sut", state_script(lab, "sut"))
     assert f"{sut_in} ['xdp']" in left, "the engine outlived its agent, as XDP does"
@@ -214,18 +199,10 @@ def test_userspace_guests_on_the_sut_host_forward_their_routers_share(
     """Each forwarding guest's engine is a process in that guest's namespace on the SUT host,
     in the SUT host's ledger; every router's share arrives; nothing is left."""
     before = state(lab)
-    proc = subprocess.Popen(vrlab_env.cli_args(
-        "sweep", scenario, "--guests", "2", "--guest-kind", "userspace", "--ip", ip,
-        "--testbed", str(lab.testbed), *SWEEP), env=vrlab_env.env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        ledger = simlab.ledger_once_traffic_runs(lab, proc)
-        out, _ = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
+    with simlab.running(lab, vrlab_env, "sweep", scenario, "--guests", "2", "--guest-kind",
+                        "userspace", "--ip", ip, "--testbed", str(lab.testbed), *SWEEP) as run:
+        run.finish()
+    ledger = run.ledger
     engines = sorted((str(e["what"]), str(e["ns"])[-3:]) for e in ledger
                      if e["kind"] == "proc" and str(e.get("what", "")).startswith("engine of"))
     assert engines == [("engine of g1", "-g1"), ("engine of g2", "-g2")], ledger
