@@ -38,6 +38,9 @@ P99_LOST = 0.01
 #: the run kind in the store, and the marks in each trial's ``extra``
 KIND = "latency-attack"
 FLOOD, ROUND, B_FRACTION = "attack_flood", "attack_round", "attack_b_fraction"
+#: 1 where the engine held router A's share through the trial (the shared eBPF engine), 0
+#: where nothing polices A (guest forwarding)
+POLICED = "attack_a_policed"
 #: the two routers: A (the one that floods) and B (the one timed)
 ROUTER_A, ROUTER_B = "r0", "r1"
 

@@ -10,7 +10,12 @@ are of the scenario's ``traffic.ip``: IPv4, IPv6 (RFC 5180's 2001:2::/48) or bot
 router's alternating between the families, at the smallest size that carries the stamp
 (:func:`vrlab.framesize.min_timed_frame`). The two
 conditions alternate, round after round, so a slow spell of the machine touches both. Each
-trial is stored with its condition and round (run kind ``latency-attack``)."""
+trial is stored with its condition and round, and whether an engine policed A (run kind
+``latency-attack``).
+
+Across the machines of a testbed file the same runs on a tester host (generator and sink on
+one clock) and a SUT host: the platform is built there by its agent, and A's share is set in
+the engine there through that agent (:meth:`vrlab.testbed.Testbed.set_share`)."""
 
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from vrlab.attack_result import (
     FLOOD,
     FLOOD_FACTOR,
     KIND,
+    POLICED,
     ROUND,
     ROUTER_A,
     ROUTER_B,
@@ -35,7 +41,7 @@ from vrlab.attack_result import (
 )
 from vrlab.errors import UsageError, VrlabError
 from vrlab.framesize import min_timed_frame
-from vrlab.method import Progress, RunContext, placed, stored_run
+from vrlab.method import Progress, RunContext, placed, record_testbed, stored_run
 from vrlab.placement import Placement
 from vrlab.plan import wiring
 from vrlab.results import TrialResult
@@ -51,12 +57,15 @@ def scenario(engine: str, ip: int = 4) -> tuple[spec.Scenario, str]:
     return spec.load("shared", {"traffic.routers": 2, "sut.engine": engine, "traffic.ip": ip})
 
 
+def traffic(sc: spec.Scenario) -> TrafficSettings:
+    """One flow per router and IP version, of frames that carry the stamp."""
+    return TrafficSettings(flows=2, frame_size=min_timed_frame(sc.traffic.ip))
+
+
 def testbed(sc: spec.Scenario, where: Placement, label: str) -> Testbed:
-    """A testbed of :func:`scenario`, one flow per router and IP version, of frames that
-    carry the stamp; not yet up (``with`` it)."""
-    ip = sc.traffic.ip
-    return Testbed(lambda rid: wiring.make_plan(sc, rid), where,
-                   TrafficSettings(flows=2, frame_size=min_timed_frame(ip)), label=label)
+    """A testbed of :func:`scenario` on this machine, with :func:`traffic`; not yet up
+    (``with`` it)."""
+    return Testbed(lambda rid: wiring.make_plan(sc, rid), where, traffic(sc), label=label)
 
 
 def mix_turns(a: list[bytes], b: list[bytes], a_rate: float,
@@ -79,12 +88,15 @@ def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHAR
             record: Callable[[TrialResult], TrialResult] = lambda r: r,
             progress: Progress = lambda m, r: None) -> tuple[Condition, Condition]:
     """B's latency and loss beside A at ``share_pps`` and under A at ``flood_factor`` times
-    it, ``rounds`` alternating rounds on ``tb`` (a ``shared`` testbed with two routers; the
-    eBPF engine, if any, polices A to ``share_pps``)."""
+    it, ``rounds`` alternating rounds on ``tb`` (a ``shared`` testbed with two routers, on
+    this machine or across a tester's and a SUT's; the eBPF engine, if any, polices A to
+    ``share_pps``, wherever it runs: :meth:`~vrlab.testbed.Testbed.set_share`)."""
     if tb.gen is None or tb.plan is None:
         raise VrlabError(f"testbed {tb.label} is not up: use it as `with Testbed(...)`")
-    if tb.ebpf_engine is not None:
-        tb.ebpf_engine.set_share(tb.router_names.index(ROUTER_A), round(share_pps))
+    if not tb.traffic.latency:
+        raise UsageError(f"testbed {tb.label} does not time its frames (its generator and "
+                         "sink are not on one clock): the attack measures B's latency")
+    policed = tb.set_share(tb.router_names.index(ROUTER_A), round(share_pps))
     index = {n: i for i, n in enumerate(tb.router_names)}
     frames = {r: [build_frame(f, tb.frame_size, router_index=index[r])
                   for f in tb.flows if f.router == r] for r in (ROUTER_A, ROUTER_B)}
@@ -97,7 +109,8 @@ def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHAR
                         stamp=True)
             res = tb.trial(b_pps / frac_b, trial_s, warmup_s=0.1, residual_s=0.1)
             res = record(replace(res, extra={**res.extra, FLOOD: float(flood),
-                                             ROUND: float(i), B_FRACTION: frac_b}))
+                                             ROUND: float(i), B_FRACTION: frac_b,
+                                             POLICED: float(policed)}))
             got[flood].add(res, frac_b)
             progress(f"{tb.label}: A at {a_pps / 1e3:.0f} kpps, B at {b_pps / 1e3:.0f} kpps",
                      res)
@@ -106,8 +119,9 @@ def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHAR
 
 def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
                progress: Progress = lambda m, r: None, ip: int = 4) -> AttackOutcome:
-    """The attack on ``engine`` with frames of IP version ``ip``, stored as a run of kind
-    ``latency-attack``."""
+    """The attack on ``engine`` with frames of IP version ``ip``, on the testbed ``ctx``
+    builds (this machine, or a testbed file's tester and SUT), stored as a run of kind
+    ``latency-attack`` with the testbed's name and hosts as other runs store them."""
     sc, text = scenario(engine, ip)
     ctx, sc = placed(ctx, sc)
     require_runnable(ctx.placement.generator, trial_s, rounds)
@@ -122,8 +136,9 @@ def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
             ctx.store.add_trial(run_id, res)
             return res
 
-        with testbed(sc, ctx.placement, f"latency attack {engine}") as tb:
-            ctx.store.add_placement(run_id, sink=tb.sink_kind)
+        with ctx.testbed(lambda rid: wiring.make_plan(sc, rid), ctx.placement, traffic(sc),
+                         f"latency attack {engine}") as tb:
+            record_testbed(ctx, run_id, tb)
             share, flood = measure(tb, trial_s, rounds, record=record, progress=progress)
     return AttackOutcome(run_id, engine, SHARE_PPS, B_PPS, FLOOD_FACTOR, trial_s, rounds,
                          share, flood, ip, size)

@@ -302,6 +302,35 @@ class Testbed:
         """The machines of each role, when they are not this one (a testbed file's)."""
         return []
 
+    def set_share(self, router: int, pps: int | None) -> bool:
+        """Police router ``router`` (its index among the plan's routers, as in
+        :attr:`router_names`) to ``pps`` frames/s in the shared eBPF engine (None lifts the
+        share), wherever the engine runs: the attack calls this one method on either testbed
+        (:meth:`_set_share` is each one's way there).
+        Returns whether an engine polices the router now: False where the platform's routers
+        forward in their guests, which have no share to set. A testbed without the shared
+        platform, a router it does not have, or a share below 1 frame/s is an error."""
+        plan = self.plan
+        if plan is None:
+            raise VrlabError(f"testbed {self.label} is not up: use it as `with Testbed(...)`")
+        if plan.platform is None:
+            raise VrlabError(f"testbed {self.label} has no shared platform: a router's share "
+                             "is the shared engine's")
+        routers = len(plan.traffic.routers)
+        if not 0 <= router < routers:
+            raise VrlabError(f"router {router}: testbed {self.label} has routers 0-"
+                             f"{routers - 1}")
+        if pps is not None and pps < 1:
+            raise VrlabError(f"share of {pps} frames/s: give 1 or more, or None to lift it")
+        return self._set_share(router, pps)
+
+    def _set_share(self, router: int, pps: int | None) -> bool:
+        """The engine in this testbed's SUT namespace, through its maps."""
+        if self.ebpf_engine is None:
+            return False
+        self.ebpf_engine.set_share(router, pps)
+        return True
+
     def tg_stats(self) -> dict[str, int]:
         gen, _, plan = self._running()
         s: dict[str, int] = gen.call("link_stats", dev=plan.traffic.tg_dev)["stats"]

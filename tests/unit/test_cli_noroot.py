@@ -228,11 +228,19 @@ def test_a_generator_and_sink_on_two_hosts_are_refused_before_connecting(
     assert_nothing_built(vrlab_env, created)
 
 
-def test_latency_attack_across_hosts_is_refused(vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+def test_latency_attack_on_a_generator_and_sink_on_two_hosts_is_refused_before_connecting(
+        vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    """B's one-way latency needs tg and ts on one clock: the refusal names the two hosts and
+    the fix, and no host is tried (192.0.2.x would time out)."""
     r, created = vrlab_env.run_cli_sealed("latency", "shared", "--attack", "--testbed",
-                                          str(_testbed_file(tmp_path)))
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert "latency --attack --testbed" in r.stdout + r.stderr
+                                          str(_three_host_file(tmp_path)))
+    text = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2, text
+    assert "latency --attack --testbed: the generator (host tg) and the sink (host ts) are two " \
+        "machines, and router B's one-way latency takes the sink's clock minus the " \
+        "generator's" in text, text
+    assert "put tg and ts on one tester host" in text, text
+    assert "Traceback" not in text
     assert_nothing_built(vrlab_env, created)
 
 

@@ -85,6 +85,7 @@ def test_three_machines_have_no_tg_to_ts_link_and_no_common_clock(tmp_path: Path
         assert on.unbuilt[key.key].startswith("tg (host tg) and ts (host ts) are two machines")
     assert on.no_direct and on.no_clock == across.NO_CLOCK
     assert "no common clock" in on.no_clock
+    assert on.no_attack == across.NO_ATTACK and "no common clock" in on.no_attack
     assert [(h.name, h.roles) for h in on.hosts] == [("tg", ("tg",)), ("sut", ("sut",)),
                                                      ("ts", ("ts",))]
 
@@ -92,7 +93,7 @@ def test_three_machines_have_no_tg_to_ts_link_and_no_common_clock(tmp_path: Path
 def test_a_tester_host_calibrates_and_times(tmp_path: Path) -> None:
     on = reach_of(tmp_path, TESTER)
     assert all(on.measurable(k) for k in FIGURES["fig4"].series)
-    assert on.no_direct == "" and on.no_clock == ""
+    assert on.no_direct == "" and on.no_clock == "" and on.no_attack == ""
     assert on.hosts[0] == HostRole("tester", ("tg", "ts"), "root@192.0.2.1:22")
     assert on.testbed == "pair"
 
@@ -182,6 +183,30 @@ def test_on_three_machines_searches_run_uncapped_and_latency_is_said_not_measura
     assert "Not measurable: tg and ts on two machines have no common clock" in latency
 
 
+@pytest.mark.parametrize(("text", "attacks"), [(THREE, False), (TESTER, True)])
+def test_the_attack_runs_on_a_tester_and_is_said_not_measurable_on_two_machines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, attacks: bool) -> None:
+    """On a tester host the reproduction goes on to the attack as on one machine (it runs on
+    whatever the latency runs measured); with tg and ts on two machines it never starts, and
+    the report's attack subsection gives the reason."""
+    on = reach_of(tmp_path, text)
+    asked: list[dict[str, int]] = []
+
+    def run_attacks(ctx: RunContext, lat_runs: dict[str, int], progress: object,
+                    ip: int = 4) -> dict[str, int]:
+        asked.append(dict(lat_runs))
+        return {}
+
+    monkeypatch.setattr(reproduce, "run_attacks", run_attacks)
+    with Store(tmp_path / "r.sqlite") as st:
+        md = reproduce.reproduce(stand_in_ctx(st, []), ["ndr"], tmp_path / "out",
+                                 lambda m, r: None, calibrate=False, on=on)
+    assert bool(asked) == attacks
+    attack = md.read_text().split("### Under attack")[1]
+    said = " ".join(attack.split()).lower()
+    assert (f"{verdicts.UNBUILDABLE}: {across.NO_ATTACK}".lower() in said) == (not attacks)
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -193,7 +218,7 @@ def on_three(**kw: object) -> Across:
              HostRole("sink", ("ts",), "root@c:22"))
     args: dict[str, object] = {"unbuilt": {figures.NATIVE_H.key: REASON},
                                "no_direct": "tg and ts are two machines (test)",
-                               "no_clock": across.NO_CLOCK}
+                               "no_clock": across.NO_CLOCK, "no_attack": across.NO_ATTACK}
     args.update(kw)
     return Across("lab", "lab.yaml", hosts, **args)  # type: ignore[arg-type]
 
@@ -267,7 +292,7 @@ def test_without_tg_and_ts_on_one_machine_latency_is_not_measurable(store: Store
     latency = text[text.index("## Latency under load"):]
     assert "Not measurable: tg and ts on two machines have no common clock" in latency
     assert "### Under attack" in latency
-    assert "the attack runs on the shared platform" in latency
+    assert "the attack measures router B's one-way latency" in latency
     assert not (tmp_path / "latency.json").exists()
     assert f"| native-hybrid | not measurable across hosts: {REASON} |" in text
 
@@ -275,7 +300,8 @@ def test_without_tg_and_ts_on_one_machine_latency_is_not_measurable(store: Store
 def test_on_a_tester_latency_names_the_configurations_it_could_not_build(
         store: Store, tmp_path: Path) -> None:
     shared = SweepKey("shared", None, 4, 4, "ebpf")
-    on = on_three(no_clock="", no_direct="", unbuilt={shared.key: "no shared engine (test)"})
+    on = on_three(no_clock="", no_direct="", no_attack="",
+                  unbuilt={shared.key: "no shared engine (test)"})
     text = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", {}, {}, {},
                                   on=on).read_text()
     latency = text[text.index("## Latency under load"):]

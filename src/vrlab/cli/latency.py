@@ -54,7 +54,8 @@ from vrlab.method import RunContext
               help="Scenario 'shared' only: router B's latency beside router A at its share "
               "(50 kpps) and under A's flood at 3x it, B at 50 kpps, on --engine ebpf or "
               "guests (both if --engine is not given), with the frames of --ip; --repeats sets "
-              "the rounds (default 3).")
+              "the rounds (default 3). With --testbed: on a tester host (one clock) and a SUT "
+              "host, A's share set in the engine there by the SUT host's agent.")
 @platform_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @placement_options
@@ -79,7 +80,8 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
     `vrlab up` built (--attacker, --victim), from site to site over the ports' IPv4 or (--ip
     6, 46) IPv6 addresses. With --testbed: across the hosts of a testbed
     file whose generator and sink are one tester host (one clock), the floor on that host's
-    generator linked straight to its sink.
+    generator linked straight to its sink; with --attack too, the platform and router A's
+    share on the SUT host. A file whose generator and sink are two machines is refused.
 
     With --ip 6 or 46 the frames are IPv6 (or the dual-stack mix) of 76 bytes, 80 on the wire:
     RFC 5180's smallest IPv6 frame (78 on the wire) has no room for the stamp. The floor sends
@@ -116,14 +118,10 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
     sc, text = spec.load(scenario, overrides(guests, flows, routers, engine, guest_kind, hook,
                                              ip))
     prof = profiles.with_overrides(profiles.get(profile_name), None, duration, None)
-    if attack and testbed is not None:
-        raise UsageError("latency --attack --testbed: the attack sets router A's share in the "
-                         "shared engine's maps, which across hosts only the SUT host's agent "
-                         "holds, and no request of the agent sets it; run it without --testbed")
     if attack:
         _attack(sc.name, engine, routers, sc.traffic.ip, prof,
-                repeats or attack_result.DEFAULT_ROUNDS, as_json,
-                lambda: run_context(db, pin, sink_rx, prof, "", generator))
+                repeats or attack_result.DEFAULT_ROUNDS, as_json, testbed,
+                lambda: run_context(db, pin, sink_rx, prof, "", generator, testbed))
         return
     repeats = repeats or 1
     if (ndr_kpps is None) != (pdr_kpps is None):
@@ -190,10 +188,12 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
 
 
 def _attack(scenario: str, engine: str | None, routers: int | None, ip: int,
-            prof: profiles.Profile, rounds: int, as_json: bool,
+            prof: profiles.Profile, rounds: int, as_json: bool, testbed: Path | None,
             make_ctx: Callable[[], RunContext]) -> None:
     """``vrlab latency shared --attack``: each engine's attack with frames of IP version
-    ``ip``, a table or JSON."""
+    ``ip``, a table or JSON; across the hosts of ``testbed`` when it is given (a tester host
+    and a SUT host; a file whose generator and sink are two machines is refused before any
+    host is contacted)."""
     from vrlab import attack_result as attack
     from vrlab import latency_attack
     from vrlab.framesize import min_timed_frame
@@ -208,14 +208,23 @@ def _attack(scenario: str, engine: str | None, routers: int | None, ip: int,
     if engine is not None and engine not in attack.ENGINES:
         raise UsageError(f"--attack --engine {engine}: the attack runs on "
                          f"{' or '.join(attack.ENGINES)}")
-    net.require_root()
-    ctx = make_ctx()
     engines = [engine] if engine else list(attack.ENGINES)
+    if testbed is None:
+        net.require_root()
+    else:
+        from vrlab.hosts.testbed import check_scenario
+        tester_file(testbed, "latency --attack", "router B's one-way latency takes the sink's "
+                    "clock minus the generator's, which means something only when they are "
+                    "one clock")
+        for e in engines:
+            check_scenario(latency_attack.scenario(e, ip)[0])
+    ctx = make_ctx()
     console.print(f"latency attack [bold]shared[/]: B at {attack.B_PPS / 1e3:.0f} kpps; A at "
                   f"its share {attack.SHARE_PPS / 1e3:.0f} kpps, then at "
                   f"{attack.FLOOD_FACTOR:g}x; {prof.duration_s:g} s trials x {rounds} rounds; "
                   f"{FAMILY[ip]} frames of {min_timed_frame(ip)} bytes (+4 FCS); "
-                  f"{ctx.placement.describe()}")
+                  f"{ctx.placement.describe()}"
+                  + (f"; testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
     got = []
     for e in engines:
         with progress(f"attack {e}") as bars:

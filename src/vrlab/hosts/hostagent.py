@@ -9,6 +9,9 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 - ``platform``: the shared scenario's platform (:mod:`vrlab.hosts.sharedhost`) on the two
   cabled interfaces: the engine attached to them, each router's ports, control plane and the
   FIB sync agent;
+- ``share``: router ``router``'s share of the ``platform``'s engine, ``pps`` frames/s (null
+  lifts it), read back from the engine's maps in the answer (``policed``; ``engine`` false
+  where the routers forward in their guests, with no engine to police them);
 - ``engines``: the guests' userspace forwarding engines (:mod:`vrlab.hosts.engines`), each a
   process in its guest's namespace;
 - ``configure``: bridges of vrlab's with named interfaces in them, addresses, permanent
@@ -72,6 +75,30 @@ def _ports(devs: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+#: the largest share a ``share`` request may set, frames/s: far beyond any link vrlab drives,
+#: and far within the engine's per-slot limit
+MAX_SHARE_PPS = 1_000_000_000
+
+
+def share_request(msg: dict[str, Any], routers: int) -> tuple[int, int | None]:
+    """A ``share`` request's router index and share (None: lift it), checked before the
+    engine's maps are touched: the router one of the platform's ``routers`` (0: no platform
+    built by this agent), the share a whole number of frames/s from 1 to
+    :data:`MAX_SHARE_PPS` or null."""
+    if routers < 1:
+        raise VrlabError("share: no platform here: a `platform` request builds the engine "
+                         "whose shares this sets")
+    router, pps = msg.get("router"), msg.get("pps")
+    if not isinstance(router, int) or isinstance(router, bool) or not 0 <= router < routers:
+        raise VrlabError(f"share: router {router!r} is not a router of the platform (a whole "
+                         f"number from 0 to {routers - 1})")
+    if pps is not None and (not isinstance(pps, int) or isinstance(pps, bool)
+                            or not 1 <= pps <= MAX_SHARE_PPS):
+        raise VrlabError(f"share: pps {pps!r} is not a share (a whole number of frames/s from "
+                         f"1 to {MAX_SHARE_PPS}, or null to lift it)")
+    return router, pps
+
+
 def _check_settings(paths: list[str], bridges: set[str]) -> None:
     """Refuse, before anything is changed, a setting this machine does not have (those of the
     bridges about to be made are theirs)."""
@@ -99,6 +126,8 @@ class HostAgent:
         self.engine: EbpfEngine | None = None
         #: the userspace engines of an ``engines`` request
         self.userspace: list[UserspaceEngine] = []
+        #: how many routers the ``platform`` request built (0: none), for ``share``
+        self.routers = 0
 
     def _led(self) -> Ledger:
         if self.ledger is None:
@@ -117,8 +146,16 @@ class HostAgent:
         if op == "platform":
             if self.engine is not None:
                 raise VrlabError(f"the {self.role} agent has a platform already")
-            self.engine, reply = sharedhost.build(self._led(), dict(msg["part"]))
+            part = dict(msg["part"])
+            self.engine, reply = sharedhost.build(self._led(), part)
+            self.routers = len(part["spec"]["routers"])
             return reply
+        if op == "share":
+            router, pps = share_request(msg, self.routers)
+            if self.engine is None:
+                return {"engine": False, "policed": False}
+            self.engine.set_share(router, pps)
+            return {"engine": True, "policed": self.engine.policed(router)}
         if op == "engines":
             self.userspace += engines.start(self._led(), list(msg["engines"]))
             return {}
@@ -207,6 +244,7 @@ class HostAgent:
         if self.engine is not None:
             self.engine.close()  # its attachments hold it until the ledger's teardown
             self.engine = None
+        self.routers = 0
         if self.ledger is None:
             return []
         led, self.ledger = self.ledger, None

@@ -366,6 +366,23 @@ class HostsTestbed(Testbed):
     def hosts(self) -> list[dict[str, str]]:
         return [{"role": r, **m} for r, m in self.machines.items()]
 
+    def _set_share(self, router: int, pps: int | None) -> bool:
+        """The engine on the SUT host, which only that host's agent holds (``share``); its
+        answer, read back from the engine's maps, must say the share is what was asked."""
+        sut = self.agents.get("sut")
+        if sut is None:
+            raise VrlabError(f"testbed {self.label} has no SUT agent: it is not up")
+        reply = sut.ask({"op": "share", "router": router, "pps": pps})
+        engine, policed = reply.get("engine"), reply.get("policed")
+        if not isinstance(engine, bool) or not isinstance(policed, bool):
+            raise sut.failed(f"answered a share with {reply!r}, not whether an engine "
+                             "polices the router")
+        if policed != (engine and pps is not None):
+            raise sut.failed(f"router {router}'s share was set to "
+                             f"{'none' if pps is None else f'{pps} frames/s'}, yet the "
+                             f"engine's maps {'hold one' if policed else 'hold none'}")
+        return policed
+
 
 def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted("terminated (SIGTERM): testbed torn down on every host")

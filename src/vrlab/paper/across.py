@@ -19,10 +19,10 @@ from vrlab.store.db import Store
 #: why a testbed whose tg and ts are two machines has no latency to show
 NO_CLOCK = ("tg and ts on two machines have no common clock (a one-way latency takes the "
             "sink's clock minus the generator's); put tg and ts on one tester host")
-#: why no testbed file measures the attack: it sets a router's share in the engine's maps
-NO_ATTACK = ("the attack runs on the shared platform with router A's share set in the engine's "
-             "maps, which across hosts only the SUT host's agent holds, and no request of the "
-             "agent sets it")
+#: why a testbed whose tg and ts are two machines does not measure the attack: what it
+#: measures is router B's one-way latency
+NO_ATTACK = ("the attack measures router B's one-way latency, and tg and ts on two machines "
+             "have no common clock; put tg and ts on one tester host")
 #: the roles, in the order the report names them
 ROLES = ("tg", "sut", "ts")
 
@@ -50,7 +50,7 @@ class Across:
     unbuilt: Mapping[str, str] = field(default_factory=dict)
     no_direct: str = ""
     no_clock: str = ""
-    no_attack: str = NO_ATTACK
+    no_attack: str = ""
 
     def measurable(self, key: SweepKey) -> bool:
         return key.key not in self.unbuilt

@@ -96,7 +96,7 @@ def testbed_reach(file: TestbedFile, path: str, ip: int = 4) -> Across:
     hosts = tuple(HostRole(n, tuple(r for r in across.ROLES if r in h.role_set), h.destination)
                   for n, h in file.hosts.items())
     return Across(file.name, path, hosts, unbuilt, no_direct,
-                  "" if tester else across.NO_CLOCK)
+                  "" if tester else across.NO_CLOCK, "" if tester else across.NO_ATTACK)
 
 
 def _load(key: SweepKey, ip: int = 4) -> tuple[spec.Scenario, str]:
@@ -171,7 +171,7 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
 
     ``on``: across the machines of a testbed file (``ctx`` builds its testbeds there), what
     that testbed measures: the series it cannot build are not run, nor calibration and Fig.
-    4 without a tester host, nor latency without one clock, nor the attack; the report names
+    4 without a tester host, nor latency and the attack without one clock; the report names
     each with its reason."""
     refuse_ip(figs, ip)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,7 +216,8 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
                                                ip))
     lat_runs = {} if on is not None and on.no_clock else \
         run_latency(rctx, ndr_runs, progress, ip)
-    attack_runs = {} if on is not None else run_attacks(rctx, lat_runs, progress, ip)
+    attack_runs = {} if on is not None and on.no_attack else \
+        run_attacks(rctx, lat_runs, progress, ip)
     where = {} if on is None else {
         "testbed": on.testbed, "testbed_file": on.file,
         "not_measurable": {k.key: on.unbuilt[k.key]

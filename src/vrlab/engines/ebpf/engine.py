@@ -188,6 +188,11 @@ class EbpfEngine:
             fields["flags"] = layout.FLAG_POLICED if per_slot else 0
             m.update(k, layout.PORT_ENTRY.pack(**fields))
 
+    def policed(self, router: int) -> bool:
+        """Whether the engine's maps hold a share for ``router`` (read back, not remembered:
+        what another process set counts too)."""
+        return self._police_limit(router) > 0
+
     def _police_limit(self, router: int) -> int:
         v = self.police.lookup(struct.pack("=I", router))
         return int(layout.POLICE_ENTRY.unpack(v)["limit"]) if v else 0

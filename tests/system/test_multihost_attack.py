@@ -1,0 +1,93 @@
+"""Latency under attack across hosts: `vrlab latency shared --attack --testbed FILE` on a
+simulated tester host (generator and sink on one clock) and a SUT host (vrlab.hosts.sim,
+reached only over SSH). The platform is built on the SUT host by its agent, router A's share is
+set in the engine there through that agent, and the tester's XDP generator stamps the frames
+its sink times; both engines (the shared eBPF engine, which polices A, and guest forwarding,
+which does not) in one short run, then every host as it was found.
+
+Needs root, /usr/sbin/sshd (openssh-server), clang and libbpf-dev (the XDP generator stamps,
+the sink's probe times)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import simlab
+from test_multihost_shared import state_script
+
+from vrlab.attack_result import B_FRACTION, FLOOD, POLICED, ROUTER_A, ROUTER_B, SHARE_PPS
+from vrlab.hosts import sim
+from vrlab.hosts import spec as testbed_spec
+from vrlab.store.db import Store
+
+if TYPE_CHECKING:
+    from conftest import VrlabEnv
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
+    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
+    pytest.mark.skipif(shutil.which("clang") is None,
+                       reason="clang is not installed (apt-get install clang libbpf-dev)"),
+]
+
+HOSTS = ("tester", "sut")
+TRIAL_S, ROUNDS = 0.3, 2
+
+
+lab = simlab.lab_fixture(sim.TESTER)
+
+
+def state(lab: sim.SimLab) -> dict[str, str]:
+    """Per host: ledgers, namespaces, links, the routers' tables, neighbours, settings, vrlab's
+    processes and what is attached to each cabled interface."""
+    return {h: lab.run(h, state_script(lab, h)) for h in HOSTS}
+
+
+def test_the_attack_across_a_tester_and_a_sut_polices_a_on_the_sut_host(
+        lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """Each engine's run stores both conditions, every trial with B's frames timed on the
+    tester's clock, and the testbed and its hosts. With the eBPF engine A is policed on the
+    SUT host: under its flood the sink sees A at about its share while the generator offered
+    three times it; with guest forwarding nothing polices A, and its flood gets through."""
+    before = state(lab)
+    name = testbed_spec.load(lab.testbed)[0].name
+    r = vrlab_env.run_cli("latency", "shared", "--attack", "--testbed", str(lab.testbed),
+                          "--duration", str(TRIAL_S), "--repeats", str(ROUNDS),
+                          "--generator", "xdp", "--json", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = {a["engine"]: a for a in json.loads(r.stdout)["attack"]}
+    assert sorted(got) == ["ebpf", "guests"], got
+    with Store(vrlab_env.db) as st:
+        for engine, res in got.items():
+            run = res["run_id"]
+            assert st.run(run).placement.get("testbed") == name
+            assert sorted((h["role"], h["host"]) for h in st.hosts(run)) == [
+                ("sut", "sut"), ("tg", "tester"), ("ts", "tester")]
+            trials = [t.result for t in st.trials(run)]
+            assert len(trials) == 2 * ROUNDS
+            assert sorted(t.extra[FLOOD] for t in trials) == [0.0] * ROUNDS + [1.0] * ROUNDS
+            policed = engine == "ebpf"
+            for t in trials:
+                ex = t.extra
+                assert ex[POLICED] == float(policed), (engine, ex)
+                b = t.latency.get(ROUTER_B)
+                assert b is not None and b.count > 0 and b.p50_ns > 0, (engine, t.latency)
+                a_offered = t.sent * (1 - ex[B_FRACTION]) / t.duration_s
+                a_seen = t.received_by_router.get(ROUTER_A, 0) / t.duration_s
+                if not ex[FLOOD]:
+                    continue
+                assert a_offered >= 2.5 * SHARE_PPS, (engine, a_offered)
+                if policed:
+                    assert 0.5 * SHARE_PPS <= a_seen <= 1.2 * SHARE_PPS, (engine, a_seen)
+                else:
+                    assert a_seen >= 1.5 * SHARE_PPS, (engine, a_seen)
+            assert res["b_beside_share"]["count"] > 0 and res["b_under_flood"]["count"] > 0
+    simlab.assert_unchanged(before, state(lab))
+    ledgers = {h: lab.run(h, "ls -A /run/vrlab/runs 2>/dev/null; true").split() for h in HOSTS}
+    assert ledgers == {h: [] for h in HOSTS}
