@@ -1,6 +1,7 @@
 """What the system tests that cross machines share: a lab of simulated hosts (vrlab.hosts.sim)
 started once per test module, and the checks those tests make of it (every host left as it was
-found, the SUT host's ledger while a run goes on, each router's frames in the store), and a
+found, with what a run must leave on a host in ``state_script``; the SUT host's ledger while a
+run goes on; each router's frames in the store), and a
 command run in the background so a test can look at the hosts while its traffic runs.
 
 A lab is module-scoped because starting three sshd hosts costs seconds; each module still gets a
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 from vrlab.hosts import sim
 
@@ -120,3 +122,36 @@ def running(lab: sim.SimLab, env: VrlabEnv, *args: str, wait_s: float = 90,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def python_on(lab: sim.SimLab, host: str) -> str:
+    """The Python of the vrlab the host runs (its ``vrlab`` sits beside it)."""
+    vrlab = yaml.safe_load(lab.testbed.read_text())["hosts"][host]["vrlab"]
+    return str(Path(vrlab).with_name("python3"))
+
+
+def cabled(lab: sim.SimLab, host: str) -> list[str]:
+    """The host's cabled interfaces, as the testbed file names them."""
+    data = yaml.safe_load(lab.testbed.read_text())
+    ends = [e for c in data["cables"] for e in (c["from"], c["to"])]
+    return [e.split(":", 1)[1] for e in ends if e.split(":", 1)[0] == host]
+
+
+def state_script(lab: sim.SimLab, host: str) -> str:
+    """What a run must leave as it found it on ``host``: its ledgers, namespaces (names under
+    /run/netns included), links, the routers' engine tables, neighbours, settings, vrlab's
+    processes and folders, and what of the engine is attached to each cabled interface."""
+    check = ("import sys; from vrlab.engines.ebpf.detach import attached; "
+             "[print(d, attached(d)) for d in sys.argv[1:]]")
+    devs = " ".join(cabled(lab, host))
+    return ("ls /run/vrlab/runs/* /run/vrlab/testbeds/* /run/netns/* 2>/dev/null; "
+            "ip -o link | sed -E 's/<[^>]*>//; s/ state .*//'; "
+            "ip route show table all | grep -e 'table 10[0-9][0-9]' -e 198.1; "
+            "ip -6 route show table all | grep -e 'table 10[0-9][0-9]' -e 2001:2; "
+            "ip neigh | grep -e 198.18 -e 2001:2; "
+            "ps -eo args | grep -v grep | grep -e 'vrlab agent' -e vrlab.traffic.agent "
+            "-e fibsync -e engines.userspace; "
+            "grep -H . /proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/disable_ipv6 "
+            "/proc/sys/net/ipv6/conf/default/addr_gen_mode /proc/sys/net/ipv4/conf/*/forwarding "
+            "/sys/class/net/vrl*/queues/rx-0/rps_cpus 2>/dev/null; "
+            f"{python_on(lab, host)} -c '{check}' {devs}; true")

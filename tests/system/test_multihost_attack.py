@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 import simlab
-from test_multihost_shared import state_script
 
 from vrlab.attack_result import B_FRACTION, FLOOD, POLICED, ROUTER_A, ROUTER_B, SHARE_PPS
 from vrlab.hosts import sim
@@ -46,7 +45,7 @@ lab = simlab.lab_fixture(sim.TESTER)
 def state(lab: sim.SimLab) -> dict[str, str]:
     """Per host: ledgers, namespaces, links, the routers' tables, neighbours, settings, vrlab's
     processes and what is attached to each cabled interface."""
-    return {h: lab.run(h, state_script(lab, h)) for h in HOSTS}
+    return {h: lab.run(h, simlab.state_script(lab, h)) for h in HOSTS}
 
 
 def test_the_attack_across_a_tester_and_a_sut_polices_a_on_the_sut_host(

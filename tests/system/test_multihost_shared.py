@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 import simlab
-import yaml
 
 from vrlab import placement, spec
 from vrlab.hosts import sim
@@ -46,41 +45,8 @@ SWEEP = ("--rates", "50:100:50", "--duration", "0.3", "--repeats", "1", "--no-pl
 lab = simlab.lab_fixture(sim.THREE)
 
 
-def python_on(lab: sim.SimLab, host: str) -> str:
-    """The Python of the vrlab the host runs (its ``vrlab`` sits beside it)."""
-    vrlab = yaml.safe_load(lab.testbed.read_text())["hosts"][host]["vrlab"]
-    return str(Path(vrlab).with_name("python3"))
-
-
-def cabled(lab: sim.SimLab, host: str) -> list[str]:
-    """The host's cabled interfaces, as the testbed file names them."""
-    data = yaml.safe_load(lab.testbed.read_text())
-    ends = [e for c in data["cables"] for e in (c["from"], c["to"])]
-    return [e.split(":", 1)[1] for e in ends if e.split(":", 1)[0] == host]
-
-
-def state_script(lab: sim.SimLab, host: str) -> str:
-    """What a run must leave as it found it on ``host``: its ledgers, namespaces (names under
-    /run/netns included), links, the routers' engine tables, neighbours, settings, vrlab's
-    processes and folders, and what of the engine is attached to each cabled interface."""
-    check = ("import sys; from vrlab.engines.ebpf.detach import attached; "
-             "[print(d, attached(d)) for d in sys.argv[1:]]")
-    devs = " ".join(cabled(lab, host))
-    return ("ls /run/vrlab/runs/* /run/vrlab/testbeds/* /run/netns/* 2>/dev/null; "
-            "ip -o link | sed -E 's/<[^>]*>//; s/ state .*//'; "
-            "ip route show table all | grep -e 'table 10[0-9][0-9]' -e 198.1; "
-            "ip -6 route show table all | grep -e 'table 10[0-9][0-9]' -e 2001:2; "
-            "ip neigh | grep -e 198.18 -e 2001:2; "
-            "ps -eo args | grep -v grep | grep -e 'vrlab agent' -e vrlab.traffic.agent "
-            "-e fibsync -e engines.userspace; "
-            "grep -H . /proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/disable_ipv6 "
-            "/proc/sys/net/ipv6/conf/default/addr_gen_mode /proc/sys/net/ipv4/conf/*/forwarding "
-            "/sys/class/net/vrl*/queues/rx-0/rps_cpus 2>/dev/null; "
-            f"{python_on(lab, host)} -c '{check}' {devs}; true")
-
-
 def state(lab: sim.SimLab) -> dict[str, str]:
-    return {h: lab.run(h, state_script(lab, h)) for h in HOSTS}
+    return {h: lab.run(h, simlab.state_script(lab, h)) for h in HOSTS}
 
 
 def assert_as_before(lab: sim.SimLab, before: dict[str, str]) -> None:
@@ -97,10 +63,10 @@ def test_shared_across_hosts_forwards_each_routers_share(
     each router's frames arrive as its own; the engine's programs were on the cabled
     interfaces while the run lasted, recorded in the SUT host's ledger, and nothing is left."""
     before = state(lab)
-    sut_in, sut_out = cabled(lab, "sut")
+    sut_in, sut_out = simlab.cabled(lab, "sut")
     with simlab.running(lab, vrlab_env, "sweep", "shared", "--routers", "2", "--flows", "2",
                         *extra, "--testbed", str(lab.testbed), *SWEEP) as run:
-        on_cables = lab.run("sut", state_script(lab, "sut"))
+        on_cables = lab.run("sut", simlab.state_script(lab, "sut"))
         run.finish()
     ledger = run.ledger
     kinds = [str(e["kind"]) for e in ledger]
@@ -148,7 +114,7 @@ def test_overlapping_routers_on_the_sut_host_stay_apart(lab: sim.SimLab,
         def send(router_mac: str, prefix: str) -> None:
             flow = Flow("x", t.src_mac, router_mac, t.src_ip, prefix.replace(".0/24", ".9"),
                         1234)
-            lab.run("tg", f"{python_on(lab, 'tg')} -c '{SEND}' {t.tg_dev} "
+            lab.run("tg", f"{simlab.python_on(lab, 'tg')} -c '{SEND}' {t.tg_dev} "
                     f"{build_frame(flow).hex()} {n}")
             time.sleep(0.3)
 
@@ -169,7 +135,7 @@ def test_kill_9_of_a_shared_run_then_clean_leaves_nothing(lab: sim.SimLab,
     by itself there (the FIB sync agent runs on, the engine's XDP programs stay on the cabled
     interfaces): `vrlab clean --testbed` removes it all by what the SUT host's ledger names."""
     before = state(lab)
-    sut_in, _ = cabled(lab, "sut")
+    sut_in, _ = simlab.cabled(lab, "sut")
     with simlab.running(lab, vrlab_env, "sweep", "shared", "--routers", "2", "--hook", "xdp",
                         "--testbed", str(lab.testbed), "--rates", "50:1000:50", "--duration",
                         "1", "--repeats", "3", "--no-plot", output=False) as run:
@@ -177,7 +143,7 @@ def test_kill_9_of_a_shared_run_then_clean_leaves_nothing(lab: sim.SimLab,
         lab.run("sut", f"kill -9 {owner}")
         # the controller is killed with -9 on the way out
     time.sleep(0.5)
-    left = lab.run("sut", state_script(lab, "sut"))
+    left = lab.run("sut", simlab.state_script(lab, "sut"))
     assert f"{sut_in} ['xdp']" in left, "the engine outlived its agent, as XDP does"
     deadline = time.monotonic() + 30
     while True:
