@@ -213,12 +213,14 @@ def _three_host_file(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("argv", "says"), [
     (["latency", "native-routed", "--ndr-kpps", "100", "--pdr-kpps", "100"],
      "sink's clock minus the generator's"),
-    (["calibrate"], "linked straight to the sink needs both on one machine"),
+    (["calibrate"], "the file names no cable between them: add calibration_cable: {from: "
+     "\"tg:IF\", to: \"ts:IF\"}"),
 ])
 def test_a_generator_and_sink_on_two_hosts_are_refused_before_connecting(
         vrlab_env: VrlabEnv, tmp_path: Path, argv: list[str], says: str) -> None:
-    """Latency and calibration need tg and ts on one machine; the refusal names the two hosts
-    and the fix, and no host is tried (192.0.2.x would time out)."""
+    """Latency needs tg and ts on one machine, calibration that or a cable between them; the
+    refusal names the two hosts and the fix, and no host is tried (192.0.2.x would time
+    out)."""
     r, created = vrlab_env.run_cli_sealed(*argv, "--testbed", str(_three_host_file(tmp_path)))
     text = " ".join((r.stdout + r.stderr).split())
     assert r.returncode == 2, text
