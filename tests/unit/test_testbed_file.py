@@ -61,6 +61,13 @@ def test_the_examples_are_valid_testbeds(name: str) -> None:
     assert {tb.tg, tb.ts, tb.sut} <= set(tb.hosts)
 
 
+def test_the_three_machine_example_has_a_calibration_cable() -> None:
+    data = yaml.safe_load((EXAMPLES / "three-machines.yaml").read_text())
+    tb = spec.TestbedFile.model_validate(data)
+    assert tb.calibration_cable is not None
+    assert [h for h, _ in tb.calibration_cable.ends] == [tb.tg, tb.ts]
+
+
 def test_three_hosts(tmp_path: Path) -> None:
     d = good()
     d["hosts"] = {"gen": {"address": "10.0.0.1", "key": "id", "roles": ["tg"]},
