@@ -230,6 +230,19 @@ def test_a_generator_and_sink_on_two_hosts_are_refused_before_connecting(
     assert_nothing_built(vrlab_env, created)
 
 
+def test_latency_across_two_machines_is_refused_even_with_a_calibration_cable(
+        vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    """The cable links the generator to the sink, but their clocks stay two."""
+    p = _three_host_file(tmp_path)
+    p.write_text(p.read_text() + "calibration_cable: {from: 'tg:eth2', to: 'ts:eth2'}\n")
+    r, created = vrlab_env.run_cli_sealed("latency", "native-routed", "--ndr-kpps", "100",
+                                          "--pdr-kpps", "100", "--testbed", str(p))
+    text = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2, text
+    assert "latency --testbed:" in text and "sink's clock minus the generator's" in text, text
+    assert_nothing_built(vrlab_env, created)
+
+
 def test_latency_attack_across_hosts_is_refused(vrlab_env: VrlabEnv, tmp_path: Path) -> None:
     r, created = vrlab_env.run_cli_sealed("latency", "shared", "--attack", "--testbed",
                                           str(_testbed_file(tmp_path)))
