@@ -71,13 +71,19 @@ def attribute_path(loc: tuple[int | str, ...]) -> str:
     return out or "(top)"
 
 
+def written_fields(m: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the names a file writes them with: a field's alias where it has
+    one (``from``, which Python spells ``from_``)."""
+    return {f.alias or name: f for name, f in m.model_fields.items()}
+
+
 def model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model a location points into, looking through lists and optionals."""
     cur: type[BaseModel] = root
     for part in loc:
         if isinstance(part, int):
             continue
-        field = cur.model_fields.get(str(part))
+        field = written_fields(cur).get(str(part))
         if field is None:
             return None
         found = _inner_model(field.annotation)
@@ -108,7 +114,7 @@ def problem(err: dict[str, Any], root: type[BaseModel], docs: str) -> tuple[str,
     msg = str(err["msg"])
     if err["type"] == "extra_forbidden":
         parent = model_at(root, loc[:-1])
-        valid = ", ".join(parent.model_fields) if parent else f"see {docs}"
+        valid = ", ".join(written_fields(parent)) if parent else f"see {docs}"
         return attribute_path(loc), f"unknown field; valid fields here: {valid}"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
@@ -142,9 +148,9 @@ def field_loc(root: type[BaseModel], loc: tuple[int | str, ...],
         elif keyed:
             out.append(part)
             keyed = False
-        elif cur is not None and str(part) in cur.model_fields:
+        elif cur is not None and str(part) in written_fields(cur):
             out.append(part)
-            ann = cur.model_fields[str(part)].annotation
+            ann = written_fields(cur)[str(part)].annotation
             cur, keyed = _inner_model(ann), _is_mapping(ann)
         elif keep_last and i == len(loc) - 1:
             out.append(part)

@@ -1,8 +1,8 @@
 """`vrlab reproduce --testbed` over simulated hosts (vrlab.hosts.sim), each reached only over
 SSH: a small selection of the paper's figures runs every series the testbed can build, records
-the hosts with each run, names what it cannot measure (the calibration, with tg and ts on two
-machines) in the report with the reason, and leaves nothing on any host; a host that cannot be
-reached stops it before anything is built.
+the hosts with each run, calibrates over the file's calibration cable (tg and ts on two
+machines), names what it cannot measure in the report with the reason, and leaves nothing on
+any host; a host that cannot be reached stops it before anything is built.
 
 Needs root and /usr/sbin/sshd (openssh-server)."""
 
@@ -86,8 +86,13 @@ def test_reproduce_across_three_hosts(lab: sim.SimLab, vrlab_env: VrlabEnv,
     assert set(data["runs"]) == {k.key for k in FIGURES[FIGURE].series}
     for key in FIGURES[FIGURE].series:
         assert f"| {key.label} | not measurable across hosts" not in text, key.label
-    assert "- calibration: not measurable across hosts: tg (host tg) and ts (host ts) are " \
-        "two machines" in text
+    assert sorted(data["calibration"]) == ["1", "32", "8"], "over the calibration cable"
+    assert all(r > 10_000 for r in data["calibration"].values()), data["calibration"]
+    for cal in data["calibration_runs"]:
+        assert run_hosts(vrlab_env.db, cal) == [(role, role, os.uname().nodename)
+                                               for role in ("tg", "ts")]
+    assert f"- calibration (the cap of every search; on the quick profile, the top of the " \
+        f"sweeps' rates too): run {data['calibration_runs'][0]}, tg→ts of testbed {name}" in text
     assert (out / f"{FIGURE}.png").is_file()
     assert lab.leftovers() == {}
 

@@ -213,18 +213,33 @@ def _three_host_file(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("argv", "says"), [
     (["latency", "native-routed", "--ndr-kpps", "100", "--pdr-kpps", "100"],
      "sink's clock minus the generator's"),
-    (["calibrate"], "linked straight to the sink needs both on one machine"),
+    (["calibrate"], "the file names no cable between them: add calibration_cable: {from: "
+     "\"tg:IF\", to: \"ts:IF\"}"),
 ])
 def test_a_generator_and_sink_on_two_hosts_are_refused_before_connecting(
         vrlab_env: VrlabEnv, tmp_path: Path, argv: list[str], says: str) -> None:
-    """Latency and calibration need tg and ts on one machine; the refusal names the two hosts
-    and the fix, and no host is tried (192.0.2.x would time out)."""
+    """Latency needs tg and ts on one machine, calibration that or a cable between them; the
+    refusal names the two hosts and the fix, and no host is tried (192.0.2.x would time
+    out)."""
     r, created = vrlab_env.run_cli_sealed(*argv, "--testbed", str(_three_host_file(tmp_path)))
     text = " ".join((r.stdout + r.stderr).split())
     assert r.returncode == 2, text
     assert f"{argv[0]} --testbed:" in text and says in text, text
     assert "(host tg)" in text and "(host ts)" in text, text
     assert "put tg and ts on one tester host" in text, text
+    assert_nothing_built(vrlab_env, created)
+
+
+def test_latency_across_two_machines_is_refused_even_with_a_calibration_cable(
+        vrlab_env: VrlabEnv, tmp_path: Path) -> None:
+    """The cable links the generator to the sink, but their clocks stay two."""
+    p = _three_host_file(tmp_path)
+    p.write_text(p.read_text() + "calibration_cable: {from: 'tg:eth2', to: 'ts:eth2'}\n")
+    r, created = vrlab_env.run_cli_sealed("latency", "native-routed", "--ndr-kpps", "100",
+                                          "--pdr-kpps", "100", "--testbed", str(p))
+    text = " ".join((r.stdout + r.stderr).split())
+    assert r.returncode == 2, text
+    assert "latency --testbed:" in text and "sink's clock minus the generator's" in text, text
     assert_nothing_built(vrlab_env, created)
 
 

@@ -90,6 +90,19 @@ def test_three_machines_have_no_tg_to_ts_link_and_no_common_clock(tmp_path: Path
                                                      ("ts", ("ts",))]
 
 
+def test_a_calibration_cable_links_tg_to_ts_on_two_machines_without_a_clock(
+        tmp_path: Path) -> None:
+    on = reach_of(tmp_path, THREE + "calibration_cable: {from: 'tg:eth2', to: 'ts:eth2'}\n")
+    assert all(on.measurable(k) for k in FIGURES["fig4"].series)
+    assert on.no_direct == ""
+    assert on.no_clock == across.NO_CLOCK, "two machines still have two clocks"
+
+
+def test_without_the_cable_the_reason_names_the_field(tmp_path: Path) -> None:
+    on = reach_of(tmp_path, THREE)
+    assert "add calibration_cable: {from: \"tg:IF\", to: \"ts:IF\"}" in on.no_direct
+
+
 def test_a_tester_host_calibrates_and_times(tmp_path: Path) -> None:
     on = reach_of(tmp_path, TESTER)
     assert all(on.measurable(k) for k in FIGURES["fig4"].series)

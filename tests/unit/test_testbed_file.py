@@ -61,6 +61,13 @@ def test_the_examples_are_valid_testbeds(name: str) -> None:
     assert {tb.tg, tb.ts, tb.sut} <= set(tb.hosts)
 
 
+def test_the_three_machine_example_has_a_calibration_cable() -> None:
+    data = yaml.safe_load((EXAMPLES / "three-machines.yaml").read_text())
+    tb = spec.TestbedFile.model_validate(data)
+    assert tb.calibration_cable is not None
+    assert [h for h, _ in tb.calibration_cable.ends] == [tb.tg, tb.ts]
+
+
 def test_three_hosts(tmp_path: Path) -> None:
     d = good()
     d["hosts"] = {"gen": {"address": "10.0.0.1", "key": "id", "roles": ["tg"]},
@@ -141,3 +148,78 @@ def test_cables_follow_the_traffic(tmp_path: Path) -> None:
 def test_not_a_mapping(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="YAML mapping"):
         spec.load(write(tmp_path, "- a\n- b\n"))
+
+
+# --------------------------------------------------------------------------- calibration cable
+
+
+def three() -> dict[str, object]:
+    """Three machines with the cable from the generator's host straight to the sink's."""
+    d = good()
+    d["hosts"] = {"gen": {"address": "10.0.0.1", "key": "id", "roles": ["tg"]},
+                  "sut": {"address": "10.0.0.2", "key": "id", "roles": ["sut"]},
+                  "sink": {"address": "10.0.0.3", "key": "id", "roles": ["ts"]}}
+    d["cables"] = [{"from": "gen:e1", "to": "sut:e1"}, {"from": "sut:e2", "to": "sink:e1"}]
+    d["calibration_cable"] = {"from": "gen:e2", "to": "sink:e2"}
+    return d
+
+
+def test_a_calibration_cable_between_two_machines(tmp_path: Path) -> None:
+    tb, _ = spec.load(write(tmp_path, yaml.safe_dump(three())))
+    assert tb.calibration_cable is not None
+    assert tb.calibration_cable.ends == (("gen", "e2"), ("sink", "e2"))
+    assert tb.interfaces("gen") == ["e1", "e2"], "vrlab may touch the cable's ends"
+    assert tb.interfaces("sink") == ["e1", "e2"]
+    assert tb.interfaces("sut") == ["e1", "e2"]
+
+
+def test_no_calibration_cable_is_none(tmp_path: Path) -> None:
+    d = three()
+    del d["calibration_cable"]
+    tb, _ = spec.load(write(tmp_path, yaml.safe_dump(d)))
+    assert tb.calibration_cable is None and tb.interfaces("gen") == ["e1"]
+
+
+CABLE_CASES = {
+    "from another host than tg's": ({"from": "sut:e3", "to": "sink:e2"},
+                                    "calibration_cable.from",
+                                    "sut is not the generator's host; the calibration cable "
+                                    "runs from the generator's host (gen) straight to the "
+                                    "sink's (sink): write gen:INTERFACE"),
+    "to another host than ts's": ({"from": "gen:e2", "to": "sut:e3"}, "calibration_cable.to",
+                                  "sut is not the sink's host"),
+    "reversed": ({"from": "sink:e2", "to": "gen:e2"}, "calibration_cable.from",
+                 "sink is not the generator's host"),
+    "an unknown host": ({"from": "gen:e2", "to": "nowhere:e2"}, "calibration_cable.to",
+                        "no host named 'nowhere'; hosts are "),
+    "an interface a cable uses": ({"from": "gen:e1", "to": "sink:e2"}, "calibration_cable.from",
+                                  "gen:e1 is already the end of cables[0].from; each "
+                                  "interface takes one cable"),
+    "the sink's cabled port": ({"from": "gen:e2", "to": "sink:e1"}, "calibration_cable.to",
+                               "sink:e1 is already the end of cables[1].to"),
+    "not HOST:INTERFACE": ({"from": "gen", "to": "sink:e2"}, "calibration_cable.from",
+                           "'gen' is not HOST:INTERFACE"),
+    "an unknown field": ({"from": "gen:e2", "to": "sink:e2", "speed": "10G"},
+                         "calibration_cable.speed", "valid fields here: from, to"),
+    "no to": ({"from": "gen:e2"}, "calibration_cable.to", "Field required"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CABLE_CASES))
+def test_calibration_cable_mistakes_name_the_field(tmp_path: Path, case: str) -> None:
+    cable, where, words = CABLE_CASES[case]
+    d = three()
+    d["calibration_cable"] = cable
+    p = problems_of(tmp_path, d)
+    assert list(p) == [where], p
+    assert words in p[where], p[where]
+
+
+def test_a_tester_takes_no_calibration_cable(tmp_path: Path) -> None:
+    d = good()
+    d["calibration_cable"] = {"from": "tester:eth3", "to": "tester:eth4"}
+    p = problems_of(tmp_path, d)
+    assert list(p) == ["calibration_cable"], p
+    assert "tester is a tester (tg and ts on one host), which links its generator to its " \
+        "sink itself" in p["calibration_cable"]
+    assert "remove calibration_cable" in p["calibration_cable"]

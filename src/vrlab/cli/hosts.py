@@ -31,8 +31,8 @@ def hosts() -> None:
 
 @hosts.command("sim")
 @click.option("--layout", type=click.Choice(["three", "tester"]), default="three",
-              show_default=True, help="three: tg, sut and ts hosts; tester: a tester (tg and "
-              "ts) and a sut.")
+              show_default=True, help="three: tg, sut and ts hosts (tg also cabled straight "
+              "to ts, the calibration_cable); tester: a tester (tg and ts) and a sut.")
 def sim_cmd(layout: str) -> None:
     """Run simulated hosts on this machine until interrupted: each a network, mount and PID
     namespace of its own running Debian's sshd, reached only over SSH, joined by veth cables.

@@ -16,6 +16,7 @@ from vrlab.cli.options import (
     FAMILY,
     calibrate_command,
     db_option,
+    direct_file,
     ip_option,
     overrides,
     placement_options,
@@ -24,7 +25,6 @@ from vrlab.cli.options import (
     scenario_options,
     testbed_option,
     testbed_option_saying,
-    tester_file,
 )
 from vrlab.errors import UsageError
 
@@ -129,10 +129,10 @@ def _print_sweep(store: Any, run_id: int, cal: float | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=DEFAULT_OUT, show_default=True)
 @testbed_option_saying(
-    "Calibrate the tester host of this testbed file (tg and ts on one machine): "
-    "its generator linked straight to its own sink over a veth pair vrlab makes "
-    "there. Stored as that testbed's calibration, which its sweeps and searches "
-    "use.")
+    "Calibrate the generator and sink of this testbed file: on a tester host (tg and ts "
+    "on one machine) linked by a veth pair vrlab makes there, on two machines over the "
+    "file's calibration_cable. Stored as that testbed's calibration, which its sweeps "
+    "and searches use.")
 @click.option("--ip", type=click.Choice(["4", "6", "46"]), default="4", show_default=True,
               help="IP version of the frames calibrated with, at that version's smallest: 4 "
               "(60 bytes, 64 on the wire), 6 (74, RFC 5180's 78 on the wire) or 46 (the "
@@ -143,12 +143,12 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
               out_dir: Path, testbed: Path | None, ip: str, db: Path | None) -> None:
     """The paper's Fig. 4: link tg straight to ts and find, for each flow count, the highest
     rate the generator and sink carry with no loss. Sweeps flag rates above it. With
-    --testbed, the tester host's generator and sink, over a link vrlab makes on that host.
+    --testbed, the testbed's generator and sink: over a link vrlab makes on a tester host,
+    or over the file's calibration_cable when they are two machines.
     With --ip 6 or 46, IPv6 frames (or the mix), which cap the sweeps and searches that send
     them."""
     from vrlab import method
     from vrlab.framesize import min_frame
-    from vrlab.hosts.tester import NEEDS_TESTER
 
     try:
         flows = tuple(int(x) for x in flows_csv.split(","))
@@ -160,11 +160,12 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
     if testbed is None:
         net.require_root()
     else:
-        tester_file(testbed, "calibrate", NEEDS_TESTER)
+        direct_file(testbed, "calibrate")
     ctx = run_context(db, pin, sink_rx, profiles.get(profile_name), "", generator, testbed)
     console.print(f"calibrating tg→ts for {flows} flows; {FAMILY[version]} frames of "
                   f"{min_frame(version)} bytes (+4 FCS); {ctx.placement.describe()}"
-                  + (f"; tester of testbed {ctx.testbed_name}" if ctx.testbed_name else ""))
+                  + (f"; generator and sink of testbed {ctx.testbed_name}"
+                     if ctx.testbed_name else ""))
     with progress("calibrate") as bars:
         run_id, found = method.calibrate(ctx, flows, bars.step, version)
     t = Table("flows", "highest loss-free rate (kpps)",
@@ -194,7 +195,8 @@ def calibrate(flows_csv: str, profile_name: str, pin: bool, sink_rx: str, genera
 @testbed_option_saying(
     "Reproduce across the machines of this testbed file (docs/multihost.md): "
     "every series whose configuration it can build, calibration and Fig. 4 on a "
-    "tester host, latency only where tg and ts are one machine; the report names "
+    "tester host or over the file's calibration_cable, latency only where tg and ts "
+    "are one machine; the report names "
     "every series not measured and why.")
 @db_option
 def reproduce(profile_name: str, only: tuple[str, ...], out_dir: Path, skip_calibration: bool,
@@ -318,7 +320,7 @@ def ndr_cmd(scenario: str, guests: int | None, flows: int | None, routers: int |
                          f"placement in {ctx.store.path} (this machine's own calibration is "
                          "not its generator): run `"
                          + calibrate_command(version, sc.traffic.flows, testbed) + "` first "
-                         "(a tester host), or give --max-kpps")
+                         "(a tester host, or a calibration_cable), or give --max-kpps")
     else:
         raise UsageError(f"no calibration with {FAMILY[version]} frames for this flow count "
                          f"and placement in {ctx.store.path}: run `"

@@ -100,7 +100,8 @@ FAMILY = {4: "IPv4", 6: "IPv6", 46: "IPv4+IPv6"}
 
 def calibrate_command(ip: int, flows: int, testbed: object = None) -> str:
     """The command that stores the calibration a run with frames of IP version ``ip`` and
-    ``flows`` flows is capped by (on the tester of ``testbed`` when one is given)."""
+    ``flows`` flows is capped by (on the generator and sink of ``testbed`` when one is
+    given)."""
     return ("vrlab calibrate" + (f" --ip {ip}" if ip != 4 else "")
             + (f" --testbed {testbed}" if testbed else "") + f" --flows {flows}")
 
@@ -167,6 +168,15 @@ def tester_file(testbed: Path, command: str, why: str) -> None:
     from vrlab.hosts.testbed import require_tester
 
     require_tester(testbed_spec.load(testbed)[0], command, why)
+
+
+def direct_file(testbed: Path, command: str) -> None:
+    """Refuse, before connecting, ``command --testbed`` on a file whose generator cannot be
+    linked straight to its sink (two machines and no calibration cable between them)."""
+    from vrlab.hosts import spec as testbed_spec
+    from vrlab.hosts.tester import require_direct
+
+    require_direct(testbed_spec.load(testbed)[0], command)
 
 
 def profile_from(name: str, rates: str | None, duration: float | None,

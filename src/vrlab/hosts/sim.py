@@ -182,8 +182,9 @@ def _wait_listening(host: SimHost, proc: subprocess.Popen[bytes], log: Path) -> 
 def start(hosts: dict[str, tuple[str, ...]], cables: list[tuple[str, str]],
           vrlab_cmd: str | None = None, mgmt: ipaddress.IPv4Network = MGMT_NET) -> SimLab:
     """Start simulated hosts (name -> roles) joined by ``cables`` (sending host, receiving
-    host), and write the testbed file naming them. ``vrlab_cmd`` is the vrlab each host runs
-    (default: this interpreter's)."""
+    host: the two through the SUT, then optionally the generator's host straight to the
+    sink's, the file's ``calibration_cable``), and write the testbed file naming them.
+    ``vrlab_cmd`` is the vrlab each host runs (default: this interpreter's)."""
     net.require_root()
     if not Path(SSHD_PATH).is_file():
         raise KernelError(f"{SSHD_PATH} not found: install Debian's openssh-server "
@@ -283,6 +284,9 @@ def _cable(lab: SimLab, cables: list[tuple[str, str]]) -> list[tuple[str, str, s
 
 def _testbed(lab: SimLab, vrlab_cmd: str, ends: list[tuple[str, str, str, str]]
              ) -> dict[str, object]:
+    direct: dict[str, object] = {}
+    for a, ia, b, ib in ends[2:]:
+        direct["calibration_cable"] = {"from": f"{a}:{ia}", "to": f"{b}:{ib}"}
     return {
         "name": f"sim-{lab.ledger.run_id}",
         "description": "simulated hosts on one machine (vrlab.hosts.sim)",
@@ -290,13 +294,15 @@ def _testbed(lab: SimLab, vrlab_cmd: str, ends: list[tuple[str, str, str, str]]
         "hosts": {h.name: {"address": h.address, "key": str(lab.workdir / "id_ed25519"),
                            "roles": list(h.roles), "vrlab": vrlab_cmd}
                   for h in lab.hosts.values()},
-        "cables": [{"from": f"{a}:{ia}", "to": f"{b}:{ib}"} for a, ia, b, ib in ends],
+        "cables": [{"from": f"{a}:{ia}", "to": f"{b}:{ib}"} for a, ia, b, ib in ends[:2]],
+        **direct,
     }
 
 
 Layout = tuple[dict[str, tuple[str, ...]], list[tuple[str, str]]]
 
-#: the paper's three machines
-THREE: Layout = ({"tg": ("tg",), "sut": ("sut",), "ts": ("ts",)}, [("tg", "sut"), ("sut", "ts")])
+#: the paper's three machines, and the cable from the generator's straight to the sink's
+THREE: Layout = ({"tg": ("tg",), "sut": ("sut",), "ts": ("ts",)},
+                 [("tg", "sut"), ("sut", "ts"), ("tg", "ts")])
 #: a tester (generator and sink) and the SUT
 TESTER: Layout = ({"tester": ("tester",), "sut": ("sut",)}, [("tester", "sut"), ("sut", "tester")])

@@ -108,7 +108,8 @@ class CableSpec(_Model):
 
 
 class TestbedFile(_Model):
-    """The whole testbed: its hosts and the two cables of the paper's TG -> SUT -> TS path."""
+    """The whole testbed: its hosts, the two cables of the paper's TG -> SUT -> TS path, and
+    optionally the TG -> TS cable calibration runs over when tg and ts are two machines."""
 
     __test__ = False  # not a pytest class, whatever its name
 
@@ -123,6 +124,10 @@ class TestbedFile(_Model):
     cables: list[CableSpec] = Field(min_length=2, max_length=2, description="the cable from "
                                     "the generator to the SUT and the one from the SUT to the "
                                     "sink")
+    calibration_cable: CableSpec | None = Field(
+        None, description="optional, with tg and ts on two machines: a cable from the "
+        "generator's host straight to the sink's, which calibration (the paper's Fig. 4) "
+        "measures them over; a tester links its tg to its ts itself")
 
     @field_validator("hosts")
     @classmethod
@@ -164,7 +169,31 @@ class TestbedFile(_Model):
         if (a, b) != (sut, self.ts):
             raise ValueError(f"cables: the second cable must run from the SUT ({sut}) to the "
                              f"sink's host ({self.ts}); it runs {a} -> {b}")
+        if self.calibration_cable is not None:
+            self._calibration_cable(self.calibration_cable, seen)
         return self
+
+    def _calibration_cable(self, c: CableSpec, seen: dict[tuple[str, str], str]) -> None:
+        """The direct cable: only between two machines, from the generator's host to the
+        sink's, on interfaces no other cable ends at."""
+        if self.tg == self.ts:
+            raise ValueError(f"calibration_cable: {self.tg} is a tester (tg and ts on one "
+                             "host), which links its generator to its sink itself (a veth pair "
+                             "vrlab makes there); remove calibration_cable")
+        for field, (host, ifname), want, role in zip(
+                ("from", "to"), c.ends, (self.tg, self.ts), ("generator", "sink"), strict=True):
+            where = f"calibration_cable.{field}"
+            if host not in self.hosts:
+                raise ValueError(f"{where}: no host named {host!r}; hosts are "
+                                 f"{', '.join(self.hosts)}")
+            if host != want:
+                raise ValueError(f"{where}: {host} is not the {role}'s host; the calibration "
+                                 f"cable runs from the generator's host ({self.tg}) straight "
+                                 f"to the sink's ({self.ts}): write {want}:INTERFACE")
+            if (host, ifname) in seen:
+                raise ValueError(f"{where}: {host}:{ifname} is already the end of "
+                                 f"{seen[host, ifname]}; each interface takes one cable, so "
+                                 "the calibration cable needs a port of its own at each end")
 
     def _with(self, role: str) -> str:
         return next(n for n, h in self.hosts.items() if role in h.role_set)
@@ -181,9 +210,15 @@ class TestbedFile(_Model):
     def sut(self) -> str:
         return self._with("sut")
 
+    @property
+    def all_cables(self) -> list[CableSpec]:
+        """The two cables through the SUT, and the calibration cable when there is one."""
+        return [*self.cables, *([self.calibration_cable] if self.calibration_cable else [])]
+
     def interfaces(self, host: str) -> list[str]:
-        """The interfaces of ``host`` the cables name: the only ones vrlab may touch there."""
-        return [ifname for c in self.cables for (h, ifname) in c.ends if h == host]
+        """The interfaces of ``host`` the cables name (the calibration cable's too): the only
+        ones vrlab may touch there."""
+        return [ifname for c in self.all_cables for (h, ifname) in c.ends if h == host]
 
     def known_hosts_for(self, host: str) -> Path | None:
         return self.hosts[host].known_hosts or self.known_hosts

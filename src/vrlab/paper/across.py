@@ -41,8 +41,9 @@ class Across:
     """What a reproduction across the hosts of testbed ``testbed`` (file ``file``) runs.
     ``unbuilt``: each series of the paper's figures (by key) the testbed cannot build, with
     the reason; ``no_direct``: why the generator cannot be linked straight to the sink (no
-    calibration, no Fig. 4), "" on a tester host; ``no_clock``: why latency cannot be timed,
-    "" on a tester host; ``no_attack``: why the attack is not measured."""
+    calibration, no Fig. 4), "" on a tester host or with a calibration cable; ``no_clock``:
+    why latency cannot be timed, "" on a tester host; ``no_attack``: why the attack is not
+    measured."""
 
     testbed: str
     file: str

@@ -105,9 +105,9 @@ def calibration_line(cal: Mapping[int, float], ip: int, cal_runs: Sequence[int],
                 "could not offer are flagged (`vrlab calibrate"
                 + (f" --ip {ip}" if ip != 4 else "") + "` stores one)")
     runs = f"run {'/'.join(map(str, cal_runs))}, " if cal_runs else ""
-    tester = f" on the tester of testbed {on.testbed}" if on is not None else ""
+    where = f" of testbed {on.testbed}" if on is not None else ""
     return ("- calibration (the cap of every search; on the quick profile, the top of the "
-            f"sweeps' rates too): {runs}tg→ts{tester} with {FAMILY[ip]} frames of {size} bytes "
+            f"sweeps' rates too): {runs}tg→ts{where} with {FAMILY[ip]} frames of {size} bytes "
             f"({size + 4} on the wire): "
             + ", ".join(f"{f} flow(s) {r / 1e3:.0f} kpps" for f, r in sorted(cal.items())))
 

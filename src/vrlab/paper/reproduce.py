@@ -71,15 +71,14 @@ def testbed_reach(file: TestbedFile, path: str, ip: int = 4) -> Across:
     decided before any host is contacted: each series of every figure and latency
     configuration whose scenario the testbed cannot build
     (:func:`vrlab.hosts.testbed.check_scenario`, the rule every ``--testbed`` command
-    follows) is not run, with that function's reason; tg→ts (calibration, Fig. 4) and latency
-    need tg and ts on one machine. Configurations that cannot send frames of ``ip`` are left
-    to :func:`refuse_ip`."""
+    follows) is not run, with that function's reason; tg→ts (calibration, Fig. 4) needs tg
+    and ts on one machine or the file's calibration cable between them, latency one machine.
+    Configurations that cannot send frames of ``ip`` are left to :func:`refuse_ip`."""
+    from vrlab.hosts import tester as direct
     from vrlab.hosts.testbed import check_scenario
-    from vrlab.hosts.tester import NEEDS_TESTER
 
     tester = file.tg == file.ts
-    no_direct = "" if tester else (f"tg (host {file.tg}) and ts (host {file.ts}) are two "
-                                   f"machines, and {NEEDS_TESTER}")
+    no_direct = direct.no_direct(file)
     unbuilt: dict[str, str] = {}
     keys = {k.key: k for k in (*(s for f in FIGURES.values() for s in f.series), *LATENCY)}
     for key in keys.values():
@@ -149,7 +148,8 @@ def run_sweep(ctx: RunContext, key: SweepKey, progress: Progress, session: str,
 
         def direct(plan_for: Callable[[str], Plan], where: Placement, tr: TrafficSettings,
                    label: str) -> Testbed:
-            """The calibration's link: on this machine, or on a testbed file's tester."""
+            """The calibration's link: on this machine, or a testbed file's (its tester's,
+            or its calibration cable)."""
             return ctx.direct(where, tr, label, ip)
 
         ctx2 = replace(ctx, label=key.key, testbed=direct)
@@ -171,8 +171,8 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
 
     ``on``: across the machines of a testbed file (``ctx`` builds its testbeds there), what
     that testbed measures: the series it cannot build are not run, nor calibration and Fig.
-    4 without a tester host, nor latency and the attack without one clock; the report names
-    each with its reason."""
+    4 without a tester host or a calibration cable, nor latency and the attack without one
+    clock; the report names each with its reason."""
     refuse_ip(figs, ip)
     out.mkdir(parents=True, exist_ok=True)
     session = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
