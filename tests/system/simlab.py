@@ -71,6 +71,15 @@ def by_router(db: Path, run: int | None = None) -> list[tuple[int, dict[str, int
         conn.close()
 
 
+def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """The rows of ``sql`` in the results database ``db``."""
+    conn = sqlite3.connect(db)
+    try:
+        return [tuple(r) for r in conn.execute(sql, args)]
+    finally:
+        conn.close()
+
+
 def sut_ledger(lab: sim.SimLab) -> list[dict[str, object]]:
     """The SUT host's ledger entries, every run's."""
     text = lab.run("sut", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")

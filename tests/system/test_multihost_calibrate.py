@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,14 +46,6 @@ def state(lab: sim.SimLab) -> dict[str, str]:
     return {h: lab.run(h, script) for h in HOSTS}
 
 
-def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return [tuple(r) for r in conn.execute(sql, args)]
-    finally:
-        conn.close()
-
-
 def test_calibrate_across_two_machines_runs_over_the_calibration_cable(
         lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
     data = yaml.safe_load(lab.testbed.read_text())
@@ -67,12 +58,12 @@ def test_calibrate_across_two_machines_runs_over_the_calibration_cable(
     r = vrlab_env.run_cli("calibrate", "--testbed", str(lab.testbed), "--flows", "1",
                           timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    (run, placement_json), = query(vrlab_env.db, "SELECT id, placement_json FROM runs WHERE "
+    (run, placement_json), = simlab.query(vrlab_env.db, "SELECT id, placement_json FROM runs WHERE "
                                    "kind = 'calibrate'")
     assert json.loads(str(placement_json))["testbed"] == data["name"]
-    (lower,), = query(vrlab_env.db, "SELECT lower_pps FROM searches WHERE run_id = ?", run)
+    (lower,), = simlab.query(vrlab_env.db, "SELECT lower_pps FROM searches WHERE run_id = ?", run)
     assert float(str(lower)) > 10_000, "the generator carried more than the search's floor"
-    hosts = query(vrlab_env.db, "SELECT role, host FROM run_hosts WHERE run_id = ? "
+    hosts = simlab.query(vrlab_env.db, "SELECT role, host FROM run_hosts WHERE run_id = ? "
                   "ORDER BY role", run)
     assert hosts == [("tg", "tg"), ("ts", "ts")], "the SUT host takes no part"
     frames = int(lab.run("tg", f"cat /sys/class/net/{tg_if}/statistics/tx_packets")) - int(sent)
@@ -102,5 +93,5 @@ def test_a_file_without_the_calibration_cable_is_refused_before_connecting(
     assert "add calibration_cable:" in text, text
     assert "connection refused" not in text, text
     assert state(lab) == before
-    assert not vrlab_env.db.exists() or query(vrlab_env.db, "SELECT COUNT(*) FROM runs") == \
+    assert not vrlab_env.db.exists() or simlab.query(vrlab_env.db, "SELECT COUNT(*) FROM runs") == \
         [(0,)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,14 +46,6 @@ def state(lab: sim.SimLab) -> dict[str, str]:
     return {h: lab.run(h, script) for h in HOSTS}
 
 
-def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return [tuple(r) for r in conn.execute(sql, args)]
-    finally:
-        conn.close()
-
-
 def test_latency_across_hosts_times_the_sut_and_the_testers_floor(
         lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
     before = state(lab)
@@ -67,10 +58,10 @@ def test_latency_across_hosts_times_the_sut_and_the_testers_floor(
         assert load["sut"]["count"] > 0 and load["floor"]["count"] > 0, load
         assert 0 < load["floor"]["p50_ns"] <= load["floor"]["max_ns"], load
     run = res["run_id"]
-    timed = query(vrlab_env.db, "SELECT COUNT(*) FROM trial_latency l JOIN trials t ON "
+    timed = simlab.query(vrlab_env.db, "SELECT COUNT(*) FROM trial_latency l JOIN trials t ON "
                   "t.id = l.trial_id WHERE t.run_id = ? AND l.count > 0", run)
     assert timed == [(10,)], "five loads on the SUT and five on the floor, each timed"
-    hosts = query(vrlab_env.db, "SELECT role, host FROM run_hosts WHERE run_id = ? "
+    hosts = simlab.query(vrlab_env.db, "SELECT role, host FROM run_hosts WHERE run_id = ? "
                   "ORDER BY role", run)
     assert hosts == [("sut", "sut"), ("tg", "tester"), ("ts", "tester")]
     assert state(lab) == before
@@ -90,7 +81,7 @@ def test_ipv6_latency_across_hosts_times_the_sut_and_the_testers_ipv6_floor(
     res = json.loads(r.stdout)
     for load in res["loads"]:
         assert load["sut"]["count"] > 0 and load["floor"]["count"] > 0, load
-    (ip, size), = query(vrlab_env.db, "SELECT ip, frame_size FROM runs WHERE id = ?",
+    (ip, size), = simlab.query(vrlab_env.db, "SELECT ip, frame_size FROM runs WHERE id = ?",
                         res["run_id"])
     assert (ip, size) == (6, 76)
     assert state(lab) == before
@@ -102,12 +93,12 @@ def test_calibrate_across_hosts_is_the_testers_and_ndr_uses_it(
     r = vrlab_env.run_cli("calibrate", "--testbed", str(lab.testbed), "--flows", "1",
                           timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    (run, placement_json), = query(vrlab_env.db, "SELECT id, placement_json FROM runs WHERE "
+    (run, placement_json), = simlab.query(vrlab_env.db, "SELECT id, placement_json FROM runs WHERE "
                                    "kind = 'calibrate'")
     assert json.loads(str(placement_json))["testbed"] == f"sim-{lab.ledger.run_id}"
-    (lower,), = query(vrlab_env.db, "SELECT lower_pps FROM searches WHERE run_id = ?", run)
+    (lower,), = simlab.query(vrlab_env.db, "SELECT lower_pps FROM searches WHERE run_id = ?", run)
     assert float(str(lower)) > 10_000, "the tester's generator carried more than the floor"
-    hosts = query(vrlab_env.db, "SELECT role, host FROM run_hosts WHERE run_id = ? "
+    hosts = simlab.query(vrlab_env.db, "SELECT role, host FROM run_hosts WHERE run_id = ? "
                   "ORDER BY role", run)
     assert hosts == [("tg", "tester"), ("ts", "tester")], "the SUT host takes no part"
     assert state(lab) == before

@@ -217,14 +217,14 @@ class HostsTestbed(Testbed):
         (_, tg_if), (_, sut_in) = f.cables[0].ends
         (_, sut_out), (_, ts_if) = f.cables[1].ends
         devs = {"tg": [tg_if], "sut": [sut_in, sut_out], "ts": [ts_if]}
-        ports = self.run(_each(self.agents, {"op": "ports"}, START_S,
+        ports = self.run(each_agent(self.agents, {"op": "ports"}, START_S,
                                {r: {"devs": d} for r, d in devs.items()}))
         macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
         c = Cabling.of(plan, tg_if, sut_in, sut_out, ts_if, macs)
         engines = engine_parts(plan, c, self.placement.engine_cpu)
         if plan.guest_ns:
             self.agents["sut"].ask({"op": "guests", "part": guest_part(plan, c.mac)}, START_S)
-        self.run(_each(self.agents, {"op": "configure"}, START_S,
+        self.run(each_agent(self.agents, {"op": "configure"}, START_S,
                        configuration(plan, c, self.placement)))
         if engines:
             self.agents["sut"].ask({"op": "engines", "engines": engines}, START_S)
@@ -264,7 +264,7 @@ class HostsTestbed(Testbed):
         f = self.file
         self.sessions = self.run(_connect_all(f, [n for n in f.hosts if n in where.values()]))
         self.agents = self.run(self._open_agents(where))
-        hello = self.run(_each(self.agents, {"op": "hello"}, START_S))
+        hello = self.run(each_agent(self.agents, {"op": "hello"}, START_S))
         for role, reply in hello.items():
             if reply.get("version") != __version__:
                 raise self.agents[role].failed(
@@ -405,8 +405,9 @@ async def _connect_all(f: TestbedFile, names: list[str]) -> dict[str, Session]:
     return sessions
 
 
-async def _each(agents: dict[str, RemoteAgent], msg: dict[str, Any], timeout: float,
-                per_role: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+async def each_agent(agents: dict[str, RemoteAgent], msg: dict[str, Any], timeout: float,
+                     per_role: dict[str, dict[str, Any]] | None = None
+                     ) -> dict[str, dict[str, Any]]:
     """``msg`` to every agent at once, with each role's fields of ``per_role`` added; every
     reply, or the first error once all have answered."""
     roles = list(agents)

@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from vrlab.errors import UsageError
 from vrlab.hosts.spec import TestbedFile
-from vrlab.hosts.testbed import START_S, HostsTestbed, _each
+from vrlab.hosts.testbed import START_S, HostsTestbed, each_agent
 from vrlab.placement import Placement, rps_mask
 from vrlab.plan import wiring
 from vrlab.testbed import TrafficSettings
@@ -97,7 +97,7 @@ class TesterTestbed(HostsTestbed):
         plan = self.plan
         assert plan is not None and self.file.calibration_cable is not None
         (_, tg_if), (_, ts_if) = self.file.calibration_cable.ends
-        ports = self.run(_each(self.agents, {"op": "ports"}, START_S,
+        ports = self.run(each_agent(self.agents, {"op": "ports"}, START_S,
                                {"tg": {"devs": [tg_if]}, "ts": {"devs": [ts_if]}}))
         macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
         pl = self.placement
