@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -26,6 +28,19 @@ from vrlab.hosts import sim
 
 if TYPE_CHECKING:
     from conftest import VrlabEnv
+
+
+#: what every test module across hosts needs (its ``pytestmark``): root, for namespaces, and
+#: Debian's sshd, which each simulated host runs
+NEEDS = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
+    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
+]
+#: and for those whose generator is the XDP one, or whose sink is the tc BPF program
+NEEDS_CLANG = pytest.mark.skipif(shutil.which("clang") is None,
+                                 reason="clang is not installed (apt-get install clang "
+                                 "libbpf-dev)")
 
 
 def lab_fixture(layout: sim.Layout) -> Callable[..., Iterator[sim.SimLab]]:

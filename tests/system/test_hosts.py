@@ -28,11 +28,7 @@ from vrlab.ledger import NETNS_DIR, Ledger, alive
 if TYPE_CHECKING:
     from conftest import VrlabEnv
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
-    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
-]
+pytestmark = simlab.NEEDS
 
 
 lab = simlab.lab_fixture(sim.THREE)

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import simlab
 import yaml
 
@@ -27,11 +26,7 @@ from vrlab.hosts import spec as testbed_spec
 if TYPE_CHECKING:
     from conftest import VrlabEnv
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
-    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
-]
+pytestmark = simlab.NEEDS
 
 SHORT_SWEEP = ("--rates", "100:300:100", "--duration", "0.2", "--repeats", "1", "--no-plot")
 

@@ -11,12 +11,8 @@ the sink's probe times)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import simlab
 
 from vrlab.attack_result import B_FRACTION, FLOOD, POLICED, ROUTER_A, ROUTER_B, SHARE_PPS
@@ -27,13 +23,7 @@ from vrlab.store.db import Store
 if TYPE_CHECKING:
     from conftest import VrlabEnv
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
-    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
-    pytest.mark.skipif(shutil.which("clang") is None,
-                       reason="clang is not installed (apt-get install clang libbpf-dev)"),
-]
+pytestmark = [*simlab.NEEDS, simlab.NEEDS_CLANG]
 
 HOSTS = ("tester", "sut")
 TRIAL_S, ROUNDS = 0.3, 2

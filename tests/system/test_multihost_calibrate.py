@@ -9,11 +9,9 @@ Needs root and /usr/sbin/sshd (openssh-server)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import simlab
 import yaml
 
@@ -22,11 +20,7 @@ from vrlab.hosts import sim
 if TYPE_CHECKING:
     from conftest import VrlabEnv
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
-    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
-]
+pytestmark = simlab.NEEDS
 
 HOSTS = ("tg", "sut", "ts")
 

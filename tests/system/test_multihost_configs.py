@@ -12,7 +12,6 @@ Needs root and /usr/sbin/sshd (openssh-server)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -28,9 +27,7 @@ if TYPE_CHECKING:
     from conftest import VrlabEnv
 
 pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
-    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
+    *simlab.NEEDS,
     pytest.mark.skipif(not Path("/proc/sys/net/ipv6/conf/all/force_forwarding").exists(),
                        reason="IPv6 forwarding per interface needs Linux 6.17+"),
 ]

@@ -14,7 +14,6 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
 import simlab
 import yaml
 
@@ -27,11 +26,7 @@ from vrlab.paper.figures import FIGURES
 if TYPE_CHECKING:
     from conftest import VrlabEnv
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
-    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
-]
+pytestmark = simlab.NEEDS
 
 #: Fig. 10 with userspace guests: native-routed and four mixes of the host with
 #: userspace-forwarding guests, every one of which a testbed's SUT is built as

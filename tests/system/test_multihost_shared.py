@@ -13,9 +13,7 @@ Needs root and /usr/sbin/sshd (openssh-server)."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -32,11 +30,7 @@ from vrlab.traffic.frames import Flow, build_frame
 if TYPE_CHECKING:
     from conftest import VrlabEnv
 
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create namespaces"),
-    pytest.mark.skipif(not Path(sim.SSHD_PATH).is_file(), reason="needs openssh-server"),
-]
+pytestmark = simlab.NEEDS
 
 HOSTS = ("tg", "sut", "ts")
 SWEEP = ("--rates", "50:100:50", "--duration", "0.3", "--repeats", "1", "--no-plot")
