@@ -23,10 +23,11 @@ import secrets
 from dataclasses import replace
 
 from vrlab.errors import UsageError
-from vrlab.hosts.spec import TestbedFile
+from vrlab.hosts.spec import CableSpec, TestbedFile
 from vrlab.hosts.testbed import START_S, HostsTestbed, each_agent
 from vrlab.placement import Placement, rps_mask
 from vrlab.plan import wiring
+from vrlab.plan.model import Plan
 from vrlab.testbed import TrafficSettings
 
 #: the field of the testbed file that names the cable from tg's host straight to ts's
@@ -67,18 +68,19 @@ class TesterTestbed(HostsTestbed):
     def _up(self) -> None:
         f = self.file
         run_id = secrets.token_hex(2)
-        self.plan = self._plan_for(run_id)
+        self.plan = plan = self._plan_for(run_id)
         self._open_roles({"tg": f.tg, "ts": f.ts})
         if f.tg == f.ts:
-            self._on_tester(run_id)
-        else:
-            self._over_cable()
+            self._on_tester(run_id, plan)
+        elif f.calibration_cable is not None:
+            self._over_cable(plan, f.calibration_cable)
+        else:  # TestbedFile and require_tester refuse this before connecting
+            raise UsageError(f"testbed {f.name}: tg and ts are two machines and the file "
+                             "names no calibration_cable between them")
 
-    def _on_tester(self, run_id: str) -> None:
+    def _on_tester(self, run_id: str, plan: Plan) -> None:
         """The calibration plan built by the tester's agent; generator and sink in its
         namespaces."""
-        plan = self.plan
-        assert plan is not None
         pl = self.placement
         made = self.agents["tg"].ask(
             {"op": "direct", "run_id": run_id, "ip": self.ip, "gro": pl.generator == "xdp",
@@ -88,17 +90,15 @@ class TesterTestbed(HostsTestbed):
             raise self.agents["tg"].failed(f"built namespaces {ns}, not the plan's")
         self.start_traffic(plan, ns)
 
-    def _over_cable(self) -> None:
+    def _over_cable(self, plan: Plan, cable: CableSpec) -> None:
         """The calibration cable's two ends checked (present, up) and their MAC addresses
         learnt; on the sink's end GRO for the XDP generator (a veth cable takes the frames
         XDP sends into it only while its peer runs NAPI) and the sink's receive work steered
         as the placement pins it; then the plan's frames sent from the generator's end to the
         sink's MAC address, in each machine's own namespace."""
-        plan = self.plan
-        assert plan is not None and self.file.calibration_cable is not None
-        (_, tg_if), (_, ts_if) = self.file.calibration_cable.ends
+        (_, tg_if), (_, ts_if) = cable.ends
         ports = self.run(each_agent(self.agents, {"op": "ports"}, START_S,
-                               {"tg": {"devs": [tg_if]}, "ts": {"devs": [ts_if]}}))
+                                    {"tg": {"devs": [tg_if]}, "ts": {"devs": [ts_if]}}))
         macs = {d: str(p["mac"]) for r in ports.values() for d, p in r["ports"].items()}
         pl = self.placement
         ts: dict[str, object] = {"gro": [ts_if] if pl.generator == "xdp" else []}
