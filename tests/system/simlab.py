@@ -95,30 +95,31 @@ def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
         conn.close()
 
 
-def sut_ledger(lab: sim.SimLab) -> list[dict[str, object]]:
-    """The SUT host's ledger entries, every run's."""
-    text = lab.run("sut", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
+def ledger(lab: sim.SimLab, host: str = "sut") -> list[dict[str, object]]:
+    """``host``'s ledger entries, every run's."""
+    text = lab.run(host, "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def ledger_once_traffic_runs(lab: sim.SimLab, proc: subprocess.Popen[str],
-                             timeout_s: float = 90) -> list[dict[str, object]]:
-    """The SUT host's ledger once the sink runs on the ts host (the SUT is configured before
-    the sink starts), read while the run goes on."""
+                             timeout_s: float = 90, host: str = "sut"
+                             ) -> list[dict[str, object]]:
+    """``host``'s ledger once the sink runs on the ts host (the SUT is configured before the
+    sink starts), read while the run goes on."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before its sink was seen"
         ts = lab.run("ts", "cat /run/vrlab/runs/*.jsonl 2>/dev/null; true")
         if any(json.loads(line)["kind"] == "proc" for line in ts.splitlines()):
-            return sut_ledger(lab)
+            return ledger(lab, host)
         time.sleep(0.1)
     raise AssertionError("the ts host never started its sink")
 
 
 @dataclass(frozen=True)
 class Running:
-    """A vrlab command going on in the background, and the SUT host's ledger as it stood once
-    the command's traffic ran."""
+    """A vrlab command going on in the background, and a host's ledger (the SUT's unless asked)
+    as it stood once the command's traffic ran."""
 
     proc: subprocess.Popen[str]
     ledger: list[dict[str, object]]
@@ -132,16 +133,17 @@ class Running:
 
 @contextlib.contextmanager
 def running(lab: sim.SimLab, env: VrlabEnv, *args: str, wait_s: float = 90,
-            output: bool = True) -> Iterator[Running]:
+            output: bool = True, ledger_of: str = "sut") -> Iterator[Running]:
     """``vrlab ARGS`` started in the background; entered once the ts host runs its sink (the
     SUT host is configured by then), killed on the way out if still running, whether the test
     passed, failed or killed parts of it itself. ``output``: keep its output for
-    :meth:`Running.finish` (a run a test kills has none worth keeping)."""
+    :meth:`Running.finish` (a run a test kills has none worth keeping); ``ledger_of``: the
+    host whose ledger :attr:`Running.ledger` holds."""
     sink = subprocess.PIPE if output else subprocess.DEVNULL
     proc = subprocess.Popen(env.cli_args(*args), env=env.env, text=True, stdout=sink,
                             stderr=subprocess.STDOUT if output else subprocess.DEVNULL)
     try:
-        yield Running(proc, ledger_once_traffic_runs(lab, proc, wait_s))
+        yield Running(proc, ledger_once_traffic_runs(lab, proc, wait_s, ledger_of))
     finally:
         if proc.poll() is None:
             proc.kill()
