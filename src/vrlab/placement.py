@@ -117,6 +117,11 @@ def rps_mask(cpu: int) -> str:
     return format(1 << cpu, "x")
 
 
+def rps_path(dev: str) -> str:
+    """The file that steers ``dev``'s receive work (RPS) to the CPUs of an :func:`rps_mask`."""
+    return f"/sys/class/net/{dev}/queues/rx-0/rps_cpus"
+
+
 def backlog_drops(pl: Placement, by_cpu: dict[int, int]) -> dict[str, float]:
     """Whose were the backlog drops of a trial. With the sink's receive work on a CPU of its
     own apart from the SUT's, a drop on the sink's CPU is the testbed's (the frame got through

@@ -55,7 +55,7 @@ from vrlab.engines.ebpf.engine import EbpfEngine, EngineIds, hook_of
 from vrlab.errors import Interrupted, KernelError, UsageError, VrlabError
 from vrlab.framesize import min_timed_frame
 from vrlab.ledger import Ledger, alive
-from vrlab.placement import Placement, rps_mask
+from vrlab.placement import Placement, rps_mask, rps_path
 from vrlab.platform import lifecycle
 from vrlab.platform.layout import make_layout
 from vrlab.platform.spec import load as load_spec
@@ -278,8 +278,7 @@ class PlatformTraffic:
             ns, dev = p.ingress
             cabled.gro_on(led, dev, ns=ns)
             if cpu is not None:
-                cabled.set_file(led, f"/sys/class/net/{dev}/queues/rx-0/rps_cpus",
-                                rps_mask(cpu), ns=ns)
+                cabled.set_file(led, rps_path(dev), rps_mask(cpu), ns=ns)
 
     @staticmethod
     def _resolve(p: RouterPath, timeout: float = 5.0) -> None:

@@ -22,7 +22,7 @@ from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.errors import Interrupted, VrlabError
 from vrlab.framesize import MIN_TIMED_FRAME6, min_frame
 from vrlab.ledger import Ledger, state_dir
-from vrlab.placement import Placement, backlog_drops, rps_mask
+from vrlab.placement import Placement, backlog_drops, rps_mask, rps_path
 from vrlab.plan.model import Plan, TrafficPlan
 from vrlab.plan.naming import ns_name
 from vrlab.platform import build as platform_build
@@ -213,8 +213,7 @@ class Testbed:
         for ns, dev, cpu in steer:
             if cpu is None:
                 raise VrlabError(f"placement {pl} pins no CPU for {dev} in {ns}")
-            nsexec.run_in(ns, nsexec.write_files,
-                          [(f"/sys/class/net/{dev}/queues/rx-0/rps_cpus", rps_mask(cpu))],
+            nsexec.run_in(ns, nsexec.write_files, [(rps_path(dev), rps_mask(cpu))],
                           with_sysfs=True)
 
     def _start_agents(self, p: Plan, led: Ledger) -> None:

@@ -148,9 +148,9 @@ def field_loc(root: type[BaseModel], loc: tuple[int | str, ...],
         elif keyed:
             out.append(part)
             keyed = False
-        elif cur is not None and str(part) in written_fields(cur):
+        elif cur is not None and (f := written_fields(cur).get(str(part))) is not None:
             out.append(part)
-            ann = written_fields(cur)[str(part)].annotation
+            ann = f.annotation
             cur, keyed = _inner_model(ann), _is_mapping(ann)
         elif keep_last and i == len(loc) - 1:
             out.append(part)

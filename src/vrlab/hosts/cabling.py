@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vrlab.placement import Placement, rps_mask
+from vrlab.placement import Placement, rps_mask, rps_path
 from vrlab.plan.model import Plan
 
 
@@ -91,10 +91,6 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
         "gro": [c.sut_in] if pl.generator == "xdp" else []}
     ts: dict[str, Any] = {}
     if pl.pinned and pl.sut_cpu is not None and pl.sink_cpu is not None:
-        sut["settings"].append((_rps(c.sut_in), rps_mask(pl.sut_cpu)))
-        ts["settings"] = [(_rps(c.ts_if), rps_mask(pl.sink_cpu))]
+        sut["settings"].append((rps_path(c.sut_in), rps_mask(pl.sut_cpu)))
+        ts["settings"] = [(rps_path(c.ts_if), rps_mask(pl.sink_cpu))]
     return {"tg": {}, "sut": sut, "ts": ts}
-
-
-def _rps(dev: str) -> str:
-    return f"/sys/class/net/{dev}/queues/rx-0/rps_cpus"

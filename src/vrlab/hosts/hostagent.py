@@ -50,7 +50,7 @@ from vrlab.engines.userspace.launch import UserspaceEngine
 from vrlab.errors import Interrupted, VrlabError
 from vrlab.hosts import engines, guests, sharedhost, wire
 from vrlab.ledger import Ledger
-from vrlab.placement import rps_mask
+from vrlab.placement import rps_mask, rps_path
 from vrlab.plan import wiring
 from vrlab.traffic.agent import HERE, Agent
 
@@ -227,8 +227,7 @@ class HostAgent:
             nsexec.run_in(t.ts_ns, net.gro_on, t.ts_dev)
         if sink_cpu is not None:
             nsexec.run_in(t.ts_ns, nsexec.write_files,
-                          [(f"/sys/class/net/{t.ts_dev}/queues/rx-0/rps_cpus",
-                            rps_mask(sink_cpu))], with_sysfs=True)
+                          [(rps_path(t.ts_dev), rps_mask(sink_cpu))], with_sysfs=True)
         return {"tg_ns": t.tg_ns, "ts_ns": t.ts_ns}
 
     def close(self) -> list[str]:

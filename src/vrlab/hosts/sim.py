@@ -284,9 +284,10 @@ def _cable(lab: SimLab, cables: list[tuple[str, str]]) -> list[tuple[str, str, s
 
 def _testbed(lab: SimLab, vrlab_cmd: str, ends: list[tuple[str, str, str, str]]
              ) -> dict[str, object]:
-    direct: dict[str, object] = {}
-    for a, ia, b, ib in ends[2:]:
-        direct["calibration_cable"] = {"from": f"{a}:{ia}", "to": f"{b}:{ib}"}
+    def cable(a: str, ia: str, b: str, ib: str) -> dict[str, str]:
+        return {"from": f"{a}:{ia}", "to": f"{b}:{ib}"}
+
+    direct = {"calibration_cable": cable(*ends[2])} if len(ends) > 2 else {}
     return {
         "name": f"sim-{lab.ledger.run_id}",
         "description": "simulated hosts on one machine (vrlab.hosts.sim)",
@@ -294,7 +295,7 @@ def _testbed(lab: SimLab, vrlab_cmd: str, ends: list[tuple[str, str, str, str]]
         "hosts": {h.name: {"address": h.address, "key": str(lab.workdir / "id_ed25519"),
                            "roles": list(h.roles), "vrlab": vrlab_cmd}
                   for h in lab.hosts.values()},
-        "cables": [{"from": f"{a}:{ia}", "to": f"{b}:{ib}"} for a, ia, b, ib in ends[:2]],
+        "cables": [cable(*e) for e in ends[:2]],
         **direct,
     }
 

@@ -154,12 +154,8 @@ class TestbedFile(_Model):
         for i, c in enumerate(self.cables):
             for field, (host, ifname) in zip(("from", "to"), c.ends, strict=True):
                 where = f"cables[{i}].{field}"
-                if host not in self.hosts:
-                    raise ValueError(f"{where}: no host named {host!r}; hosts are "
-                                     f"{', '.join(self.hosts)}")
-                if (host, ifname) in seen:
-                    raise ValueError(f"{where}: {host}:{ifname} is already the end of "
-                                     f"{seen[host, ifname]}; each interface takes one cable")
+                self._known_host(where, host)
+                self._free_end(where, host, ifname, seen)
                 seen[host, ifname] = where
         (a, _), (b, _) = self.cables[0].ends
         if (a, b) != (self.tg, sut):
@@ -183,17 +179,27 @@ class TestbedFile(_Model):
         for field, (host, ifname), want, role in zip(
                 ("from", "to"), c.ends, (self.tg, self.ts), ("generator", "sink"), strict=True):
             where = f"calibration_cable.{field}"
-            if host not in self.hosts:
-                raise ValueError(f"{where}: no host named {host!r}; hosts are "
-                                 f"{', '.join(self.hosts)}")
+            self._known_host(where, host)
             if host != want:
                 raise ValueError(f"{where}: {host} is not the {role}'s host; the calibration "
                                  f"cable runs from the generator's host ({self.tg}) straight "
                                  f"to the sink's ({self.ts}): write {want}:INTERFACE")
-            if (host, ifname) in seen:
-                raise ValueError(f"{where}: {host}:{ifname} is already the end of "
-                                 f"{seen[host, ifname]}; each interface takes one cable, so "
-                                 "the calibration cable needs a port of its own at each end")
+            self._free_end(where, host, ifname, seen, ", so the calibration cable needs a "
+                           "port of its own at each end")
+
+    def _known_host(self, where: str, host: str) -> None:
+        """A cable end's host is one of the file's."""
+        if host not in self.hosts:
+            raise ValueError(f"{where}: no host named {host!r}; hosts are "
+                             f"{', '.join(self.hosts)}")
+
+    @staticmethod
+    def _free_end(where: str, host: str, ifname: str, seen: dict[tuple[str, str], str],
+                  hint: str = "") -> None:
+        """A cable end no earlier cable (``seen``: end -> where it was named) ends at."""
+        if (host, ifname) in seen:
+            raise ValueError(f"{where}: {host}:{ifname} is already the end of "
+                             f"{seen[host, ifname]}; each interface takes one cable{hint}")
 
     def _with(self, role: str) -> str:
         return next(n for n, h in self.hosts.items() if role in h.role_set)

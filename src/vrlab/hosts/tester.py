@@ -25,7 +25,7 @@ from dataclasses import replace
 from vrlab.errors import UsageError
 from vrlab.hosts.spec import CableSpec, TestbedFile
 from vrlab.hosts.testbed import START_S, HostsTestbed, each_agent
-from vrlab.placement import Placement, rps_mask
+from vrlab.placement import Placement, rps_mask, rps_path
 from vrlab.plan import wiring
 from vrlab.plan.model import Plan
 from vrlab.testbed import TrafficSettings
@@ -70,13 +70,12 @@ class TesterTestbed(HostsTestbed):
         run_id = secrets.token_hex(2)
         self.plan = plan = self._plan_for(run_id)
         self._open_roles({"tg": f.tg, "ts": f.ts})
-        if f.tg == f.ts:
+        # the file has the cable only where tg and ts are two machines (a tester's is
+        # refused), and two machines without one were refused in __init__
+        if f.calibration_cable is None:
             self._on_tester(run_id, plan)
-        elif f.calibration_cable is not None:
+        else:
             self._over_cable(plan, f.calibration_cable)
-        else:  # TestbedFile and require_tester refuse this before connecting
-            raise UsageError(f"testbed {f.name}: tg and ts are two machines and the file "
-                             "names no calibration_cable between them")
 
     def _on_tester(self, run_id: str, plan: Plan) -> None:
         """The calibration plan built by the tester's agent; generator and sink in its
@@ -103,8 +102,7 @@ class TesterTestbed(HostsTestbed):
         pl = self.placement
         ts: dict[str, object] = {"gro": [ts_if] if pl.generator == "xdp" else []}
         if pl.pinned and pl.sink_cpu is not None:
-            ts["settings"] = [(f"/sys/class/net/{ts_if}/queues/rx-0/rps_cpus",
-                               rps_mask(pl.sink_cpu))]
+            ts["settings"] = [(rps_path(ts_if), rps_mask(pl.sink_cpu))]
         self.agents["ts"].ask({"op": "configure", **ts}, START_S)
         t = plan.traffic
         self.plan = replace(plan, traffic=replace(
