@@ -31,7 +31,12 @@ and what one router's flood does to another's latency.
 * ``*_attack_p99_ratio``: on the ``shared`` scenario with two routers, router B's p99 while A
   sends at its share (50 kpps, the engine's share for A) and while A floods at 3x its share, B
   at 50 kpps throughout, the two conditions alternating; the ratio of B's p99 (flood over
-  share), for the shared eBPF engine and for guest forwarding (``--engine guests``).
+  share), for the shared eBPF engine and for guest forwarding (``--engine guests``). The
+  generator sends bursts of one size in both conditions, and the testbed alone (tg→ts) is
+  measured at the two total rates after them (``*_attack`` in the JSON: B's p99s, the
+  floor's, its ratio). ``--attack-only`` measures just the attack, on each engine twice: as
+  vrlab measures it, and with the generator's own burst sizes (a quarter millisecond of
+  frames, twice as many a burst under the flood), to show what that grouping alone does.
 
 A readable table first, the last line one JSON object. Needs root, clang and libbpf-dev.
 CPU-heavy; run it serialized with other benchmarks:
@@ -258,16 +263,81 @@ def loads_and_floor(pl: placement.Placement, ndr: float, pdr: float, trial_s: fl
     return loads, got[0], got[1]
 
 
-def attack(pl: placement.Placement, engine: str, trial_s: float,
-           rounds: int) -> attack_result.AttackOutcome:
-    """Router B's latency while A sends at its share and while A floods at 3x it (the code
-    `vrlab latency shared --attack` and `vrlab reproduce` run, without the store)."""
+def attack(pl: placement.Placement, engine: str, trial_s: float, rounds: int,
+           same_bursts: bool = True) -> attack_result.AttackOutcome:
+    """Router B's latency while A sends at its share and while A floods at 3x it, then the
+    testbed alone at the two loads (the code `vrlab latency shared --attack` and `vrlab
+    reproduce` run, without the store). ``same_bursts`` False: the generator's own burst
+    sizes (twice the frames a burst under the flood), for comparison."""
     sc, _ = latency_attack.scenario(engine)
+    burst = latency_attack.same_bursts() if same_bursts else None
     with latency_attack.testbed(sc, pl, f"bench-latency attack {engine}") as tb:
-        share, flood = latency_attack.measure(tb, trial_s, rounds)
+        share, flood = latency_attack.measure(tb, trial_s, rounds, burst=burst)
+    with Testbed(wiring.calibration_plan, pl, latency_attack.traffic(sc),
+                 label=f"bench-latency attack {engine} floor") as tb:
+        base = latency_attack.floor(tb, trial_s, rounds, burst=burst)
     return attack_result.AttackOutcome(0, engine, attack_result.SHARE_PPS,
                                         attack_result.B_PPS, attack_result.FLOOD_FACTOR,
-                                        trial_s, rounds, share, flood)
+                                        trial_s, rounds, share, flood, floor=base, burst=burst)
+
+
+def print_attack(a: attack_result.AttackOutcome, trial_s: float, rounds: int) -> None:
+    """One attack's table: B in each condition, the testbed alone at the same loads, the
+    verdict."""
+    v = a.verdict
+    bursts = (f"bursts of {a.burst} frames in both conditions" if a.burst
+              else "the generator's own bursts (a quarter millisecond of frames)")
+    print(f"\nattack, shared --engine {a.engine}: B at {a.b_pps / 1e3:.0f} kpps, "
+          f"{trial_s:g} s trials x {rounds} alternating rounds, {bursts}")
+    floors = (None, None) if a.floor is None else (a.floor.share, a.floor.flood)
+    for (what, c), f in zip(((f"A at its share {a.share_pps / 1e3:.0f} kpps", a.share),
+                             (f"A at 3x, {a.share_pps * a.flood_factor / 1e3:.0f} kpps",
+                              a.flood)), floors, strict=True):
+        bm = c.merged
+        alone = "" if f is None else (f"; tg→ts alone p50 {us(f.merged.p50_ns)} p99 "
+                                      f"{us(f.merged.p99_ns)} µs")
+        print(f"  {what:<26} B: {bm.count:>7} timed, loss {c.loss_ratio:6.2%}, p50 "
+              f"{us(bm.p50_ns):>7} p99 {us(bm.p99_ns):>7} p99.9 {us(bm.p999_ns):>7} µs{alone}")
+    fr = None if a.floor is None else a.floor.ratio
+    print(f"  B's p99 ratio (flood / share) {v.ratio and round(v.ratio, 3)}, rounds "
+          f"{[round(x, 3) for x in attack_result.round_ratios(a.share, a.flood)]}; the "
+          f"testbed alone's {fr and round(fr, 3)}; goal ≤ {attack_result.GOAL_RATIO:g}: "
+          f"{v.status} ({v.why})")
+
+
+def attack_json(a: attack_result.AttackOutcome) -> dict[str, Any]:
+    v = a.verdict
+    return {"p99_ratio": None if v.ratio is None else round(v.ratio, 3),
+            "p99_ratio_spread": None if v.spread is None else round(v.spread, 3),
+            "verdict": v.status, "burst_frames": a.burst,
+            "b_p99_us": [us(a.share.merged.p99_ns), us(a.flood.merged.p99_ns)],
+            "floor_p99_us": None if a.floor is None else [
+                us(a.floor.share.merged.p99_ns), us(a.floor.flood.merged.p99_ns)],
+            "floor_p99_ratio": None if a.floor is None or a.floor.ratio is None
+            else round(a.floor.ratio, 3)}
+
+
+def attack_only(pl: placement.Placement, args: argparse.Namespace) -> None:
+    """The attack on each engine twice: with the bursts vrlab uses (the same size in both
+    conditions) and with the generator's own sizes, to show what the grouping alone does."""
+    got = {(e, same): _timed(f"attack, --engine {e}, {'same' if same else 'own'} bursts",
+                             functools.partial(attack, pl, e, args.trial, args.attack_rounds,
+                                               same))
+           for e in attack_result.ENGINES for same in (True, False)}
+    m = sysinfo.machine()
+    print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
+    for a in got.values():
+        print_attack(a, args.trial, args.attack_rounds)
+    out: dict[str, Any] = {}
+    for (e, same), a in got.items():
+        key = {"ebpf": "shared", "guests": "guest"}[e]
+        j = attack_json(a)
+        if same:
+            out[f"{key}_attack_p99_ratio"] = j["p99_ratio"]
+            out[f"{key}_attack"] = j
+        else:
+            out[f"{key}_attack_own_bursts"] = j
+    print(json.dumps({**out, "trial_s": args.trial, "rounds": args.attack_rounds}))
 
 
 def print_probe(eff: dict[str, Any], args: argparse.Namespace) -> None:
@@ -316,6 +386,9 @@ def main() -> None:
                     help="alternating flat-out trials, probe on and off, on tg→ts")
     ap.add_argument("--attack-rounds", type=int, default=3)
     ap.add_argument("--skip-attack", action="store_true")
+    ap.add_argument("--attack-only", action="store_true",
+                    help="only the attack, on each engine with the same bursts in both "
+                    "conditions (as vrlab measures it) and with the generator's own sizes")
     ap.add_argument("--probe-only", action="store_true",
                     help="only the probe's cost (its searches), printed as JSON")
     ap.add_argument("--cost-only", action="store_true",
@@ -334,6 +407,9 @@ def main() -> None:
                          "frames; add one of them")
     pl = placement.choose(True, "generator", generator="xdp")
     m = sysinfo.machine()
+    if args.attack_only:
+        attack_only(pl, args)
+        return
     if args.cost_only:
         ns = _timed("probe's run time per frame", lambda: probe_ns_per_frame(
             pl, args.cost_rate, ip=args.ip))
@@ -381,18 +457,8 @@ def main() -> None:
         print(f"{ld.name:<10}{ld.rate_pps / 1e3:>7.0f}{s.loss_ratio:>8.2%}{us(a.p50_ns):>9}"
               f"{us(a.p90_ns):>9}{us(a.p99_ns):>9}{us(a.p999_ns):>10}{us(a.max_ns):>9}   "
               f"       {us(b.p50_ns):>7}{us(b.p99_ns):>8}{us(b.p999_ns):>8}{us(b.max_ns):>8}")
-    for engine, a in attacks.items():
-        v = a.verdict
-        print(f"\nattack, shared --engine {engine}: B at {a.b_pps / 1e3:.0f} kpps, "
-              f"{args.trial:g} s trials x {args.attack_rounds} alternating rounds")
-        for what, c in ((f"A at its share {a.share_pps / 1e3:.0f} kpps", a.share),
-                        (f"A at 3x, {a.share_pps * a.flood_factor / 1e3:.0f} kpps", a.flood)):
-            bm = c.merged
-            print(f"  {what:<26} B: {bm.count:>7} timed, loss {c.loss_ratio:6.2%}, p50 "
-                  f"{us(bm.p50_ns):>7} p99 {us(bm.p99_ns):>7} p99.9 {us(bm.p999_ns):>7} µs")
-        print(f"  B's p99 ratio (flood / share) {v.ratio and round(v.ratio, 3)}, rounds "
-              f"{[round(x, 3) for x in attack_result.round_ratios(a.share, a.flood)]}; goal "
-              f"≤ {attack_result.GOAL_RATIO:g}: {v.status} ({v.why})")
+    for a in attacks.values():
+        print_attack(a, args.trial, args.attack_rounds)
     if not attacks:
         print(f"\nattack: not measured: {why_not}")
     by_pct = {str(round(ld.percent_of_pdr)): s.merged for ld, s in zip(loads, sut, strict=True)
@@ -411,6 +477,9 @@ def main() -> None:
                               "p999_us": us(v.p999_ns)} for k, v in by_pct.items()},
         "shared_attack_p99_ratio": ratio("ebpf"), "guest_attack_p99_ratio": ratio("guests"),
         "shared_attack_verdict": verdict("ebpf"), "guest_attack_verdict": verdict("guests"),
+        **{f"{k}_attack": attack_json(attacks[e]) for e, k in (("ebpf", "shared"),
+                                                              ("guests", "guest"))
+           if e in attacks},
         "probe_throughput_effect": eff["flat_effect"],
         "probe_throughput_effect_spread": eff["flat_effect_spread"],
         "probe_throughput_effect_se": eff["flat_effect_se"],

@@ -6,8 +6,10 @@ under the flood at most 1.2x its p99 beside a well-behaved A). Pure: the measuri
 report.
 
 The verdict (:func:`judge`) says "inconclusive" rather than guess: when B had too few timed
-frames for a p99, when the goal lies within the rounds' spread of the ratio, or when B lost
-frames beside a well-behaved A too."""
+frames for a p99, when the goal lies within the rounds' spread of the ratio, when B lost
+frames beside a well-behaved A too, or when the testbed alone (tg→ts at the two conditions'
+total rates, :class:`Floor`) changes its own p99 between the two loads by as much as the goal
+allows, so that B's ratio could be the testbed's."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from vrlab import histogram
 from vrlab.errors import UsageError
 from vrlab.framesize import MIN_FRAME
 from vrlab.histogram import summary_json
-from vrlab.results import LatencySummary, TrialResult
+from vrlab.results import LATENCY_FLOOR, LatencySummary, TrialResult
 from vrlab.store.db import Store
 
 #: router A's share (the engine polices A to it) and router B's steady rate, frames/s
@@ -77,6 +79,12 @@ class Condition:
         self.loss.append(max(0.0, 1 - res.received_by_router.get(ROUTER_B, 0) / sent_b)
                          if sent_b else 0.0)
 
+    def add_all(self, res: TrialResult) -> None:
+        """Round ``res`` in with every router's frames as one (the testbed alone, whose frames
+        belong to no router of the attack)."""
+        self.latency.append(histogram.summarize(histogram.merge(res.latency.values())))
+        self.loss.append(max(0.0, 1 - res.received / res.sent) if res.sent else 0.0)
+
     @property
     def merged(self) -> LatencySummary:
         return histogram.summarize(histogram.merge(self.latency))
@@ -85,6 +93,24 @@ class Condition:
     def loss_ratio(self) -> float:
         """The median round's loss (one unlucky round does not make B lossy)."""
         return statistics.median(self.loss) if self.loss else 0.0
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The testbed alone (tg linked straight to ts) at the two conditions' total rates, its
+    frames grouped in the generator's bursts as the attack's were: what the testbed's own
+    latency does between the two loads, with no router in the way. Its trials carry the
+    latency floor's mark (``LATENCY_FLOOR``) in the attack's run."""
+
+    share: Condition
+    flood: Condition
+
+    @property
+    def ratio(self) -> float | None:
+        """The testbed's own p99 at the flood's total rate over its p99 at the share's; None
+        without timed frames at either."""
+        s, f = self.share.merged, self.flood.merged
+        return f.p99_ns / s.p99_ns if s.count and f.count and s.p99_ns > 0 else None
 
 
 @dataclass(frozen=True)
@@ -106,13 +132,17 @@ def round_ratios(share: Condition, flood: Condition) -> list[float]:
 
 
 def judge(share: Condition, flood: Condition, goal: float = GOAL_RATIO,
-          min_timed: int = MIN_TIMED) -> AttackVerdict:
+          min_timed: int = MIN_TIMED, floor: Floor | None = None) -> AttackVerdict:
     """Whether B's p99 under A's flood stays within ``goal`` times its p99 beside a
     well-behaved A. The ratio is of the merged histograms; its spread is the standard deviation
     of the rounds' own ratios, and a ratio within that spread of the goal is inconclusive.
     B's loss counts: lost frames are never timed, so a B that lost 1% or more under the flood
     has a p99 that is a lost frame (misses), unless it lost as much beside a well-behaved A
-    (then the testbed, not A, is to blame, and nothing can be said)."""
+    (then the testbed, not A, is to blame, and nothing can be said). With the testbed alone
+    measured at the two loads (``floor``), a testbed whose own p99 moves by more than the goal
+    allows (outside 1/goal to goal times), or that lost frames, cannot carry a verdict on B's
+    ratio; without it (an attack where B has a generator of its own), B's ratio is judged
+    alone."""
     s, f = share.merged, flood.merged
     v = AttackVerdict
     if share.loss_ratio >= P99_LOST:
@@ -128,6 +158,18 @@ def judge(share: Condition, flood: Condition, goal: float = GOAL_RATIO,
         return v("inconclusive", "B's p99 beside A's share is 0 ns: the clock or the stamps "
                  "are wrong, there is nothing to divide by")
     ratio = f.p99_ns / s.p99_ns
+    if floor is not None:
+        lost = max(floor.share.loss_ratio, floor.flood.loss_ratio)
+        fr = floor.ratio
+        if lost >= P99_LOST or fr is None:
+            why = (f"lost {lost:.1%} of its frames" if lost >= P99_LOST
+                   else "had no timed frames at one of the loads")
+            return v("inconclusive", f"the testbed alone (tg→ts) {why}: B's ratio "
+                     f"{ratio:.2f} cannot be told from the testbed's", ratio)
+        if not 1 / goal <= fr <= goal:
+            return v("inconclusive", f"the testbed alone (tg→ts) moves its own p99 {fr:.2f}x "
+                     f"between the two loads, as much as the goal {goal:g} allows: B's ratio "
+                     f"{ratio:.2f} cannot be told from the testbed's", ratio)
     rounds = round_ratios(share, flood)
     if len(rounds) < 2:
         return v("inconclusive", f"ratio {ratio:.2f} from {len(rounds)} round(s): no spread "
@@ -155,10 +197,16 @@ class AttackOutcome:
     #: the frames' IP version (4, 6, or 46 for both) and size without FCS, as the run records
     ip: int = 4
     frame_size: int = MIN_FRAME
+    #: the testbed alone at the two loads; None where B has a generator of its own (the
+    #: platform's attack) or the run measured none
+    floor: Floor | None = None
+    #: the frames of each of the generator's bursts, the same in both conditions; None: the
+    #: generator's own sizes (a quarter millisecond's worth, more under the flood)
+    burst: int | None = None
 
     @property
     def verdict(self) -> AttackVerdict:
-        return judge(self.share, self.flood)
+        return judge(self.share, self.flood, floor=self.floor)
 
     def as_json(self) -> dict[str, object]:
         v = self.verdict
@@ -174,7 +222,13 @@ class AttackOutcome:
             "p99_ratio": None if v.ratio is None else round(v.ratio, 3),
             "p99_ratio_rounds": [round(x, 3) for x in round_ratios(self.share, self.flood)],
             "p99_ratio_spread": None if v.spread is None else round(v.spread, 3),
-            "goal_ratio": GOAL_RATIO, "verdict": v.status, "why": v.why}
+            "goal_ratio": GOAL_RATIO, "verdict": v.status, "why": v.why,
+            "burst_frames": self.burst, "floor": None if self.floor is None else {
+                "at_share_load": {**summary_json(self.floor.share.merged),
+                                  "loss_ratio": self.floor.share.loss_ratio},
+                "at_flood_load": {**summary_json(self.floor.flood.merged),
+                                  "loss_ratio": self.floor.flood.loss_ratio},
+                "p99_ratio": None if self.floor.ratio is None else round(self.floor.ratio, 3)}}
 
 
 def stored_attack(store: Store, run_id: int) -> AttackOutcome:
@@ -182,13 +236,20 @@ def stored_attack(store: Store, run_id: int) -> AttackOutcome:
     run = store.run(run_id)
     p = run.params
     got: dict[bool, Condition] = {False: Condition(), True: Condition()}
+    base: dict[bool, Condition] = {False: Condition(), True: Condition()}
     for t in sorted(store.trials(run_id), key=lambda t: t.result.extra.get(ROUND, 0)):
         ex = t.result.extra
-        got[bool(ex.get(FLOOD, 0))].add(t.result, float(ex.get(B_FRACTION, 0)))
+        if ex.get(LATENCY_FLOOR):
+            base[bool(ex.get(FLOOD, 0))].add_all(t.result)
+        else:
+            got[bool(ex.get(FLOOD, 0))].add(t.result, float(ex.get(B_FRACTION, 0)))
+    burst = p.get("burst_frames")
     return AttackOutcome(run_id, str(p.get("engine", "")), _num(p, "a_share_pps"),
                          _num(p, "b_pps"), _num(p, "flood_factor"), _num(p, "trial_s"),
                          int(_num(p, "rounds")), got[False], got[True], run.ip,
-                         run.frame_size or MIN_FRAME)
+                         run.frame_size or MIN_FRAME,
+                         Floor(base[False], base[True]) if base[False].loss else None,
+                         burst if isinstance(burst, int) else None)
 
 
 def _num(params: dict[str, object], key: str) -> float:

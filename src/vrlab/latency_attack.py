@@ -9,8 +9,11 @@ B sends at a steady rate throughout; the generator's frame list mixes A's and B'
 are of the scenario's ``traffic.ip``: IPv4, IPv6 (RFC 5180's 2001:2::/48) or both, each
 router's alternating between the families, at the smallest size that carries the stamp
 (:func:`vrlab.framesize.min_timed_frame`). The two
-conditions alternate, round after round, so a slow spell of the machine touches both. Each
-trial is stored with its condition and round, and whether an engine policed A (run kind
+conditions alternate, round after round, so a slow spell of the machine touches both. The
+generator sends bursts of one size in both (:func:`same_bursts`), and the testbed alone
+(tg→ts) is measured at the two conditions' total rates in the same run (:func:`floor`), so
+a rise of B's latency under the flood is the router's, not the testbed's. Each trial is
+stored with its condition and round, and whether an engine policed A (run kind
 ``latency-attack``).
 
 Across the machines of a testbed file the same runs on a tester host (generator and sink on
@@ -37,6 +40,7 @@ from vrlab.attack_result import (
     SHARE_PPS,
     AttackOutcome,
     Condition,
+    Floor,
     require_runnable,
 )
 from vrlab.errors import UsageError, VrlabError
@@ -44,9 +48,13 @@ from vrlab.framesize import min_timed_frame
 from vrlab.method import Progress, RunContext, placed, record_testbed, stored_run
 from vrlab.placement import Placement
 from vrlab.plan import wiring
-from vrlab.results import TrialResult
+from vrlab.plan.model import Plan
+from vrlab.results import LATENCY_FLOOR, TrialResult
 from vrlab.testbed import Testbed, TrafficSettings
+from vrlab.traffic import pacing
+from vrlab.traffic.agent import AgentLink
 from vrlab.traffic.frames import build_frame, mix
+from vrlab.traffic.xdp.live import LIVE_QUANTUM_S, MAX_REPEAT, MIN_BURST
 
 
 def scenario(engine: str, ip: int = 4) -> tuple[spec.Scenario, str]:
@@ -68,6 +76,16 @@ def testbed(sc: spec.Scenario, where: Placement, label: str) -> Testbed:
     return Testbed(lambda rid: wiring.make_plan(sc, rid), where, traffic(sc), label=label)
 
 
+def same_bursts(share_pps: float = SHARE_PPS, b_pps: float = B_PPS) -> int:
+    """The frames of each of the generator's bursts, in both conditions: as many as it sends
+    at a time beside A's share (a quarter millisecond's worth, at least ``MIN_BURST``). Left
+    to itself it would send twice as many at a time under the flood, and every timed frame
+    would wait behind twice as many others of its burst, in the generator, the router and
+    the sink: a rise of B's latency that is the generator's grouping, not the flood's effect
+    on the router (the testbed alone shows it, :func:`floor`)."""
+    return pacing.burst_size(share_pps + b_pps, LIVE_QUANTUM_S, MAX_REPEAT, MIN_BURST)
+
+
 def mix_turns(a: list[bytes], b: list[bytes], a_rate: float,
               b_rate: float) -> tuple[list[bytes], float]:
     """:func:`~vrlab.traffic.frames.mix` of A's frames and B's, each router's slots taking its
@@ -83,19 +101,28 @@ def mix_turns(a: list[bytes], b: list[bytes], a_rate: float,
     return out, frac_b
 
 
-def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHARE_PPS,
-            b_pps: float = B_PPS, flood_factor: float = FLOOD_FACTOR,
-            record: Callable[[TrialResult], TrialResult] = lambda r: r,
-            progress: Progress = lambda m, r: None) -> tuple[Condition, Condition]:
-    """B's latency and loss beside A at ``share_pps`` and under A at ``flood_factor`` times
-    it, ``rounds`` alternating rounds on ``tb`` (a ``shared`` testbed with two routers, on
-    this machine or across a tester's and a SUT's; the eBPF engine, if any, polices A to
-    ``share_pps``, wherever it runs: :meth:`~vrlab.testbed.Testbed.set_share`)."""
+def _timed(tb: Testbed) -> tuple[AgentLink, Plan]:
+    """``tb``'s generator and plan, refused unless it is up and times its frames."""
     if tb.gen is None or tb.plan is None:
         raise VrlabError(f"testbed {tb.label} is not up: use it as `with Testbed(...)`")
     if not tb.traffic.latency:
         raise UsageError(f"testbed {tb.label} does not time its frames (its generator and "
                          "sink are not on one clock): the attack measures B's latency")
+    return tb.gen, tb.plan
+
+
+def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHARE_PPS,
+            b_pps: float = B_PPS, flood_factor: float = FLOOD_FACTOR,
+            burst: int | None = None,
+            record: Callable[[TrialResult], TrialResult] = lambda r: r,
+            progress: Progress = lambda m, r: None) -> tuple[Condition, Condition]:
+    """B's latency and loss beside A at ``share_pps`` and under A at ``flood_factor`` times
+    it, ``rounds`` alternating rounds on ``tb`` (a ``shared`` testbed with two routers, on
+    this machine or across a tester's and a SUT's; the eBPF engine, if any, polices A to
+    ``share_pps``, wherever it runs: :meth:`~vrlab.testbed.Testbed.set_share`). ``burst``:
+    frames per generator burst in both conditions (:func:`same_bursts`); None, the
+    generator's own sizes."""
+    gen, plan = _timed(tb)
     policed = tb.set_share(tb.router_names.index(ROUTER_A), round(share_pps))
     index = {n: i for i, n in enumerate(tb.router_names)}
     frames = {r: [build_frame(f, tb.frame_size, router_index=index[r])
@@ -105,9 +132,9 @@ def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHAR
         for flood in (False, True):
             a_pps = share_pps * (flood_factor if flood else 1.0)
             mixed, frac_b = mix_turns(frames[ROUTER_A], frames[ROUTER_B], a_pps, b_pps)
-            tb.gen.call("sender", dev=tb.plan.traffic.tg_dev, frames=mixed, path="xdp",
-                        stamp=True)
-            res = tb.trial(b_pps / frac_b, trial_s, warmup_s=0.1, residual_s=0.1)
+            gen.call("sender", dev=plan.traffic.tg_dev, frames=mixed, path="xdp", stamp=True)
+            res = tb.trial(b_pps / frac_b, trial_s, warmup_s=0.1, residual_s=0.1,
+                           burst=burst)
             res = record(replace(res, extra={**res.extra, FLOOD: float(flood),
                                              ROUND: float(i), B_FRACTION: frac_b,
                                              POLICED: float(policed)}))
@@ -115,6 +142,27 @@ def measure(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHAR
             progress(f"{tb.label}: A at {a_pps / 1e3:.0f} kpps, B at {b_pps / 1e3:.0f} kpps",
                      res)
     return got[False], got[True]
+
+
+def floor(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHARE_PPS,
+          b_pps: float = B_PPS, flood_factor: float = FLOOD_FACTOR, burst: int | None = None,
+          record: Callable[[TrialResult], TrialResult] = lambda r: r,
+          progress: Progress = lambda m, r: None) -> Floor:
+    """The testbed alone (``tb``: tg linked straight to ts) at the total rates of
+    :func:`measure`'s two conditions, in as many alternating rounds of as long trials, with
+    the same bursts: what the testbed's own latency does between the two loads. Each trial is
+    marked as the floor's (``LATENCY_FLOOR``), with its condition and round."""
+    _timed(tb)
+    got: dict[bool, Condition] = {False: Condition(), True: Condition()}
+    for i in range(rounds):
+        for flood in (False, True):
+            rate = share_pps * (flood_factor if flood else 1.0) + b_pps
+            res = tb.trial(rate, trial_s, warmup_s=0.1, residual_s=0.1, burst=burst)
+            res = record(replace(res, extra={**res.extra, FLOOD: float(flood),
+                                             ROUND: float(i), LATENCY_FLOOR: 1.0}))
+            got[flood].add_all(res)
+            progress(f"{tb.label}: tg→ts alone at {rate / 1e3:.0f} kpps", res)
+    return Floor(got[False], got[True])
 
 
 def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
@@ -126,10 +174,11 @@ def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
     ctx, sc = placed(ctx, sc)
     require_runnable(ctx.placement.generator, trial_s, rounds)
     size = min_timed_frame(ip)
+    burst = same_bursts()
     params: dict[str, object] = {
         "engine": engine, "a_share_pps": SHARE_PPS, "flood_factor": FLOOD_FACTOR,
         "b_pps": B_PPS, "trial_s": trial_s, "rounds": rounds, "routers": 2, "ip": ip,
-        "frame_size": size}
+        "frame_size": size, "burst_frames": burst}
     with stored_run(ctx, KIND, sc.name, text, params, ip, size) as run_id:
 
         def record(res: TrialResult) -> TrialResult:
@@ -139,8 +188,12 @@ def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
         with ctx.testbed(lambda rid: wiring.make_plan(sc, rid), ctx.placement, traffic(sc),
                          f"latency attack {engine}") as tb:
             record_testbed(ctx, run_id, tb)
-            share, flood = measure(tb, trial_s, rounds, record=record, progress=progress)
+            share, flood = measure(tb, trial_s, rounds, burst=burst, record=record,
+                                   progress=progress)
+        with ctx.direct(ctx.placement, traffic(sc), f"latency attack {engine} floor",
+                        ip) as tb:
+            base = floor(tb, trial_s, rounds, burst=burst, record=record, progress=progress)
     return AttackOutcome(run_id, engine, SHARE_PPS, B_PPS, FLOOD_FACTOR, trial_s, rounds,
-                         share, flood, ip, size)
+                         share, flood, ip, size, base, burst)
 
 

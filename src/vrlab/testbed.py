@@ -336,16 +336,19 @@ class Testbed:
         return s
 
     def trial(self, rate_pps: float, duration_s: float, warmup_s: float = 0.2,
-              residual_s: float = RESIDUAL_WAIT_S) -> TrialResult:
+              residual_s: float = RESIDUAL_WAIT_S, burst: int | None = None) -> TrialResult:
         """Offer ``rate_pps`` for ``duration_s`` and count what the sink saw. Warm-up frames at
-        the same rate go first, uncounted (RFC 2544's learning frames)."""
+        the same rate go first, uncounted (RFC 2544's learning frames). ``burst``: the
+        generator sends exactly that many frames at a time, whatever the rate (trials at
+        several rates that must group their frames alike); by default its own sizes."""
         gen = self._running()[0]
+        fixed = {} if burst is None else {"burst": burst}
         if warmup_s > 0:
-            gen.call("send", rate=rate_pps, duration=warmup_s, timeout=warmup_s + 30)
+            gen.call("send", rate=rate_pps, duration=warmup_s, timeout=warmup_s + 30, **fixed)
             time.sleep(residual_s)
         (before, lat0), s0, b0 = self._read(), self.tg_stats(), self.backlog_drops()
         rep = gen.call("send", rate=rate_pps, duration=duration_s,
-                            timeout=duration_s + 30)
+                       timeout=duration_s + 30, **fixed)
         time.sleep(residual_s)
         after, lat1 = self._read()
         delta = after.minus(before)

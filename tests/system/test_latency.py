@@ -19,6 +19,7 @@ import pytest
 from vrlab import histogram, latency, placement, profiles, spec
 from vrlab.method import RunContext
 from vrlab.plan import wiring
+from vrlab.results import LATENCY_FLOOR
 from vrlab.store.db import Store
 from vrlab.testbed import LATENCY_TIMED, Testbed, TrafficSettings
 from vrlab.traffic.xdp.live import stamp_every
@@ -145,6 +146,15 @@ def test_the_attack_times_router_b_beside_a_share_and_under_a_flood(
         trials = st.trials(data["run_id"])
         run = st.run(data["run_id"])
     assert run.kind == "latency-attack" and (run.ip, run.frame_size) == (int(ip), size)
-    assert len(trials) == 4
-    assert all("r1" in t.result.latency for t in trials)
+    # 2 rounds of each condition through the router, then of the testbed alone at their loads
+    sut = [t for t in trials if not t.result.extra.get(LATENCY_FLOOR)]
+    alone = [t for t in trials if t.result.extra.get(LATENCY_FLOOR)]
+    assert len(sut) == len(alone) == 4
+    assert all("r1" in t.result.latency for t in sut)
+    assert sorted(round(t.result.target_pps) for t in alone) == \
+        [100_000, 100_000, 200_000, 200_000]  # A's share or flood, plus B's 50 kpps
+    floor = data["floor"]
+    for load in ("at_share_load", "at_flood_load"):
+        assert floor[load]["count"] > 1_000 and floor[load]["p99_ns"] > 0
+    assert floor["p99_ratio"] > 0 and data["burst_frames"] == run.params["burst_frames"] > 0
 

@@ -18,6 +18,7 @@ import simlab
 from vrlab.attack_result import B_FRACTION, FLOOD, POLICED, ROUTER_A, ROUTER_B, SHARE_PPS
 from vrlab.hosts import sim
 from vrlab.hosts import spec as testbed_spec
+from vrlab.results import LATENCY_FLOOR
 from vrlab.store.db import Store
 
 if TYPE_CHECKING:
@@ -58,7 +59,13 @@ def test_the_attack_across_a_tester_and_a_sut_polices_a_on_the_sut_host(
             assert st.run(run).placement.get("testbed") == name
             assert sorted((h["role"], h["host"]) for h in st.hosts(run)) == [
                 ("sut", "sut"), ("tg", "tester"), ("ts", "tester")]
-            trials = [t.result for t in st.trials(run)]
+            every = [t.result for t in st.trials(run)]
+            # the testbed alone (the tester's tg linked to its ts) at both loads, timed too
+            alone = [t for t in every if t.extra.get(LATENCY_FLOOR)]
+            assert len(alone) == 2 * ROUNDS
+            assert all(sum(h.count for h in t.latency.values()) > 0 for t in alone)
+            assert res["floor"]["p99_ratio"] is not None
+            trials = [t for t in every if not t.extra.get(LATENCY_FLOOR)]
             assert len(trials) == 2 * ROUNDS
             assert sorted(t.extra[FLOOD] for t in trials) == [0.0] * ROUNDS + [1.0] * ROUNDS
             policed = engine == "ebpf"

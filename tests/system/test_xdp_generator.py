@@ -84,6 +84,24 @@ def test_sends_every_frame_at_the_requested_rate(peer: PeerMode) -> None:
     assert rep.bursts >= 1000, "not paced: too few bursts for 100 us quanta over 1 s"
 
 
+def test_a_fixed_burst_groups_the_frames_alike_at_two_rates() -> None:
+    """By default a burst is a quarter millisecond of frames, so twice the rate sends twice as
+    many a call; with ``burst`` every call sends that many, whatever the rate (the latency
+    attack compares two rates this way). Mean frames a call, from the sender's own count."""
+    def mean_burst(rate: float, burst: int | None) -> float:
+        rep = p.send_live(frames, rate, 0.3, cpu=0, burst=burst)
+        assert rep.sent >= pacing.total_frames(rate, 0.3) * 0.9
+        return rep.sent / rep.bursts
+
+    with dropping_pair("test_xdp_generator", "gro") as p:
+        frames = p.frames(flows=2)
+        own = [mean_burst(r, None) for r in (100_000, 200_000)]
+        fixed = [mean_burst(r, 10) for r in (100_000, 200_000)]
+    assert own[1] > 1.5 * own[0], f"the generator's own bursts did not grow with the rate: {own}"
+    # a late sender may catch up in one larger call now and then: the mean stays near 10
+    assert all(9.5 <= b <= 12 for b in fixed), f"bursts of 10 asked, means {fixed}"
+
+
 def test_a_peer_without_napi_is_reported() -> None:
     with dropping_pair("test_xdp_generator", "none") as p:
         rid = p.plan.run_id

@@ -14,7 +14,7 @@ from vrlab import histogram
 from vrlab.attack_result import Condition, judge
 from vrlab.errors import UsageError
 from vrlab.paper import latency_report
-from vrlab.results import LatencySummary, RunInfo, TrialResult
+from vrlab.results import LATENCY_FLOOR, LatencySummary, RunInfo, TrialResult
 from vrlab.store.db import Store
 
 
@@ -82,6 +82,39 @@ def test_b_losing_frames_beside_a_well_behaved_a_is_inconclusive() -> None:
     assert v.status == "inconclusive" and "even beside" in v.why
 
 
+def test_a_testbed_whose_own_p99_rises_like_the_routers_cannot_carry_a_verdict() -> None:
+    """B's p99 doubles under the flood, but so does the testbed's alone at the same two loads:
+    the rise may be the testbed's (its generator's bursts, its sink), not A's in the router."""
+    floor = attack.Floor(cond(20, 20, 20), cond(32, 33, 32))
+    v = judge(cond(20, 20, 20), cond(40, 41, 40), floor=floor)
+    assert v.status == "inconclusive" and "testbed alone" in v.why and "1.6" in v.why
+    assert v.ratio is not None and v.ratio > 1.9
+    # a testbed whose latency falls as much under the heavier load hides a rise just as well
+    low = attack.Floor(cond(30, 30, 30), cond(20, 20, 20))
+    assert judge(cond(20, 20), cond(21, 21), floor=low).status == "inconclusive"
+
+
+def test_a_steady_testbed_lets_the_routers_ratio_be_judged() -> None:
+    floor = attack.Floor(cond(20, 20, 20), cond(20, 21, 20))
+    assert judge(cond(20, 20, 20), cond(40, 41, 40), floor=floor).status == "misses"
+    assert judge(cond(20, 21, 20), cond(21, 20, 22), floor=floor).status == "meets"
+
+
+def test_a_testbed_that_lost_frames_cannot_carry_a_verdict() -> None:
+    floor = attack.Floor(cond(20, 20), cond(20, 20, loss=0.03))
+    v = judge(cond(20, 21), cond(21, 20), floor=floor)
+    assert v.status == "inconclusive" and "lost 3.0%" in v.why
+
+
+def test_the_floor_takes_every_routers_frames_as_one() -> None:
+    res = TrialResult(1e5, 1.0, 4_000, 3_960, {"r0": 1_980, "r1": 1_980}, 1e5,
+                      latency={"r0": summ(5_000, 20_000), "r1": summ(5_000, 40_000)})
+    c = Condition()
+    c.add_all(res)
+    assert c.merged.count == 4_000
+    assert c.loss == [pytest.approx(0.01)]
+
+
 def test_a_zero_p99_beside_the_share_is_inconclusive() -> None:
     zeros = Condition([histogram.summarize(histogram.from_buckets({0: 2_000}))] * 2, [0, 0])
     v = judge(zeros, cond(20, 20))
@@ -97,13 +130,23 @@ def test_rounds_without_b_frames_are_left_out_of_the_rounds_ratios() -> None:
 
 
 def store_attack(st: Store, engine: str, share_us: list[float],
-                 flood_us: list[float], ip: int = 4, frame_size: int = 60) -> int:
+                 flood_us: list[float], ip: int = 4, frame_size: int = 60,
+                 floor_us: tuple[float, float] | None = None) -> int:
+    """A stored attack run, B's p99 per round in each condition; with ``floor_us``, the
+    testbed alone's p99 at the share's and at the flood's load in every round too."""
     run = st.start_run(RunInfo(
         kind=attack.KIND, scenario="shared", spec_yaml="", machine={}, placement={},
         vrlab_version="0", profile="quick",
         params={"engine": engine, "a_share_pps": 50_000.0, "flood_factor": 3.0,
-                "b_pps": 50_000.0, "trial_s": 0.5, "rounds": len(share_us)},
+                "b_pps": 50_000.0, "trial_s": 0.5, "rounds": len(share_us),
+                **({"burst_frames": 25} if floor_us else {})},
         ip=ip, frame_size=frame_size))
+    for i in range(len(share_us) if floor_us else 0):
+        for flood, p99 in ((0.0, floor_us[0]), (1.0, floor_us[1])):  # type: ignore[index]
+            st.add_trial(run, TrialResult(
+                1e5, 0.5, 5_000, 5_000, {"tg": 5_000}, 1e5,
+                extra={attack.FLOOD: flood, attack.ROUND: float(i), LATENCY_FLOOR: 1.0},
+                latency={"tg": summ(5_000, round(p99 * 1e3), 5_000)}))
     for i, (s, f) in enumerate(zip(share_us, flood_us, strict=True)):
         for flood, p99, frac in ((0.0, s, 0.5), (1.0, f, 0.25)):
             # B got 1,000 of its 1,000 frames (no loss), A the rest
@@ -154,6 +197,23 @@ def test_the_report_section_shows_each_engine_with_its_verdict(tmp_path: Path) -
     assert data["attack"]["ebpf"]["verdict"] == "meets"
     assert data["attack"]["guests"]["paper_expects"] == "misses"
     assert data["attack"]["guests"]["b_beside_share"]["p99_ns"] > 0
+
+
+def test_a_run_with_the_testbed_alone_reads_it_back_apart_from_b(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as st:
+        run = store_attack(st, "ebpf", [20, 20, 21], [21, 20, 21], floor_us=(10, 16))
+        got = attack.stored_attack(st, run)
+        lines = latency_report.section(st, {}, tmp_path, "caption", {"ebpf": run})
+    assert got.floor is not None and got.burst == 25
+    assert got.share.merged.count == 6_000  # B's frames only: the floor's are apart
+    assert got.floor.share.merged.count == got.floor.flood.merged.count == 15_000
+    assert got.floor.ratio == pytest.approx(1.6, rel=0.05)
+    assert got.verdict.status == "inconclusive" and "testbed alone" in got.verdict.why
+    floor = got.as_json()["floor"]
+    assert floor["p99_ratio"] == pytest.approx(1.6, rel=0.05)  # type: ignore[index]
+    text = "\n".join(lines)
+    assert "bursts of 25 frames in both conditions" in text
+    assert "(ratio 1.6" in text  # the testbed's own ratio on the flood's row
 
 
 def test_the_report_says_when_the_attack_was_not_measured(tmp_path: Path) -> None:

@@ -146,3 +146,22 @@ def test_a_minimum_burst_never_exceeds_the_batch_limit() -> None:
     assert pacing.burst_size(10_000, min_burst=64, max_batch=16) == 16
     assert pacing.burst_size(1_000_000, 250e-6, 4096, 64) == 250
     assert pacing.burst_size(1_000, min_burst=0) == 1
+
+
+@pytest.mark.parametrize("rate", [100_000, 200_000])  # the latency attack's two loads
+def test_a_fixed_burst_sends_that_many_frames_a_call_at_any_rate(fake: FakeTime,
+                                                                  rate: int) -> None:
+    quantum, least = pacing.fixed(rate, 25, 4096)
+    p = pacing.run(rate, 0.1, 4096, fake.burst, rt=True, quantum_s=quantum, min_burst=least)
+    assert p.sent == pacing.total_frames(rate, 0.1)
+    # every burst but the last, shorter one is 25 frames (a sleep's overshoot may add a few,
+    # as the loop's own bursts)
+    assert all(25 <= b <= 35 for b in fake.bursts[:-1]), sorted(set(fake.bursts))
+    assert sum(b == 25 for b in fake.bursts) > len(fake.bursts) // 2
+
+
+def test_a_fixed_burst_beyond_the_senders_calls_is_refused() -> None:
+    with pytest.raises(ValueError, match="1 to 64"):
+        pacing.fixed(100_000, 65, 64)
+    with pytest.raises(ValueError, match="1 to 64"):
+        pacing.fixed(100_000, 0, 64)

@@ -63,6 +63,14 @@ def print_attacks(got: list[tuple[str, AttackOutcome]], head: str = "engine") ->
                       *cells(m))
     out.print(t)
     for label, g in got:
+        if g.floor is not None:
+            fs, ff = g.floor.share.merged, g.floor.flood.merged
+            r = g.floor.ratio
+            bursts = f"bursts of {g.burst} frames" if g.burst else "the generator's bursts"
+            out.print(f"{label}: the testbed alone (tg→ts) at the same total rates, {bursts}: "
+                      f"p99 {fs.p99_ns / 1e3:.1f} and "
+                      f"{ff.p99_ns / 1e3:.1f} µs (ratio {'-' if r is None else f'{r:.2f}'})")
+    for label, g in got:
         v = g.verdict
         out.print(f"{label}: B's p99 under A's flood against beside A's share, goal ≤ "
                   f"{attack.GOAL_RATIO:g}x: [bold]{v.status}[/] ({v.why})")

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from vrlab.hosts.spec import TestbedFile
 
 QUICK_HEADROOM = 1.2  # quick profile: offer up to 20% beyond the calibrated maximum
-#: the attack's trials (at least this long) and rounds: 33 s for both engines on the quick
-#: profile, the platforms' builds included (measured)
+#: the attack's trials (at least this long) and rounds: about a minute for both engines on
+#: the quick profile, the platforms' builds and the testbed alone at the two loads included
 ATTACK_TRIAL_S, ATTACK_ROUNDS = 1.0, 5
 
 

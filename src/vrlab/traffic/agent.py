@@ -69,7 +69,9 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
             elif op == "send":
                 if sender is None:
                     raise TrafficError("send before sender: the generator has no frames yet")
-                reply = {"ok": True, **asdict(sender.send(msg["rate"], msg["duration"]))}
+                burst = msg.get("burst")
+                reply = {"ok": True, **asdict(sender.send(
+                    msg["rate"], msg["duration"], None if burst is None else int(burst)))}
             elif op == "sink":
                 if isinstance(sink, TcSink):  # a second "sink": the first must not stay in front
                     sink.close()

@@ -89,11 +89,16 @@ class Sender:
         self.position = (self.position + offered) % self.nflows
         return offered, 1
 
-    def send(self, rate_pps: float, duration_s: float) -> SendReport:
+    def send(self, rate_pps: float, duration_s: float, burst: int | None = None) -> SendReport:
         """Offer ``rate_pps`` for ``duration_s``; stop at the deadline even if behind, so a rate
-        the sender cannot reach shows as a shortfall in ``achieved_pps``."""
+        the sender cannot reach shows as a shortfall in ``achieved_pps``. ``burst``: send
+        exactly that many frames a call (:func:`vrlab.traffic.pacing.fixed`) instead of a
+        quantum's worth."""
+        quantum, least = (pacing.QUANTUM_S, 1) if burst is None else \
+            pacing.fixed(rate_pps, burst, self.max_batch)
         with pacing.realtime() as rt:
-            p = pacing.run(rate_pps, duration_s, self.max_batch, self._burst, rt=rt)
+            p = pacing.run(rate_pps, duration_s, self.max_batch, self._burst, rt=rt,
+                           quantum_s=quantum, min_burst=least)
         return SendReport(target_pps=rate_pps, duration_s=duration_s, sent=p.sent,
                           ingress_drops=p.drops, elapsed_s=p.elapsed_s,
                           achieved_pps=p.sent / duration_s, bursts=p.bursts,

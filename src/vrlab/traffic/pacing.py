@@ -140,6 +140,18 @@ def burst_size(rate_pps: float, quantum_s: float = QUANTUM_S, max_batch: int = M
     return max(1, min(max_batch, max(min_burst, int(rate_pps * quantum_s))))
 
 
+def fixed(rate_pps: float, burst: int, max_batch: int) -> tuple[float, int]:
+    """``quantum_s`` and ``min_burst`` of :func:`run` that make every burst ``burst`` frames
+    at ``rate_pps``, whatever the rate: two trials at two rates then group their frames alike,
+    so what a frame waits behind in its own burst (the rest of it, in the sender and in every
+    queue after it) is the same in both, and only the rate differs."""
+    if not 1 <= burst <= max_batch:
+        raise ValueError(f"a burst of {burst} frames: this sender sends 1 to {max_batch} a call")
+    if rate_pps <= 0:
+        raise ValueError("rate must be positive")
+    return burst / rate_pps, burst
+
+
 def total_frames(rate_pps: float, duration_s: float) -> int:
     return round(rate_pps * duration_s)
 

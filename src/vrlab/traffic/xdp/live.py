@@ -217,16 +217,21 @@ class LiveSender:
                               f"{os.strerror(-ret)} (is this process in its namespace?)")
         return n, 0
 
-    def send(self, rate_pps: float, duration_s: float) -> SendReport:
+    def send(self, rate_pps: float, duration_s: float, burst: int | None = None) -> SendReport:
         """Offer ``rate_pps`` for ``duration_s``; stop at the deadline even if behind, so a rate
         the sender cannot reach shows as a shortfall in ``achieved_pps``. ``ingress_drops`` are
-        the frames the peer's full XDP ring refused (offered, and lost at the receiver)."""
+        the frames the peer's full XDP ring refused (offered, and lost at the receiver).
+        ``burst``: exactly that many frames a call (:func:`vrlab.traffic.pacing.fixed`), for
+        trials at several rates whose frames must be grouped alike; by default a quarter
+        millisecond's worth, at least ``MIN_BURST``."""
+        quantum, least = (LIVE_QUANTUM_S, MIN_BURST) if burst is None else \
+            pacing.fixed(rate_pps, burst, self.max_repeat)
         if self._stamp:
             self._configure(stamp_every(rate_pps))
         tx0, drop0 = self._counters()
         with pacing.realtime() as rt:
             p = pacing.run(rate_pps, duration_s, self.max_repeat, self._burst, rt=rt,
-                           quantum_s=LIVE_QUANTUM_S, min_burst=MIN_BURST)
+                           quantum_s=quantum, min_burst=least)
         taken, drops = self._check_delivery(p.sent, tx0, drop0)
         # Offered is what reached the veth: taken by the peer, or refused by its full ring
         # (SUT loss, as a NIC's full ring). A frame the kernel's test run did not hand to the

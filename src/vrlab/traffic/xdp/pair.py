@@ -97,10 +97,12 @@ class DroppingPair:
         return pids
 
     def send_live(self, frames: list[bytes], rate_pps: float, duration_s: float,
-                  cpu: int | None = None, batch_size: int = 64) -> SendReport:
-        """Run a :class:`LiveSender` in tg (in a forked child, optionally pinned to ``cpu``)."""
+                  cpu: int | None = None, batch_size: int = 64,
+                  burst: int | None = None) -> SendReport:
+        """Run a :class:`LiveSender` in tg (in a forked child, optionally pinned to ``cpu``);
+        ``burst`` as :meth:`LiveSender.send` takes it."""
         return nsexec.run_in(self.tg_ns, _send_live, self.tg_dev, frames, rate_pps, duration_s,
-                             cpu, str(self.obj_path), batch_size)
+                             cpu, str(self.obj_path), batch_size, burst)
 
     def send_mmsg(self, frames: list[bytes], rate_pps: float, duration_s: float,
                   cpu: int | None = None) -> SendReport:
@@ -129,11 +131,12 @@ def _attach_drop(dev: str, obj_path: str) -> None:
 
 
 def _send_live(dev: str, frames: list[bytes], rate_pps: float, duration_s: float,
-               cpu: int | None, obj_path: str, batch_size: int) -> SendReport:
+               cpu: int | None, obj_path: str, batch_size: int,
+               burst: int | None) -> SendReport:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     with LiveSender.on(dev, frames, obj_path=Path(obj_path), batch_size=batch_size) as s:
-        return s.send(rate_pps, duration_s)
+        return s.send(rate_pps, duration_s, burst)
 
 
 def _send_mmsg(dev: str, frames: list[bytes], rate_pps: float, duration_s: float,
