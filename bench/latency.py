@@ -11,7 +11,10 @@ and what one router's flood does to another's latency.
   with the probe on and off (the searches below show it), and the effect is measured on the
   flat-out rate itself: ``--flat-rounds`` 0.5 s trials of each, alternating which goes first,
   the median of the rounds' own effects (1 - on / off); ``probe_throughput_effect_spread`` is
-  their standard deviation, ``probe_throughput_effect_se`` its standard error.
+  their standard deviation, ``probe_throughput_effect_se`` its standard error, and
+  ``probe_throughput_effect_ci95`` the median's 95% confidence interval (the sign test's order
+  statistics, untouched by a few wild rounds); ``probe_throughput_goal`` is "met" only when
+  that whole interval lies at or below 1%.
   NDR and PDR searches with the probe on and off run too, on the testbed alone and on
   native-routed (whose NDR, the SUT on its own CPU, is what vrlab reports), in rounds
   alternating which goes first, each round's own effect and their spread beside the medians.
@@ -51,6 +54,7 @@ import contextlib
 import ctypes
 import functools
 import json
+import math
 import os
 import statistics
 import struct
@@ -74,6 +78,16 @@ from vrlab.traffic.xdp.tcsink import PROGRAM as SINK  # noqa: E402
 from vrlab.traffic.xdp.tcsink import TIMED_PROGRAM as TIMED_SINK  # noqa: E402
 
 MIN_PPS = 10_000.0
+#: the most the probe may take off what the testbed carries
+PROBE_GOAL = 0.01
+
+
+def probe_goal(ci: list[float] | None) -> str:
+    """"met" when the whole confidence interval of the probe's effect lies at or below the
+    goal, "missed" when it lies above, "not shown" when it straddles the goal or is missing."""
+    if ci is None:
+        return "not shown"
+    return "met" if ci[1] <= PROBE_GOAL else "missed" if ci[0] > PROBE_GOAL else "not shown"
 
 
 def _timed(label: str, fn: Callable[[], Any]) -> Any:
@@ -171,6 +185,25 @@ def probe_ns_per_frame(pl: placement.Placement, rate: float, trials: int = 3,
     return round(timed if own_program else timed - statistics.median(per[False]), 1)
 
 
+def median_ci(xs: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval of the median: the order statistics the sign
+    test gives (the k-th smallest and k-th largest, k the largest with P(Binomial(n, 1/2) < k)
+    at most half of 1 - ``level``). The rounds' effects have a few wild ones (a slow spell of
+    the VM on one side of a pair), which widen a standard error far more than they move the
+    order statistics. None with too few rounds for the level (fewer than 6 at 95%)."""
+    n, tail = len(xs), (1 - level) / 2
+    k, cdf = 0, 0.0
+    for j in range(n):
+        cdf += math.comb(n, j) / 2 ** n
+        if cdf > tail:
+            break
+        k = j + 1
+    if k == 0:
+        return None
+    s = sorted(xs)
+    return s[k - 1], s[n - k]
+
+
 def flat_out_effect(on: Testbed, off: Testbed, rounds: int) -> dict[str, Any]:
     """The generator flat out (3 Mpps asked) into tg→ts with the probe on and off, 0.5 s
     trials, alternating which goes first: what the testbed carries when nothing but its one
@@ -186,7 +219,9 @@ def flat_out_effect(on: Testbed, off: Testbed, rounds: int) -> dict[str, Any]:
             got[side].append(r.received_pps)
     paired = [1 - a / b for a, b in zip(got[True], got[False], strict=True) if b]
     sd = statistics.stdev(paired) if len(paired) > 1 else None
-    return {"flat_on_pps": round(statistics.median(got[True])),
+    ci = median_ci(paired)
+    return {"flat_effect_ci95": None if ci is None else [round(x, 4) for x in ci],
+            "flat_on_pps": round(statistics.median(got[True])),
             "flat_off_pps": round(statistics.median(got[False])),
             "flat_effect": round(statistics.median(paired), 4),
             "flat_effect_mean": round(statistics.mean(paired), 4),
@@ -362,6 +397,10 @@ def print_probe(eff: dict[str, Any], args: argparse.Namespace) -> None:
           f"{eff['flat_off_pps'] / 1e3:.1f} kpps (medians); effect {eff['flat_effect']:+.2%} "
           f"(median of the rounds' own; mean {eff['flat_effect_mean']:+.2%}, std "
           f"{eff['flat_effect_spread']}, standard error {eff['flat_effect_se']})")
+    ci = eff["flat_effect_ci95"]
+    print("  the median's 95% confidence interval (sign test): "
+          + ("too few rounds" if ci is None else f"{ci[0]:+.2%} to {ci[1]:+.2%}")
+          + f"; goal ≤ {PROBE_GOAL:.0%}: {probe_goal(ci)}")
     if eff["probe_ns"] is not None:
         share = eff["probe_ns"] * eff["direct_off_ndr"] / 1e9
         print(f"  timing in the sink's program: {eff['probe_ns']:.1f} ns per frame (kernel "
@@ -432,7 +471,7 @@ def main() -> None:
     if args.probe_only:
         print(f"machine: {sysinfo.one_line(m)}; load {m['loadavg']}; {pl.describe()}")
         print_probe(eff, args)
-        print(json.dumps(eff))
+        print(json.dumps({**eff, "probe_throughput_goal": probe_goal(eff["flat_effect_ci95"])}))
         return
     ndr, pdr = eff["native_on_ndr"], eff["native_on_pdr"]
     loads, sut, floor = _timed("latency at CSIT's loads, and the floor", lambda: loads_and_floor(
@@ -483,6 +522,8 @@ def main() -> None:
         "probe_throughput_effect": eff["flat_effect"],
         "probe_throughput_effect_spread": eff["flat_effect_spread"],
         "probe_throughput_effect_se": eff["flat_effect_se"],
+        "probe_throughput_effect_ci95": eff["flat_effect_ci95"],
+        "probe_throughput_goal": probe_goal(eff["flat_effect_ci95"]),
         "probe_ndr_effect": eff["direct_ndr_effect"],
         "probe_ndr_effect_spread": eff["direct_ndr_effect_spread"],
         "probe_ndr_effect_rounds": eff["direct_ndr_effect_rounds"],

@@ -25,6 +25,9 @@ TG_REALTIME: Final = "tg_realtime"
 #: the run's ``loads`` parameter, and 1 for a trial of the floor (tg→ts alone), 0 for the SUT
 LATENCY_LOAD: Final = "latency_load"
 LATENCY_FLOOR: Final = "floor"
+#: why latency needs the generator and the sink on one machine, for every refusal to say
+ONE_CLOCK: Final = ("one-way latency takes the sink's clock minus the generator's, which means "
+                    "something only when they are one clock")
 
 
 @dataclass(frozen=True)

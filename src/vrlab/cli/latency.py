@@ -27,6 +27,7 @@ from vrlab.cli.options import (
 )
 from vrlab.errors import UsageError
 from vrlab.method import RunContext
+from vrlab.results import ONE_CLOCK
 
 
 @click.command("latency")
@@ -131,8 +132,7 @@ def latency_cmd(scenario: str | None, guests: int | None, flows: int | None, rou
     else:
         from vrlab.hosts.testbed import check_scenario
         check_scenario(sc)
-        tester_file(testbed, "latency", "a one-way latency takes the sink's clock minus the "
-                    "generator's, which means something only when they are one clock")
+        tester_file(testbed, "latency", f"a {ONE_CLOCK}")
     ctx = run_context(db, pin, sink_rx, prof, "", generator, testbed)
     stored = None if fresh or ndr_kpps is not None else \
         latency.stored_throughput(ctx.store, sc.name, ctx.testbed_name, sc.traffic.ip)
@@ -213,9 +213,7 @@ def _attack(scenario: str, engine: str | None, routers: int | None, ip: int,
         net.require_root()
     else:
         from vrlab.hosts.testbed import check_scenario
-        tester_file(testbed, "latency --attack", "router B's one-way latency takes the sink's "
-                    "clock minus the generator's, which means something only when they are "
-                    "one clock")
+        tester_file(testbed, "latency --attack", f"router B's {ONE_CLOCK}")
         for e in engines:
             check_scenario(latency_attack.scenario(e, ip)[0])
     ctx = make_ctx()

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from vrlab.paper.figures import SweepKey
 from vrlab.paper.verdicts import UNBUILDABLE
+from vrlab.results import ONE_CLOCK
 from vrlab.store.db import Store
 
 #: why a testbed whose tg and ts are two machines has no latency to show
-NO_CLOCK = ("tg and ts on two machines have no common clock (a one-way latency takes the "
-            "sink's clock minus the generator's); put tg and ts on one tester host")
+NO_CLOCK = (f"tg and ts on two machines have no common clock (a {ONE_CLOCK}); put tg and ts "
+            "on one tester host")
 #: why a testbed whose tg and ts are two machines does not measure the attack: what it
 #: measures is router B's one-way latency
 NO_ATTACK = ("the attack measures router B's one-way latency, and tg and ts on two machines "
