@@ -26,7 +26,8 @@ def _us(ns: int) -> str:
 def plot(outcomes: list[attack.AttackOutcome], floor: LatencySummary | None, out_base: Path,
          caption: str) -> list[Path]:
     """B's p50, p99 and p99.9 for each engine, beside A's share (hollow) and under A's flood
-    (filled); the testbed's floor (tg→ts alone at idle) as grey lines."""
+    (filled); the testbed alone as grey lines: at the two conditions' loads where the runs
+    measured it (the first run's), else at idle (``floor``, the latency section's)."""
     fig, ax = new_figure(f"Router B's latency under router A's {attack.FLOOD_FACTOR:g}x flood",
                          caption)
     for k, o in enumerate(outcomes):
@@ -38,10 +39,17 @@ def plot(outcomes: list[attack.AttackOutcome], floor: LatencySummary | None, out
                     ls="-" if flood else "--", mfc=color if flood else "white",
                     label=f"{attack.ENGINES[o.engine]}, A "
                           f"{'flooding' if flood else 'at its share'}")
-    if floor is not None and floor.count:
+    own = next((o.floor for o in outcomes if o.floor is not None), None)
+    lines = [] if own is None else [(own.share.merged, "--", "at the share's load"),
+                                    (own.flood.merged, "-", "at the flood's load")]
+    if not lines and floor is not None:
+        lines = [(floor, "-", "idle")]
+    for m, style, where in lines:
+        if not m.count:
+            continue
         for j, (_, f) in enumerate(_PCTS):
-            ax.hlines(getattr(floor, f) / 1e3, j - 0.4, j + 0.4, color="grey",
-                      label="floor (tg→ts alone, idle)" if j == 0 else "_nolegend_")
+            ax.hlines(getattr(m, f) / 1e3, j - 0.4, j + 0.4, color="grey", ls=style,
+                      label=f"testbed alone (tg→ts), {where}" if j == 0 else "_nolegend_")
     ax.set_yscale("log")
     ax.set_xticks(range(len(_PCTS)), [n for n, _ in _PCTS])
     ax.set_xlabel("Percentile of router B's one-way latency")
