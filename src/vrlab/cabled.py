@@ -8,6 +8,16 @@ with its old value, a bridge port with the fact that it had no master. ``undo`` 
 those additions, releases the ports, deletes its bridges and writes the old values back, so a
 machine is left as vrlab found it, by the run itself or later by ``vrlab clean``.
 
+A userspace engine that forwards on the cabled ports themselves keeps the kernel's stack off
+them with an nftables table of its own in the machine's namespace (its steal table,
+:class:`vrlab.engines.userspace.rings.StealTable`); the engine removes it when it stops, but not
+when it is killed with -9, so the table is recorded here (kind ``nftable``) before the engine
+starts, and ``undo`` deletes exactly that table (its name carries vrlab's prefix) if it is
+there. The routers' MAC addresses of their own need no record: the engine's packet sockets
+add them to the NIC's unicast filter as memberships the kernel drops with the sockets
+(:meth:`vrlab.engines.userspace.rings.RxPort.accept`), so the interface's flags and filter are
+never changed beyond the engine's life, and no promiscuous flag is set by hand.
+
 Everything here acts in the calling process's network namespace (the machine's own, where its
 physical interfaces are), except a setting or GRO given a namespace (``ns``): a device of a
 running platform that a measurement borrows, set and put back inside that namespace."""
@@ -30,7 +40,8 @@ NUD_PERMANENT = 0x80
 NUD_NOARP = 0x40  # a static bridge forwarding entry
 IFA_F_NODAD = 0x02
 #: ledger kinds of this module's records
-KINDS = ("addr", "route", "neigh", "setting", "gro", "bridge", "port", "fdb", "rule")
+KINDS = ("addr", "route", "neigh", "setting", "gro", "bridge", "port", "fdb", "rule",
+         "nftable")
 #: the routing table a route goes to unless told (main)
 MAIN = 254
 
@@ -171,6 +182,21 @@ def gro_on(led: Ledger, dev: str, ns: str | None = None) -> None:
         set_gro(dev, True)
 
 
+def steal_table(led: Ledger, name: str) -> None:
+    """Record the steal table ``name`` a userspace engine is about to make in this namespace.
+    Refused when the name lacks vrlab's prefix (undo would delete a table vrlab did not make)
+    or the table is there already (another run's, or one an earlier run left)."""
+    from vrlab.engines.userspace.rings import steal_table_exists
+
+    if not name.startswith(PREFIX):
+        raise KernelError(f"refusing to record the nftables table {name}: not a vrlab name "
+                          f"(it must start with {PREFIX})")
+    if steal_table_exists(name):
+        raise KernelError(f"this machine has the nftables table netdev {name} already: an "
+                          "engine of an earlier run? `vrlab clean` removes it")
+    led.record("nftable", family="netdev", name=name)
+
+
 def undo(entries: list[Entry]) -> list[str]:
     """Remove this module's records of ``entries``, newest first; what is already gone (the
     interface vanished, the machine rebooted) is skipped. Returns what was undone."""
@@ -191,6 +217,10 @@ def undo(entries: list[Entry]) -> list[str]:
                     if not d["old"] and _gro_off(d["dev"], d.get("ns")):
                         where = f" in {d['ns']}" if d.get("ns") else ""
                         done.append(f"GRO off again on {d['dev']}{where}")
+                    continue
+                if e.kind == "nftable":
+                    if d["name"].startswith(PREFIX) and _drop_table(str(d["name"])):
+                        done.append(f"nftables table netdev {d['name']}")
                     continue
                 if e.kind == "rule":  # outlives its interface: removed whether it is there
                     fam = socket.AF_INET6 if d["family"] == 6 else socket.AF_INET
@@ -254,6 +284,17 @@ def _write_back(path: str, old: str, ns: str | None) -> bool:
     if not (NETNS_DIR / ns).exists():
         return False
     nsexec.run_in(ns, nsexec.write_files, [(path, old)], with_sysfs=path.startswith("/sys/"))
+    return True
+
+
+def _drop_table(name: str) -> bool:
+    """Delete the steal table ``name`` of this namespace; False when it is not there (the
+    engine removed it, or never made it)."""
+    from vrlab.engines.userspace.rings import remove_steal_table, steal_table_exists
+
+    if not steal_table_exists(name):
+        return False
+    remove_steal_table(name)
     return True
 
 

@@ -99,3 +99,43 @@ def test_what_was_there_already_is_refused_and_kept(machine: str) -> None:
     assert "has the address 192.0.2.1 already" in problems[0]
     assert "routes 203.0.113.0/24 already" in problems[1]
     assert "192.0.2.1/24" in after and "203.0.113.0/24 via 192.0.2.9" in after
+
+
+def _tables() -> str:
+    return subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _steal_table_undone() -> tuple[str, str, str, list[str], list[str]]:
+    """An engine's steal table on eth1, recorded first, left as a kill -9 leaves it, then
+    undone; a table of the same kind the user made (a name without vrlab's prefix) stays;
+    recording a name the machine has already, or one without the prefix, is refused."""
+    from vrlab.engines.userspace.rings import StealTable
+
+    subprocess.run(["nft", "add", "table", "netdev", "users_own"], check=True)
+    before = _tables()
+    led = Ledger.create("cabled test")
+    cabled.steal_table(led, "vrlab_engine_t1")
+    StealTable("vrlab_engine_t1", ("eth1",))  # never closed: as an engine killed with -9
+    during = _tables()
+    problems = []
+    for name in ("vrlab_engine_t1", "users_own"):
+        try:
+            cabled.steal_table(Ledger.create("cabled test"), name)
+        except KernelError as e:
+            problems.append(str(e))
+    removed = net.teardown(led)
+    again = net.teardown(Ledger.create("cabled test"))  # nothing there to undo: nothing done
+    return before, during, _tables(), removed + again, problems
+
+
+def test_a_steal_table_left_by_a_killed_engine_is_undone(machine: str) -> None:
+    before, during, after, removed, problems = nsexec.run_in(machine, _steal_table_undone)
+    assert "table netdev vrlab_engine_t1" in during
+    assert "table netdev vrlab_engine_t1" not in after
+    assert after == before and "table netdev users_own" in after
+    assert removed == ["nftables table netdev vrlab_engine_t1"], removed
+    assert len(problems) == 2
+    assert "has the nftables table netdev vrlab_engine_t1 already" in problems[0]
+    assert "`vrlab clean` removes it" in problems[0]
+    assert "users_own: not a vrlab name" in problems[1]

@@ -7,7 +7,10 @@ name the machine's own namespace is given for the run), links, routes of the rou
 settings, processes, and the engine's programs on the cabled interfaces; after a ``kill -9`` of
 the controller and of the SUT host's agent, ``vrlab clean --testbed`` does the same. Guests that
 forward with userspace engines (``--guest-kind userspace``) run their engines on the SUT host
-too, each a process in its guest's namespace there.
+too, each a process in its guest's namespace there; the shared userspace engine
+(``--engine userspace``) is one process in the SUT machine's own namespace on the cabled
+interfaces, its steal table in the ledger, removed by ``vrlab clean --testbed`` after a
+``kill -9``.
 
 Needs root and /usr/sbin/sshd (openssh-server)."""
 
@@ -192,3 +195,81 @@ def test_a_machine_with_routes_in_the_engines_tables_is_refused_and_kept(
     finally:
         lab.run("sut", "ip route del 203.0.113.0/24 dev lo table 1001")
     assert_as_before(lab, before)
+
+
+def nics(lab: sim.SimLab) -> dict[str, str]:
+    """Per host, its nftables tables and each cabled interface's flags and promiscuity count
+    (what the shared userspace engine's steal table and its routers' MACs could change)."""
+    out = {}
+    for h in HOSTS:
+        script = "nft list tables; " + "".join(
+            f"ip -d -o link show dev {d} | grep -o -e '<[^>]*>' -e 'promiscuity [0-9]*'; "
+            for d in simlab.cabled(lab, h))
+        out[h] = lab.run(h, script + "true")
+    return out
+
+
+def test_the_shared_userspace_engine_forwards_on_the_sut_hosts_cables(
+        lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """``shared --engine userspace``: one engine process in the SUT machine's own namespace
+    on its two cabled interfaces, in its ledger with its steal table (recorded before it was
+    made, there while the run lasts), the routers' MACs taken by its sockets; each router's
+    frames, IPv4 and IPv6, arrive as its own; afterwards the table is gone, the interfaces'
+    flags and promiscuity are as before, nothing is left."""
+    before, nic_before = state(lab), nics(lab)
+    assert "promiscuity 0" in nic_before["sut"], nic_before
+    with simlab.running(lab, vrlab_env, "sweep", "shared", "--engine", "userspace",
+                        "--routers", "2", "--flows", "2", "--ip", "46", "--testbed",
+                        str(lab.testbed), *SWEEP) as run:
+        tables = lab.run("sut", "nft list tables")
+        during = nics(lab)["sut"]
+        run.finish()
+    ledger = run.ledger
+    (engine,) = [e for e in ledger if e["kind"] == "proc" and e.get("what") == "shared engine"]
+    assert engine["ns"] == "", "the engine runs in the machine's own namespace"
+    (table,) = [e for e in ledger if e["kind"] == "nftable"]
+    assert str(table["name"]).startswith("vrlab_engine_shared_"), table
+    assert ledger.index(table) < ledger.index(engine), "recorded before the engine made it"
+    assert f"table netdev {table['name']}" in tables, tables
+    # the routers' MACs are in the cabled ports' unicast filters while the engine runs (a veth
+    # has no filter, so the kernel counts one user of promiscuous mode), never the flag itself
+    assert during.count("promiscuity 1") == 2 and "PROMISC" not in during, during
+    trials = simlab.by_router(vrlab_env.db)
+    assert len(trials) == 2, trials
+    for sent, got in trials:
+        assert sent > 0 and sorted(got) == ["r0", "r1"], got
+        for r, n in got.items():
+            assert n >= 0.95 * sent / 2, f"router {r} got {n} of {sent} frames"
+    assert_as_before(lab, before)
+    assert nics(lab) == nic_before
+
+
+def test_kill_9_of_a_shared_userspace_run_then_clean_leaves_nothing(
+        lab: sim.SimLab, vrlab_env: VrlabEnv) -> None:
+    """The engine, the SUT host's agent and the controller killed with -9 mid-run, the engine
+    first, so nothing removes its steal table: it stays in the SUT machine's namespace until
+    `vrlab clean --testbed` removes it by the ledger, with the rest; every host as found."""
+    before, nic_before = state(lab), nics(lab)
+    with simlab.running(lab, vrlab_env, "sweep", "shared", "--engine", "userspace",
+                        "--routers", "2", "--testbed", str(lab.testbed), "--rates",
+                        "50:1000:50", "--duration", "1", "--repeats", "3", "--no-plot",
+                        output=False) as run:
+        (owner,) = [e["pid"] for e in run.ledger if e["kind"] == "owner"]
+        (engine,) = [e["pid"] for e in run.ledger
+                     if e["kind"] == "proc" and e.get("what") == "shared engine"]
+        (table,) = [str(e["name"]) for e in run.ledger if e["kind"] == "nftable"]
+        lab.run("sut", f"kill -9 {engine}; sleep 0.2; kill -9 {owner}")
+        # the controller is killed with -9 on the way out
+    time.sleep(0.5)
+    assert f"table netdev {table}" in lab.run("sut", "nft list tables"), \
+        "the engine killed with -9 left its steal table"
+    deadline = time.monotonic() + 30
+    while True:
+        r = vrlab_env.run_cli("clean", "--testbed", str(lab.testbed), timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        if (state(lab), nics(lab)) == (before, nic_before) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)  # the tg and ts agents may still be tearing down on their own
+    assert f"nftables table netdev {table}" in r.stdout or nics(lab) == nic_before, r.stdout
+    assert_as_before(lab, before)
+    assert nics(lab) == nic_before

@@ -286,22 +286,6 @@ def test_reproduce_across_hosts_checks_the_file_first(vrlab_env: VrlabEnv,
     assert_nothing_built(vrlab_env, created)
 
 
-def test_a_scenario_the_hosts_cannot_build_is_refused_before_connecting(
-        vrlab_env: VrlabEnv, tmp_path: Path) -> None:
-    r, created = vrlab_env.run_cli_sealed("sweep", "shared", "--engine", "userspace",
-                                          "--testbed", str(_testbed_file(tmp_path)),
-                                          "--no-plot")
-    text = " ".join((r.stdout + r.stderr).split())
-    assert r.returncode == 2, text
-    assert "scenario shared cannot be measured across hosts (the shared userspace engine " \
-        "would read the cabled interfaces themselves" in text, text
-    assert "what can: native-routed, native-bridged, native-hybrid, host-routed, " \
-        "host-bridged, guest-routed, guest-bridged, mixed-routed and mixed-bridged" in text, text
-    assert "and shared (the eBPF engine" in text, text
-    assert "192.0.2" not in text, "refused before any host was tried"
-    assert_nothing_built(vrlab_env, created)
-
-
 def test_ndr_across_hosts_needs_its_upper_bound(vrlab_env: VrlabEnv, tmp_path: Path) -> None:
     r, created = vrlab_env.run_cli_sealed("ndr", "native-routed", "--testbed",
                                           str(_testbed_file(tmp_path)))

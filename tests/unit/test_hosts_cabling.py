@@ -46,6 +46,22 @@ def test_routed_ipv6_goes_on_the_cabled_interfaces_with_their_real_macs() -> Non
     assert sut["bridges"] == [] and sut["fdb"] == []
 
 
+def test_a_shared_userspace_engines_sut_forwards_nothing_in_its_kernel() -> None:
+    """The engine forwards for the routers: the cabled interfaces get their addresses, IPv6
+    on, and neither IPv4 forwarding nor IPv6 ``force_forwarding`` (a kernel without it is no
+    obstacle)."""
+    sc, _ = spec.load("shared", {"sut.engine": "userspace", "traffic.ip": 46})
+    p = wiring.make_plan(sc, "cb02")
+    c = Cabling.of(p, "tg1", "in1", "out1", "ts1", MACS)
+    sut = configuration(p, c, PINNED)["sut"]
+    assert ("in1", "2001:2::fe/64") in sut["addresses"]
+    settings = dict(sut["settings"])
+    for dev in ("in1", "out1"):
+        assert settings[f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"] == "0"
+        assert f"/proc/sys/net/ipv6/conf/{dev}/force_forwarding" not in settings
+        assert f"/proc/sys/net/ipv4/conf/{dev}/forwarding" not in settings
+
+
 def test_routed_ipv4_sets_no_ipv6() -> None:
     _, _, conf = cabled("native-routed", "4")
     sut = conf["sut"]

@@ -51,8 +51,10 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
     on for exactly the interfaces that carry the SUT's addresses:
     ``net.ipv4.conf.IF.forwarding``, and for IPv6 frames ``net.ipv6.conf.IF.force_forwarding``
     (the per-interface switch; plain ``forwarding`` of one interface does not make the kernel
-    forward). Reverse-path filtering, which the plan turns off in its SUT namespace, is turned
-    off on those interfaces. Where routed guests forward (the plan has policy rules for their
+    forward), each where the plan's SUT forwards in its kernel (not where a userspace engine
+    forwards for it, so that SUT needs no kernel with ``force_forwarding``). Reverse-path
+    filtering, which the plan turns off in its SUT namespace, is turned off on those
+    interfaces. Where routed guests forward (the plan has policy rules for their
     return veths), a machine-wide strict filter (``net.ipv4.conf.all.rp_filter`` 1; the kernel
     takes the larger of it and an interface's own) is made loose (2) while the run lasts (the
     ``swaps``): a frame a guest sends back arrives on its return veth, not where its source is
@@ -66,8 +68,10 @@ def configuration(plan: Plan, c: Cabling, pl: Placement) -> dict[str, dict[str, 
     if sysctl.get("net/ipv4/conf/all/rp_filter") == "0":
         settings += [(f"/proc/sys/net/ipv4/conf/{d}/rp_filter", "0") for d in layer3]
     if plan.traffic.ip != 4:
-        settings += [(f"/proc/sys/net/ipv6/conf/{d}/{k}", v) for d in layer3
-                     for k, v in (("disable_ipv6", "0"), ("force_forwarding", "1"))]
+        six = [("disable_ipv6", "0")]
+        if sysctl.get("net/ipv6/conf/all/forwarding") == "1":
+            six.append(("force_forwarding", "1"))
+        settings += [(f"/proc/sys/net/ipv6/conf/{d}/{k}", v) for d in layer3 for k, v in six]
     bridge_of = {p: b.name for b in plan.bridges for p in b.ports}
     nf = sysctl.get("net/bridge/bridge-nf-call-iptables", "0")
     sut: dict[str, Any] = {

@@ -12,8 +12,9 @@ answers each with one line on stdout (:mod:`vrlab.hosts.wire`):
 - ``share``: router ``router``'s share of the ``platform``'s engine, ``pps`` frames/s (null
   lifts it), read back from the engine's maps in the answer (``policed``; ``engine`` false
   where the routers forward in their guests, with no engine to police them);
-- ``engines``: the guests' userspace forwarding engines (:mod:`vrlab.hosts.engines`), each a
-  process in its guest's namespace;
+- ``engines``: userspace forwarding engines (:mod:`vrlab.hosts.engines`): the guests', each a
+  process in its guest's namespace, or the shared one in this machine's own namespace on the
+  two cabled interfaces, its steal table (nftables) in the ledger before it is made;
 - ``configure``: bridges of vrlab's with named interfaces in them, addresses, permanent
   neighbours, static bridge entries, policy rules, routes (of any table) and settings on named
   interfaces (:mod:`vrlab.cabled`): the SUT's routing or bridging, and the receive steering of

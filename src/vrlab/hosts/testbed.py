@@ -10,7 +10,7 @@ toward the sink and permanent neighbours, IPv4 and IPv6 as the frames are; a bri
 bridge and static entries; a hybrid SUT's two bridges with the routing between them; its
 guests, idle or forwarding, as namespaces of the SUT host, :mod:`.guests`, their userspace
 engines as processes there, :mod:`.engines`; the shared scenario's platform on the two cabled
-interfaces, :mod:`.sharedhost`), steers
+interfaces, :mod:`.sharedhost`, or its shared userspace engine on them, :mod:`.engines`), steers
 receive work as the placement says, and starts the sink on the ts host and the generator on the
 tg host. Each host records what it makes in its own ledger.
 Leaving asks every agent to tear down (an agent whose connection breaks tears down by itself),
@@ -39,7 +39,7 @@ from vrlab.errors import Interrupted, UsageError, VrlabError
 from vrlab.framesize import MIN_TIMED_FRAME6, min_frame
 from vrlab.hosts import wire
 from vrlab.hosts.cabling import Cabling, configuration
-from vrlab.hosts.engines import SHARED_USERSPACE_NOT_YET, engine_parts
+from vrlab.hosts.engines import engine_parts
 from vrlab.hosts.errors import HostError, RemoteCommandFailed
 from vrlab.hosts.guests import guest_part
 from vrlab.hosts.sharedhost import platform_part
@@ -69,23 +69,23 @@ MEASURABLE = ("native-routed, native-bridged, native-hybrid, host-routed, host-b
               "guest-routed, guest-bridged, mixed-routed and mixed-bridged (io: routed, bridged "
               "or hybrid; forwarding: host, guests or mixed, guests forwarding in their own "
               "kernel, guest_kind: netns, or in userspace engines, guest_kind: userspace), and "
-              "shared (the eBPF engine, --hook auto, tc or xdp, or --engine guests), with "
+              "shared (the eBPF engine, --hook auto, tc or xdp, --engine guests, or "
+              "--engine userspace), with "
               "frames IPv4, IPv6 or both (--ip 4, 6, 46)")
 
 
 def check_scenario(sc: Scenario) -> None:
     """Refuse, before connecting, a scenario a testbed file cannot build: a SUT that forwards
     in kernels (its own, its guests' namespaces, or both) or in its guests' userspace engines
-    between its two cabled ports, or the shared platform with its eBPF engine (or its guests)
-    on them, is built on a remote SUT; the shared userspace engine is not."""
+    between its two cabled ports, or the shared scenario on them (its platform with the eBPF
+    engine or its guests, or its shared userspace engine), is built on a remote SUT."""
     s = sc.sut
     kernel = s.io in ("routed", "bridged", "hybrid") and s.forwarding in (
         "host", "guests", "mixed")
-    shared = s.io == "routed" and s.forwarding == "shared" and s.engine != "userspace"
-    why = f" ({SHARED_USERSPACE_NOT_YET})" if s.forwarding == "shared" and not shared else ""
+    shared = s.io == "routed" and s.forwarding == "shared"
     if not (kernel or shared):
-        raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts"
-                         f"{why}; what can: {MEASURABLE}; run {sc.name} without --testbed")
+        raise UsageError(f"--testbed: scenario {sc.name} cannot be measured across hosts; "
+                         f"what can: {MEASURABLE}; run {sc.name} without --testbed")
 
 
 def require_tester(file: TestbedFile, command: str, why: str) -> None:

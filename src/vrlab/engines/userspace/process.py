@@ -5,7 +5,9 @@ from its receive ring (up to ``batch``), decide and rewrite them all with the nu
 send them with one ``sendmmsg`` per out port, hand the slots back, add the batch's verdicts to
 the shared counters. When no port has had a frame for ``spin_us`` it sleeps in ``poll(2)``, so an
 idle engine (one of N per-guest engines, say) costs no CPU; a busy one never makes a system call
-to find frames.
+to find frames. A router with a MAC of its own has each of its ports take frames for that MAC
+(:meth:`~vrlab.engines.userspace.rings.RxPort.accept`): a NIC's unicast filter would drop
+them otherwise.
 
 Run it inside the namespace that holds its ports (``--netns NS`` enters one first). Started by
 :class:`vrlab.engines.userspace.launch.UserspaceEngine` it also gets ``--counters-fd`` (a memfd the
@@ -47,6 +49,13 @@ IDLE_POLL_MS = 50  # how long an idle engine sleeps before checking for a stop r
 STATS_EVERY_NS = 100_000_000  # ring drop counters (a getsockopt per port) at most this often
 
 
+def foreign_macs(config: EngineConfig, port_macs: dict[str, str]) -> list[tuple[str, str]]:
+    """(port, MAC) for every router interface whose MAC is not its port's own (``port_macs``):
+    the frames a NIC's unicast filter would drop unless the port is told to take them."""
+    return sorted({(i.port, i.mac) for r in config.routers for i in r.interfaces
+                   if i.mac and i.mac != port_macs.get(i.port, "").lower()})
+
+
 class _StopFlag:
     """Set by SIGTERM/SIGINT; the loop checks it between batches."""
 
@@ -70,6 +79,9 @@ class EngineProcess:
             for p in config.ports:
                 self.ports.append(RxPort(p, config.ring_frames, config.frame_size))
             self.pipeline = Pipeline(config, {p.ifname: p.mac for p in self.ports})
+            by_name = {p.ifname: p for p in self.ports}
+            for port, mac in foreign_macs(config, {p.ifname: p.mac for p in self.ports}):
+                by_name[port].accept(mac)
             nr = len(config.routers)
             self.block = CounterBlock.create(block_fd, nr, len(self.ports))
             self.tx = Transmitter(config.batch)

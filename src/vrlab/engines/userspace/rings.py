@@ -39,6 +39,8 @@ from vrlab.engines.userspace.errors import RingError
 from vrlab.engines.userspace.forward import HDR_BYTES
 from vrlab.traffic.mmsg import PACKET_QDISC_BYPASS, SOL_PACKET, Iovec, Mmsghdr, sendmmsg
 
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_UNICAST = 3
 PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
 PACKET_VERSION = 10
@@ -113,6 +115,21 @@ class RxPort:
         self.slot_addr: npt.NDArray[np.uint64] = (
             np.uint64(base + RING_MAC_OFFSET)
             + np.arange(frames, dtype=np.uint64) * np.uint64(frame_size))
+
+    def accept(self, mac: str) -> None:
+        """Have the port take frames addressed to ``mac`` too (a router's MAC of its own): a
+        unicast membership of this socket (``PACKET_MR_UNICAST``), which adds ``mac`` to the
+        NIC's unicast filter (or, where the driver has none, counts one more user of
+        promiscuous mode). The kernel drops the membership when the socket closes, however
+        the process ends, so the interface is left as it was without a record of it."""
+        mreq = struct.pack("iHH8s", self.ifindex, PACKET_MR_UNICAST, 6, bytes.fromhex(
+            mac.replace(":", "")))
+        try:
+            self.sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+        except OSError as e:
+            raise RingError(f"port {self.ifname} refused to take frames for MAC {mac} (a "
+                            f"router's own): {e.strerror}; its driver must accept extra "
+                            "unicast addresses or promiscuous mode") from None
 
     def ready(self, most: int) -> int:
         """How many frames are ready from ``head`` (not wrapping past the ring's end)."""
@@ -231,6 +248,14 @@ class StealTable:
 
     def close(self) -> None:
         self._cmd(f"delete table netdev {self.name}")
+
+
+def steal_table_exists(name: str) -> bool:
+    """Whether this namespace has the steal table ``name``."""
+    import nftables
+
+    rc, _, _ = nftables.Nftables().cmd(f"list table netdev {name}")
+    return bool(rc == 0)
 
 
 def remove_steal_table(name: str) -> None:
