@@ -98,8 +98,9 @@ def test_a_fixed_burst_groups_the_frames_alike_at_two_rates() -> None:
         own = [mean_burst(r, None) for r in (100_000, 200_000)]
         fixed = [mean_burst(r, 10) for r in (100_000, 200_000)]
     assert own[1] > 1.5 * own[0], f"the generator's own bursts did not grow with the rate: {own}"
-    # a late sender may catch up in one larger call now and then: the mean stays near 10
-    assert all(9.5 <= b <= 12 for b in fixed), f"bursts of 10 asked, means {fixed}"
+    # a late sender may catch up in one larger call now and then (up to a millisecond of
+    # frames): the mean stays near 10, and far below the default's 25 and 50
+    assert all(9.5 <= b <= 15 for b in fixed), f"bursts of 10 asked, means {fixed}"
 
 
 def test_a_peer_without_napi_is_reported() -> None:
