@@ -8,7 +8,7 @@ report.
 The verdict (:func:`judge`) says "inconclusive" rather than guess: when B had too few timed
 frames for a p99, when the goal lies within the rounds' spread of the ratio, when B lost
 frames beside a well-behaved A too, or when the testbed alone (tg→ts at the two conditions'
-total rates, :class:`Floor`) changes its own p99 between the two loads by as much as the goal
+total rates, :class:`Floor`) changes its own p99 between the two loads by more than the goal
 allows, so that B's ratio could be the testbed's."""
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def judge(share: Condition, flood: Condition, goal: float = GOAL_RATIO,
                      f"{ratio:.2f} cannot be told from the testbed's", ratio)
         if not 1 / goal <= fr <= goal:
             return v("inconclusive", f"the testbed alone (tg→ts) moves its own p99 {fr:.2f}x "
-                     f"between the two loads, as much as the goal {goal:g} allows: B's ratio "
+                     f"between the two loads, more than the goal {goal:g} allows: B's ratio "
                      f"{ratio:.2f} cannot be told from the testbed's", ratio)
     rounds = round_ratios(share, flood)
     if len(rounds) < 2:
