@@ -502,7 +502,7 @@ def test_shared_section_sets_the_engine_beside_guests_and_native(
 def test_shared_verdict_at_the_search_ceiling_is_inconclusive(store: Store,
                                                               tmp_path: Path) -> None:
     """Native and the shared engine both reach the calibrated maximum (550 kpps): their ratio
-    is 1.00, but it is the generator's, not the engine's."""
+    would read 1.00, but it is the generator's, not the engine's, and the table says so."""
     ndr_runs = {"native-routed": [_searched(store, "native-routed", 550_000.0, at_ceiling=True)]}
     for s in FIGURES["shared"].series:
         if s.routers is not None and s.engine == "ebpf":
@@ -513,7 +513,8 @@ def test_shared_verdict_at_the_search_ceiling_is_inconclusive(store: Store,
     assert verdict.startswith("**Verdict: inconclusive** — at the search's ceiling: ")
     assert "native-routed" in verdict and "shared N=64" in verdict
     row16 = next(line for line in sec.splitlines() if line.startswith("| 16 |"))
-    assert "| 550-550 kpps (ceiling: calibrated max) |" in row16 and "| 1.00 |" in row16
+    assert "| 550-550 kpps (ceiling: calibrated max) |" in row16 and "1.00" not in row16
+    assert "| inconclusive (both at the testbed's limit) |" in row16
 
 
 def test_shared_figure_searches_native_once() -> None:
@@ -581,17 +582,42 @@ def test_shared_section_sets_the_two_hooks_side_by_side(store: Store, tmp_path: 
         assert cells[7] == "0.95", row
 
 
-def test_a_ratio_over_a_native_router_at_its_ceiling_is_inconclusive(store: Store,
-                                                                     tmp_path: Path) -> None:
+def test_a_ratio_over_a_native_router_at_its_ceiling_is_a_ceiling_or_inconclusive(
+        store: Store, tmp_path: Path) -> None:
+    """Over a native router at the generator's limit, a ratio is at most what it says (≤);
+    with its numerator at the limit too it says nothing, in every column alike."""
     ndr_runs = {"native-routed": [_searched(store, "native-routed", 600_000.0,
                                             at_ceiling=True)]}
     for s in FIGURES["shared"].series:
+        if s.routers != 1:
+            continue
         if s.xdp_cpu == "sender":
             ndr_runs[s.key] = [_searched(store, s.key, 1_200_000.0, at_ceiling=True)]
+        elif s.hook == "xdp":
+            ndr_runs[s.key] = [_searched(store, s.key, 660_000.0, at_ceiling=True)]
+        elif s.engine == "ebpf":
+            ndr_runs[s.key] = [_searched(store, s.key, 540_000.0)]
+        else:
+            ndr_runs[s.key] = [_searched(store, s.key, 120_000.0)]
     md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
     row = next(line for line in section(md.read_text(), "## Beyond the paper:").splitlines()
                if line.startswith("| 1 |"))
-    assert row.rstrip(" |").endswith("inconclusive (native at the testbed's limit)"), row
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-4:] == ["≤ 0.90", "≤ 0.20", "inconclusive (both at the testbed's limit)",
+                          "inconclusive (both at the testbed's limit)"], row
+
+
+def test_a_ratio_of_a_search_at_its_ceiling_over_a_native_router_below_it_is_a_floor(
+        store: Store, tmp_path: Path) -> None:
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", 600_000.0)]}
+    for s in FIGURES["shared"].series:
+        if s.routers == 1 and s.hook == "xdp" and s.xdp_cpu is None:
+            ndr_runs[s.key] = [_searched(store, s.key, 900_000.0, at_ceiling=True)]
+    md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
+    row = next(line for line in section(md.read_text(), "## Beyond the paper:").splitlines()
+               if line.startswith("| 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-4:] == ["n/a", "n/a", "≥ 1.50", "n/a"], row
 
 
 def test_the_engine_at_xdp_is_searched_once_and_the_testbed_hook_in_rounds() -> None:

@@ -192,7 +192,9 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
              "its own and takes the generator's: its NDR is at most what the generator offers "
              "beside it, so where the search reached the generator's limit its ratio is a "
              "floor (marked ≥), and it says what XDP forwards with less CPU than the native "
-             "router has, not what it forwards with as much. "
+             "router has, not what it forwards with as much. Where the native router's "
+             "search reached that limit, every ratio over it is a ceiling (marked ≤), and "
+             "one over a search at the limit too says nothing. "
              "`bench/shared_engine.py --hook xdp|xdp-sender|tc` compares each with "
              "native routers in alternating searches.", ""]
     gone = across.say({s.label: unbuilt[s.key] for s in fig.series if s.key in unbuilt})
@@ -213,18 +215,15 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
     engine: dict[int, SearchRow | None] = {}
 
     def ratio(r: SearchRow | None) -> str:
-        if r is None or r.lower_pps is None or not base:
-            return "n/a"
-        return f"{r.lower_pps / base:.2f}"
-
-    def floor_ratio(r: SearchRow | None) -> str:
-        """A ratio whose numerator reached the generator's limit is at least what it says;
-        with the native router at its own limit too, it says nothing."""
+        """A ratio to the native router, bounded where either search reached the
+        generator's limit: a numerator there makes it a floor (≥), a native router there a
+        ceiling (≤), and both there leave it saying nothing."""
         if r is None or r.lower_pps is None or not base or native is None:
             return "n/a"
-        if _limited(native):
-            return "inconclusive (native at the testbed's limit)"
-        return ("≥ " if _limited(r) else "") + f"{r.lower_pps / base:.2f}"
+        if _limited(native) and _limited(r):
+            return "inconclusive (both at the testbed's limit)"
+        bound = "≥ " if _limited(r) else "≤ " if _limited(native) else ""
+        return f"{bound}{r.lower_pps / base:.2f}"
 
     for n in figures.SHARED_N:
         sh = ndr(SweepKey("shared", None, n, n, "ebpf"))
@@ -236,7 +235,7 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
         lines.append(f"| {n} | {bounds(sh)} | {_span(sh)} | {bounds(gu)} | {_span(gu)} | "
                      f"{bounds(xdp) if both else 'not measured'} | "
                      f"{bounds(snd) if both else 'not measured'} | {ratio(sh)} | {ratio(gu)} | "
-                     f"{ratio(xdp) if both else '-'} | {floor_ratio(snd) if both else '-'} |")
+                     f"{ratio(xdp) if both else '-'} | {ratio(snd) if both else '-'} |")
     if native is not None:
         lines.append(f"\nOne native router (native-routed): NDR {bounds(native)}; its "
                      f"repeats {_span(native)}.")
