@@ -305,15 +305,11 @@ def attack(pl: placement.Placement, engine: str, trial_s: float, rounds: int,
     reproduce` run, without the store). ``same_bursts`` False: the generator's own burst
     sizes (twice the frames a burst under the flood), for comparison."""
     sc, _ = latency_attack.scenario(engine)
-    burst = latency_attack.same_bursts() if same_bursts else None
-    with latency_attack.testbed(sc, pl, f"bench-latency attack {engine}") as tb:
-        share, flood = latency_attack.measure(tb, trial_s, rounds, burst=burst)
-    with Testbed(wiring.calibration_plan, pl, latency_attack.traffic(sc),
-                 label=f"bench-latency attack {engine} floor") as tb:
-        base = latency_attack.floor(tb, trial_s, rounds, burst=burst)
-    return attack_result.AttackOutcome(0, engine, attack_result.SHARE_PPS,
-                                        attack_result.B_PPS, attack_result.FLOOD_FACTOR,
-                                        trial_s, rounds, share, flood, floor=base, burst=burst)
+    label = f"bench-latency attack {engine}"
+    return latency_attack.attack(
+        engine, latency_attack.testbed(sc, pl, label),
+        Testbed(wiring.calibration_plan, pl, latency_attack.traffic(sc), label=f"{label} floor"),
+        trial_s, rounds, burst=latency_attack.same_bursts() if same_bursts else None)
 
 
 def print_attack(a: attack_result.AttackOutcome, trial_s: float, rounds: int) -> None:
@@ -340,18 +336,6 @@ def print_attack(a: attack_result.AttackOutcome, trial_s: float, rounds: int) ->
           f"{v.status} ({v.why})")
 
 
-def attack_json(a: attack_result.AttackOutcome) -> dict[str, Any]:
-    v = a.verdict
-    return {"p99_ratio": None if v.ratio is None else round(v.ratio, 3),
-            "p99_ratio_spread": None if v.spread is None else round(v.spread, 3),
-            "verdict": v.status, "burst_frames": a.burst,
-            "b_p99_us": [us(a.share.merged.p99_ns), us(a.flood.merged.p99_ns)],
-            "floor_p99_us": None if a.floor is None else [
-                us(a.floor.share.merged.p99_ns), us(a.floor.flood.merged.p99_ns)],
-            "floor_p99_ratio": None if a.floor is None or a.floor.ratio is None
-            else round(a.floor.ratio, 3)}
-
-
 def attack_only(pl: placement.Placement, args: argparse.Namespace) -> None:
     """The attack on each engine twice: with the bursts vrlab uses (the same size in both
     conditions) and with the generator's own sizes, to show what the grouping alone does."""
@@ -366,7 +350,7 @@ def attack_only(pl: placement.Placement, args: argparse.Namespace) -> None:
     out: dict[str, Any] = {}
     for (e, same), a in got.items():
         key = {"ebpf": "shared", "guests": "guest"}[e]
-        j = attack_json(a)
+        j = a.as_json()
         if same:
             out[f"{key}_attack_p99_ratio"] = j["p99_ratio"]
             out[f"{key}_attack"] = j
@@ -516,7 +500,7 @@ def main() -> None:
                               "p999_us": us(v.p999_ns)} for k, v in by_pct.items()},
         "shared_attack_p99_ratio": ratio("ebpf"), "guest_attack_p99_ratio": ratio("guests"),
         "shared_attack_verdict": verdict("ebpf"), "guest_attack_verdict": verdict("guests"),
-        **{f"{k}_attack": attack_json(attacks[e]) for e, k in (("ebpf", "shared"),
+        **{f"{k}_attack": attacks[e].as_json() for e, k in (("ebpf", "shared"),
                                                               ("guests", "guest"))
            if e in attacks},
         "probe_throughput_effect": eff["flat_effect"],

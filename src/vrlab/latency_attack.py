@@ -23,6 +23,7 @@ the engine there through that agent (:meth:`vrlab.testbed.Testbed.set_share`).""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 
 from vrlab import spec
@@ -165,6 +166,25 @@ def floor(tb: Testbed, trial_s: float, rounds: int, *, share_pps: float = SHARE_
     return Floor(got[False], got[True])
 
 
+def attack(engine: str, sut: AbstractContextManager[Testbed],
+           alone: AbstractContextManager[Testbed], trial_s: float, rounds: int, *,
+           ip: int = 4, burst: int | None = None, run_id: int = 0,
+           record: Callable[[TrialResult], TrialResult] = lambda r: r,
+           progress: Progress = lambda m, r: None,
+           on_up: Callable[[Testbed], None] = lambda tb: None) -> AttackOutcome:
+    """:func:`measure` on ``sut`` (the scenario's testbed, not yet up; ``on_up`` sees it up),
+    then :func:`floor` on ``alone`` (tg→ts), with the same trials and bursts: the sequence
+    every attack runs, stored (``record``, ``run_id``) or not."""
+    with sut as tb:
+        on_up(tb)
+        share, flood = measure(tb, trial_s, rounds, burst=burst, record=record,
+                               progress=progress)
+    with alone as tb:
+        base = floor(tb, trial_s, rounds, burst=burst, record=record, progress=progress)
+    return AttackOutcome(run_id, engine, SHARE_PPS, B_PPS, FLOOD_FACTOR, trial_s, rounds,
+                         share, flood, ip, min_timed_frame(ip), base, burst)
+
+
 def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
                progress: Progress = lambda m, r: None, ip: int = 4) -> AttackOutcome:
     """The attack on ``engine`` with frames of IP version ``ip``, on the testbed ``ctx``
@@ -185,15 +205,10 @@ def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
             ctx.store.add_trial(run_id, res)
             return res
 
-        with ctx.testbed(lambda rid: wiring.make_plan(sc, rid), ctx.placement, traffic(sc),
-                         f"latency attack {engine}") as tb:
-            record_testbed(ctx, run_id, tb)
-            share, flood = measure(tb, trial_s, rounds, burst=burst, record=record,
-                                   progress=progress)
-        with ctx.direct(ctx.placement, traffic(sc), f"latency attack {engine} floor",
-                        ip) as tb:
-            base = floor(tb, trial_s, rounds, burst=burst, record=record, progress=progress)
-    return AttackOutcome(run_id, engine, SHARE_PPS, B_PPS, FLOOD_FACTOR, trial_s, rounds,
-                         share, flood, ip, size, base, burst)
-
-
+        return attack(
+            engine,
+            ctx.testbed(lambda rid: wiring.make_plan(sc, rid), ctx.placement, traffic(sc),
+                        f"latency attack {engine}"),
+            ctx.direct(ctx.placement, traffic(sc), f"latency attack {engine} floor", ip),
+            trial_s, rounds, ip=ip, burst=burst, run_id=run_id, record=record,
+            progress=progress, on_up=lambda tb: record_testbed(ctx, run_id, tb))
