@@ -661,3 +661,15 @@ def test_rfc2544_column_tells_none_from_not_stored(store: Store, tmp_path: Path)
                                           if f"(run {rid[0]})" in line).strip("|").split("|")][4]
             for key, rid in ndr_runs.items()}
     assert cell == {"native-bridged": "none", "native-routed": "480 kpps", "native-hybrid": "-"}
+
+
+def test_the_userspace_guests_figures_say_why_their_generator_falls_short_sooner(
+        store: Store, tmp_path: Path) -> None:
+    """Their sweeps run with the SUT's receive work on the generator's CPU; the reader is told
+    under their heading, and only there."""
+    runs = fill(store, [figures.NATIVE_R], devices=DEVICES)
+    md = reproduce.write_report(store, ["fig5", "fig9u"], runs, {}, tmp_path, "quick")
+    text = md.read_text()
+    assert section(text, "## Fig. 9 (userspace guests):").count(figures.USERSPACE_NOTE) == 1
+    assert text.count(figures.USERSPACE_NOTE) == 1
+    assert FIGURES["fig10u"].note == figures.USERSPACE_NOTE

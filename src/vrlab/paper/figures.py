@@ -53,6 +53,7 @@ class Figure:
     per_router: bool = False  # the breakdown figures: one panel per sweep, routers stacked
     ndr: bool = False  # a throughput search per series (bar chart), not a sweep
     scaling: bool = False  # a throughput search per series, drawn against the router count
+    note: str = ""  # what a reader must know to read the figure, under its heading
 
 
 def _n(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
@@ -76,6 +77,16 @@ def _u(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
     return tuple(SweepKey(scenario, n, guest_kind="userspace") for n in ns)
 
 
+#: why the userspace guests' figures are the generator's limit sooner than the kernel ones
+USERSPACE_NOTE = (
+    "The userspace engines have the SUT's CPU to themselves; the kernel's receive work that "
+    "feeds them (a socket buffer for every frame, copied into the engine's ring) runs on the "
+    "generator's CPU instead, because an engine that shares its CPU with that work livelocks "
+    "(`placement.for_userspace`, docs/design-notes.md). The generator has less CPU here than "
+    "in the kernel's figures and falls short sooner: where it did, a series' peak is what the "
+    "guests forwarded at least (≥), not their limit.")
+
+
 def _shared(engine: str, ns: tuple[int, ...] = SHARED_N, hook: str | None = None,
             xdp_cpu: str | None = None) -> tuple[SweepKey, ...]:
     """One flow per router, so every router's table is used (bench/shared_engine.py goes to
@@ -97,12 +108,14 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
            (NATIVE_R, *_n("guest-bridged", GUEST_N), *_n("guest-routed", GUEST_N))),
     Figure("fig9u", "Fig. 9 (userspace guests)",
            "Guest-only aggregate forwarding with userspace forwarders in the guests, vs native",
-           (NATIVE_R, *_u("guest-bridged", GUEST_N), *_u("guest-routed", GUEST_N))),
+           (NATIVE_R, *_u("guest-bridged", GUEST_N), *_u("guest-routed", GUEST_N)),
+           note=USERSPACE_NOTE),
     Figure("fig10", "Fig. 10", "Host plus N guests, aggregate, bridged and routed, vs native",
            (NATIVE_R, *_n("mixed-bridged", MIXED_N), *_n("mixed-routed", MIXED_N))),
     Figure("fig10u", "Fig. 10 (userspace guests)",
            "Host plus N userspace-forwarding guests, aggregate, vs native",
-           (NATIVE_R, *_u("mixed-bridged", (2, 6)), *_u("mixed-routed", (2, 6)))),
+           (NATIVE_R, *_u("mixed-bridged", (2, 6)), *_u("mixed-routed", (2, 6))),
+           note=USERSPACE_NOTE),
     Figure("fig11", "Fig. 11", "Per-router breakdown: host + 3 guests",
            (SweepKey("mixed-bridged", 3), SweepKey("mixed-routed", 3)), per_router=True),
     Figure("fig12", "Fig. 12", "Per-router breakdown: host + 6 guests",

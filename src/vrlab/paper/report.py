@@ -189,6 +189,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                                                              placement)
                       + (f" {gone}" if gone else ""), cal.get(1))
         lines += [f"## {fig.paper}: {fig.title}", ""]
+        lines += [fig.note, ""] if fig.note else []
         lines += [f"![{fig.paper}]({p.name})" for p in paths if p.suffix == ".png"]
         lines += ["", "| series | peak received | NDR | max spread (std) | points the testbed "
                   "set (generator short; sink dropped) |", "|---|---|---|---|---|"]
