@@ -698,6 +698,43 @@ def test_mixed_falls_unsaturated_or_within_spread_is_inconclusive() -> None:
     assert claims.mixed_falls(pts, ()).reasons == (NO_CHECKS,)
 
 
+def livelocked(carried: float, after: float) -> list[SweepPoint]:
+    """A sweep of a device that carries every offered rate up to ``carried`` and then, offered
+    more, forwards only ``after`` (less than ``carried``: receive livelock): where between
+    ``carried`` and the next offered rate its limit lies, no point shows."""
+    pts = device(carried)
+    return [p if p.target_pps <= carried else
+            SweepPoint(target_pps=p.target_pps, n=1, mean_pps=after, std_pps=0.0, min_pps=after,
+                       max_pps=after, mean_achieved_pps=p.target_pps,
+                       mean_loss_ratio=1.0 - after / p.target_pps, router_mean_pps={},
+                       generator_short=False) for p in pts]
+
+
+def test_a_peak_that_lost_nothing_reaches_up_to_the_next_offered_rate() -> None:
+    """Its limit lies between its rate and the next: the interval says so, and a device that
+    lost frames at its peak keeps the interval its repeats give."""
+    r = verdicts.sweep_rate({"k": livelocked(300_000, 280_000)}, "k")
+    assert (r.pps, r.low, r.high, r.problem, r.stepped) == (300_000, 300_000, 400_000, "", True)
+    assert r.fmt() == "300-400 kpps"
+    r = verdicts.sweep_rate({"k": device(350_000, std=2_000)}, "k")
+    assert (r.pps, r.low, r.high, r.stepped) == (350_000, 348_000, 352_000, False)
+    assert r.fmt() == "350±2 kpps"
+
+
+def test_a_fall_from_a_peak_the_sweep_step_hides_is_inconclusive() -> None:
+    """Routed N=2 carried all of 300 kpps and less at 400: its limit is 300-400. N=6 at 290
+    kpps is 97% of 300 (no fall) but could be far less of N=2's limit, so neither "falls"
+    nor "does not fall" follows; far below N=2's 300 kpps, it falls whatever the limit."""
+    lo, hi = min(MIXED_N), max(MIXED_N)
+    pts = {"mixed-bridged-n2": device(500_000), f"mixed-bridged-n{hi}": device(400_000),
+           f"mixed-routed-n{lo}": livelocked(300_000, 280_000),
+           f"mixed-routed-n{hi}": device(290_000)}
+    c = claims.mixed_falls(pts, MIXED_N)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,)), c
+    pts[f"mixed-routed-n{hi}"] = device(200_000)
+    assert claims.mixed_falls(pts, MIXED_N).verdict == HOLDS
+
+
 def test_one_guest_count_cannot_show_a_fall() -> None:
     """With a single N the smallest and largest are the same sweep: that is no fall, and no
     failure to fall either."""

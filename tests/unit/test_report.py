@@ -673,3 +673,23 @@ def test_the_userspace_guests_figures_say_why_their_generator_falls_short_sooner
     assert section(text, "## Fig. 9 (userspace guests):").count(figures.USERSPACE_NOTE) == 1
     assert text.count(figures.USERSPACE_NOTE) == 1
     assert FIGURES["fig10u"].note == figures.USERSPACE_NOTE
+
+
+def test_a_peak_the_sut_carried_in_full_shows_where_its_limit_lies(store: Store,
+                                                                   tmp_path: Path) -> None:
+    """native-routed carries all of 300 kpps and, offered more, forwards only 250 kpps: the
+    peak received is 300 kpps, and its limit lies between 300 and the next rate, 400."""
+    rid = store.start_run(info(figures.NATIVE_R))
+    for rate in RATES:
+        for rep in range(REPEATS):
+            rx = rate if rate <= 300_000.0 else 250_000.0
+            store.add_trial(rid, TrialResult(
+                target_pps=rate, duration_s=DURATION, sent=round(rate * DURATION),
+                received=round(rx * DURATION), received_by_router={"r0": round(rx * DURATION)},
+                achieved_pps=rate), repeat=rep)
+    store.finish_run(rid, "done")
+    runs = fill(store, [figures.NATIVE_B, figures.NATIVE_H]) | {"native-routed": rid}
+    md = reproduce.write_report(store, ["fig5"], runs, {}, tmp_path, "quick")
+    row = next(line for line in section(md.read_text(), "## Fig. 5:").splitlines()
+               if line.startswith("| native-routed"))
+    assert "| 300 kpps (lost nothing there: its limit 300-400 kpps) |" in row, row

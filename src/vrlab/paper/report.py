@@ -169,7 +169,9 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
               "received at any offered rate, rates the generator fell short at included (the "
               "SUT forwarded what it received). The peak is the SUT's limit when the SUT lost "
               f"more than {verdicts.SATURATED_LOSS:.0%} at a rate above it that the generator "
-              "offered in full; otherwise it is shown as ≥. Loss at rates below the peak (a "
+              "offered in full; otherwise it is shown as ≥. Where the SUT lost nothing at the "
+              "peak itself, its limit lies somewhere up to the next offered rate, and the "
+              "claims compare that whole interval. Loss at rates below the peak (a "
               "stall of the machine) shows no limit. "
               "A claim holds or differs only where every figure it compares is the SUT's own "
               "and each difference "
@@ -203,6 +205,9 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
             shown = peak.fmt()
             if s.scenario == "direct" and peak.problem == verdicts.UNSATURATED:
                 shown = f"≥ {peak.pps / 1e3:.0f} kpps (no loss)"  # no SUT on that link
+            elif peak.stepped:
+                shown = (f"{peak.pps / 1e3:.0f} kpps (lost nothing there: its limit "
+                         f"{shown})")
             lines.append(f"| {s.label} (run {runs[s.key]}) | {shown} | "
                          f"{throughput_report.bounds(ndr_rows.get(s.key, {}).get('NDR'))} | "
                          f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | {_testbed_set(p)} |")

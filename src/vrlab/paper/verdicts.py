@@ -64,6 +64,8 @@ class Rate:
     high: float = 0.0
     problem: str = ""
     repeated: bool = False  # a median search: [low, high] spans every repeat's bounds
+    #: a sweep's peak at which the SUT lost nothing: its limit lies up to the next offered rate
+    stepped: bool = False
 
     def fmt(self) -> str:
         if self.problem == MISSING:
@@ -77,8 +79,8 @@ class Rate:
             return f"{k:.0f} kpps"
         if self.repeated:
             return f"{k:.0f} kpps ({self.low / 1e3:.0f}-{self.high / 1e3:.0f})"
-        if self.pps == self.low:  # a search: its final interval
-            return f"{self.low / 1e3:.0f}-{self.high / 1e3:.0f} kpps"
+        if self.pps == self.low or self.stepped:  # a search's final interval, or a limit
+            return f"{self.low / 1e3:.0f}-{self.high / 1e3:.0f} kpps"  # between two rates
         return f"{k:.0f}±{half / 1e3:.0f} kpps"
 
 
@@ -111,7 +113,10 @@ def sweep_rate(points: Points, key: str) -> Rate:
     at the load the generator did offer. They never count as the SUT's loss, though, and a
     point where the sink dropped frames counts for nothing. The peak is the SUT's limit only
     when the SUT was offered, in full, more than the peak and lost frames there; its interval
-    then reaches up to the best single repeat of any point, which the SUT did forward. Loss at
+    then reaches up to the best single repeat of any point, which the SUT did forward, and, if
+    the peak's own point lost nothing (the SUT carried all it was offered there), up to the
+    next offered rate: the limit lies somewhere between the two rates, which the sweep's step
+    cannot tell apart (a peak of exactly 300 kpps says "at least 300, below 500"). Loss at
     rates below the peak (a stall of this VM, say) shows no limit. Otherwise the peak is only
     a lower bound: the generator's limit (some point from the peak up fell short) or the SUT
     never saturated."""
@@ -122,10 +127,14 @@ def sweep_rate(points: Points, key: str) -> Rate:
     if not counted:
         peak = max(p.mean_pps for p in pts)
         return Rate(key, peak, peak, peak, GENERATOR_LIMITED)
-    best = max(counted, key=lambda p: p.mean_pps)
+    # of points that carried as much, one that lost frames shows the limit itself
+    best = max(counted, key=lambda p: (p.mean_pps, is_lossy(p)))
     if any(is_lossy(p) for p in fully_offered(pts) if p.target_pps > best.mean_pps):
         high = max([best.mean_pps + best.std_pps, *(p.max_pps for p in counted)])
-        return Rate(key, best.mean_pps, best.mean_pps - best.std_pps, high)
+        stepped = not is_lossy(best)  # it carried what it was offered: its limit is above
+        if stepped:
+            high = max(high, min(p.target_pps for p in pts if p.target_pps > best.target_pps))
+        return Rate(key, best.mean_pps, best.mean_pps - best.std_pps, high, stepped=stepped)
     above = [p for p in pts if p.target_pps >= best.target_pps]
     problem = (GENERATOR_LIMITED if any(p.generator_short or p.sink_dropped for p in above)
                else UNSATURATED)
