@@ -79,12 +79,13 @@ def _u(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
 
 #: why the userspace guests' figures are the generator's limit sooner than the kernel ones
 USERSPACE_NOTE = (
-    "The userspace engines have the SUT's CPU to themselves; the kernel's receive work that "
-    "feeds them (a socket buffer for every frame, copied into the engine's ring) runs on the "
-    "generator's CPU instead, because an engine that shares its CPU with that work livelocks "
-    "(`placement.for_userspace`, docs/design-notes.md). The generator has less CPU here than "
-    "in the kernel's figures and falls short sooner: where it did, a series' peak is what the "
-    "guests forwarded at least (≥), not their limit.")
+    "The userspace engines have the SUT's CPU to themselves; all of the SUT's kernel work (a "
+    "socket buffer for every frame, the host's routing or bridging of it to the guest and "
+    "back, the copy into the engine's ring) runs on the generator's CPU instead, because an "
+    "engine that shares its CPU with that work livelocks (`placement.for_userspace`, "
+    "docs/design-notes.md). That work, not the generator's own, fills the generator's CPU "
+    "here, so the generator falls short sooner than in the kernel's figures: where it did, a "
+    "series' peak is what the guests forwarded at least (≥), not their limit.")
 
 
 def _shared(engine: str, ns: tuple[int, ...] = SHARED_N, hook: str | None = None,
