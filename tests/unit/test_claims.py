@@ -875,3 +875,24 @@ def test_partial_userspace_sweeps_get_their_row_but_no_kind_sentence() -> None:
     assert [(c.figure, c.verdict) for c in fives] == [
         ("Fig. 9", DIFFERS), ("Fig. 9 (userspace guests)", NOT_MEASURABLE)]
     assert claims.which_kind(pts) == ""
+
+
+def test_a_peak_at_the_top_rate_that_lost_nothing_has_no_next_rate_to_reach() -> None:
+    """The best point is the highest offered rate, carried in full, and a lower rate lost
+    frames above what the best carried (a stall there): no rate lies above it, so the
+    interval stays the repeats' own."""
+    pts = device(TOP * 2)
+    stalled = pts[-2]
+    pts[-2] = SweepPoint(
+        target_pps=stalled.target_pps, n=1, mean_pps=stalled.target_pps * 0.5, std_pps=0.0,
+        min_pps=stalled.target_pps * 0.5, max_pps=stalled.target_pps * 0.5,
+        mean_achieved_pps=stalled.target_pps, mean_loss_ratio=0.5, router_mean_pps={},
+        generator_short=False)
+    top = pts[-1]
+    pts[-1] = SweepPoint(
+        target_pps=top.target_pps, n=1, mean_pps=stalled.target_pps * 0.9, std_pps=0.0,
+        min_pps=stalled.target_pps * 0.9, max_pps=stalled.target_pps * 0.9,
+        mean_achieved_pps=stalled.target_pps * 0.9, mean_loss_ratio=0.0,
+        router_mean_pps={}, generator_short=True)
+    r = verdicts.sweep_rate({"k": pts}, "k")
+    assert not r.stepped and r.high == r.pps, r

@@ -131,9 +131,11 @@ def sweep_rate(points: Points, key: str) -> Rate:
     best = max(counted, key=lambda p: (p.mean_pps, is_lossy(p)))
     if any(is_lossy(p) for p in fully_offered(pts) if p.target_pps > best.mean_pps):
         high = max([best.mean_pps + best.std_pps, *(p.max_pps for p in counted)])
-        stepped = not is_lossy(best)  # it carried what it was offered: its limit is above
-        if stepped:
-            high = max(high, min(p.target_pps for p in pts if p.target_pps > best.target_pps))
+        # it carried what it was offered: its limit lies above, up to the next offered rate
+        nxt = min((p.target_pps for p in pts if p.target_pps > best.target_pps), default=None)
+        stepped = not is_lossy(best) and nxt is not None
+        if nxt is not None and stepped:
+            high = max(high, nxt)
         return Rate(key, best.mean_pps, best.mean_pps - best.std_pps, high, stepped=stepped)
     above = [p for p in pts if p.target_pps >= best.target_pps]
     problem = (GENERATOR_LIMITED if any(p.generator_short or p.sink_dropped for p in above)
