@@ -233,6 +233,31 @@ def test_idle_guests_one_n_too_slow_differs() -> None:
     assert c.verdict == "differs" and "20%" in c.why
 
 
+def test_a_sweep_its_own_search_contradicts_decides_nothing() -> None:
+    """The report found the N=6 sweeps at odds with their throughput searches: one of each
+    pair did not measure the SUT, so the claim does not differ on them, the reason is named,
+    and their peaks are shown without a bound. Every other series is judged as before."""
+    base = 500_000.0
+    caps = {n: base for n in IDLE_N}
+    caps[max(IDLE_N)] = base * (1 - 2 * SIMILAR)
+    pts = idle_points(base, caps)
+    assert claims.idle_guests(pts, IDLE_N).verdict == DIFFERS
+    doubted = verdicts.Sweeps(pts, {f"host-{io}-n{max(IDLE_N)}" for io in ("bridged", "routed")})
+    c = claims.idle_guests(doubted, IDLE_N)
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (verdicts.CONTRADICTED,)), c
+    r = verdicts.sweep_rate(doubted, f"host-bridged-n{max(IDLE_N)}")
+    assert r.fmt() == f"400 kpps ({verdicts.CONTRADICTED})"
+    assert verdicts.sweep_rate(doubted, "host-routed-n1").problem == ""
+    assert verdicts.sweep_rate(verdicts.Sweeps({}, {"x"}), "x").problem == MISSING
+
+
+def test_a_breakdown_its_own_search_contradicts_decides_nothing() -> None:
+    pts = breakdown_points(0.6, 0.6)  # routed host far ahead of each guest: differs
+    assert claims.breakdown(pts, (3, 6)).verdict == DIFFERS
+    c = claims.breakdown(verdicts.Sweeps(pts, {"mixed-routed-n6"}), (3, 6))
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (verdicts.CONTRADICTED,)), c
+
+
 def test_idle_guests_bridged_compares_with_hybrid() -> None:
     # host-bridged sits on hybrid I/O, so its reference is native-hybrid, not native-routed
     pts = idle_points(500_000, {1: 350_000})

@@ -693,3 +693,26 @@ def test_a_peak_the_sut_carried_in_full_shows_where_its_limit_lies(store: Store,
     row = next(line for line in section(md.read_text(), "## Fig. 5:").splitlines()
                if line.startswith("| native-routed"))
     assert "| 300 kpps (lost nothing there: its limit 300-400 kpps) |" in row, row
+
+
+def test_a_claim_never_rests_on_a_sweep_its_own_search_contradicts(store: Store,
+                                                                   tmp_path: Path) -> None:
+    """native-routed's search passed 550 kpps with no loss while its sweep, offered 600,
+    delivered 485: the consistency section names it, its figure row says so instead of a
+    peak, and claim 2, which holds on these devices otherwise, is inconclusive for that
+    reason."""
+    runs = fill(store, figures.needed(["fig5"]), generator_max=max(RATES))
+    alone, searched = tmp_path / "alone", tmp_path / "searched"
+    alone.mkdir()
+    searched.mkdir()
+    md = reproduce.write_report(store, ["fig5"], runs, {}, alone, "quick")
+    assert claim_rows(md.read_text())[2][3] == "**holds**"
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", 550_000.0)]}
+    text = reproduce.write_report(store, ["fig5"], runs, {}, searched, "quick",
+                                  ndr_runs).read_text()
+    assert "**contradiction** in native-routed" in text
+    row = claim_rows(text)[2]
+    assert row[3] == "**inconclusive**" and verdicts.CONTRADICTED in row[5], row
+    fig5 = section(text, "## Fig. 5:")
+    line = next(x for x in fig5.splitlines() if x.startswith("| native-routed"))
+    assert f"| 480 kpps ({verdicts.CONTRADICTED}) |" in line, line

@@ -28,6 +28,7 @@ from vrlab.paper.verdicts import (
     at_least,
     causes_of,
     decide,
+    doubted,
     fully_offered,
     higher,
     is_lossy,
@@ -285,6 +286,9 @@ def _router_rate(series: str, p: SweepPoint, pps: float) -> Rate:
 def _host_and_guest(points: Points, key: str) -> tuple[Rate, Rate, str]:
     """The host's rate and the mean guest's at the top point, and a line for the table."""
     pts = points.get(key) or []
+    if pts and doubted(points, key):
+        rate = sweep_rate(points, key)
+        return rate, rate, rate.fmt()
     top = _top_point(pts)
     guests = [v for k, v in top.router_mean_pps.items() if k != "r0"] if top else []
     if top is None or not guests:

@@ -136,7 +136,9 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
         machines = across.header(on, seen, here)
     caption = (f"vrlab, profile {profile}; {where}; placement: "
                + ", ".join(f"{k}={v}" for k, v in placement.items() if v) + ".")
-    pts = _points(store, runs)
+    swept = _points(store, runs)
+    found = consistency.check(swept, ndr_rows)
+    pts = verdicts.Sweeps(swept, {f.series for f in found if f.ok is False})
     lines = [
         f"# vrlab: *Evaluating Xen for Router Virtualization*, reproduced {title}", "",
         *machines,
@@ -218,7 +220,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                                         on.of(k for k in LATENCY if k in searches(figs)))
     elif latency_runs is not None and ndr_runs:
         lines += latency_report.section(store, latency_runs, out, caption, attack_runs)
-    lines += consistency.section(consistency.check(pts, ndr_rows))
+    lines += consistency.section(found)
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
     _html(md)

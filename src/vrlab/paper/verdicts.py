@@ -20,8 +20,8 @@ Kept apart from the claims so that the rules are read, and tested, once for all 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from vrlab.paper import repeated
 from vrlab.store.rows import SearchRow, SweepPoint
@@ -42,11 +42,38 @@ WITHIN_SPREAD = "difference within the measured spread"
 NO_CHECKS = "nothing to check"
 #: the series is one the testbed file's machines cannot be built as (the reason follows it)
 UNBUILDABLE = "not measurable across hosts"
+#: the series' sweep and its throughput search contradict each other (the report's
+#: consistency check): one of the two did not measure the SUT, and nothing rests on it
+CONTRADICTED = "its sweep and its throughput search contradict each other"
 #: why a figure is only a lower bound: the SUT forwarded at least this much, and may do more
 LOWER_BOUNDS = frozenset({GENERATOR_LIMITED, UNSATURATED, AT_CEILING})
 
 
 Points = Mapping[str, Sequence[SweepPoint]]
+
+
+class Sweeps(Mapping[str, Sequence[SweepPoint]]):
+    """Sweeps by series, and the series whose sweep its own throughput search contradicts:
+    a report that says one of the two did not measure the SUT must not judge a claim on it
+    (:func:`sweep_rate` gives their peaks as :data:`CONTRADICTED`)."""
+
+    def __init__(self, points: Points, contradicted: Collection[str] = ()) -> None:
+        self._points = dict(points)
+        self.contradicted = frozenset(contradicted)
+
+    def __getitem__(self, key: str) -> Sequence[SweepPoint]:
+        return self._points[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._points)
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+
+def doubted(points: Points, key: str) -> bool:
+    """Whether the report's consistency check found ``key``'s sweep and search at odds."""
+    return isinstance(points, Sweeps) and key in points.contradicted
 
 
 # --------------------------------------------------------------------------- figures compared
@@ -71,6 +98,8 @@ class Rate:
         if self.problem == MISSING:
             return "missing"
         k = self.pps / 1e3
+        if self.problem == CONTRADICTED:
+            return f"{k:.0f} kpps ({self.problem})"
         if self.problem:
             bound = "≤" if self.problem == AT_FLOOR else "≥"
             return f"{bound} {k:.0f} kpps ({self.problem})"
@@ -106,8 +135,18 @@ def series_problem(points: Sequence[SweepPoint]) -> str:
 
 
 def sweep_rate(points: Points, key: str) -> Rate:
-    """The sweep's peak forwarding rate, as its figure plots it: the highest mean received over
-    the offered rates, ± the standard deviation of its repeats.
+    """The sweep's peak forwarding rate, as its figure plots it (:func:`_peak`); a series whose
+    sweep and search contradict each other (:class:`Sweeps`) gives it as :data:`CONTRADICTED`,
+    so no comparison is decided on it."""
+    rate = _peak(points, key)
+    if rate.problem != MISSING and doubted(points, key):
+        return replace(rate, problem=CONTRADICTED)
+    return rate
+
+
+def _peak(points: Points, key: str) -> Rate:
+    """The highest mean received over the offered rates, ± the standard deviation of its
+    repeats.
 
     Generator-short points count towards the peak: what the sink received the SUT forwarded,
     at the load the generator did offer. They never count as the SUT's loss, though, and a
