@@ -97,9 +97,9 @@ def placed(ctx: RunContext, scenario: Scenario) -> tuple[RunContext, Scenario]:
     return ctx, scenario
 
 
-#: what calibration depends on: the direct tg→ts link has no SUT, so where a SUT's receive
-#: work or engines would run does not matter
-_CALIBRATION_KEYS = ("pinned", "generator_cpu", "sink_cpu", "cpus", "generator")
+#: what calibration depends on: the direct tg→ts link has no SUT, so where engines would run
+#: does not matter; how a SUT's receive is steered does, as ts's port is received the same way
+_CALIBRATION_KEYS = ("pinned", "generator_cpu", "sink_cpu", "cpus", "generator", "sut_rx")
 
 
 def calibrated_max(store: Store, flows: int,

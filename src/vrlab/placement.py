@@ -1,8 +1,12 @@
 """Where the testbed's work runs on a small machine.
 
 On two cores the generator and the SUT compete for CPU. The generator process takes CPU 0 and
-the SUT's receive processing is steered to CPU 1 with RPS on its ingress port, so the SUT gets a
-core of its own the way the paper's SUT had its own machine.
+the SUT's receive processing is steered to CPU 1, so the SUT gets a core of its own the way the
+paper's SUT had its own machine. With the XDP generator the SUT's ingress veth polls on the
+generator's CPU; a cpumap hands each frame on from that poll before its socket buffer is built
+(``sut_rx`` "cpumap", ``vrlab.traffic.xdp.steer``), so the SUT's CPU pays for its whole receive
+path. With RPS alone (``sut_rx`` "rps": the sendmmsg generator, whose socket buffers exist
+before the SUT sees them, and userspace engines) the poll's share stays where it runs.
 
 Where the sink's receive processing (a tc program counts and drops each frame at ingress) goes
 depends on the generator's path, which the CLI chooses (``--sink-rx auto``): with the XDP
@@ -23,6 +27,8 @@ SinkWith = Literal["sut", "generator"]
 #: the generator's sending path (see vrlab.traffic.senders); kept here as plain data so a
 #: placement stays importable without the traffic code
 GeneratorPath = Literal["xdp", "sendmmsg"]
+#: how the SUT's receive work reaches its CPU (see :class:`Placement`)
+SutRx = Literal["rps", "cpumap"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,10 @@ class Placement:
     #: with the engine at XDP, where it forwards: "sut" (steered to the SUT's CPU) or "sender"
     #: (the generator's CPU, where the SUT ingress veth's poll runs)
     xdp_cpu: str | None = None
+    #: "cpumap": the SUT's ingress poll hands each frame to the SUT's CPU, which builds its
+    #: socket buffer (``vrlab.traffic.xdp.steer``; the shared engine at XDP steers itself,
+    #: ``xdp_cpu``); "rps": the poll builds it where it runs and RPS moves the rest
+    sut_rx: SutRx = "rps"
 
     def as_record(self) -> dict[str, str]:
         rec = {k: "" if v is None else str(v) for k, v in asdict(self).items()}
@@ -50,6 +60,8 @@ class Placement:
             del rec["engine_hook"]  # no shared engine in this testbed
         if self.xdp_cpu is None:
             del rec["xdp_cpu"]  # no engine at XDP
+        if self.sut_rx == "rps":
+            del rec["sut_rx"]  # likewise records from before the SUT's receive was steered
         return rec
 
     def describe(self) -> str:
@@ -61,7 +73,8 @@ class Placement:
             engines += f", shared engine at {self.engine_hook}"
         if self.xdp_cpu == "sender":
             engines += f" on CPU {self.generator_cpu} (the sender's poll)"
-        return (f"generator ({self.generator}) on CPU {self.generator_cpu}, SUT receive (RPS) "
+        how = "cpumap" if self.sut_rx == "cpumap" else "RPS"
+        return (f"generator ({self.generator}) on CPU {self.generator_cpu}, SUT receive ({how}) "
                 f"on CPU {self.sut_cpu}, sink receive (RPS) on CPU {self.sink_cpu}{engines}")
 
 
@@ -71,25 +84,33 @@ def for_userspace(pl: Placement) -> Placement:
     its CPU with the softirq that feeds it livelocks (19-116 kpps instead of ~0.5 Mpps)."""
     if not pl.pinned:
         return pl
-    return replace(pl, sut_cpu=pl.generator_cpu, engine_cpu=pl.sut_cpu)
+    return replace(pl, sut_cpu=pl.generator_cpu, engine_cpu=pl.sut_cpu, sut_rx="rps")
+
+
+def across_hosts(pl: Placement) -> Placement:
+    """``pl`` for a testbed whose SUT is a machine of its own (a testbed file): its NIC's poll
+    runs on its own CPUs, so RPS there is all the steering it needs."""
+    return replace(pl, sut_rx="rps")
 
 
 def engine_hook(requested: str, pl: Placement) -> str:
     """The hook the shared eBPF engine takes in a testbed: what the scenario asks for, and for
-    ``auto`` tc wherever the SUT has a CPU of its own.
+    ``auto`` the faster one that keeps the SUT on its own CPU.
 
-    XDP runs inside the SUT ingress veth's poll, which runs on the CPU of whoever sends into
-    the veth: the generator's, whichever path it sends by. Left there, the engine would
-    forward on the testbed's CPU; steered to the SUT's CPU through a cpumap
-    (``EbpfEngine.steer_to``), it forwarded 0.38-0.56x one native router in the main job,
-    where at tc, after RPS has moved each frame to the SUT's CPU, it forwards about as much as
-    a native router (docs/design-notes.md). Left in the generator's CPU (``xdp_cpu``
-    "sender", asked for by the scenario), it forwards more than a native router but takes the
-    testbed's CPU. A platform outside a testbed (``vrlab up``) keeps ``auto``'s own meaning:
-    native XDP where it works."""
+    XDP runs inside the SUT ingress veth's poll, which runs on the CPU of whoever sent into
+    the veth: the generator's. Steered to the SUT's CPU through a cpumap
+    (``EbpfEngine.steer_to``), the engine there forwards each frame without a socket buffer;
+    where the testbed steers every SUT's receive that way (``sut_rx`` "cpumap", the XDP
+    generator) that is the faster hook: 1.40-1.72x one native router in
+    `bench/shared_engine.py`, against 1.13-1.20x at tc (docs/design-notes.md). Where the SUT's
+    receive is left to RPS (the sendmmsg generator, a SUT on a machine of its own), the frames
+    are socket buffers before the engine sees them, and tc takes them as they are. Left on
+    the generator's CPU (``xdp_cpu`` "sender", asked for by the scenario), the engine at XDP
+    takes the testbed's CPU. A platform outside a testbed (``vrlab up``) keeps ``auto``'s own
+    meaning: native XDP where it works."""
     if requested != "auto" or not pl.pinned:
         return requested
-    return "tc"
+    return "xdp" if pl.sut_rx == "cpumap" else "tc"
 
 
 def for_engine(pl: Placement, requested: str, xdp_cpu: str) -> Placement:
@@ -110,7 +131,7 @@ def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None,
         return Placement(False, None, None, None, n, generator=generator)
     gen, sut = avail[0], avail[1]
     return Placement(True, gen, sut if sink_with == "sut" else gen, sut, n,
-                     generator=generator)
+                     generator=generator, sut_rx="cpumap" if generator == "xdp" else "rps")
 
 
 def rps_mask(cpu: int) -> str:

@@ -33,6 +33,7 @@ from vrlab.traffic.agent import Agent, AgentLink
 from vrlab.traffic.frames import Flow, build_frame, dual_flows, make_flows
 from vrlab.traffic.sink import Counts
 from vrlab.traffic.sinks import SinkChoice
+from vrlab.traffic.xdp.steer import steer_receive
 
 #: key of a trial's ``extra``: frames the sink's latency probe timed
 LATENCY_TIMED = "latency_timed"
@@ -207,14 +208,29 @@ class Testbed:
         pl = self.placement
         if not pl.pinned:
             return
+        engine_at_xdp = self.ebpf_engine is not None and \
+            hook_of(self.ebpf_engine.attachment or "") == "xdp"
+        # through the cpumap the SUT's CPU holds each frame from the start: RPS there would
+        # only queue it once more, in a backlog of 1000 frames (measured: native-routed lost
+        # 6% at 600 kpps with it and nothing at 800 without, docs/design-notes.md)
+        cpumap = pl.sut_rx == "cpumap" and pl.sut_cpu is not None and not engine_at_xdp
         steer = [(p.traffic.ts_ns, p.traffic.ts_dev, pl.sink_cpu)]
-        if p.sut_ns:
+        if p.sut_ns and not cpumap:
             steer.append((p.sut_ns, p.sut_ingress, pl.sut_cpu))
         for ns, dev, cpu in steer:
             if cpu is None:
                 raise VrlabError(f"placement {pl} pins no CPU for {dev} in {ns}")
             nsexec.run_in(ns, nsexec.write_files, [(rps_path(dev), rps_mask(cpu))],
                           with_sysfs=True)
+        if not cpumap or pl.sut_cpu is None:
+            return
+        if not p.sut_ns:
+            # tg→ts alone: ts's port is received as every SUT's ingress is, its socket buffers
+            # built on the SUT's CPU, so the testbed's CPU does per frame what it does in every
+            # run with a SUT (queue the frame, then count it at ts after RPS)
+            steer_receive(p.traffic.ts_ns, p.traffic.ts_dev, pl.sut_cpu)
+        else:
+            steer_receive(p.sut_ns, p.sut_ingress, pl.sut_cpu)
 
     def _start_agents(self, p: Plan, led: Ledger) -> None:
         t = p.traffic

@@ -26,6 +26,7 @@ from vrlab.plan.model import Plan, Route
 from vrlab.testbed import TrafficSettings
 from vrlab.traffic.frames import Flow
 from vrlab.traffic.pacing import total_frames
+from vrlab.traffic.xdp import steer
 
 pytestmark = [
     pytest.mark.root,
@@ -129,6 +130,53 @@ def test_native_routed_testbed_is_built_as_planned() -> None:
         kinds = [e.kind for e in led.entries()]
         assert kinds.count("netns") == 3 and kinds.count("proc") == 2
         assert all(alive(p_, s) for p_, s in agents(led))
+
+
+def cpumap_threads() -> dict[int, str]:
+    """Every cpumap entry's kernel thread on the host: pid -> name (``cpumap/<cpu>/map:<id>``)."""
+    out = {}
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            name = comm.read_text().strip()
+        except OSError:  # gone meanwhile
+            continue
+        if name.startswith(steer.THREAD_PREFIX):
+            out[int(comm.parent.name)] = name
+    return out
+
+
+def cpu_time_ns(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+def test_with_the_xdp_generator_the_suts_own_cpu_builds_its_received_frames() -> None:
+    where = placement.choose(True, "generator", generator="xdp")
+    assert where.sut_rx == "cpumap" and where.sut_cpu is not None
+    sc, _ = spec.load("native-routed")
+    before = set(cpumap_threads())
+    with vtestbed.Testbed(lambda rid: wiring.make_plan(sc, rid), where, TrafficSettings(),
+                          label="test_testbed") as tb:
+        p = tb.plan
+        assert p is not None
+        with IPRoute(netns=p.sut_ns) as ipr:
+            link = ipr.get_links(ipr.link_lookup(ifname=p.sut_ingress)[0])[0]
+        assert link.get("IFLA_XDP").get("IFLA_XDP_PROG_ID"), "no program steers the SUT's receive"
+        new = {pid: name for pid, name in cpumap_threads().items() if pid not in before}
+        assert len(new) == 1, f"expected one cpumap thread for the SUT, found {new}"
+        (pid, name), = new.items()
+        assert name.startswith(f"{steer.THREAD_PREFIX}{where.sut_cpu}/")
+        assert os.sched_getaffinity(pid) == {where.sut_cpu}
+        # the thread processes each frame itself: no RPS hop to queue it once more
+        mask = nsexec.run_in(p.sut_ns, nsexec.read_file, placement.rps_path(p.sut_ingress),
+                             with_sysfs=True)
+        assert int(mask.replace(",", ""), 16) == 0, mask
+        worked = cpu_time_ns(pid)
+        res = tb.trial(RATE_PPS, DURATION_S)
+        assert_all_delivered(res, total_frames(RATE_PPS, DURATION_S))
+        assert cpu_time_ns(pid) > worked, "the SUT's CPU did not receive the frames"
+        with pytest.raises(KernelError, match="already has an XDP program"):
+            steer.steer_receive(p.sut_ns, p.sut_ingress, where.sut_cpu)
+    assert not set(cpumap_threads()) - before, "the cpumap thread outlived its testbed"
 
 
 @pytest.mark.parametrize("routers", [1, 4])

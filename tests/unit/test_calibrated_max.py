@@ -6,6 +6,7 @@ as IPv4."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,16 @@ def test_a_calibration_stored_before_runs_recorded_their_ip_counts_as_ipv4(
         assert run.ip == 4 and run.frame_size is None
         assert method.calibrated_max(s, 1, where) == 650_000.0
         assert method.calibrated_max(s, 1, where, ip=6) is None
+
+
+def test_a_calibration_caps_only_runs_whose_sut_receive_is_steered_alike(store: Store) -> None:
+    """ts's port is received as the SUT's ingress is: a link calibrated with RPS alone never
+    caps a run whose SUT's receive goes through a cpumap, nor the other way round."""
+    steered = placement.choose(True, "generator", generator="xdp")
+    rps = replace(steered, sut_rx="rps")
+    calibration(store, rps, 1_000_000.0)
+    assert method.calibrated_max(store, 1, steered) is None
+    assert method.calibrated_max(store, 1, rps) == 1_000_000.0
+    calibration(store, steered, 1_500_000.0)
+    assert method.calibrated_max(store, 1, steered) == 1_500_000.0
+    assert method.calibrated_max(store, 1, rps) == 1_000_000.0

@@ -13,8 +13,8 @@ def _pinned(generator: placement.GeneratorPath) -> placement.Placement:
 
 
 @pytest.mark.parametrize(("requested", "generator", "pinned", "hook"), [
-    ("auto", "xdp", True, "tc"),  # XDP would run in the generator's CPU's poll
-    ("auto", "sendmmsg", True, "tc"),  # its veth_xmit also runs the peer's poll on CPU 0
+    ("auto", "xdp", True, "xdp"),  # every SUT's receive goes through a cpumap: XDP steered
+    ("auto", "sendmmsg", True, "tc"),  # its frames are socket buffers before the SUT's poll
     ("auto", "xdp", False, "auto"),  # unpinned: no SUT CPU to keep apart
     ("xdp", "xdp", True, "xdp"),  # asked for: measured as asked
     ("tc", "sendmmsg", True, "tc"),
@@ -37,8 +37,8 @@ def test_a_shared_scenario_runs_at_the_settled_hook_and_records_it(tmp_path: obj
     ctx = method.RunContext(store, _pinned("xdp"), profiles.get("quick"))
     sc, _ = spec.load("shared")
     ctx2, sc2 = method.placed(ctx, sc)
-    assert sc.sut.hook == "auto" and sc2.sut.hook == "tc"
-    assert ctx2.placement.as_record()["engine_hook"] == "tc"
+    assert sc.sut.hook == "auto" and sc2.sut.hook == "xdp"
+    assert ctx2.placement.as_record()["engine_hook"] == "xdp"
     native, _ = spec.load("native-routed")
     ctx3, native2 = method.placed(ctx, native)
     assert native2 is native and "engine_hook" not in ctx3.placement.as_record()
@@ -57,9 +57,12 @@ def test_the_engine_at_xdp_records_which_cpu_it_forwards_on(tmp_path: object) ->
     ctx2, sc2 = method.placed(ctx, sender)
     assert ctx2.placement.as_record()["xdp_cpu"] == "sender" and sc2.sut.xdp_cpu == "sender"
     assert "on CPU 0 (the sender's poll)" in ctx2.placement.describe()
-    tc, _ = spec.load("shared")  # auto: tc in a pinned testbed, no XDP CPU to record
-    ctx3, _ = method.placed(ctx, tc)
-    assert "xdp_cpu" not in ctx3.placement.as_record()
+    auto, _ = spec.load("shared")  # auto with the XDP generator: XDP, steered to the SUT
+    ctx3, _ = method.placed(ctx, auto)
+    assert ctx3.placement.as_record()["xdp_cpu"] == "sut"
+    tc, _ = spec.load("shared", {"sut.hook": "tc"})  # tc: no XDP CPU to record
+    ctx4, _ = method.placed(ctx, tc)
+    assert "xdp_cpu" not in ctx4.placement.as_record()
 
 
 def test_only_the_engine_at_xdp_has_a_cpu_to_choose() -> None:
@@ -78,3 +81,28 @@ def test_the_cli_hook_xdp_sender_is_xdp_on_the_senders_cpu() -> None:
     assert overrides(None, None, None, hook=XDP_SENDER) == {"sut.hook": "xdp",
                                                             "sut.xdp_cpu": "sender"}
     assert overrides(None, None, None, hook="xdp") == {"sut.hook": "xdp"}
+
+
+def test_the_xdp_generator_steers_the_suts_receive_to_its_cpu_and_says_so() -> None:
+    xdp = _pinned("xdp")
+    assert xdp.sut_rx == "cpumap" and xdp.as_record()["sut_rx"] == "cpumap"
+    assert "SUT receive (cpumap) on CPU 1" in xdp.describe()
+    # the sendmmsg generator's frames are socket buffers before the SUT sees them: RPS alone,
+    # recorded as every record before steering was
+    mmsg = _pinned("sendmmsg")
+    assert mmsg.sut_rx == "rps" and "sut_rx" not in mmsg.as_record()
+    assert "SUT receive (RPS)" in mmsg.describe()
+    assert placement.choose(False, generator="xdp").sut_rx == "rps"
+
+
+def test_userspace_engines_and_remote_suts_keep_rps() -> None:
+    xdp = _pinned("xdp")
+    user = placement.for_userspace(xdp)
+    assert user.sut_cpu == user.generator_cpu and user.sut_rx == "rps"
+    assert placement.across_hosts(xdp).sut_rx == "rps"
+    assert placement.across_hosts(xdp).generator == "xdp"
+
+
+def test_a_sut_on_a_machine_of_its_own_gives_the_engine_tc() -> None:
+    """Across hosts the SUT's receive is RPS's: its frames are socket buffers at the engine."""
+    assert placement.engine_hook("auto", placement.across_hosts(_pinned("xdp"))) == "tc"

@@ -18,7 +18,7 @@ from vrlab import placement, profiles
 from vrlab.errors import UsageError
 from vrlab.method import RunContext
 from vrlab.paper import claims, figures, reproduce, verdicts
-from vrlab.paper.figures import FIGURES, REPEATED, SHARED_N, SHARED_XDP_N, SweepKey
+from vrlab.paper.figures import FIGURES, REPEATED, SHARED_HOOKS_N, SHARED_N, SweepKey
 from vrlab.results import SINK_BACKLOG_DROPS, RunInfo, TrialResult
 from vrlab.store.db import Store
 
@@ -266,7 +266,8 @@ def test_the_direct_link_that_lost_nothing_reads_no_loss(store: Store, tmp_path:
     rows = [line for line in fig4.splitlines() if line.startswith("| TG→TS")]
     assert len(rows) == 3
     assert all(f"| ≥ {RATES[-1] / 1e3:.0f} kpps (no loss) |" in r for r in rows)
-    assert "SUT" not in fig4
+    assert "SUT" not in fig4.replace(figures.DIRECT_NOTE, ""), "only the note names a SUT"
+    assert fig4.count(figures.DIRECT_NOTE) == 1
 
 
 @pytest.mark.parametrize(("ip", "says"), [
@@ -573,13 +574,38 @@ def test_shared_section_sets_the_two_hooks_side_by_side(store: Store, tmp_path: 
             for n in SHARED_N}
     for n, row in rows.items():
         cells = [c.strip() for c in row.strip("|").split("|")]
-        if n in SHARED_XDP_N:
+        if n in SHARED_HOOKS_N:
             assert cells[5] == "300-306 kpps" and cells[-2] == "0.50", row
             assert cells[6].startswith("1200-"), row
             assert cells[-1] == ("≥ 2.00" if n == 1 else "2.00"), row
         else:
             assert cells[5] == cells[6] == "not measured" and cells[-1] == cells[-2] == "-", row
         assert cells[7] == "0.95", row
+
+
+def test_with_the_engine_at_xdp_the_tc_hook_stands_beside_it(store: Store,
+                                                             tmp_path: Path) -> None:
+    """Where the testbed settled the engine at XDP, the named hook beside it is tc: its
+    column, its ratio and the text say so, and the named XDP series is the main one."""
+    ndr_runs = {"native-routed": [_searched(store, "native-routed", 600_000.0)]}
+    for s in FIGURES["shared"].series:
+        if s.routers is None or s.engine != "ebpf" or s.xdp_cpu == "sender" or s.hook == "xdp":
+            continue
+        pps, where = (300_000.0, {}) if s.hook == "tc" else (900_000.0, {"engine_hook": "xdp"})
+        ndr_runs[s.key] = [_searched(store, s.key, pps, where=where)]
+    md = reproduce.write_report(store, ["shared"], {}, {}, tmp_path, "quick", ndr_runs)
+    sec = section(md.read_text(), "## Beyond the paper:")
+    assert "The engine runs at the XDP hook here" in sec and "through a cpumap" in sec
+    assert "| engine at XDP: NDR (median search) |" in sec and "| engine at tc: NDR |" in sec
+    assert "| XDP / native |" in sec and "| tc / native |" in sec
+    for n in SHARED_N:
+        cells = [c.strip() for c in next(line for line in sec.splitlines()
+                                         if line.startswith(f"| {n} |")).strip("|").split("|")]
+        assert cells[7] == "1.50"
+        if n in SHARED_HOOKS_N:
+            assert cells[5] == "300-306 kpps" and cells[-2] == "0.50"
+        else:
+            assert cells[5] == "not measured" and cells[-2] == "-"
 
 
 def test_a_ratio_over_a_native_router_at_its_ceiling_is_a_ceiling_or_inconclusive(
@@ -620,13 +646,20 @@ def test_a_ratio_of_a_search_at_its_ceiling_over_a_native_router_below_it_is_a_f
     assert cells[-4:] == ["n/a", "n/a", "≥ 1.50", "n/a"], row
 
 
-def test_the_engine_at_xdp_is_searched_once_and_the_testbed_hook_in_rounds() -> None:
-    xdp = {s.key for s in FIGURES["shared"].series if s.hook == "xdp"}
-    assert xdp == {f"shared-r{n}-ebpf-xdp{cpu}{'' if n == 1 else f'-f{n}'}"
-                   for n in SHARED_XDP_N for cpu in ("", "-sender")}
+def test_the_named_hooks_are_searched_once_and_the_testbed_hook_in_rounds() -> None:
+    named = {s.key for s in FIGURES["shared"].series if s.hook is not None}
+    assert named == {f"shared-r{n}-ebpf-{hook}{'' if n == 1 else f'-f{n}'}"
+                     for n in SHARED_HOOKS_N for hook in ("tc", "xdp", "xdp-sender")}
     keys = {k.key for k in reproduce.searches(["shared"])}
-    assert xdp <= keys
-    assert not xdp & REPEATED
+    assert named <= keys
+    assert not named & REPEATED
+    # the named hook the testbed settled on is the main series itself: not searched again
+    for auto, other in (("xdp", "tc"), ("tc", "xdp")):
+        settled = {k.key for k in reproduce.searches(["shared"], auto)}
+        assert {k for k in named if k.endswith(f"-{auto}") or f"-{auto}-f" in k} \
+            .isdisjoint(settled), auto
+        assert {k for k in named if f"-{other}" in k} <= settled, auto
+        assert {f"shared-r{n}-ebpf{'' if n == 1 else f'-f{n}'}" for n in SHARED_N} <= settled
     assert "shared-r64-ebpf-f64" in REPEATED and "shared-r64-guests-f64" not in REPEATED
     assert "native-routed" in REPEATED
     # host-routed sits at the generator's limit: searched in rounds; host-bridged once

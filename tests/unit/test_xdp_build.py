@@ -14,7 +14,7 @@ import pytest
 
 from vrlab.bpf import libbpf, toolchain
 from vrlab.errors import ToolchainError, TrafficError, VrlabError
-from vrlab.traffic.xdp import build
+from vrlab.traffic.xdp import build, steer
 
 needs_clang = pytest.mark.skipif(shutil.which("clang") is None,
                                  reason="clang is not installed (apt-get install clang "
@@ -82,3 +82,14 @@ def test_sender_refuses_bad_arguments_before_touching_the_kernel(
 
     with pytest.raises(TrafficError, match=why):
         LiveSender(1, frames, obj_path=Path("/nonexistent.o"), **kw)
+
+
+@needs_clang
+def test_the_receive_steering_program_holds_its_cpumap(tmp_path: Path) -> None:
+    obj = build.build(steer.SOURCE, cache=tmp_path)
+    with libbpf.BpfObject(obj, load=False) as o:
+        assert o.sections() == {steer.PROGRAM: "xdp"}
+        maps = o.maps()
+    # the cpumap's entries must cover every CPU the steering accepts
+    assert {"cpus", "steer"} <= set(maps)
+    assert maps["cpus"][0] == 16 and maps["cpus"][3] == steer.MAX_CPUS  # BPF_MAP_TYPE_CPUMAP

@@ -18,8 +18,10 @@ from vrlab.errors import KernelError, ToolchainError
 #: UAPI ``BPF_F_TEST_XDP_LIVE_FRAMES`` (linux/bpf.h): frames really leave, and the program's
 #: XDP_TX or XDP_REDIRECT verdict sends them.
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
-#: UAPI ``XDP_FLAGS_*`` (linux/if_link.h): generic XDP (run on skbs the device received), and
-#: native XDP (in the driver, refused where the driver has none).
+#: UAPI ``XDP_FLAGS_*`` (linux/if_link.h): refuse to replace a program already attached, generic
+#: XDP (run on skbs the device received), and native XDP (in the driver, refused where the
+#: driver has none).
+XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
 #: UAPI ``enum bpf_attach_type`` (linux/bpf.h): an XDP program held by a link; tcx ingress.

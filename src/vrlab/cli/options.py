@@ -73,8 +73,10 @@ def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--hook", type=click.Choice(["xdp", XDP_SENDER, "tc", "auto"]),
                      default=None,
                      help="Scenario 'shared' with the eBPF engine only: run the engine at XDP "
-                     "or tc. Default (auto): tc where the SUT has a CPU of its own (XDP "
-                     "would run on the generator's CPU), native XDP elsewhere. xdp steers "
+                     "or tc. Default (auto): with the XDP generator in a pinned testbed, XDP "
+                     "steered to the SUT's CPU, the faster hook there; tc where the SUT's "
+                     "frames are socket buffers first (sendmmsg, a testbed file); native XDP "
+                     "outside a testbed. xdp steers "
                      "the forwarding to the SUT's CPU (a cpumap); xdp-sender leaves it in the "
                      "generator's CPU, where XDP on a veth runs, so the result is at most "
                      "what the generator offers. Recorded with the results.")(f)
@@ -148,6 +150,7 @@ def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Prof
     from vrlab.hosts.tester import TesterTestbed
 
     file, _ = testbed_spec.load(testbed)
+    where_cpus = placement.across_hosts(where_cpus)
 
     def on_hosts(plan_for: Callable[[str], Plan], pl: placement.Placement,
                  traffic: TrafficSettings, name: str) -> Testbed:

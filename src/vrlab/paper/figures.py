@@ -66,10 +66,13 @@ IDLE_N = (1, 2, 4, 6)
 GUEST_N = (1, 2, 4, 6)
 MIXED_N = (2, 3, 4, 6)
 SHARED_N = (1, 4, 16, 64)
-#: the router counts at which a reproduction also measures the shared engine at its XDP hook
-#: (once each: the testbed's default for the engine is tc, see placement.engine_hook), steered
-#: to the SUT's CPU and left on the sender's
-SHARED_XDP_N = (1, 64)
+#: the router counts at which a reproduction also measures the shared engine at each named hook
+#: (once each) and at XDP left on the sender's CPU, beside the main series at the hook the
+#: testbed settles for ``auto`` (placement.engine_hook). The named hook that is the settled one
+#: is that series itself, measured once (:func:`measured_as`)
+SHARED_HOOKS_N = (1, 64)
+#: the hooks named beside the main series
+HOOKS = ("tc", "xdp")
 
 
 def _u(scenario: str, ns: tuple[int, ...]) -> tuple[SweepKey, ...]:
@@ -88,6 +91,15 @@ USERSPACE_NOTE = (
     "series' peak is what the guests forwarded at least (≥), not their limit.")
 
 
+#: what the tg→ts link measures: the testbed's own CPU as every SUT run has it
+DIRECT_NOTE = (
+    "With the XDP generator, ts's port is received here the way the SUT's ingress is in every "
+    "run (`sut_rx` cpumap in the placement): its poll hands each frame to the SUT's CPU, "
+    "which builds its socket buffer, and the sink counts it after RPS on the generator's CPU. "
+    "So the generator's CPU does per frame what it does with a SUT in between, and this "
+    "link's loss-free rate is the testbed's own limit in those runs.")
+
+
 def _shared(engine: str, ns: tuple[int, ...] = SHARED_N, hook: str | None = None,
             xdp_cpu: str | None = None) -> tuple[SweepKey, ...]:
     """One flow per router, so every router's table is used (bench/shared_engine.py goes to
@@ -98,7 +110,7 @@ def _shared(engine: str, ns: tuple[int, ...] = SHARED_N, hook: str | None = None
 
 FIGURES: dict[str, Figure] = {f.name: f for f in (
     Figure("fig4", "Fig. 4", "TG to TS link performance (generator calibration)",
-           tuple(SweepKey("direct", None, f) for f in (1, 8, 32))),
+           tuple(SweepKey("direct", None, f) for f in (1, 8, 32)), note=DIRECT_NOTE),
     Figure("fig5", "Fig. 5", "Native: bridged vs routed vs hybrid",
            (NATIVE_B, NATIVE_R, NATIVE_H)),
     Figure("fig7", "Fig. 7", "Host bridged forwarding with N idle guests vs native",
@@ -127,8 +139,9 @@ FIGURES: dict[str, Figure] = {f.name: f for f in (
             *_n("host-routed", IDLE_N)), ndr=True),
     Figure("shared", "Sec. 6 (future work)",
            "One shared forwarding engine vs forwarding in each router's guest",
-           (NATIVE_R, *_shared("ebpf"), *_shared("guests"), *_shared("ebpf", SHARED_XDP_N, "xdp"),
-            *_shared("ebpf", SHARED_XDP_N, "xdp", "sender")),
+           (NATIVE_R, *_shared("ebpf"), *_shared("guests"),
+            *(k for h in HOOKS for k in _shared("ebpf", SHARED_HOOKS_N, h)),
+            *_shared("ebpf", SHARED_HOOKS_N, "xdp", "sender")),
            ndr=True, scaling=True),
 )}
 
@@ -151,14 +164,27 @@ REPEATED: frozenset[str] = frozenset(
     | {s.key for s in _n("host-routed", IDLE_N)})
 
 
-def searches(names: list[str]) -> list[SweepKey]:
-    """The configurations whose throughput the named figures search for, each once."""
+def measured_as(key: SweepKey, auto_hook: str | None) -> SweepKey:
+    """The series that measures ``key`` when the testbed settles the engine's ``auto`` hook to
+    ``auto_hook``: the engine at that hook, steered to the SUT's CPU, is the main series
+    (hook None), not a search of its own."""
+    if key.engine == "ebpf" and key.hook is not None and key.hook == auto_hook and \
+            key.xdp_cpu is None:
+        return SweepKey(key.scenario, key.guests, key.flows, key.routers, key.engine,
+                        key.guest_kind)
+    return key
+
+
+def searches(names: list[str], auto_hook: str | None = None) -> list[SweepKey]:
+    """The configurations whose throughput the named figures search for, each once; with
+    ``auto_hook``, the testbed's hook for the shared engine, a series at that named hook is
+    left to the main series that measures it (:func:`measured_as`)."""
     seen: dict[str, SweepKey] = {}
     for n in names:
         if FIGURES[n].ndr:
             for s in FIGURES[n].series:
-                seen.setdefault(s.key, s)
-    return list(seen.values())
+                seen.setdefault(s.key, measured_as(s, auto_hook))
+    return list({k.key: k for k in seen.values()}.values())
 
 
 def needed(names: list[str]) -> list[SweepKey]:

@@ -21,7 +21,7 @@ from vrlab.paper.across import Across, HostRole
 from vrlab.paper.figures import FIGURES, LATENCY, REPEATED, SweepKey, needed, searches
 from vrlab.paper.report import FAMILY, write_report
 from vrlab.paper.throughput_report import NdrRuns
-from vrlab.placement import Placement
+from vrlab.placement import Placement, engine_hook
 from vrlab.plan import wiring
 from vrlab.plan.model import Plan
 from vrlab.testbed import Testbed, TrafficSettings
@@ -200,7 +200,8 @@ def reproduce(ctx: RunContext, figs: list[str], out: Path, progress: Progress,
     runs: dict[str, int] = {}
     for key in keys:
         runs[key.key] = run_sweep(rctx, key, progress, session, ip)
-    ndr_keys = [k for k in searches(figs) if on is None or on.measurable(k)]
+    ndr_keys = [k for k in searches(figs, engine_hook("auto", rctx.placement))
+                if on is None or on.measurable(k)]
     rounds = rctx.profile.search_repeats
     if ndr_keys and on_phase:
         on_phase(f"{len(ndr_keys)} throughput searches (NDR/PDR), the repeated ones in "

@@ -121,16 +121,20 @@ def _goals_sentence(rows: dict[str, dict[str, SearchRow]]) -> str:
             "the generator's calibrated maximum; a bound the generator could not offer is marked.")
 
 
-def _testbed_hook(store: Store, ndr_runs: NdrRuns) -> str:
+def _testbed_hook(store: Store, ndr_runs: NdrRuns) -> str | None:
     """The hook the testbed gave the shared engine where the scenario left it the choice, as
-    the searches recorded it; "its default hook" for runs that recorded none."""
+    the searches recorded it; None for runs that recorded none."""
     for s in FIGURES["shared"].series:
         if s.engine == "ebpf" and s.hook is None:
             for run_id in ndr_runs.get(s.key, ()):
                 hook = store.run(run_id).placement.get("engine_hook")
                 if hook:
-                    return "XDP" if hook == "xdp" else hook
-    return "its default hook"
+                    return hook
+    return None
+
+
+def hook_name(hook: str | None) -> str:
+    return "its default hook" if hook is None else "XDP" if hook == "xdp" else hook
 
 
 def _limited(r: SearchRow) -> bool:
@@ -154,7 +158,11 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
         return r if r is not None and r.lower_pps is not None else None
 
     native = ndr(figures.NATIVE_R)
-    hook = _testbed_hook(store, ndr_runs)
+    main_hook = _testbed_hook(store, ndr_runs)
+    hook = hook_name(main_hook)
+    #: the named hook beside the main series: the one the testbed did not settle on
+    other_hook = next(h for h in figures.HOOKS if h != (main_hook or "tc"))
+    other = hook_name(other_hook)
     series: dict[str, list[tuple[int, float, bool]]] = {}
     ranges: dict[str, list[tuple[int, float, float]]] = {}
     for s in fig.series:
@@ -163,8 +171,7 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
             continue
         name = ("each router in its guest" if s.engine == "guests" else
                 "shared eBPF engine at XDP, on the sender's CPU" if s.xdp_cpu == "sender" else
-                "shared eBPF engine at XDP" if s.hook == "xdp" else
-                f"shared eBPF engine at {hook}")
+                f"shared eBPF engine at {hook_name(s.hook or main_hook)}")
         series.setdefault(name, []).append(
             (s.routers, r.lower_pps / 1e3, bool(r.result.get("upper_is_max"))))
         sp = repeated.spread(r)
@@ -182,13 +189,19 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
              "lowest to the highest repeat; a hollow point reached the search's ceiling (the "
              "generator's calibrated maximum), so it is only a floor.", "",
              f"The engine runs at the {hook} hook here, the testbed's choice for it "
-             "(`placement.engine_hook`): XDP on the SUT's ingress runs "
-             "inside that veth's receive poll on the generator's CPU, and the testbed steers it "
-             "to the SUT's CPU through a cpumap, whose queue drops frames before the SUT's CPU "
-             "is busy (docs/design-notes.md). The engine at XDP is measured too, at N = "
-             f"{', '.join(map(str, figures.SHARED_XDP_N))}, one search each, so the two hooks "
-             "stand side by side: steered to the SUT's CPU, and left on the sender's (the "
-             "generator's CPU, where XDP on a veth runs). Left there, the engine has no CPU of "
+             "(`placement.engine_hook`). "
+             + ("With the XDP generator the testbed hands every frame from the SUT's ingress "
+                "poll, which runs on the generator's CPU, to the SUT's CPU through a cpumap, "
+                "the native router's frames as much as the engine's; there the engine at XDP "
+                "forwards each frame without building a socket buffer for it. "
+                if main_hook == "xdp" else
+                "Here the SUT's receive is steered by RPS, so its frames are socket buffers "
+                "before the engine sees them, and tc takes them as they are. "
+                if main_hook == "tc" else "")
+             + f"The engine at {other} is measured too, at N = "
+             f"{', '.join(map(str, figures.SHARED_HOOKS_N))}, one search each, so the two "
+             "hooks stand side by side, and so is XDP left on the sender's CPU (the "
+             "generator's, where XDP on a veth runs). Left there, the engine has no CPU of "
              "its own and takes the generator's: its NDR is at most what the generator offers "
              "beside it, so where the search reached the generator's limit its ratio is a "
              "floor (marked ≥), and it says what XDP forwards with less CPU than the native "
@@ -207,9 +220,9 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
                                   reference=ref, ranges=ranges)
         lines += [f"![shared engine]({p.name})" for p in paths if p.suffix == ".png"]
     lines += ["", f"| N | engine at {hook}: NDR (median search) | its repeats | guests NDR "
-              "(median search) | its repeats | engine at XDP: NDR | engine at XDP, sender's "
-              f"CPU: NDR | {hook} / native | guests / native | XDP / native | XDP, sender's "
-              "CPU / native |",
+              f"(median search) | its repeats | engine at {other}: NDR | engine at XDP, "
+              f"sender's CPU: NDR | {hook} / native | guests / native | {other} / native | "
+              "XDP, sender's CPU / native |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     base = native.lower_pps if native and native.lower_pps else None
     engine: dict[int, SearchRow | None] = {}
@@ -228,14 +241,14 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
     for n in figures.SHARED_N:
         sh = ndr(SweepKey("shared", None, n, n, "ebpf"))
         gu = ndr(SweepKey("shared", None, n, n, "guests"))
-        xdp = ndr(SweepKey("shared", None, n, n, "ebpf", hook="xdp"))
+        oth = ndr(SweepKey("shared", None, n, n, "ebpf", hook=other_hook))
         snd = ndr(SweepKey("shared", None, n, n, "ebpf", hook="xdp", xdp_cpu="sender"))
-        both = n in figures.SHARED_XDP_N
+        both = n in figures.SHARED_HOOKS_N
         engine[n] = sh
         lines.append(f"| {n} | {bounds(sh)} | {_span(sh)} | {bounds(gu)} | {_span(gu)} | "
-                     f"{bounds(xdp) if both else 'not measured'} | "
+                     f"{bounds(oth) if both else 'not measured'} | "
                      f"{bounds(snd) if both else 'not measured'} | {ratio(sh)} | {ratio(gu)} | "
-                     f"{ratio(xdp) if both else '-'} | {ratio(snd) if both else '-'} |")
+                     f"{ratio(oth) if both else '-'} | {ratio(snd) if both else '-'} |")
     if native is not None:
         lines.append(f"\nOne native router (native-routed): NDR {bounds(native)}; its "
                      f"repeats {_span(native)}.")

@@ -38,8 +38,9 @@ CFLAGS = ("-mcpu=v3",)
 #: to measure the difference).
 PORTS_AS_HASH = False
 #: frames a steered CPU's queue holds (``steer_to``): bursts wait there, as they do in the
-#: kernel's 1000-frame backlog on the tc hook, where a veth's own ring holds 256
-STEER_QUEUE = 2048
+#: kernel's 1000-frame backlog on the tc hook, where a veth's own ring holds 256. The kernel's
+#: largest, as the testbed's own receive steering takes (``vrlab.traffic.xdp.steer``)
+STEER_QUEUE = 16384
 
 
 def hook_of(attachment: str) -> str:
