@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -176,6 +177,10 @@ def test_with_the_xdp_generator_the_suts_own_cpu_builds_its_received_frames() ->
         assert cpu_time_ns(pid) > worked, "the SUT's CPU did not receive the frames"
         with pytest.raises(KernelError, match="already has an XDP program"):
             steer.steer_receive(p.sut_ns, p.sut_ingress, where.sut_cpu)
+    # the kernel frees the map, and stops its thread, after an RCU grace period
+    deadline = time.monotonic() + 10.0
+    while set(cpumap_threads()) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not set(cpumap_threads()) - before, "the cpumap thread outlived its testbed"
 
 
