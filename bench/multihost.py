@@ -51,7 +51,10 @@ def main() -> None:
         raise SystemExit("needs root (it builds testbeds and simulated hosts)")
     sc, text = spec.load("native-routed", {"traffic.ip": int(args.ip)})
     path, why = senders.resolve("auto")
-    pl = placement.choose(True, "generator" if path == "xdp" else "sut", generator=path)
+    # the local testbed steered as the hosts' is (RPS on the SUT's ingress: a machine of its
+    # own receives with its own NIC's poll), so the two compare like with like
+    pl = placement.across_hosts(
+        placement.choose(True, "generator" if path == "xdp" else "sut", generator=path))
     prof = profiles.with_overrides(profiles.get("quick"), args.rates, args.duration, 1)
     goals = method.ndr_goals(args.final, args.width)
     hosts_testbeds: list[HostsTestbed] = []

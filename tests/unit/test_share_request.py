@@ -147,3 +147,15 @@ def test_a_share_is_checked_before_either_testbed_reaches_an_engine(tmp_path: Pa
     local.plan = wiring.make_plan(spec.load("native-routed")[0], "abcd")
     with pytest.raises(VrlabError, match="no shared platform"):
         local.set_share(0, 1000)
+
+
+def test_a_testbed_of_machines_leaves_each_suts_receive_to_its_own_nic(tmp_path: Path) -> None:
+    """The local testbed's cpumap steering is for a SUT whose ingress veth polls on the
+    generator's CPU; a machine of its own has its own NIC's poll, so RPS is all it gets, and
+    the placement the run records says so."""
+    tb, _ = hosts_testbed(tmp_path, {})
+    local = placement.choose(True, "generator", cpus=2, generator="xdp")
+    assert local.sut_rx == "cpumap"
+    across = HostsTestbed(tb.file, shared_plan, local, TrafficSettings(), "t")
+    assert across.placement.sut_rx == "rps" and across.placement.generator == "xdp"
+    assert "sut_rx" not in across.placement.as_record()
