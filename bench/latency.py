@@ -290,9 +290,9 @@ def loads_and_floor(pl: placement.Placement, ndr: float, pdr: float, trial_s: fl
     sc, _ = spec.load("native-routed")
     loads = latency.csit_loads(ndr, pdr)
     got = []
-    for plan, label in ((lambda rid: wiring.make_plan(sc, rid), "native-routed"),
-                        (wiring.calibration_plan, "floor")):
-        with Testbed(plan, pl, TrafficSettings(), label=label) as tb:
+    for plan, where, label in ((lambda rid: wiring.make_plan(sc, rid), pl, "native-routed"),
+                               (wiring.calibration_plan, placement.rps_only(pl), "floor")):
+        with Testbed(plan, where, TrafficSettings(), label=label) as tb:
             got.append(latency.measure_loads(tb, loads, trial_s, repeats, warmup_s=0.1,
                                              residual_s=0.1))
     return loads, got[0], got[1]
@@ -308,7 +308,8 @@ def attack(pl: placement.Placement, engine: str, trial_s: float, rounds: int,
     label = f"bench-latency attack {engine}"
     return latency_attack.attack(
         engine, latency_attack.testbed(sc, pl, label),
-        Testbed(wiring.calibration_plan, pl, latency_attack.traffic(sc), label=f"{label} floor"),
+        Testbed(wiring.calibration_plan, placement.rps_only(pl), latency_attack.traffic(sc),
+                label=f"{label} floor"),
         trial_s, rounds, burst=latency_attack.same_bursts() if same_bursts else None)
 
 

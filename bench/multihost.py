@@ -53,7 +53,7 @@ def main() -> None:
     path, why = senders.resolve("auto")
     # the local testbed steered as the hosts' is (RPS on the SUT's ingress: a machine of its
     # own receives with its own NIC's poll), so the two compare like with like
-    pl = placement.across_hosts(
+    pl = placement.rps_only(
         placement.choose(True, "generator" if path == "xdp" else "sut", generator=path))
     prof = profiles.with_overrides(profiles.get("quick"), args.rates, args.duration, 1)
     goals = method.ndr_goals(args.final, args.width)

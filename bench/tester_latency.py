@@ -54,7 +54,7 @@ def main() -> None:
         raise SystemExit("needs root (it builds testbeds and simulated hosts)")
     sc, text = spec.load("native-routed")
     # the local testbed steered as the hosts' is (RPS on the SUT's ingress), like with like
-    pl = placement.across_hosts(placement.choose(True, "generator", generator="xdp"))
+    pl = placement.rps_only(placement.choose(True, "generator", generator="xdp"))
     prof = profiles.get("quick")
     loads = [latency.Load(f"{k} kpps", float(k) * 1e3) for k in args.loads.split(",")]
     cal: dict[str, list[float]] = {"local": [], "hosts": []}

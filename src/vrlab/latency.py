@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from vrlab import histogram
+from vrlab import histogram, placement
 from vrlab.errors import UsageError
 from vrlab.framesize import min_timed_frame
 from vrlab.histogram import summary_json
@@ -224,7 +224,8 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
                                 record=store(False), progress=progress)
         base: list[LoadResult] = []
         if floor:
-            with ctx.direct(ctx.placement, traffic, "latency floor", ip) as tb:
+            with ctx.direct(placement.rps_only(ctx.placement), traffic, "latency floor",
+                            ip) as tb:
                 base = measure_loads(tb, todo, dur, repeats, warmup_s=warm,
                                      residual_s=resid, record=store(True), progress=progress)
     points = [Point(ld, sut[i].merged, sut[i].routers, sut[i].loss_ratio,

@@ -87,9 +87,12 @@ def for_userspace(pl: Placement) -> Placement:
     return replace(pl, sut_cpu=pl.generator_cpu, engine_cpu=pl.sut_cpu, sut_rx="rps")
 
 
-def across_hosts(pl: Placement) -> Placement:
-    """``pl`` for a testbed whose SUT is a machine of its own (a testbed file): its NIC's poll
-    runs on its own CPUs, so RPS there is all the steering it needs."""
+def rps_only(pl: Placement) -> Placement:
+    """``pl`` without the cpumap: every port received with RPS alone. For a SUT that is a
+    machine of its own (a testbed file), whose NIC polls on its own CPUs, so RPS there is all
+    the steering it needs; and for the latency floor (tg→ts alone), which measures the
+    testbed's own path from generator to sink: the cpumap hop, its queue and its kernel
+    thread's wake-ups stand for a SUT's receive, and in a run with a SUT they are the SUT's."""
     return replace(pl, sut_rx="rps")
 
 

@@ -99,10 +99,10 @@ def test_userspace_engines_and_remote_suts_keep_rps() -> None:
     xdp = _pinned("xdp")
     user = placement.for_userspace(xdp)
     assert user.sut_cpu == user.generator_cpu and user.sut_rx == "rps"
-    assert placement.across_hosts(xdp).sut_rx == "rps"
-    assert placement.across_hosts(xdp).generator == "xdp"
+    assert placement.rps_only(xdp).sut_rx == "rps"
+    assert placement.rps_only(xdp).generator == "xdp"
 
 
 def test_a_sut_on_a_machine_of_its_own_gives_the_engine_tc() -> None:
     """Across hosts the SUT's receive is RPS's: its frames are socket buffers at the engine."""
-    assert placement.engine_hook("auto", placement.across_hosts(_pinned("xdp"))) == "tc"
+    assert placement.engine_hook("auto", placement.rps_only(_pinned("xdp"))) == "tc"

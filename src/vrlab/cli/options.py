@@ -150,7 +150,7 @@ def run_context(db: Path | None, pin: bool, sink_rx: str, profile: profiles.Prof
     from vrlab.hosts.tester import TesterTestbed
 
     file, _ = testbed_spec.load(testbed)
-    where_cpus = placement.across_hosts(where_cpus)
+    where_cpus = placement.rps_only(where_cpus)
 
     def on_hosts(plan_for: Callable[[str], Plan], pl: placement.Placement,
                  traffic: TrafficSettings, name: str) -> Testbed:

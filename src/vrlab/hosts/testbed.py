@@ -45,7 +45,7 @@ from vrlab.hosts.guests import guest_part
 from vrlab.hosts.sharedhost import platform_part
 from vrlab.hosts.spec import TestbedFile
 from vrlab.hosts.ssh import Channel, Session, connect
-from vrlab.placement import Placement, across_hosts
+from vrlab.placement import Placement, rps_only
 from vrlab.plan.model import Plan
 from vrlab.plan.shared import platform_spec
 from vrlab.platform.layout import PlatformLayout
@@ -144,7 +144,7 @@ class HostsTestbed(Testbed):
                  placement: Placement, traffic: TrafficSettings,
                  label: str = "testbed") -> None:
         # each machine's NIC polls on that machine's CPUs: RPS there is all the steering
-        super().__init__(plan_for, across_hosts(placement),
+        super().__init__(plan_for, rps_only(placement),
                          replace(traffic, latency=traffic.latency and file.tg == file.ts), label)
         self.file = file
         self.sessions: dict[str, Session] = {}

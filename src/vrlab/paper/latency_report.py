@@ -136,7 +136,9 @@ def _loads(store: Store, runs: Mapping[str, int], out: Path,
              "`bpf_ktime_get_ns` into each frame) to the sink's tc ingress, on the same clock; "
              "idle is 10 kpps, the other loads are shares of each configuration's own PDR (the "
              "median search above) and its NDR. Each load also ran on tg→ts alone (the floor), "
-             "so the testbed's queueing is never taken for the router's. HdrHistogram, 2 "
+             "so the testbed's queueing is never taken for the router's; the floor's link is "
+             "received with RPS alone, without the cpumap hop that hands a SUT's frames to its "
+             "CPU (its queue and its thread's wake-ups are the SUT's receive). HdrHistogram, 2 "
              "significant digits; every router's and repeat's histogram merged.", ""]
     labels = {k.key: k.label for k in LATENCY}
     measured = [(k, r, labels.get(k, k), rows(store, r)) for k, r in runs.items()]
