@@ -17,12 +17,13 @@ portable one) share CPU 0, so CPU 1 is left to the SUT alone.
   best reference that ran.
 * Does it pace open loop to within 1% up to 90% of its maximum? Trials at 10-90% of vrlab's
   loss-free rate, the rate counted at the sink over the time the sender really took.
-* Has the testbed headroom over the SUT? The loss-free tg→ts rate of the testbed as every SUT
-  run has it (ts's port received as the SUT's ingress is, through a cpumap whose kernel thread
-  builds the socket buffers on CPU 1, so CPU 0 does per frame what it does with a SUT: send,
-  queue, count after RPS), over the native-routed scenario's NDR (MLRsearch as ``vrlab
-  ndr``), both in this placement. Zero-loss rates on this VM are noisy, so both are searched
-  in alternating rounds and the medians compared.
+* Has the testbed headroom over the SUT? The tg→ts NDR of the testbed as every SUT run has
+  it (ts's port received as the SUT's ingress is, through a cpumap whose kernel thread builds
+  the socket buffers on CPU 1, so CPU 0 does per frame what it does with a SUT: send, queue,
+  count after RPS), over the native-routed scenario's NDR, both searched with the same
+  MLRsearch goal (as ``vrlab ndr``; for tg→ts a shortfall of the generator counts as loss),
+  both in this placement. Zero-loss rates on this VM are noisy, so both are searched in
+  alternating rounds and the medians compared.
 
 A readable table first (each figure with its method), the last line one JSON object. Needs root,
 trafgen (netsniff-ng) and xdp-tools (./bootstrap.sh installs both). CPU-heavy; run it serialized
@@ -145,6 +146,14 @@ def loss_free(pl: placement.Placement, sink: SinkChoice, trace: bool) -> Found:
                  label="bench") as tb:
         return run_search(tb, LOSS_FREE_GOAL, MIN_PPS, MAX_PPS, LOSS_FREE_INITIAL_S, True,
                           trace)
+
+
+def testbed_ndr(pl: placement.Placement, sink: SinkChoice, trace: bool) -> Found:
+    """tg→ts searched with native-routed's own goal (a shortfall of the generator counting as
+    loss), so the headroom is a ratio of two figures of one definition."""
+    with Testbed(wiring.calibration_plan, pl, TrafficSettings(flows=1, sink=sink),
+                 label="bench") as tb:
+        return run_search(tb, NDR_GOAL, MIN_PPS, MAX_PPS, NDR_INITIAL_S, True, trace)
 
 
 def native_ndr(pl: placement.Placement, sink: SinkChoice, cap: float, trace: bool) -> Found:
@@ -379,11 +388,11 @@ def main() -> None:
                 tg_ts.append(f)
                 log(f"  loss-free {f.pps / 1e3:.1f} kpps ({f.trials} trials, {f.wall_s:.0f} s)")
                 measure_references(tb, refs, Path(tmp))
-            log(f"round {i + 1}/{args.rounds}: tg→ts loss-free search, as in SUT runs "
+            log(f"round {i + 1}/{args.rounds}: tg→ts NDR search, as in SUT runs "
                 f"({pl.describe()})")
-            t = loss_free(pl, args.sink, args.trace)
+            t = testbed_ndr(pl, args.sink, args.trace)
             testbed.append(t)
-            log(f"  loss-free {t.pps / 1e3:.1f} kpps ({t.trials} trials, {t.wall_s:.0f} s)")
+            log(f"  NDR {t.pps / 1e3:.1f} kpps ({t.trials} trials, {t.wall_s:.0f} s)")
             log(f"round {i + 1}/{args.rounds}: native-routed NDR search, capped at "
                 f"{t.pps / 1e3:.1f} kpps")
             n = native_ndr(pl, args.sink, t.pps, args.trace)
@@ -444,12 +453,13 @@ def main() -> None:
               f"{a.error:>9.3%}{a.lost:>7}")
     print(f"rate_error_max = {err_max:.4%}")
 
-    print(f"\nheadroom: loss-free tg→ts as in SUT runs (ts's port received through the "
-          f"cpumap, as the SUT's ingress is; {lf}) over native-routed NDR in the same placement "
-          f"({sc.traffic.flows} flow(s), {sc.traffic.size}-byte frames); NDR: "
+    print(f"\nheadroom: tg→ts NDR as in SUT runs (ts's port received through the cpumap, "
+          "as the SUT's ingress is; a shortfall of the generator counts as loss) over "
+          f"native-routed NDR in the same placement ({sc.traffic.flows} flow(s), "
+          f"{sc.traffic.size}-byte frames); both NDR: "
           f"{goal_text(NDR_GOAL, NDR_INITIAL_S)}, {MIN_PPS / 1e3:g} kpps up to that round's "
           "tg→ts loss-free rate, shortfall never counted as SUT loss (as `vrlab ndr`)")
-    print(f"{'round':<7}{'tg→ts kpps':>12}{'native NDR kpps':>17}{'upper kpps':>12}"
+    print(f"{'round':<7}{'tg→ts NDR':>12}{'native NDR kpps':>17}{'upper kpps':>12}"
           f"{'trials':>8}{'short':>7}{'gen max kpps':>14}{'search s':>10}")
     for i, (f, n) in enumerate(zip(testbed, ndr, strict=True), 1):
         print(f"{i:<7}{kpps(f.pps):>12}{kpps(n.pps):>17}{kpps(n.upper_pps):>12}{n.trials:>8}"
@@ -495,8 +505,10 @@ def main() -> None:
             "native_routed_generator_max_pps": [round(n.max_offered_pps) for n in ndr]},
         "methods": {
             "vrlab_pps": "median of rounds: " + lf + "; ts's port received with RPS alone",
-            "testbed_pps": "median of rounds: " + lf + "; ts's port received through the "
-                           "cpumap to the SUT's CPU, as every SUT's ingress is",
+            "testbed_pps": "median of rounds: " + goal_text(NDR_GOAL, NDR_INITIAL_S)
+                           + ", a shortfall of the generator counted as loss; ts's port "
+                           "received through the cpumap to the SUT's CPU, as every SUT's "
+                           "ingress is",
             "headroom": "testbed_pps / native_routed_ndr_pps",
             "references": f"rate at the sink sending flat out, {FINAL_S:g} s window",
             "native_routed_ndr_pps": "median of rounds: " + goal_text(NDR_GOAL, NDR_INITIAL_S),
