@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import struct
 from pathlib import Path
 
 from vrlab.errors import KernelError, ToolchainError
@@ -29,6 +30,8 @@ BPF_XDP = 37
 BPF_TCX_INGRESS = 46
 #: The kernel's upper bound on ``batch_size`` in live-frames mode (TEST_XDP_MAX_BATCH).
 MAX_BATCH_SIZE = 256
+#: The kernel's largest queue for a cpumap entry (kernel/bpf/cpumap.c's sanity limit).
+CPUMAP_MAX_QUEUE = 16384
 #: UAPI ``BTF_KIND_STRUCT`` (linux/btf.h)
 BTF_KIND_STRUCT = 4
 
@@ -269,6 +272,12 @@ class BpfObject:
 def dup(fd: int) -> int:
     """A descriptor of the same kernel object that outlives the object file's own."""
     return os.dup(fd)
+
+
+def cpumap_value(queue: int, prog_fd: int = -1) -> bytes:
+    """A cpumap entry (UAPI ``struct bpf_cpumap_val``): its queue's size, then the fd of the
+    program its kernel thread runs on each frame (-1: none, the frame goes up the stack)."""
+    return struct.pack("=Ii", queue, prog_fd)
 
 
 def xdp_attach(ifindex: int, prog_fd: int, flags: int = 0) -> None:

@@ -40,7 +40,7 @@ PORTS_AS_HASH = False
 #: frames a steered CPU's queue holds (``steer_to``): bursts wait there, as they do in the
 #: kernel's 1000-frame backlog on the tc hook, where a veth's own ring holds 256. The kernel's
 #: largest, as the testbed's own receive steering takes (``vrlab.traffic.xdp.steer``)
-STEER_QUEUE = 16384
+STEER_QUEUE = libbpf.CPUMAP_MAX_QUEUE
 
 
 def hook_of(attachment: str) -> str:
@@ -249,9 +249,8 @@ class EbpfEngine:
         if not 0 <= cpu < layout.MAX_CPUS:
             raise KernelError(f"CPU {cpu} is beyond the engine's {layout.MAX_CPUS}")
         cpus, steer = self.steering
-        # UAPI struct bpf_cpumap_val: the queue's size, then the program's fd
         cpus.update(struct.pack("=I", cpu),
-                    struct.pack("=Ii", queue, self.progs[layout.CPUMAP_PROGRAM]))
+                    libbpf.cpumap_value(queue, self.progs[layout.CPUMAP_PROGRAM]))
         steer.update(struct.pack("=I", 0), struct.pack("=I", cpu + 1))
 
     # ------------------------------------------------------------------ reading

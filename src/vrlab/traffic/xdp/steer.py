@@ -30,7 +30,7 @@ PROGRAM = "steer_rx"
 #: the largest queue the kernel gives a cpumap entry: at 500 kpps, 33 ms of frames for the
 #: SUT's CPU to catch up on. Measured, a queue of 2048 lost 9% at a rate one of 16384 carried
 #: without loss, the SUT's CPU as busy in both (docs/design-notes.md)
-QUEUE = 16384
+QUEUE = libbpf.CPUMAP_MAX_QUEUE
 #: the program's cpumap has an entry for each of these CPUs
 MAX_CPUS = 64
 #: the kernel's name for an entry's kernel thread: ``cpumap/<cpu>/map:<map id>``
@@ -51,8 +51,7 @@ def steer_receive(ns: str, dev: str, cpu: int, queue: int = QUEUE) -> None:
 def _attach(obj: Path, dev: str, cpu: int, queue: int) -> None:
     ifindex = socket.if_nametoindex(dev)
     with libbpf.BpfObject(obj) as o:
-        # UAPI struct bpf_cpumap_val: the queue's size, then a program's fd (none: -1)
-        o.update("cpus", cpu, struct.pack("=Ii", queue, -1))
+        o.update("cpus", cpu, libbpf.cpumap_value(queue))
         o.update("steer", 0, struct.pack("=I", cpu))
         try:
             libbpf.xdp_attach(ifindex, o.program_fd(PROGRAM),
