@@ -3,7 +3,7 @@ several figures (the native baselines) is measured once per reproduction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -170,8 +170,7 @@ def measured_as(key: SweepKey, auto_hook: str | None) -> SweepKey:
     (hook None), not a search of its own."""
     if key.engine == "ebpf" and key.hook is not None and key.hook == auto_hook and \
             key.xdp_cpu is None:
-        return SweepKey(key.scenario, key.guests, key.flows, key.routers, key.engine,
-                        key.guest_kind)
+        return replace(key, hook=None)
     return key
 
 
