@@ -12,8 +12,10 @@ Where the sink's receive processing (a tc program counts and drops each frame at
 depends on the generator's path, which the CLI chooses (``--sink-rx auto``): with the XDP
 generator, which has the room, it joins the generator on CPU 0 and the SUT has CPU 1 to itself.
 With the sendmmsg generator it goes to CPU 1: measured, on CPU 0 it cost that sender about a
-fifth of its rate and no sweep reached the SUT's limit. Every result records the placement
-it ran with, generator path included."""
+fifth of its rate and no sweep reached the SUT's limit. A SUT that forwards at XDP (the shared
+engine there) sends frames with no socket buffer; the sink counts them at its port's XDP hook
+(``sink_rx`` "xdp"), in the poll that runs on the SUT's CPU, so that CPU builds no socket buffer
+for the sink. Every result records the placement it ran with, generator path included."""
 
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ SinkWith = Literal["sut", "generator"]
 GeneratorPath = Literal["xdp", "sendmmsg"]
 #: how the SUT's receive work reaches its CPU (see :class:`Placement`)
 SutRx = Literal["rps", "cpumap"]
+#: where the sink counts the frames a SUT sends (see :class:`Placement`)
+SinkRx = Literal["rps", "xdp"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class Placement:
     #: socket buffer (``vrlab.traffic.xdp.steer``; the shared engine at XDP steers itself,
     #: ``xdp_cpu``); "rps": the poll builds it where it runs and RPS moves the rest
     sut_rx: SutRx = "rps"
+    #: "xdp": the sink counts at its port's XDP hook, in the poll that runs where the SUT sent
+    #: from, for a SUT that forwards at XDP (its frames have no socket buffer until one is
+    #: built for the sink); "rps": at tc ingress, after RPS took the frame to ``sink_cpu``
+    sink_rx: SinkRx = "rps"
 
     def as_record(self) -> dict[str, str]:
         rec = {k: "" if v is None else str(v) for k, v in asdict(self).items()}
@@ -62,6 +70,8 @@ class Placement:
             del rec["xdp_cpu"]  # no engine at XDP
         if self.sut_rx == "rps":
             del rec["sut_rx"]  # likewise records from before the SUT's receive was steered
+        if self.sink_rx == "rps":
+            del rec["sink_rx"]  # likewise records from before the sink counted at XDP
         return rec
 
     def describe(self) -> str:
@@ -74,8 +84,10 @@ class Placement:
         if self.xdp_cpu == "sender":
             engines += f" on CPU {self.generator_cpu} (the sender's poll)"
         how = "cpumap" if self.sut_rx == "cpumap" else "RPS"
+        sink = ("sink counting at XDP in the poll of the SUT's egress" if self.sink_rx == "xdp"
+                else f"sink receive (RPS) on CPU {self.sink_cpu}")
         return (f"generator ({self.generator}) on CPU {self.generator_cpu}, SUT receive ({how}) "
-                f"on CPU {self.sut_cpu}, sink receive (RPS) on CPU {self.sink_cpu}{engines}")
+                f"on CPU {self.sut_cpu}, {sink}{engines}")
 
 
 def for_userspace(pl: Placement) -> Placement:
@@ -92,8 +104,9 @@ def rps_only(pl: Placement) -> Placement:
     machine of its own (a testbed file), whose NIC polls on its own CPUs, so RPS there is all
     the steering it needs; and for the latency floor (tg→ts alone), which measures the
     testbed's own path from generator to sink: the cpumap hop, its queue and its kernel
-    thread's wake-ups stand for a SUT's receive, and in a run with a SUT they are the SUT's."""
-    return replace(pl, sut_rx="rps")
+    thread's wake-ups stand for a SUT's receive, and in a run with a SUT they are the SUT's.
+    The sink is received with RPS too."""
+    return replace(pl, sut_rx="rps", sink_rx="rps")
 
 
 def engine_hook(requested: str, pl: Placement) -> str:
@@ -119,10 +132,13 @@ def engine_hook(requested: str, pl: Placement) -> str:
 def for_engine(pl: Placement, requested: str, xdp_cpu: str) -> Placement:
     """``pl`` with the shared eBPF engine's hook settled (:func:`engine_hook`) and, at XDP in a
     pinned testbed, the CPU it forwards on (``xdp_cpu``: "sut" or "sender"), as results record
-    them."""
+    them. At XDP the engine sends frames with no socket buffer, and in this machine's testbed
+    (``sut_rx`` "cpumap": its veths' polls run where the frames were sent from) the sink counts
+    them so (``sink_rx`` "xdp"); a testbed of machines receives with RPS (:func:`rps_only`)."""
     hook = engine_hook(requested, pl)
     return replace(pl, engine_hook=hook,
-                   xdp_cpu=xdp_cpu if hook == "xdp" and pl.pinned else None)
+                   xdp_cpu=xdp_cpu if hook == "xdp" and pl.pinned else None,
+                   sink_rx="xdp" if hook == "xdp" and pl.sut_rx == "cpumap" else "rps")
 
 
 def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None,

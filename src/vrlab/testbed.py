@@ -249,9 +249,13 @@ class Testbed:
         reply = self.sink.call("sink", table=f"vrl{p.run_id}sink", dev=t.ts_dev,
                                routers=sink_prefixes(t),
                                count_flows=self.traffic.count_flows, latency=timed,
-                               kind=self.traffic.sink)
+                               kind=self.traffic.sink,
+                               at="xdp" if self.placement.sink_rx == "xdp" else "tc")
         #: which counter the sink uses ("tc-bpf", "nftables")
         self.sink_kind = str(reply.get("sink", ""))
+        #: where the sink's program runs on its port ("tcx", "tc", "xdp"; "nftables" for that
+        #: sink's netdev hook)
+        self.sink_hook = str(reply.get("hook", ""))
         #: how the latency probe is attached ("tcx", "tc"), "" when trials go untimed
         self.latency_attach = str(reply.get("attach", ""))
         #: "in-sink" where the tc BPF sink times frames in its own program, "own-program" where

@@ -34,6 +34,9 @@ pytestmark = [
 ]
 
 TC_ACT_SHOT = 2
+XDP_DROP = 1
+#: each hook of the BPF sink, and the verdict its program drops a frame with
+HOOKS = pytest.mark.parametrize(("at", "drop"), [("tc", TC_ACT_SHOT), ("xdp", XDP_DROP)])
 RATE_PPS = 20_000
 DURATION_S = 0.5
 ROUTERS = {"r0": "198.19.0.0/24", "r1": "198.19.1.0/24", "wide": "198.19.0.0/16"}
@@ -49,32 +52,36 @@ def ipv6_frame() -> bytes:
     return eth + bytes(46)
 
 
-def test_each_frame_counts_against_its_longest_prefix_and_is_dropped() -> None:
+@HOOKS
+def test_each_frame_counts_against_its_longest_prefix_and_is_dropped(at: str, drop: int) -> None:
     frames = ([udp("198.19.0.7")] * 3 + [udp("198.19.1.200")] * 2 + [udp("198.19.9.1")]
               + [udp("10.0.0.1")] * 4 + [ipv6_frame()])
-    with TcSink(None, ROUTERS) as sink:
+    with TcSink(None, ROUTERS, at=at) as sink:
         verdicts = {libbpf.run_once(sink.prog_fd, f) for f in frames}
         counts = sink.read()
-    assert verdicts == {TC_ACT_SHOT}
+    assert verdicts == {drop}
     assert counts.by_router == {"r0": 3, "r1": 2, "wide": 1}
     assert counts.other == 5  # four to no router's prefix, one not IPv4
     assert counts.flows == {}
 
 
-def test_flows_are_counted_only_when_asked() -> None:
+@HOOKS
+def test_flows_are_counted_only_when_asked(at: str, drop: int) -> None:
     a, b = udp("198.19.0.7", 1000, 2000), udp("198.19.0.7", 1001, 2000)
-    with TcSink(None, ROUTERS, count_flows=True) as sink:
+    with TcSink(None, ROUTERS, count_flows=True, at=at) as sink:
         for f in [a] * 3 + [b] + [ipv6_frame()]:
-            assert libbpf.run_once(sink.prog_fd, f) == TC_ACT_SHOT
+            assert libbpf.run_once(sink.prog_fd, f) == drop
         counts = sink.read()
     assert counts.by_router["r0"] == 4 and counts.other == 1
     assert counts.flows == {("198.18.0.1", "198.19.0.7", 1000, 2000): 3,
                             ("198.18.0.1", "198.19.0.7", 1001, 2000): 1}
 
 
-def test_a_frame_cut_short_of_its_ports_counts_for_its_router_but_no_flow() -> None:
-    with TcSink(None, ROUTERS, count_flows=True) as sink:
-        assert libbpf.run_once(sink.prog_fd, udp("198.19.1.7")[:36]) == TC_ACT_SHOT
+@HOOKS
+def test_a_frame_cut_short_of_its_ports_counts_for_its_router_but_no_flow(at: str,
+                                                                         drop: int) -> None:
+    with TcSink(None, ROUTERS, count_flows=True, at=at) as sink:
+        assert libbpf.run_once(sink.prog_fd, udp("198.19.1.7")[:36]) == drop
         counts = sink.read()
     assert counts.by_router["r1"] == 1 and counts.total == 1 and counts.other == 0
     assert counts.flows == {}
@@ -121,6 +128,45 @@ def test_the_nftables_sink_is_timed_by_the_probe_in_front_of_it() -> None:
         r = tb.trial(RATE_PPS, DURATION_S)
     assert r.sent > 0 and r.received == r.sent
     assert r.extra[LATENCY_TIMED] == r.received
+
+
+def test_a_sut_forwarding_at_xdp_is_counted_at_the_sinks_xdp_hook() -> None:
+    """The shared engine at XDP: the sink's own program runs at XDP on its port (through a
+    link, so it goes with the sink), counts and times every frame per router, and no socket
+    buffer reaches tc or the IP layer there."""
+    sc, _ = spec.load("shared", {"traffic.routers": 2, "sut.hook": "xdp"})
+    pl = placement.for_engine(placement.choose(True, "generator", generator="xdp"), "xdp", "sut")
+    with Testbed(lambda rid: wiring.make_plan(sc, rid), pl, TrafficSettings(flows=4),
+                 label="test_sink") as tb:
+        assert tb.plan is not None
+        t = tb.plan.traffic
+        assert tb.placement.sink_rx == "xdp" and tb.sink_hook == "xdp"
+        assert tb.latency_probe == "in-sink"
+        assert xdp_prog_id(t.ts_ns, t.ts_dev), "no XDP program on the sink's port"
+        before = ip_in_receives(t.ts_ns)
+        r = tb.trial(RATE_PPS, DURATION_S, warmup_s=0.1)
+        after = ip_in_receives(t.ts_ns)
+        assert tb.sink is not None
+        tb.sink.close()  # the sink's link goes with its process
+        tb.sink = None
+        left = xdp_prog_id(t.ts_ns, t.ts_dev)
+    assert r.sent > 0 and r.received == r.sent and r.other_received == 0
+    assert all(abs(n - r.sent / 2) <= 1 for n in r.received_by_router.values())
+    assert r.extra[LATENCY_TIMED] == r.received
+    assert after - before < 10
+    assert left == 0, "the sink's XDP program outlived its process"
+
+
+def xdp_prog_id(ns: str, dev: str) -> int:
+    """The id of the XDP program on ``dev`` in ``ns`` (0: none)."""
+    def read() -> int:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            link = ipr.get_links(ipr.link_lookup(ifname=dev)[0])[0]
+        xdp = link.get("IFLA_XDP")
+        return int(xdp.get("IFLA_XDP_PROG_ID") or 0) if xdp else 0
+    return int(nsexec.run_in(ns, read))
 
 
 def test_frames_reach_no_socket() -> None:
@@ -193,14 +239,15 @@ def udp6(dst: str, sport: int = 1000, dport: int = 2000) -> bytes:
                             sport, dport), 74)
 
 
-def test_ipv6_frames_count_in_their_own_trie_beside_ipv4() -> None:
+@HOOKS
+def test_ipv6_frames_count_in_their_own_trie_beside_ipv4(at: str, drop: int) -> None:
     frames = ([udp6("2001:2:0:100::7")] * 3 + [udp6("2001:2:0:101::1")] * 2
               + [udp6("2001:2:0:1ff::1")] + [udp6("2001:db8::1")] * 4 + [udp("198.19.0.9")]
               + [ipv6_frame()])
-    with TcSink(None, ROUTERS46, count_flows=True) as sink:
+    with TcSink(None, ROUTERS46, count_flows=True, at=at) as sink:
         verdicts = {libbpf.run_once(sink.prog_fd, f) for f in frames}
         counts = sink.read()
-    assert verdicts == {TC_ACT_SHOT}
+    assert verdicts == {drop}
     assert counts.by_router == {"r0": 4, "r1": 2, "wide": 1}
     assert counts.other == 5  # four to no router's prefix, one to ::
     assert counts.flows[("2001:2::1", "2001:2:0:100::7", 1000, 2000)] == 3

@@ -106,3 +106,33 @@ def test_userspace_engines_and_remote_suts_keep_rps() -> None:
 def test_a_sut_on_a_machine_of_its_own_gives_the_engine_tc() -> None:
     """Across hosts the SUT's receive is RPS's: its frames are socket buffers at the engine."""
     assert placement.engine_hook("auto", placement.rps_only(_pinned("xdp"))) == "tc"
+
+
+@pytest.mark.parametrize(("generator", "requested", "sink_rx"), [
+    ("xdp", "auto", "xdp"),  # the engine settles at XDP: its frames reach the sink unbuilt
+    ("xdp", "xdp", "xdp"),
+    ("xdp", "tc", "rps"),  # at tc the engine sends socket buffers, which RPS hands on
+    ("sendmmsg", "xdp", "rps"),  # no cpumap steering: a testbed received with RPS alone
+])
+def test_the_sink_counts_at_xdp_only_behind_an_engine_forwarding_at_xdp(
+        generator: placement.GeneratorPath, requested: str, sink_rx: str) -> None:
+    pl = placement.for_engine(_pinned(generator), requested, "sut")
+    assert pl.sink_rx == sink_rx
+    rec = pl.as_record()
+    if sink_rx == "xdp":
+        assert rec["sink_rx"] == "xdp"
+        assert "sink counting at XDP" in pl.describe() and "sink receive" not in pl.describe()
+    else:
+        assert "sink_rx" not in rec  # recorded as every record before the XDP sink was
+        assert "sink receive (RPS) on CPU" in pl.describe()
+
+
+def test_a_native_router_and_a_testbed_of_machines_keep_the_tc_sink(tmp_path: object) -> None:
+    store = Store(tmp_path / "r.sqlite")  # type: ignore[operator]
+    ctx = method.RunContext(store, _pinned("xdp"), profiles.get("quick"))
+    native, _ = spec.load("native-routed")
+    assert method.placed(ctx, native)[0].placement.sink_rx == "rps"
+    shared, _ = spec.load("shared")
+    at_xdp = method.placed(ctx, shared)[0].placement
+    assert at_xdp.sink_rx == "xdp"
+    assert placement.rps_only(at_xdp).sink_rx == "rps"

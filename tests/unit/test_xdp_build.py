@@ -93,3 +93,16 @@ def test_the_receive_steering_program_holds_its_cpumap(tmp_path: Path) -> None:
     # the cpumap's entries must cover every CPU the steering accepts
     assert {"cpus", "steer"} <= set(maps)
     assert maps["cpus"][0] == 16 and maps["cpus"][3] == steer.MAX_CPUS  # BPF_MAP_TYPE_CPUMAP
+
+
+@needs_clang
+def test_each_sink_program_has_an_xdp_twin_in_the_same_object(tmp_path: Path) -> None:
+    """One object, so a sink at XDP counts into the very maps the tc sink's reader reads."""
+    from vrlab.traffic.xdp import tcsink
+
+    obj = build.build(tcsink.SOURCE, cache=tmp_path)
+    with libbpf.BpfObject(obj, load=False) as o:
+        sections = o.sections()
+    assert {sections[tc] for tc in tcsink.XDP_PROGRAMS} == {"tc"}
+    assert {sections[x] for x in tcsink.XDP_PROGRAMS.values()} == {"xdp"}
+    assert len(sections) == 2 * len(tcsink.XDP_PROGRAMS)

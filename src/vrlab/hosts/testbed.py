@@ -319,6 +319,7 @@ class HostsTestbed(Testbed):
                           routers=sink_prefixes(t), count_flows=self.traffic.count_flows,
                           latency=timed, kind=self.traffic.sink)
         self.sink_kind = str(reply.get("sink", ""))
+        self.sink_hook = str(reply.get("hook", ""))
         self.latency_attach = str(reply.get("attach", ""))
         self.latency_probe = str(reply.get("probe", ""))
         self.router_names = [r.name for r in t.routers]

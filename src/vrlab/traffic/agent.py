@@ -80,8 +80,10 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                 sink = probe = None
                 timed = bool(msg.get("latency"))
                 sink, why = open_sink(msg.get("kind", "auto"), msg["table"], msg["dev"],
-                                      msg["routers"], msg["count_flows"], timed=timed)
-                reply = {"ok": True, "sink": sink.kind, "sink_note": why}
+                                      msg["routers"], msg["count_flows"], timed=timed,
+                                      at=msg.get("at", "tc"))
+                reply = {"ok": True, "sink": sink.kind, "sink_note": why,
+                         "hook": sink.how if isinstance(sink, TcSink) else "nftables"}
                 if timed and isinstance(sink, TcSink):
                     reply.update(attach=sink.how, probe="in-sink")
                 elif timed:  # nftables counts in its netdev hook, after tc's probe

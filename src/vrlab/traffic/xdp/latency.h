@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * The latency probe's work on one frame, shared by the probe's own program
- * (latency.bpf.c, in front of the nftables sink) and the tc BPF sink's timed
- * programs (sink.bpf.c), which time a frame and count it in one program run:
- * a second program on the same hook costs every frame its own dispatch.
+ * (latency.bpf.c, in front of the nftables sink) and the BPF sink's timed
+ * programs (sink.bpf.c, at tc or XDP), which time a frame and count it in one
+ * program run: a second program on the same hook costs every frame its own
+ * dispatch.
  *
  * The XDP generator (xdpgen.bpf.c) writes bpf_ktime_get_ns() into the UDP
  * payload of the frames it stamps; generator and sink share that clock (one
@@ -106,28 +107,25 @@ static __always_inline struct probe *probe_at(void *data, void *data_end, __u32 
 }
 
 /*
- * Times the frame if it carries a stamp. Direct packet access, and an early
- * return for a frame without one: at high rates the generator stamps only
- * some frames, and the others must cost next to nothing. The EtherType the
- * kernel already read (skb->protocol) picks the family, so the frame's own
- * bytes are read only where the probe would be. A frame whose first bytes
- * are not in the linear part of its skb (none of the testbed's are) goes
- * untimed.
+ * Times the frame at data..data_end if it carries a stamp. Direct packet
+ * access, and an early return for a frame without one: at high rates the
+ * generator stamps only some frames, and the others must cost next to
+ * nothing. ``proto`` is the frame's EtherType in network order, as the
+ * caller already has it (skb->protocol at tc, the Ethernet header at XDP),
+ * so the frame's own bytes are read only where the probe would be.
  */
-static __always_inline void time_frame(struct __sk_buff *skb)
+static __always_inline void time_frame_at(void *data, void *data_end, __u16 proto)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	struct probe *p;
 	__u64 stamp, now, d;
 	struct hist *h;
 	__u32 router, idx;
 
-	if (skb->protocol == bpf_htons(PROBE_ETH_IP)) {
+	if (proto == bpf_htons(PROBE_ETH_IP)) {
 		p = probe_at(data, data_end, PAYLOAD_OFF, IP_PROTO_OFF);
 		if (!p || ((__u8 *)data)[IP_VER_IHL_OFF] != 0x45)
 			return;
-	} else if (skb->protocol == bpf_htons(PROBE_ETH_IPV6)) {
+	} else if (proto == bpf_htons(PROBE_ETH_IPV6)) {
 		p = probe_at(data, data_end, PAYLOAD6_OFF, IP6_NEXTHDR_OFF);
 		if (!p)
 			return;
@@ -146,6 +144,15 @@ static __always_inline void time_frame(struct __sk_buff *skb)
 	idx = counts_index(d);
 	if (idx < COUNTS_LEN)
 		h->counts[idx] += 1;
+}
+
+/*
+ * A socket buffer's frame: one whose first bytes are not in the linear part
+ * (none of the testbed's are) goes untimed.
+ */
+static __always_inline void time_frame(struct __sk_buff *skb)
+{
+	time_frame_at((void *)(long)skb->data, (void *)(long)skb->data_end, skb->protocol);
 }
 
 #endif /* VRLAB_LATENCY_H */

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * vrlab's counting sink: a tc ingress program (tcx, or a clsact filter where
- * tcx is missing) on the sink's port that counts each frame against its
- * router and drops it.
+ * vrlab's counting sink: a program on the sink's port that counts each frame
+ * against its router and drops it. At tc ingress (tcx, or a clsact filter
+ * where tcx is missing) it takes socket buffers; at XDP it takes the frames a
+ * SUT that forwards at XDP sends as they are, before any socket buffer is
+ * built for them (a veth's poll runs on the sender's CPU, so at tc the SUT's
+ * CPU would build one per frame for the sink). One counting body serves both.
  *
  * Per frame: the destination is looked up in an LPM trie of the routers'
  * prefixes (prefix -> router slot, the router's index + 1): IPv4 in one
@@ -13,8 +16,8 @@
  * counts in a per-CPU LRU hash keyed by its addresses and ports (IPv4
  * addresses as IPv4-mapped IPv6 ones, ::ffff:a.b.c.d, so one key fits both).
  * IPv6 frames are read without extension headers: the UDP header must follow
- * the fixed header, as in every frame the generator sends. Then TC_ACT_SHOT:
- * the sink never hands a frame to the IP layer.
+ * the fixed header, as in every frame the generator sends. Then TC_ACT_SHOT
+ * or XDP_DROP: the sink never hands a frame to the IP layer.
  *
  * The timed programs also time each stamped frame first (latency.h), in the
  * same run: the latency probe and the counter in one program, since a second
@@ -155,34 +158,17 @@ static __always_inline void count_flow(struct iphdr_min *ip4, struct ipv6hdr_min
 		bpf_map_update_elem(&flows, &k, &one, BPF_ANY);
 }
 
-/*
- * A frame whose IP header is not all in the linear part of its skb (none of
- * the testbed's are) is made linear that far first, at a cost only to such
- * frames.
- */
-static __always_inline int sink(struct __sk_buff *skb, int with_flows)
+/* Counts the frame at data..data_end, of EtherType ``proto`` (network order). */
+static __always_inline void count_frame(void *data, void *data_end, __u16 proto,
+					int with_flows)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	struct route6_key key6;
 	struct route_key key;
 	struct ipv6hdr_min *ip6;
 	struct iphdr_min *ip;
-	__u32 *router, need;
+	__u32 *router;
 
-	if (skb->protocol == bpf_htons(ETH_P_IP))
-		need = ETH_HLEN + sizeof(*ip);
-	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
-		need = ETH_HLEN + sizeof(*ip6);
-	else
-		goto no_router;
-	if (data + need > data_end) {
-		if (bpf_skb_pull_data(skb, need) < 0)
-			goto no_router;
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-	}
-	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+	if (proto == bpf_htons(ETH_P_IPV6)) {
 		ip6 = data + ETH_HLEN;
 		if ((void *)(ip6 + 1) > data_end)
 			goto no_router;
@@ -191,7 +177,7 @@ static __always_inline int sink(struct __sk_buff *skb, int with_flows)
 		key6.prefixlen = 128;
 		__builtin_memcpy(key6.addr, ip6->daddr, 16);
 		router = bpf_map_lookup_elem(&routes6, &key6);
-	} else {
+	} else if (proto == bpf_htons(ETH_P_IP)) {
 		ip = data + ETH_HLEN;
 		if ((void *)(ip + 1) > data_end)
 			goto no_router;
@@ -200,40 +186,109 @@ static __always_inline int sink(struct __sk_buff *skb, int with_flows)
 		key.prefixlen = 32;
 		key.addr = ip->daddr;
 		router = bpf_map_lookup_elem(&routes, &key);
+	} else {
+		goto no_router;
 	}
 	if (router) {
 		count_slot(*router);
-		return TC_ACT_SHOT;
+		return;
 	}
 no_router:
 	count_slot(OTHER);
+}
+
+/*
+ * A socket buffer whose IP header is not all in its linear part (none of the
+ * testbed's are) is made linear that far first, at a cost only to such
+ * frames.
+ */
+static __always_inline int sink_skb(struct __sk_buff *skb, int with_flows, int timed)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 need = ETH_HLEN;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		need += sizeof(struct iphdr_min);
+	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		need += sizeof(struct ipv6hdr_min);
+	if (data + need > data_end) {
+		if (bpf_skb_pull_data(skb, need) < 0) {
+			count_slot(OTHER);
+			return TC_ACT_SHOT;
+		}
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+	}
+	if (timed)
+		time_frame_at(data, data_end, skb->protocol);
+	count_frame(data, data_end, skb->protocol, with_flows);
 	return TC_ACT_SHOT;
+}
+
+static __always_inline int sink_xdp(struct xdp_md *ctx, int with_flows, int timed)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u16 proto;
+
+	if (data + ETH_HLEN > data_end) {
+		count_slot(OTHER);
+		return XDP_DROP;
+	}
+	proto = *(__u16 *)(data + 12);
+	if (timed)
+		time_frame_at(data, data_end, proto);
+	count_frame(data, data_end, proto, with_flows);
+	return XDP_DROP;
 }
 
 SEC("tc")
 int sink_count(struct __sk_buff *skb)
 {
-	return sink(skb, 0);
+	return sink_skb(skb, 0, 0);
 }
 
 SEC("tc")
 int sink_count_flows(struct __sk_buff *skb)
 {
-	return sink(skb, 1);
+	return sink_skb(skb, 1, 0);
 }
 
 SEC("tc")
 int sink_count_timed(struct __sk_buff *skb)
 {
-	time_frame(skb);
-	return sink(skb, 0);
+	return sink_skb(skb, 0, 1);
 }
 
 SEC("tc")
 int sink_count_flows_timed(struct __sk_buff *skb)
 {
-	time_frame(skb);
-	return sink(skb, 1);
+	return sink_skb(skb, 1, 1);
+}
+
+SEC("xdp")
+int sink_xdp_count(struct xdp_md *ctx)
+{
+	return sink_xdp(ctx, 0, 0);
+}
+
+SEC("xdp")
+int sink_xdp_count_flows(struct xdp_md *ctx)
+{
+	return sink_xdp(ctx, 1, 0);
+}
+
+SEC("xdp")
+int sink_xdp_count_timed(struct xdp_md *ctx)
+{
+	return sink_xdp(ctx, 0, 1);
+}
+
+SEC("xdp")
+int sink_xdp_count_flows_timed(struct xdp_md *ctx)
+{
+	return sink_xdp(ctx, 1, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,4 +1,5 @@
-"""The counting sink as a tc BPF program: ``sink.bpf.c`` at the tc ingress of the sink's port.
+"""The counting sink as a BPF program: ``sink.bpf.c`` at the tc ingress of the sink's port, or
+at its XDP hook.
 
 The sink's receive work runs on the generator's CPU, so its cost per frame is taken from the
 generator's headroom. This program costs one LPM-trie lookup and one per-CPU increment per
@@ -15,13 +16,23 @@ probe's was the larger part of what timing cost the testbed (docs/design-notes.m
 Attached with tcx where the kernel has it, held by a BPF link whose fd this object holds; on an
 older kernel as a clsact direct-action filter with a priority number above the separate
 probe's (``latency.bpf.c``, which the nftables sink still needs), which goes with the
-testbed's namespace."""
+testbed's namespace.
+
+At XDP (``at="xdp"``, held by a BPF link like tcx) it counts the frames of a SUT that forwards
+at XDP as they arrive, with no socket buffer built for them. A veth's poll runs on the CPU that
+sent into it, so at tc the SUT's CPU would build a socket buffer and run GRO for every frame it
+forwarded before RPS took it to the sink's CPU: the sink's receive work, charged to the SUT.
+At XDP the SUT's CPU runs only this program per frame (docs/design-notes.md has the
+measurements). A SUT that sends socket buffers keeps the tc hook: an XDP program on the port
+would make its veth queue each buffer for a poll on the SUT's CPU instead of handing it to
+RPS."""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
 import os
+import socket
 import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +42,7 @@ import numpy as np
 from vrlab import net
 from vrlab.bpf import libbpf
 from vrlab.bpf.maps import BpfMap
+from vrlab.errors import VrlabError
 from vrlab.traffic.sink import Counts
 from vrlab.traffic.xdp import build
 from vrlab.traffic.xdp.probe import Buckets, read_hists
@@ -41,6 +53,12 @@ FLOWS_PROGRAM = "sink_count_flows"
 #: the same two, timing each stamped frame first
 TIMED_PROGRAM = "sink_count_timed"
 TIMED_FLOWS_PROGRAM = "sink_count_flows_timed"
+#: the four at XDP, in the same order: (tc program, its XDP twin)
+XDP_PROGRAMS = {PROGRAM: "sink_xdp_count", FLOWS_PROGRAM: "sink_xdp_count_flows",
+                TIMED_PROGRAM: "sink_xdp_count_timed",
+                TIMED_FLOWS_PROGRAM: "sink_xdp_count_flows_timed"}
+#: where the sink's program can run on its port
+HOOKS = ("tc", "xdp")
 #: the clsact filter's name and priority where a kernel without tcx takes it: after the probe's
 FILTER_NAME = "vrlab_sink"
 FILTER_PRIO = net.FILTER_PRIO + 1
@@ -91,13 +109,16 @@ class TcSink:
     """The sink on the link ``dev`` of this namespace, counting per router of ``routers``
     (name -> its prefix, or its prefixes of either family) and, with ``count_flows``, per
     flow; with ``timed_routers`` > 0 it also keeps a latency histogram for each of that many
-    router indexes (the index each stamped frame carries). With ``dev`` None the program is
-    loaded but attached nowhere: ``prog_fd`` runs it on frames with BPF_PROG_RUN."""
+    router indexes (the index each stamped frame carries). ``at``: the hook, "tc" or "xdp".
+    With ``dev`` None the program is loaded but attached nowhere: ``prog_fd`` runs it on frames
+    with BPF_PROG_RUN."""
 
     kind = "tc-bpf"
 
     def __init__(self, dev: str | None, routers: Mapping[str, str | Sequence[str]],
-                 count_flows: bool = False, timed_routers: int = 0) -> None:
+                 count_flows: bool = False, timed_routers: int = 0, at: str = "tc") -> None:
+        if at not in HOOKS:
+            raise VrlabError(f"sink hook {at!r}: the BPF sink runs at one of {', '.join(HOOKS)}")
         self.names = list(routers)
         self.timed_routers = timed_routers
         self.how = ""
@@ -114,7 +135,9 @@ class TcSink:
         try:
             chosen = ((TIMED_FLOWS_PROGRAM if count_flows else TIMED_PROGRAM) if timed_routers
                       else (FLOWS_PROGRAM if count_flows else PROGRAM))
-            for name in (PROGRAM, FLOWS_PROGRAM, TIMED_PROGRAM, TIMED_FLOWS_PROGRAM):
+            if at == "xdp":
+                chosen = XDP_PROGRAMS[chosen]
+            for name in (*XDP_PROGRAMS, *XDP_PROGRAMS.values()):
                 if name != chosen:
                     self._obj.set_autoload(name, False)
             self._obj.load()
@@ -130,7 +153,10 @@ class TcSink:
                 finally:
                     trie.close()
             self.prog_fd = self._obj.program_fd(chosen)
-            if dev is not None:
+            if dev is not None and at == "xdp":
+                self._link = libbpf.xdp_link(socket.if_nametoindex(dev), self.prog_fd)
+                self.how = "xdp"
+            elif dev is not None:
                 self._link, self.how = net.ingress_program(dev, self.prog_fd, FILTER_NAME,
                                                            FILTER_PRIO)
         except BaseException:
