@@ -133,7 +133,9 @@ def _loads(store: Store, runs: Mapping[str, int], out: Path,
     """The loads' part of the section, and its part of ``latency.json``."""
     lines = [HEADING, "",
              "One-way latency from the generator's send (the XDP program stamps "
-             "`bpf_ktime_get_ns` into each frame) to the sink's tc ingress, on the same clock; "
+             "`bpf_ktime_get_ns` into each frame) to the sink's tc ingress (its XDP hook behind "
+             "the shared engine at XDP, whose frames reach the sink with no socket buffer: "
+             "`sink_rx` xdp in the run's placement), on the same clock; "
              "idle is 10 kpps, the other loads are shares of each configuration's own PDR (the "
              "median search above) and its NDR. Each load also ran on tg→ts alone (the floor), "
              "so the testbed's queueing is never taken for the router's; the floor's link is "
