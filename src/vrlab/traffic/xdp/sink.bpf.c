@@ -243,52 +243,25 @@ static __always_inline int sink_xdp(struct xdp_md *ctx, int with_flows, int time
 	return XDP_DROP;
 }
 
-SEC("tc")
-int sink_count(struct __sk_buff *skb)
-{
-	return sink_skb(skb, 0, 0);
-}
+/* The programs user space picks from: flows counted or not, frames timed or not, per hook. */
+#define SINK_TC(name, flows, timed)                       \
+	SEC("tc") int name(struct __sk_buff *skb)         \
+	{                                                 \
+		return sink_skb(skb, flows, timed);       \
+	}
+#define SINK_XDP(name, flows, timed)                      \
+	SEC("xdp") int name(struct xdp_md *ctx)           \
+	{                                                 \
+		return sink_xdp(ctx, flows, timed);       \
+	}
 
-SEC("tc")
-int sink_count_flows(struct __sk_buff *skb)
-{
-	return sink_skb(skb, 1, 0);
-}
-
-SEC("tc")
-int sink_count_timed(struct __sk_buff *skb)
-{
-	return sink_skb(skb, 0, 1);
-}
-
-SEC("tc")
-int sink_count_flows_timed(struct __sk_buff *skb)
-{
-	return sink_skb(skb, 1, 1);
-}
-
-SEC("xdp")
-int sink_xdp_count(struct xdp_md *ctx)
-{
-	return sink_xdp(ctx, 0, 0);
-}
-
-SEC("xdp")
-int sink_xdp_count_flows(struct xdp_md *ctx)
-{
-	return sink_xdp(ctx, 1, 0);
-}
-
-SEC("xdp")
-int sink_xdp_count_timed(struct xdp_md *ctx)
-{
-	return sink_xdp(ctx, 0, 1);
-}
-
-SEC("xdp")
-int sink_xdp_count_flows_timed(struct xdp_md *ctx)
-{
-	return sink_xdp(ctx, 1, 1);
-}
+SINK_TC(sink_count, 0, 0)
+SINK_TC(sink_count_flows, 1, 0)
+SINK_TC(sink_count_timed, 0, 1)
+SINK_TC(sink_count_flows_timed, 1, 1)
+SINK_XDP(sink_xdp_count, 0, 0)
+SINK_XDP(sink_xdp_count_flows, 1, 0)
+SINK_XDP(sink_xdp_count_timed, 0, 1)
+SINK_XDP(sink_xdp_count_flows_timed, 1, 1)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
