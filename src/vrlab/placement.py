@@ -117,8 +117,9 @@ def engine_hook(requested: str, pl: Placement) -> str:
     the veth: the generator's. Steered to the SUT's CPU through a cpumap
     (``EbpfEngine.steer_to``), the engine there forwards each frame without a socket buffer;
     where the testbed steers every SUT's receive that way (``sut_rx`` "cpumap", the XDP
-    generator) that is the faster hook: 1.46-1.86x one native router in
-    `bench/shared_engine.py`, against 0.96-1.09x at tc (docs/design-notes.md). Where the SUT's
+    generator) that is the faster hook: 1.54-2.74x one native router in
+    `bench/shared_engine.py` with the sink counting at XDP behind it, against 0.96-1.09x at tc
+    (docs/design-notes.md). Where the SUT's
     receive is left to RPS (the sendmmsg generator, a SUT on a machine of its own), the frames
     are socket buffers before the engine sees them, and tc takes them as they are. Left on
     the generator's CPU (``xdp_cpu`` "sender", asked for by the scenario), the engine at XDP
