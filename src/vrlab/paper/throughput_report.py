@@ -193,7 +193,9 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
              + ("With the XDP generator the testbed hands every frame from the SUT's ingress "
                 "poll, which runs on the generator's CPU, to the SUT's CPU through a cpumap, "
                 "the native router's frames as much as the engine's; there the engine at XDP "
-                "forwards each frame without building a socket buffer for it. "
+                "forwards each frame without building a socket buffer for it, and the sink "
+                "counts its frames at XDP too (`sink_rx` xdp), so none is built for the sink "
+                "on the SUT's CPU either. "
                 if main_hook == "xdp" else
                 "Here the SUT's receive is steered by RPS, so its frames are socket buffers "
                 "before the engine sees them, and tc takes them as they are. "
