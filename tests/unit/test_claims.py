@@ -8,6 +8,7 @@ parameters and the thresholds in ``vrlab.paper.claims``, never from a measured f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -131,6 +132,41 @@ def test_generator_at_line_rate_holds_only_beyond_the_calibration_width() -> Non
     # one flow count clearly short of it
     assert claims.generator({1: above, 32: need / (1 + CALIB_WIDTH) * 0.999}).verdict == \
         "differs"
+
+
+def test_the_link_carried_counts_only_full_offers_without_loss() -> None:
+    """What a tg→ts sweep carried loss-free: never a lossy point, nor one whose sink dropped
+    frames; where the generator fell short, what it did send."""
+    dropped = [replace(p, sink_dropped=p.target_pps > 500_000) for p in device(TOP * 2)]
+    pts = {"direct": device(450_000), "direct-f8": device(TOP * 2, generator_max=300_000),
+           "direct-f16": dropped, "direct-f32": device(TOP * 2)}
+    assert claims.direct_carried(pts, [1, 8, 16, 32, 64]) == {
+        1: 400_000, 8: 300_000, 16: 500_000, 32: TOP, 64: 0.0}
+
+
+def test_a_sweep_beyond_the_calibration_is_named_and_widens_the_range() -> None:
+    """Calibration in a slow spell of the host, a sweep later in a fast one: the report says
+    both, and the range it gives is what was carried, never less than a figure beside it."""
+    cal = {1: 600_000.0, 8: 600_000.0, 32: 600_000.0}
+    pts = {"direct": device(TOP * 2, generator_max=600_000), "direct-f32": device(TOP * 2)}
+    c = claims.generator(cal, carried=claims.direct_carried(pts, [1, 8, 32]))
+    assert c.verdict == DIFFERS  # 1 and 8 flows stay short of line rate either way
+    assert f"its Fig. 4 sweep: {TOP / 1e3:.0f} kpps loss-free" in c.measured
+    assert "moved with the host's load" in c.why
+    assert f"600-{TOP / 1e3:.0f} kpps loss-free" in c.why
+    # a sweep within calibration's width of it changes nothing
+    near = {32: 600_000.0 * (1 + CALIB_WIDTH / 2)}
+    assert claims.generator(cal, carried=near) == claims.generator(cal)
+
+
+def test_calibration_and_sweeps_on_either_side_of_line_rate_decide_nothing() -> None:
+    need = LINE_RATE * 0.99 * (1 + CALIB_WIDTH) * 1.001
+    cal = {1: 600_000.0, 32: 600_000.0}
+    c = claims.generator(cal, carried={1: need, 32: need})
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+    assert "calibration says differs, its Fig. 4 sweeps holds" in c.why
+    # one flow count short in both: the sweeps agree with calibration, and it differs
+    assert claims.generator(cal, carried={1: need}).verdict == DIFFERS
 
 
 def test_generator_without_calibration_is_not_measurable() -> None:
