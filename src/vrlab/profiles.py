@@ -17,6 +17,11 @@ from vrlab.errors import UsageError
 CALIB_WIDTH = 0.02
 
 
+#: the quick profile's sweeps stop at the first rate step at or past this much of the
+#: calibrated maximum (never past the profile's own top rate)
+QUICK_HEADROOM = 1.2
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str

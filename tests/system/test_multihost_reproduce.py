@@ -86,8 +86,9 @@ def test_reproduce_across_three_hosts(lab: sim.SimLab, vrlab_env: VrlabEnv,
     for cal in data["calibration_runs"]:
         assert run_hosts(vrlab_env.db, cal) == [(role, role, os.uname().nodename)
                                                for role in ("tg", "ts")]
-    assert f"- calibration (the cap of every search; on the quick profile, the top of the " \
-        f"sweeps' rates too): run {data['calibration_runs'][0]}, tg→ts of testbed {name}" in text
+    assert "- calibration (the cap of every search; on the quick profile the sweeps stop at " \
+        "the first rate step at or past 1.2x its highest rate, 1500 kpps at most): run " \
+        f"{data['calibration_runs'][0]}, tg→ts of testbed {name}" in text
     assert (out / f"{FIGURE}.png").is_file()
     assert lab.leftovers() == {}
 

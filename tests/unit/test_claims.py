@@ -12,17 +12,17 @@ from dataclasses import replace
 
 import pytest
 
-from vrlab.paper import claims, verdicts
+from vrlab.paper import claims, link_claim, verdicts
+from vrlab.paper.claim import SIMILAR
 from vrlab.paper.claims import (
     FALLS,
     FAR_BELOW,
     HYBRID_DROP,
-    LINE_RATE,
     MUCH_LOWER,
     SHARED_GOAL,
-    SIMILAR,
 )
 from vrlab.paper.figures import GUEST_N, IDLE_N, MIXED_N
+from vrlab.paper.link_claim import LINE_RATE
 from vrlab.paper.verdicts import (
     AT_CEILING,
     AT_FLOOR,
@@ -93,7 +93,7 @@ def test_saturation_needs_more_than_the_stated_loss() -> None:
 
 def test_generator_below_line_rate_differs() -> None:
     cal = {1: 600_000.0, 8: 590_000.0, 32: 580_000.0}
-    c = claims.generator(cal)
+    c = link_claim.generator(cal)
     assert (c.number, c.verdict) == (1, "differs")
     assert "600 kpps" in c.measured and "580 kpps" in c.measured
     assert "580" in c.why and "line rate" in c.why  # the lowest rate is named
@@ -104,33 +104,33 @@ def test_generator_below_line_rate_differs() -> None:
 def test_an_ipv6_calibration_is_judged_against_the_line_rate_of_its_frames() -> None:
     """1,350 kpps is short of 64-byte line rate (1,488,095 pps) but beyond that of IPv6's
     78-byte frames on the wire (1,275,510 pps) by more than calibration's goal width."""
-    assert claims.line_rate(60) == LINE_RATE == 1_488_095.0
-    assert claims.line_rate(74) == 1_275_510.0
+    assert link_claim.line_rate(60) == LINE_RATE == 1_488_095.0
+    assert link_claim.line_rate(74) == 1_275_510.0
     cal = {1: 1_350_000.0, 8: 1_350_000.0}
-    assert claims.generator(cal).verdict == "differs"
-    c = claims.generator(cal, ip=6)
+    assert link_claim.generator(cal).verdict == "differs"
+    c = link_claim.generator(cal, ip=6)
     assert c.verdict == "holds", c
     assert "78-byte frames on the wire" in c.measured and "1,275,510 pps" in c.measured
-    assert claims.generator({}, ip=6).why == "run `vrlab calibrate --ip 6`"
+    assert link_claim.generator({}, ip=6).why == "run `vrlab calibrate --ip 6`"
 
 
 def test_generator_flow_dependence_is_reported() -> None:
     cal = {1: 600_000.0, 32: 600_000.0 * (1 - 2 * SIMILAR)}
-    assert "not independent" in claims.generator(cal).why
+    assert "not independent" in link_claim.generator(cal).why
 
 
 def test_generator_at_line_rate_holds_only_beyond_the_calibration_width() -> None:
     need = LINE_RATE * 0.99
     above = need * (1 + CALIB_WIDTH) * 1.001
-    assert claims.generator({f: above for f in (1, 8, 32)}).verdict == "holds"
+    assert link_claim.generator({f: above for f in (1, 8, 32)}).verdict == "holds"
     # at line rate, but within calibration's goal width of the threshold: either side on a repeat
-    c = claims.generator({1: LINE_RATE, 8: LINE_RATE * 1.01})
+    c = link_claim.generator({1: LINE_RATE, 8: LINE_RATE * 1.01})
     assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
     assert "another calibration" in c.why
-    c = claims.generator({1: need / (1 + CALIB_WIDTH) * 1.001})
+    c = link_claim.generator({1: need / (1 + CALIB_WIDTH) * 1.001})
     assert c.verdict == INCONCLUSIVE
     # one flow count clearly short of it
-    assert claims.generator({1: above, 32: need / (1 + CALIB_WIDTH) * 0.999}).verdict == \
+    assert link_claim.generator({1: above, 32: need / (1 + CALIB_WIDTH) * 0.999}).verdict == \
         "differs"
 
 
@@ -140,7 +140,7 @@ def test_the_link_carried_counts_only_full_offers_without_loss() -> None:
     dropped = [replace(p, sink_dropped=p.target_pps > 500_000) for p in device(TOP * 2)]
     pts = {"direct": device(450_000), "direct-f8": device(TOP * 2, generator_max=300_000),
            "direct-f16": dropped, "direct-f32": device(TOP * 2)}
-    assert claims.direct_carried(pts, [1, 8, 16, 32, 64]) == {
+    assert link_claim.direct_carried(pts, [1, 8, 16, 32, 64]) == {
         1: 400_000, 8: 300_000, 16: 500_000, 32: TOP, 64: 0.0}
 
 
@@ -149,28 +149,28 @@ def test_a_sweep_beyond_the_calibration_is_named_and_widens_the_range() -> None:
     both, and the range it gives is what was carried, never less than a figure beside it."""
     cal = {1: 600_000.0, 8: 600_000.0, 32: 600_000.0}
     pts = {"direct": device(TOP * 2, generator_max=600_000), "direct-f32": device(TOP * 2)}
-    c = claims.generator(cal, carried=claims.direct_carried(pts, [1, 8, 32]))
+    c = link_claim.generator(cal, carried=link_claim.direct_carried(pts, [1, 8, 32]))
     assert c.verdict == DIFFERS  # 1 and 8 flows stay short of line rate either way
     assert f"its Fig. 4 sweep: {TOP / 1e3:.0f} kpps loss-free" in c.measured
     assert "moved with the host's load" in c.why
     assert f"600-{TOP / 1e3:.0f} kpps loss-free" in c.why
     # a sweep within calibration's width of it changes nothing
     near = {32: 600_000.0 * (1 + CALIB_WIDTH / 2)}
-    assert claims.generator(cal, carried=near) == claims.generator(cal)
+    assert link_claim.generator(cal, carried=near) == link_claim.generator(cal)
 
 
 def test_calibration_and_sweeps_on_either_side_of_line_rate_decide_nothing() -> None:
     need = LINE_RATE * 0.99 * (1 + CALIB_WIDTH) * 1.001
     cal = {1: 600_000.0, 32: 600_000.0}
-    c = claims.generator(cal, carried={1: need, 32: need})
+    c = link_claim.generator(cal, carried={1: need, 32: need})
     assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
     assert "calibration says differs, its Fig. 4 sweeps holds" in c.why
     # one flow count short in both: the sweeps agree with calibration, and it differs
-    assert claims.generator(cal, carried={1: need}).verdict == DIFFERS
+    assert link_claim.generator(cal, carried={1: need}).verdict == DIFFERS
 
 
 def test_generator_without_calibration_is_not_measurable() -> None:
-    c = claims.generator({})
+    c = link_claim.generator({})
     assert c.verdict == "not measurable" and "vrlab calibrate" in c.why
 
 
@@ -881,6 +881,15 @@ def test_shared_engine_both_at_the_ceiling_is_inconclusive() -> None:
     c = claims.shared_engine(NATIVE_NDR, {1: search(560_000, ceiling=True)})
     assert (c.verdict, c.reasons) == (INCONCLUSIVE, (AT_CEILING,))
     assert "≥ 560 kpps (at the search's ceiling)" in c.measured
+    # ...but the reader is told the floor clears the goal, in the table's own ratio
+    assert "floors alone clear the goal (shared / native: N=1 ≥ 0.93)" in c.why
+    assert "floors alone" not in claims.shared_engine(top, {1: search(550_000, ceiling=True)}).why
+    low = claims.shared_engine(NATIVE_NDR, {1: search(500_000, ceiling=True)})  # 500 < 0.9 x 612
+    assert low.verdict == INCONCLUSIVE and "floors alone" not in low.why
+    # a decided shortfall beside a clearing floor differs, and says nothing of floors
+    c = claims.shared_engine(NATIVE_NDR, {1: search(560_000, ceiling=True),
+                                          4: search(400_000, 408_000)})
+    assert c.verdict == DIFFERS and "floors alone" not in c.why
 
 
 def test_shared_engine_at_the_floor_or_within_the_interval_is_inconclusive() -> None:

@@ -72,6 +72,29 @@ def test_forwarding_that_falls_under_overload_is_named_not_called_a_contradictio
     assert not any("forwarding falls" in x for x in consistency.section([flat]))
 
 
+def test_a_peak_whose_repeats_spread_across_the_ndr_is_named() -> None:
+    """A figure's peak is a mean of repeats: at 900 kpps one repeat forwarded 830 kpps and
+    two stalled, so the mean, 716, lies 9% below the NDR of 789 while the best repeat did not.
+    The section names that, with both numbers; a fall under overload is named as such instead,
+    and a mean within the slack of the NDR is not named."""
+    spread = SweepPoint(target_pps=900_000, n=3, mean_pps=716_000, std_pps=108_000,
+                        min_pps=600_000, max_pps=830_000, mean_achieved_pps=900_000,
+                        mean_loss_ratio=0.2, router_mean_pps={}, generator_short=False)
+    f = consistency.ndr_within_sweep("host-routed-n1", [*SWEEP[:2], spread], search(789_000))
+    assert f is not None and f.ok is True and f.overload == ""
+    assert "716 kpps, 9% below its NDR lower bound of 789 kpps" in f.spread
+    assert "best repeat forwarded 830 kpps" in f.spread
+    lines = consistency.section([f])
+    assert any(x.startswith("- host-routed-n1: its figure's peak") for x in lines)
+    falls = consistency.ndr_within_sweep(
+        "b", [*SWEEP, point(1_100_000, 760_000)], search(782_000))
+    assert falls is not None and falls.overload and falls.spread == ""
+    assert "in its best repeat" in falls.overload
+    near = consistency.ndr_within_sweep("c", [*SWEEP[:2], point(900_000, 775_000)],
+                                        search(782_000))
+    assert near is not None and near.spread == ""
+
+
 def test_only_points_the_generator_offered_in_full_can_contradict() -> None:
     # the generator fell short at every rate below the bound: what reached the sink there is
     # the generator's limit, so nothing checks the NDR

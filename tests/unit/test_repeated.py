@@ -73,3 +73,19 @@ def test_a_repeated_search_rate_spans_every_repeat() -> None:
     other = verdicts.search_rate("y", repeated.median_row([row(4, 780e3)]))
     check = verdicts.at_least("x ≥ 90% of y", rate, other, 0.9)
     assert check.ok is None and check.reasons == (verdicts.WITHIN_SPREAD,)
+
+
+def test_repeats_stopped_at_the_testbed_limit_are_counted_and_shown() -> None:
+    """The median repeat need not be the one at the ceiling: the spread still says that its
+    top is a floor."""
+    from vrlab.paper import throughput_report
+
+    rows = [row(1, 1127e3), row(2, 1616e3, upper_is_max=True), row(3, 1403e3),
+            row(4, 1500e3, upper_is_testbed=True)]
+    med = repeated.median_row(rows)
+    assert med is not None and not repeated.capped(med)  # the median itself ran free
+    assert repeated.capped_repeats(med) == 2
+    assert "(4 searches, ±17%; 2 of them at the testbed's limit, a floor)" in \
+        throughput_report._span(med)
+    free = repeated.median_row([row(1, 700e3), row(2, 720e3)])
+    assert free is not None and "limit" not in throughput_report._span(free)

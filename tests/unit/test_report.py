@@ -17,7 +17,7 @@ import pytest
 from vrlab import placement, profiles
 from vrlab.errors import UsageError
 from vrlab.method import RunContext
-from vrlab.paper import claims, figures, reproduce, verdicts
+from vrlab.paper import claim, figures, reproduce, verdicts
 from vrlab.paper.figures import FIGURES, REPEATED, SHARED_HOOKS_N, SHARED_N, SweepKey
 from vrlab.results import SINK_BACKLOG_DROPS, RunInfo, TrialResult
 from vrlab.store.db import Store
@@ -384,7 +384,7 @@ def test_trials_for_counts_shared_sweeps_once(store: Store) -> None:
 
 
 def test_claims_thresholds_are_printed(report: Report) -> None:
-    assert f"similar = within {claims.SIMILAR:.0%}" in report.text
+    assert f"similar = within {claim.SIMILAR:.0%}" in report.text
     assert "otherwise it is inconclusive, or not measurable when a sweep is missing" \
         in report.text
 

@@ -17,6 +17,9 @@ from vrlab.store.rows import SearchRow
 #: keys the median row's ``result`` gains: every repeat's lower bound (None where a search found
 #: none), and the run ids of the repeats, in the order they ran
 REPEAT_LOWERS, REPEAT_RUNS = "repeat_lowers", "repeat_runs"
+#: ...and how many repeats stopped at the testbed's limit (the calibrated maximum, or a load
+#: the generator could not offer): their lower bounds are floors, not the SUT's rate
+REPEAT_CAPPED = "repeat_capped"
 
 
 def median_index(lowers: Sequence[float | None]) -> int:
@@ -39,7 +42,8 @@ def median_row(rows: Sequence[SearchRow]) -> SearchRow | None:
         return None
     med = rows[median_index([r.lower_pps for r in rows])]
     extra: dict[str, object] = {REPEAT_LOWERS: [r.lower_pps for r in rows],
-                                REPEAT_RUNS: [r.run_id for r in rows]}
+                                REPEAT_RUNS: [r.run_id for r in rows],
+                                REPEAT_CAPPED: sum(1 for r in rows if capped(r))}
     return replace(med, result={**med.result, **extra})
 
 
@@ -72,3 +76,15 @@ def spread(row: SearchRow) -> tuple[float, float] | None:
     """The lowest and highest lower bound of the repeats, or None without any."""
     found = lowers(row)
     return (min(found), max(found)) if found else None
+
+
+def capped(row: SearchRow) -> bool:
+    """Whether this one search stopped at the testbed's limit."""
+    return bool(row.result.get("upper_is_max") or row.result.get("upper_is_testbed"))
+
+
+def capped_repeats(row: SearchRow) -> int:
+    """How many of the repeats stopped at the testbed's limit (for a single search, whether
+    it did)."""
+    got = row.result.get(REPEAT_CAPPED)
+    return int(got) if isinstance(got, int) else int(capped(row))

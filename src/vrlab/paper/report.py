@@ -15,6 +15,7 @@ from vrlab.framesize import min_frame
 from vrlab.method import CALIB_MAX_PPS
 from vrlab.paper import (
     across,
+    claim,
     claims,
     consistency,
     latency_report,
@@ -28,6 +29,7 @@ from vrlab.paper.figures import FIGURES, LATENCY, Figure, searches
 from vrlab.paper.series import Series
 from vrlab.paper.throughput_report import NdrRuns
 from vrlab.paper.verdicts import UNBUILDABLE
+from vrlab.profiles import PROFILES, QUICK_HEADROOM
 from vrlab.store.db import Store
 from vrlab.store.rows import SweepPoint
 
@@ -106,8 +108,10 @@ def calibration_line(cal: Mapping[int, float], ip: int, cal_runs: Sequence[int],
                 + (f" --ip {ip}" if ip != 4 else "") + "` stores one)")
     runs = f"run {'/'.join(map(str, cal_runs))}, " if cal_runs else ""
     where = f" of testbed {on.testbed}" if on is not None else ""
-    return ("- calibration (the cap of every search; on the quick profile, the top of the "
-            f"sweeps' rates too): {runs}tg→ts{where} with {FAMILY[ip]} frames of {size} bytes "
+    return ("- calibration (the cap of every search; on the quick profile the sweeps stop at "
+            f"the first rate step at or past {QUICK_HEADROOM:g}x its highest rate, "
+            f"{PROFILES['quick'].rate_stop_kpps:.0f} kpps at most): {runs}tg→ts{where} "
+            f"with {FAMILY[ip]} frames of {size} bytes "
             f"({size + 4} on the wire): "
             + ", ".join(f"{f} flow(s) {r / 1e3:.0f} kpps" for f, r in sorted(cal.items())))
 
@@ -165,7 +169,7 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
     kinds = claims.which_kind(pts)
     if kinds:
         lines += ["", kinds]
-    lines += ["", f"Thresholds: similar = within {claims.SIMILAR:.0%}; much lower = at most "
+    lines += ["", f"Thresholds: similar = within {claim.SIMILAR:.0%}; much lower = at most "
               f"{claims.MUCH_LOWER:.0%}; far below = at least {claims.FAR_BELOW:.0f}x; falls = "
               f"at most {claims.FALLS:.0%}. A sweep's figure is its peak: the highest mean "
               "received at any offered rate, rates the generator fell short at included (the "
@@ -175,11 +179,14 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
               "peak itself, its limit lies somewhere up to the next offered rate, and the "
               "claims compare that whole interval. Loss at rates below the peak (a "
               "stall of the machine) shows no limit. "
-              "A claim holds or differs only where every figure it compares is the SUT's own "
-              "and each difference "
-              "clears the figures' combined spread (± the std of the repeats, or a search's "
-              "final interval); otherwise it is inconclusive, or not measurable when a sweep "
-              "is missing, and says why.", ""]
+              "Each claim rests on comparisons, and a comparison is decided only where every "
+              "figure in it is the SUT's own and the difference clears the figures' combined "
+              "spread (± the std of the repeats, or a search's final interval). A claim holds "
+              "when every comparison is decided and agrees; it differs as soon as one decided "
+              "comparison contradicts it (\"contradicted:\" names that comparison, as the "
+              "claim's words that the data did not bear out), even where others stayed "
+              "undecided (listed after \"undecided:\"); otherwise it is inconclusive, or not "
+              "measurable when a sweep is missing, and says why.", ""]
     for name in figs:
         fig = FIGURES[name]
         if fig.scaling:

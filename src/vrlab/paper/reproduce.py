@@ -24,12 +24,12 @@ from vrlab.paper.throughput_report import NdrRuns
 from vrlab.placement import Placement, engine_hook
 from vrlab.plan import wiring
 from vrlab.plan.model import Plan
+from vrlab.profiles import QUICK_HEADROOM
 from vrlab.testbed import Testbed, TrafficSettings
 
 if TYPE_CHECKING:
     from vrlab.hosts.spec import TestbedFile
 
-QUICK_HEADROOM = 1.2  # quick profile: offer up to 20% beyond the calibrated maximum
 #: the attack's trials (at least this long) and rounds: about a minute for both engines on
 #: the quick profile, the platforms' builds and the testbed alone at the two loads included
 ATTACK_TRIAL_S, ATTACK_ROUNDS = 1.0, 5

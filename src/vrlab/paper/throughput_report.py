@@ -38,7 +38,9 @@ def _span(s: SearchRow | None) -> str:
     if n == 1:
         return "1 search"
     rel = (sp[1] - sp[0]) / s.lower_pps
-    return f"{sp[0] / 1e3:.0f}-{sp[1] / 1e3:.0f} kpps ({n} searches, ±{rel / 2:.0%})"
+    top = repeated.capped_repeats(s)
+    at = f"; {top} of them at the testbed's limit, a floor" if top else ""
+    return f"{sp[0] / 1e3:.0f}-{sp[1] / 1e3:.0f} kpps ({n} searches, ±{rel / 2:.0%}{at})"
 
 
 def bounds(s: SearchRow | None) -> str:

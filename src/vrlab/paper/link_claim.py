@@ -1,0 +1,122 @@
+"""Claim 1, the testbed's own: the generator and the sink carry line rate loss-free with 1 to
+32 flows. It is judged on calibration and on the tg→ts sweeps of Fig. 4, not on a SUT, so its
+measure is line rate and its spread calibration's goal width."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from vrlab.framesize import min_frame
+from vrlab.paper.claim import SIMILAR, Claim, rel
+from vrlab.paper.verdicts import (
+    DIFFERS,
+    HOLDS,
+    INCONCLUSIVE,
+    MISSING,
+    NOT_MEASURABLE,
+    UNBUILDABLE,
+    WITHIN_SPREAD,
+    Points,
+)
+from vrlab.profiles import CALIB_WIDTH
+
+
+def line_rate(frame_size: int) -> float:
+    """1 GbE's frames per second (whole frames) at ``frame_size`` bytes without FCS: each
+    takes 24 bytes more on the wire (FCS 4, preamble 8, inter-frame gap 12)."""
+    return float(int(1e9 / ((frame_size + 24) * 8)))
+
+
+LINE_RATE = line_rate(60)  # the paper's 64-byte frames: 1,488,095 pps
+
+
+def _link_verdict(rates: Mapping[int, float], ip: int) -> str:
+    """Line rate (1% allowance) reached by every flow count beyond calibration's goal width:
+    holds; short of it beyond that width: differs; within the width either side, a repeat of
+    the same measurement can land on either side of the threshold: inconclusive."""
+    low, need = min(rates.values()), line_rate(min_frame(ip)) * 0.99
+    if low >= need * (1 + CALIB_WIDTH):
+        return HOLDS
+    return INCONCLUSIVE if low * (1 + CALIB_WIDTH) > need else DIFFERS
+
+
+def generator(cal: Mapping[int, float], ip: int = 4, unbuildable: str = "",
+              carried: Mapping[int, float] | None = None) -> Claim:
+    """Judged on the calibration (a zero-loss search per flow count) and, where given,
+    ``carried``: per flow count, the most its Fig. 4 sweep received loss-free at a rate the
+    generator offered in full (:func:`direct_carried`). The sweeps run after calibration, and
+    on a shared host the testbed's speed moves with the host's load, so the two can disagree;
+    the claim names that, and where the calibration alone and the better of the two give
+    different verdicts, the run cannot decide the claim. ``ip``: the IP version of the
+    calibration's frames, at that version's smallest; line rate is theirs (IPv6's 74-byte
+    frames, 78 on the wire: 1,275,510 pps). ``unbuildable``: why the testbed cannot link its
+    generator straight to its sink (a testbed file whose tg and ts are two machines), "" where
+    it can."""
+    quote = ("TG and TS carry every offered rate loss-free, up to line rate (1,488,095 pps), "
+             "with 1 to 32 flows.")
+    if not cal and unbuildable:
+        return Claim(1, quote, "Fig. 4", NOT_MEASURABLE, "no calibration",
+                     f"{UNBUILDABLE}: tg→ts: {unbuildable}", (MISSING, UNBUILDABLE))
+    if not cal:
+        return Claim(1, quote, "Fig. 4", NOT_MEASURABLE, "no calibration stored",
+                     "run `vrlab calibrate" + (f" --ip {ip}" if ip != 4 else "") + "`",
+                     (MISSING,))
+    more = {f: c for f, c in (carried or {}).items()
+            if f in cal and c > cal[f] * (1 + CALIB_WIDTH)}
+    best = {f: max(r, more.get(f, 0.0)) for f, r in cal.items()}
+    vals = ", ".join(f"{f} flow(s): {r / 1e3:.0f} kpps"
+                     + (f" (its Fig. 4 sweep: {more[f] / 1e3:.0f} kpps loss-free)"
+                        if f in more else "") for f, r in sorted(cal.items()))
+    low, high = min(cal.values()), max(cal.values())
+    flat = rel(low, high) <= SIMILAR
+    size = min_frame(ip)
+    rate = line_rate(size)
+    need = rate * 0.99
+    if ip != 4:
+        vals += f" ({size + 4}-byte frames on the wire, whose line rate is {rate:,.0f} pps)"
+    flows = (f"the rate is {'' if flat else 'not '}independent of the flow count (spread "
+             f"{rel(low, high):.0%}, threshold {SIMILAR:.0%}, calibration)")
+    moved = ("" if not more else
+             "; the Fig. 4 sweeps, run after calibration, carried more loss-free than it found ("
+             + ", ".join(f"{f} flow(s) {more[f] / 1e3:.0f} over {cal[f] / 1e3:.0f} kpps"
+                         for f in sorted(more))
+             + "): the testbed's speed moved with the host's load during the run")
+    verdict, with_sweeps = _link_verdict(cal, ip), _link_verdict(best, ip)
+    if verdict != with_sweeps:
+        return Claim(1, quote, "Fig. 4", INCONCLUSIVE, vals,
+                     f"calibration says {verdict}, its Fig. 4 sweeps {with_sweeps}{moved}; "
+                     f"{flows}", (WITHIN_SPREAD,))
+    if verdict == HOLDS:
+        return Claim(1, quote, "Fig. 4", HOLDS, vals,
+                     f"every flow count reaches line rate (by more than calibration's goal width "
+                     f"{CALIB_WIDTH:.0%}); {flows}{moved}")
+    if verdict == INCONCLUSIVE:
+        return Claim(1, quote, "Fig. 4", INCONCLUSIVE, vals,
+                     f"the lowest loss-free rate, {low / 1e3:.0f} kpps, is within calibration's "
+                     f"goal width ({CALIB_WIDTH:.0%}) of line rate less 1% ({need / 1e3:.0f} "
+                     f"kpps): another calibration can fall on either side; {flows}{moved}",
+                     (WITHIN_SPREAD,))
+    top = (f"{min(best.values()) / 1e3:.0f}-{max(best.values()) / 1e3:.0f} kpps loss-free"
+           + (" (calibration, or its Fig. 4 sweep where that carried more)" if more else ""))
+    return Claim(1, quote, "Fig. 4", DIFFERS, vals,
+                 f"the most the generator and the sink, together on one core of this VM, "
+                 f"carried per flow count was {top}, below 1 GbE line rate; {flows}{moved}. "
+                 "Rates the generator could "
+                 "not offer are flagged in every figure, never counted as SUT loss.")
+
+
+def direct_carried(points: Points, flows: Sequence[int]) -> dict[int, float]:
+    """Per flow count, the most its tg→ts sweep (Fig. 4) received at a point where no frame
+    sent was lost, 0 where none: what generator and sink carried loss-free in the sweep. A
+    point the generator fell short at counts with what it did send: on this link the
+    generator is half of what the claim is about."""
+    from vrlab.paper.figures import SweepKey
+
+    out = {}
+    for f in flows:
+        pts = points.get(SweepKey("direct", None, f).key, ())
+        out[f] = max((p.mean_pps for p in pts if p.mean_loss_ratio <= 0.0 and not p.sink_dropped),
+                      default=0.0)
+    return out
+
+
