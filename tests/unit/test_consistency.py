@@ -93,6 +93,10 @@ def test_a_peak_whose_repeats_spread_across_the_ndr_is_named() -> None:
     near = consistency.ndr_within_sweep("c", [*SWEEP[:2], point(900_000, 775_000)],
                                         search(782_000))
     assert near is not None and near.spread == ""
+    # a point whose sink dropped frames is no part of the figure's peak, here as there
+    dropped = point(1_100_000, 760_000, sink_dropped=True)
+    f = consistency.ndr_within_sweep("d", [*SWEEP[:2], spread, dropped], search(789_000))
+    assert f is not None and "716 kpps" in f.spread
 
 
 def test_only_points_the_generator_offered_in_full_can_contradict() -> None:
