@@ -176,3 +176,24 @@ def test_reproduce_measures_latency_with_its_ip_version(tmp_path: Path, ip: int,
     assert got == [(ip, 300_000, 320_000)]
     if ip != 4:
         assert "Latency is measured with" in report.FRAMES[ip]
+
+
+def test_a_heavy_loss_at_the_ndr_is_not_called_a_burst() -> None:
+    """Within SATURATED_LOSS a loss at the NDR is a burst the search's exceed ratio lets pass;
+    beyond it the configuration did not carry its NDR in that trial, and the note says so,
+    with the latency of the full queue."""
+    from vrlab.paper.latency_report import LoadRow, _loss_below_ndr
+    from vrlab.paper.verdicts import SATURATED_LOSS
+
+    def load(name: str, pps: float, loss: float) -> LoadRow:
+        return LoadRow(name, pps, summary(22_000_000, 23_000_000), None, loss)
+
+    light = [load("90% PDR", 700e3, 0.0), load("NDR", 760e3, SATURATED_LOSS / 2)]
+    heavy = [load("90% PDR", 700e3, 0.0), load("NDR", 760e3, 0.05)]
+    lines = _loss_below_ndr([("a", 1, "light", light), ("b", 2, "heavy", heavy)])
+    burst = next(x for x in lines if x.startswith("Loss at or below"))
+    assert "light at NDR (760 kpps, 0.50%)" in burst and "heavy" not in burst
+    full = next(x for x in lines if x.startswith("Loss of more than 1%"))
+    assert "heavy at NDR (760 kpps, 5.00%, median latency" in full and "light" not in full
+    assert "did not carry the rate its search found" in full
+    assert _loss_below_ndr([("a", 1, "clean", [load("NDR", 760e3, 0.0)])]) == []
