@@ -83,12 +83,17 @@ def run(fd: int, frame: bytes, ifindex: int, repeat: int) -> tuple[int, int]:
 @contextmanager
 def inside(ns: str) -> Iterator[None]:
     """This process in ``ns`` (the lookup runs in the netns of whoever calls BPF_PROG_RUN), and
-    back where it was after, so the testbed's teardown finds its own namespace."""
-    netns.pushns(ns)
+    back where it was after, so the testbed's teardown finds its own namespace. ``flags=0``:
+    a namespace that is gone is an error, never made anew."""
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
     try:
-        yield
+        netns.setns(ns, flags=0)
+        try:
+            yield
+        finally:
+            netns.setns(home, flags=0)
     finally:
-        netns.popns()
+        os.close(home)
 
 
 def frame_of(flow: Flow) -> bytes:

@@ -87,7 +87,8 @@ def test_reproduce_across_three_hosts(lab: sim.SimLab, vrlab_env: VrlabEnv,
         assert run_hosts(vrlab_env.db, cal) == [(role, role, os.uname().nodename)
                                                for role in ("tg", "ts")]
     assert "- calibration (the cap of every search; on the quick profile the sweeps stop at " \
-        "the first rate step at or past 1.2x its highest rate, 1500 kpps at most): run " \
+        "the first rate step at or past 1.2x its 1-flow rate, never past the profile's top " \
+        "rate): run " \
         f"{data['calibration_runs'][0]}, tg→ts of testbed {name}" in text
     assert (out / f"{FIGURE}.png").is_file()
     assert lab.leftovers() == {}

@@ -134,26 +134,38 @@ def test_generator_at_line_rate_holds_only_beyond_the_calibration_width() -> Non
         "differs"
 
 
-def test_the_link_carried_counts_only_full_offers_without_loss() -> None:
+def test_the_link_carried_counts_loss_free_points_and_lost_counts_full_offers() -> None:
     """What a tg→ts sweep carried loss-free: never a lossy point, nor one whose sink dropped
-    frames; where the generator fell short, what it did send."""
+    frames; where the generator fell short, what it did send. Where it lost frames: only at
+    rates the generator offered in full."""
     dropped = [replace(p, sink_dropped=p.target_pps > 500_000) for p in device(TOP * 2)]
     pts = {"direct": device(450_000), "direct-f8": device(TOP * 2, generator_max=300_000),
            "direct-f16": dropped, "direct-f32": device(TOP * 2)}
     assert link_claim.direct_carried(pts, [1, 8, 16, 32, 64]) == {
         1: 400_000, 8: 300_000, 16: 500_000, 32: TOP, 64: 0.0}
+    # device(450k) loses 10% at 500k offered; device(380k) behind a generator of 350k never
+    # lost a frame it was offered in full
+    pts["direct-f8"] = device(380_000, generator_max=350_000)
+    assert link_claim.direct_lost(pts, [1, 8, 16, 32, 64]) == {1: 500_000}
 
 
 def test_a_sweep_beyond_the_calibration_is_named_and_widens_the_range() -> None:
     """Calibration in a slow spell of the host, a sweep later in a fast one: the report says
-    both, and the range it gives is what was carried, never less than a figure beside it."""
+    both, and names the flow counts that stayed short with what they carried."""
     cal = {1: 600_000.0, 8: 600_000.0, 32: 600_000.0}
     pts = {"direct": device(TOP * 2, generator_max=600_000), "direct-f32": device(TOP * 2)}
     c = link_claim.generator(cal, carried=link_claim.direct_carried(pts, [1, 8, 32]))
     assert c.verdict == DIFFERS  # 1 and 8 flows stay short of line rate either way
     assert f"its Fig. 4 sweep: {TOP / 1e3:.0f} kpps loss-free" in c.measured
+    assert "carried more loss-free than it found" in c.why
     assert "moved with the host's load" in c.why
-    assert f"600-{TOP / 1e3:.0f} kpps loss-free" in c.why
+    assert ("carried loss-free was 600 kpps with 1 flow(s), 600 kpps with 8 flow(s), "
+            f"{TOP / 1e3:.0f} kpps with 32 flow(s) (calibration, or its Fig. 4 sweep where that "
+            "carried more), below") in c.why
+    # a flow count whose sweep carried line rate is not among those said to fall short
+    c = link_claim.generator(cal, carried={32: LINE_RATE * 1.1})
+    assert c.verdict == DIFFERS and "with 32 flow(s)" not in c.why
+    assert "600 kpps with 8 flow(s), below" in c.why
     # a sweep within calibration's width of it changes nothing
     near = {32: 600_000.0 * (1 + CALIB_WIDTH / 2)}
     assert link_claim.generator(cal, carried=near) == link_claim.generator(cal)
@@ -164,9 +176,24 @@ def test_calibration_and_sweeps_on_either_side_of_line_rate_decide_nothing() -> 
     cal = {1: 600_000.0, 32: 600_000.0}
     c = link_claim.generator(cal, carried={1: need, 32: need})
     assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
-    assert "calibration says differs, its Fig. 4 sweeps holds" in c.why
+    assert "calibration alone says differs, taken with its Fig. 4 sweeps holds" in c.why
     # one flow count short in both: the sweeps agree with calibration, and it differs
     assert link_claim.generator(cal, carried={1: need}).verdict == DIFFERS
+
+
+def test_a_sweep_that_lost_frames_below_calibration_undoes_a_hold() -> None:
+    """The host slowed after calibration: the sweep lost frames at rates the generator
+    offered in full, well below what calibration carried. The claim cannot hold on
+    calibration alone beside that figure, and says why."""
+    top = LINE_RATE * 0.99 * (1 + CALIB_WIDTH) * 1.01
+    cal = {1: top, 32: top}
+    assert link_claim.generator(cal).verdict == HOLDS
+    c = link_claim.generator(cal, lost={1: 900_000.0})
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+    assert "its Fig. 4 sweep lost frames at 900 kpps" in c.measured
+    assert "lost frames below what it found (1 flow(s) at 900 under" in c.why
+    # a loss within calibration's width of it, or above it, changes nothing
+    assert link_claim.generator(cal, lost={1: top / (1 + CALIB_WIDTH / 2)}).verdict == HOLDS
 
 
 def test_generator_without_calibration_is_not_measurable() -> None:

@@ -195,5 +195,5 @@ def test_a_heavy_loss_at_the_ndr_is_not_called_a_burst() -> None:
     assert "light at NDR (760 kpps, 0.50%)" in burst and "heavy" not in burst
     full = next(x for x in lines if x.startswith("Loss of more than 1%"))
     assert "heavy at NDR (760 kpps, 5.00%, median latency" in full and "light" not in full
-    assert "did not carry the rate its search found" in full
+    assert "did not carry a load its search found it carries" in full
     assert _loss_below_ndr([("a", 1, "clean", [load("NDR", 760e3, 0.0)])]) == []

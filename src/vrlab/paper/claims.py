@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from vrlab.paper.claim import SIMILAR, Claim, rel
-from vrlab.paper.link_claim import direct_carried, generator
+from vrlab.paper.link_claim import direct_carried, direct_lost, generator
 from vrlab.paper.verdicts import (
     AT_FLOOR,
     DIFFERS,
@@ -289,7 +289,8 @@ def shared_engine(native_ndr: SearchRow | None, shared: Mapping[int, SearchRow |
             f"{claim.why}; where the engine's searches stopped at the testbed's limit, their "
             f"floors alone clear the goal (shared / native: {floors}), but a verdict is never "
             "drawn from a search the testbed stopped: it waits for a run whose testbed "
-            "outruns the engine (Fig. 4 says how fast this one was)"))
+            "outruns the engine (the calibration in the report's header says how fast this "
+            "one was)"))
     return claim
 
 
@@ -323,7 +324,8 @@ def all_claims(points: Points, cal: Mapping[int, float], cal_ip: int = 4,
     are not measurable, with those reasons."""
     from vrlab.paper.figures import GUEST_N, IDLE_N, MIXED_N
 
-    out = [generator(cal, cal_ip, no_calibration, direct_carried(points, sorted(cal))),
+    out = [generator(cal, cal_ip, no_calibration, direct_carried(points, sorted(cal)),
+                     direct_lost(points, sorted(cal))),
            native(points), idle_guests(points, IDLE_N),
            bridged_costs(points, max(IDLE_N)), guests_only(points, GUEST_N),
            mixed_falls(points, MIXED_N), breakdown(points, (3, 6))]

@@ -96,13 +96,15 @@ def _spread(points: Sequence[SweepPoint], bound: float) -> str:
     counted = [p for p in points if not p.sink_dropped]
     if not counted:
         return ""
-    peak = max(p.mean_pps for p in counted)
-    best = max(p.max_pps for p in counted)
+    at = max(counted, key=lambda p: p.mean_pps)
+    peak, best = at.mean_pps, max(p.max_pps for p in counted)
     if peak * (1 + SLACK) >= bound or best < bound:
         return ""
+    why = ("the generator fell short at that load in some repeat" if at.generator_short
+           else "its repeats spread")
     return (f"its figure's peak, a mean of repeats, is {peak / 1e3:.0f} kpps, "
             f"{1 - peak / bound:.0%} below its NDR lower bound of {bound / 1e3:.0f} kpps, "
-            f"while its best repeat forwarded {best / 1e3:.0f} kpps: its repeats spread")
+            f"while its best repeat forwarded {best / 1e3:.0f} kpps: {why}")
 
 
 def check(points: Mapping[str, Sequence[SweepPoint]],
@@ -140,8 +142,8 @@ def section(findings: Sequence[Finding]) -> list[str]:
     spread = [f for f in findings if f.spread]
     if spread:
         lines += ["", "A sweep's peak is the mean of its repeats at one load; where some repeats "
-                  "stalled or fell under overload and others did not, that mean can lie below "
-                  "the NDR while the best repeat reached it: no contradiction, but the two "
-                  "numbers carry that spread."]
+                  "stalled, fell under overload or were offered less than others, that mean can "
+                  "lie below the NDR while the best repeat reached it: no contradiction, but "
+                  "the two numbers carry that spread."]
         lines += [f"- {f.series}: {f.spread}." for f in spread]
     return [*lines, ""]

@@ -87,10 +87,10 @@ USERSPACE_NOTE = (
     "back, the copy into the engine's ring) runs on the generator's CPU instead, because an "
     "engine that shares its CPU with that work livelocks (`placement.for_userspace`, "
     "docs/design-notes.md). That work, not the generator's own, fills the generator's CPU "
-    "here, so the generator falls short sooner than in the kernel's figures. Where it fell "
-    "short before the guests lost frames at a rate it did offer in full, a series' peak is "
-    "what the guests forwarded at least (≥), not their limit; where they lost frames at such "
-    "a rate first, the peak is their limit, short points or not.")
+    "here, so the generator falls short sooner than in the kernel's figures. Where the guests "
+    "lost frames at a rate above a series' peak that the generator offered in full, the peak "
+    "is their limit, short points or not; otherwise, where the generator fell short, it is "
+    "what they forwarded at least (≥), not their limit.")
 
 
 #: what the tg→ts link measures: the testbed's own CPU as every SUT run has it

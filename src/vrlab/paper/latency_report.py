@@ -189,7 +189,7 @@ def _loss_below_ndr(measured: list[tuple[str, int, str, list[LoadRow]]]) -> list
                 continue
             hit = f"{label} at {r.name} ({r.rate_pps / 1e3:.0f} kpps, {r.loss_ratio:.2%}"
             if r.loss_ratio > SATURATED_LOSS:
-                over.append(f"{hit}, median latency {r.sut.p50_ns / 1e3:,.0f} us)")
+                over.append(f"{hit}, median latency {_us(r.sut.p50_ns)} µs)")
             else:
                 bursts.append(f"{hit})")
     lines = []
@@ -201,11 +201,12 @@ def _loss_below_ndr(measured: list[tuple[str, int, str, list[LoadRow]]]) -> list
                   "it, while each latency trial here counts every frame it lost. The loss is "
                   "shown, not hidden; the latency of such a load includes that burst's queueing."]
     if over:
-        lines += ["", "Loss of more than " f"{SATURATED_LOSS:.0%} at or below a configuration's "
+        lines += ["", f"Loss of more than {SATURATED_LOSS:.0%} at or below a configuration's "
                   "NDR: " + "; ".join(over) + ". That is no burst: in this trial the "
-                  "configuration did not carry the rate its search found, and its latency there "
-                  "is that of a full queue. The search and this trial ran minutes apart, and on "
-                  "this shared machine the speed of SUT and testbed moves with the host's load "
-                  "(the calibration in the header and Fig. 4 say how fast the testbed was); the "
-                  "latency of that load is not the configuration's at its NDR."]
+                  "configuration did not carry a load its search found it carries without "
+                  "loss, and its latency there is that of a full queue. The search and this "
+                  "trial ran minutes apart, and on this shared machine the speed of SUT and "
+                  "testbed moves with the host's load (the calibration in the header and Fig. 4 "
+                  "say how fast the testbed was); the latency shown for that load is not what the "
+                  "configuration gives while it carries it."]
     return lines

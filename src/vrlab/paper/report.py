@@ -29,7 +29,7 @@ from vrlab.paper.figures import FIGURES, LATENCY, Figure, searches
 from vrlab.paper.series import Series
 from vrlab.paper.throughput_report import NdrRuns
 from vrlab.paper.verdicts import UNBUILDABLE
-from vrlab.profiles import PROFILES, QUICK_HEADROOM
+from vrlab.profiles import QUICK_HEADROOM
 from vrlab.store.db import Store
 from vrlab.store.rows import SweepPoint
 
@@ -109,8 +109,8 @@ def calibration_line(cal: Mapping[int, float], ip: int, cal_runs: Sequence[int],
     runs = f"run {'/'.join(map(str, cal_runs))}, " if cal_runs else ""
     where = f" of testbed {on.testbed}" if on is not None else ""
     return ("- calibration (the cap of every search; on the quick profile the sweeps stop at "
-            f"the first rate step at or past {QUICK_HEADROOM:g}x its highest rate, "
-            f"{PROFILES['quick'].rate_stop_kpps:.0f} kpps at most): {runs}tg→ts{where} "
+            f"the first rate step at or past {QUICK_HEADROOM:g}x its 1-flow rate, never past "
+            f"the profile's top rate): {runs}tg→ts{where} "
             f"with {FAMILY[ip]} frames of {size} bytes "
             f"({size + 4} on the wire): "
             + ", ".join(f"{f} flow(s) {r / 1e3:.0f} kpps" for f, r in sorted(cal.items())))
