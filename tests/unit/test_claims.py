@@ -181,6 +181,29 @@ def test_calibration_and_sweeps_on_either_side_of_line_rate_decide_nothing() -> 
     assert link_claim.generator(cal, carried={1: need}).verdict == DIFFERS
 
 
+def test_a_sweep_that_carried_its_top_rate_is_only_a_floor() -> None:
+    """Calibration with 1 flow in a slow spell (877 kpps), the others fast; the 1-flow sweep,
+    later, carried its top rate of 1100 kpps without loss, so the link's limit lies above it,
+    unmeasured. Nothing then shows 1 flow short of line rate but the calibration the sweep
+    outran: inconclusive, not differs."""
+    fast = LINE_RATE * 0.99 * (1 + CALIB_WIDTH) * 1.05
+    cal = {1: 877_000.0, 8: fast, 32: fast}
+    rates = [100_000.0 + 200_000 * i for i in range(6)]  # 100-1100 kpps, the quick profile's
+    pts = {"direct": device(TOP * 2, rates)}
+    assert link_claim.direct_open(pts, [1, 8]) == {1}
+    c = link_claim.generator(cal, carried=link_claim.direct_carried(pts, [1]),
+                             open_top=link_claim.direct_open(pts, [1]))
+    assert (c.verdict, c.reasons) == (INCONCLUSIVE, (WITHIN_SPREAD,))
+    assert "(its Fig. 4 sweep: 1100 kpps loss-free, its top rate: at least that)" in c.measured
+    assert "calibration alone says differs, taken with its Fig. 4 sweeps inconclusive" in c.why
+    # a sweep that stopped short of its top rate found the link's limit: it differs
+    short = {"direct": device(TOP * 2, rates, generator_max=1_000_000)}
+    assert link_claim.direct_open(short, [1]) == set()
+    c = link_claim.generator(cal, carried=link_claim.direct_carried(short, [1]),
+                             open_top=link_claim.direct_open(short, [1]))
+    assert c.verdict == DIFFERS and "1000 kpps with 1 flow(s)" in c.why
+
+
 def test_a_sweep_that_lost_frames_below_calibration_undoes_a_hold() -> None:
     """The host slowed after calibration: the sweep lost frames at rates the generator
     offered in full, well below what calibration carried. The claim cannot hold on

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from vrlab.paper.claim import SIMILAR, Claim, rel
-from vrlab.paper.link_claim import direct_carried, direct_lost, generator
+from vrlab.paper.link_claim import direct_carried, direct_lost, direct_open, generator
 from vrlab.paper.verdicts import (
     AT_FLOOR,
     DIFFERS,
@@ -325,7 +325,7 @@ def all_claims(points: Points, cal: Mapping[int, float], cal_ip: int = 4,
     from vrlab.paper.figures import GUEST_N, IDLE_N, MIXED_N
 
     out = [generator(cal, cal_ip, no_calibration, direct_carried(points, sorted(cal)),
-                     direct_lost(points, sorted(cal))),
+                     direct_lost(points, sorted(cal)), direct_open(points, sorted(cal))),
            native(points), idle_guests(points, IDLE_N),
            bridged_costs(points, max(IDLE_N)), guests_only(points, GUEST_N),
            mixed_falls(points, MIXED_N), breakdown(points, (3, 6))]

@@ -4,7 +4,7 @@ measure is line rate and its spread calibration's goal width."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from vrlab.framesize import min_frame
 from vrlab.paper.claim import SIMILAR, Claim, rel
@@ -33,26 +33,33 @@ def line_rate(frame_size: int) -> float:
 LINE_RATE = line_rate(60)  # the paper's 64-byte frames: 1,488,095 pps
 
 
-def _link_verdict(rates: Mapping[int, float], ip: int) -> str:
+def _link_verdict(rates: Mapping[int, float], ip: int, floors: Collection[int] = ()) -> str:
     """Line rate (1% allowance) reached by every flow count beyond calibration's goal width:
-    holds; short of it beyond that width: differs; within the width either side, a repeat of
-    the same measurement can land on either side of the threshold: inconclusive."""
-    low, need = min(rates.values()), line_rate(min_frame(ip)) * 0.99
-    if low >= need * (1 + CALIB_WIDTH):
+    holds; one short of it beyond that width: differs, unless its rate is only a floor (a sweep
+    that carried its top rate without loss never found its limit); otherwise, within the width
+    either side, a repeat of the same measurement can land on either side of the threshold:
+    inconclusive."""
+    need = line_rate(min_frame(ip)) * 0.99
+    if all(r >= need * (1 + CALIB_WIDTH) for r in rates.values()):
         return HOLDS
-    return INCONCLUSIVE if low * (1 + CALIB_WIDTH) > need else DIFFERS
+    if any(r * (1 + CALIB_WIDTH) <= need and f not in floors for f, r in rates.items()):
+        return DIFFERS
+    return INCONCLUSIVE
 
 
 def generator(cal: Mapping[int, float], ip: int = 4, unbuildable: str = "",
               carried: Mapping[int, float] | None = None,
-              lost: Mapping[int, float] | None = None) -> Claim:
+              lost: Mapping[int, float] | None = None,
+              open_top: Collection[int] = ()) -> Claim:
     """Judged on the calibration (a zero-loss search per flow count) and, where given, the
     Fig. 4 sweeps: ``carried``, per flow count, the most its sweep carried with no frame lost
-    (:func:`direct_carried`), and ``lost``, the lowest rate it offered in full and lost frames
-    at (:func:`direct_lost`). The sweeps run after calibration, and on a shared host the
-    testbed's speed moves with the host's load, so the two can disagree either way; the claim
-    names that, and where calibration alone and calibration with the sweeps give different
-    verdicts, the run cannot decide the claim. ``ip``: the IP version of the calibration's
+    (:func:`direct_carried`), ``lost``, the lowest rate it offered in full and lost frames
+    at (:func:`direct_lost`), and ``open_top``, the flow counts whose sweep carried its top
+    rate in full without loss, so that what it carried is only a floor (:func:`direct_open`).
+    The sweeps run after calibration, and on a shared host the testbed's speed moves with the
+    host's load, so the two can disagree either way; the claim names that, and where
+    calibration alone and calibration with the sweeps give different verdicts, the run cannot
+    decide the claim. ``ip``: the IP version of the calibration's
     frames, at that version's smallest; line rate is theirs (IPv6's 74-byte frames, 78 on the
     wire: 1,275,510 pps). ``unbuildable``: why the testbed cannot link its generator straight
     to its sink (a testbed file whose tg and ts are two machines), "" where it can."""
@@ -69,9 +76,11 @@ def generator(cal: Mapping[int, float], ip: int = 4, unbuildable: str = "",
             if f in cal and c > cal[f] * (1 + CALIB_WIDTH)}
     less = {f: x for f, x in (lost or {}).items() if f in cal and x * (1 + CALIB_WIDTH) < cal[f]}
     best = {f: max(r, more.get(f, 0.0)) for f, r in cal.items()}
+    floors = {f for f in more if f in open_top}
     worst = {f: min(r, less.get(f, r)) for f, r in cal.items()}
     vals = ", ".join(f"{f} flow(s): {r / 1e3:.0f} kpps"
-                     + (f" (its Fig. 4 sweep: {more[f] / 1e3:.0f} kpps loss-free)"
+                     + (f" (its Fig. 4 sweep: {more[f] / 1e3:.0f} kpps loss-free"
+                        + (", its top rate: at least that" if f in floors else "") + ")"
                         if f in more else "")
                      + (f" (its Fig. 4 sweep lost frames at {less[f] / 1e3:.0f} kpps)"
                         if f in less else "") for f, r in sorted(cal.items()))
@@ -94,7 +103,7 @@ def generator(cal: Mapping[int, float], ip: int = 4, unbuildable: str = "",
              + " and ".join(seen) + ": the testbed's speed moved with the host's load during "
              "the run")
     verdict = _link_verdict(cal, ip)
-    others = sorted({_link_verdict(best, ip), _link_verdict(worst, ip)} - {verdict})
+    others = sorted({_link_verdict(best, ip, floors), _link_verdict(worst, ip)} - {verdict})
     if others:
         return Claim(1, quote, "Fig. 4", INCONCLUSIVE, vals,
                      f"calibration alone says {verdict}, taken with its Fig. 4 sweeps "
@@ -109,7 +118,8 @@ def generator(cal: Mapping[int, float], ip: int = 4, unbuildable: str = "",
                      f"goal width ({CALIB_WIDTH:.0%}) of line rate less 1% ({need / 1e3:.0f} "
                      f"kpps): another calibration can fall on either side; {flows}{moved}",
                      (WITHIN_SPREAD,))
-    short = {f: b for f, b in sorted(best.items()) if b * (1 + CALIB_WIDTH) < need}
+    short = {f: b for f, b in sorted(best.items())
+             if b * (1 + CALIB_WIDTH) <= need and f not in floors}
     top = (", ".join(f"{b / 1e3:.0f} kpps with {f} flow(s)" for f, b in short.items())
            + (" (calibration, or its Fig. 4 sweep where that carried more)"
               if any(f in more for f in short) else ""))
@@ -145,4 +155,18 @@ def direct_lost(points: Points, flows: Sequence[int]) -> dict[int, float]:
                  if p.mean_loss_ratio > SATURATED_LOSS]
         if lossy:
             out[f] = min(lossy)
+    return out
+
+
+def direct_open(points: Points, flows: Sequence[int]) -> set[int]:
+    """The flow counts whose tg→ts sweep carried its highest offered rate in full, with no
+    frame lost: the link's limit lies above what that sweep offered."""
+    out = set()
+    for f in flows:
+        pts = _direct(points, f)
+        if pts:
+            top = max(pts, key=lambda p: p.target_pps)
+            if (not top.generator_short and not top.sink_dropped
+                    and top.mean_loss_ratio <= 0.0):
+                out.add(f)
     return out
