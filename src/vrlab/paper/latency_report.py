@@ -204,9 +204,12 @@ def _loss_below_ndr(measured: list[tuple[str, int, str, list[LoadRow]]]) -> list
         lines += ["", f"Loss of more than {SATURATED_LOSS:.0%} at or below a configuration's "
                   "NDR: " + "; ".join(over) + ". That is no burst: in this trial the "
                   "configuration did not carry a load its search found it carries without "
-                  "loss, and its latency there is that of a full queue. The search and this "
-                  "trial ran minutes apart, and on this shared machine the speed of SUT and "
-                  "testbed moves with the host's load (the calibration in the header and Fig. 4 "
-                  "say how fast the testbed was); the latency shown for that load is not what the "
+                  "loss, and its latency there is that of a full queue. Two causes fit, and "
+                  "this report cannot tell them apart: the configuration's rate moved between "
+                  "the search and this trial (on this shared machine the speed of SUT and "
+                  "testbed moves with the host's load; the calibration in the header and Fig. 4 "
+                  "say how fast the testbed was), or the search's final trials were too short "
+                  "for its deepest queue to overflow at a load a little above what it carries "
+                  "for good. Either way the latency shown for that load is not what the "
                   "configuration gives while it carries it."]
     return lines
