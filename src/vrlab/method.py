@@ -25,6 +25,14 @@ Progress = Callable[[str, TrialResult | None], None]
 CALIB_FLOWS = (1, 8, 32)
 CALIB_MAX_PPS = 3_000_000.0
 CALIB_MIN_PPS = 10_000.0
+#: Calibration's flow counts measure one link. Where one's loss-free rate lies more than this
+#: far below the best of them, the host's speed may have moved during calibration: on this VM
+#: a 1-flow search once found 877 kpps beside 1611 for 8 and 32 flows, and that flow count's
+#: sweep carried 1100 loss-free minutes later. Such a flow count is searched once more and the
+#: higher of its searches caps later runs (a trial the testbed cannot then offer is flagged
+#: and measured again, never the SUT's loss); a link whose one flow really is slower, as on a
+#: NIC that puts it on one queue, gives the same figure twice.
+CALIB_AGREE = 0.10
 
 
 def _noop(msg: str, res: TrialResult | None) -> None:
@@ -127,11 +135,29 @@ def calibration_of(store: Store, flows: int, where: placement.Placement | None =
         if where is not None and any(run.placement.get(k) != where.as_record().get(k)
                                      for k in _CALIBRATION_KEYS):
             continue
-        for s in store.searches(run.id):
-            if s.result.get("flows") == flows and s.lower_pps and \
-                    not s.result.get("lower_is_min"):
-                return run.id, float(s.lower_pps)
+        found = calibration_searches(store, run.id).get(flows)
+        if found:  # a flow count searched again (CALIB_AGREE) is capped by its higher search
+            return run.id, max(found)
     return None
+
+
+def calibration_searches(store: Store, run_id: int) -> dict[int, list[float]]:
+    """Each flow count's loss-free rates in calibration run ``run_id``, in the order searched
+    (two where the first lay far below the other flow counts', ``CALIB_AGREE``); a search
+    that found nothing above its floor is left out."""
+    out: dict[int, list[float]] = {}
+    for s in store.searches(run_id):
+        flows = s.result.get("flows")
+        if isinstance(flows, int) and s.lower_pps and not s.result.get("lower_is_min"):
+            out.setdefault(flows, []).append(float(s.lower_pps))
+    return out
+
+
+def to_search_again(found: dict[int, float]) -> list[int]:
+    """The flow counts whose loss-free rate lies more than ``CALIB_AGREE`` below the best
+    flow count's: calibration searches each of them once more."""
+    best = max(found.values(), default=0.0)
+    return [f for f, pps in found.items() if pps < (1.0 - CALIB_AGREE) * best]
 
 
 def _start(ctx: RunContext, kind: str, scenario: str, spec_yaml: str,
@@ -378,7 +404,8 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
     size = min_frame(ip)
     params: dict[str, object] = {"flows": list(flows_list), "ip": ip, "frame_size": size}
     with stored_run(ctx, "calibrate", "calibration", "", params, ip, size) as run_id:
-        for flows in flows_list:
+
+        def loss_free(flows: int) -> float:
             with ctx.direct(ctx.placement, TrafficSettings(flows, size), "calibrate", ip) as tb:
                 record_testbed(ctx, run_id, tb)
                 # three final trials' worth per load, decided by the majority of that time:
@@ -388,5 +415,14 @@ def calibrate(ctx: RunContext, flows_list: tuple[int, ...] = CALIB_FLOWS,
                 res = run_search(ctx, tb, run_id, [goal], CALIB_MIN_PPS, CALIB_MAX_PPS,
                                  {"flows": flows}, progress, count_shortfall_as_loss=True,
                                  warmup_s=p.warmup_s, residual_s=p.residual_s)
-                found[flows] = res.result.goal_results[0].lower_pps
+                return res.result.goal_results[0].lower_pps
+
+        for flows in flows_list:
+            found[flows] = loss_free(flows)
+        best = max(found.values(), default=0.0)
+        for flows in to_search_again(found):
+            progress(f"calibration: {flows} flow(s) carried {found[flows] / 1e3:.0f} kpps, "
+                     f"more than {CALIB_AGREE:.0%} below the best flow count's "
+                     f"{best / 1e3:.0f}: searching it once more", None)
+            found[flows] = max(found[flows], loss_free(flows))
     return run_id, found

@@ -15,7 +15,9 @@ from old_schema import downgrade
 from vrlab import method, placement, profiles
 from vrlab.framesize import min_frame
 from vrlab.method import RunContext
+from vrlab.results import TrialResult
 from vrlab.store.db import Store
+from vrlab.testbed import TrafficSettings
 
 
 @pytest.fixture
@@ -98,3 +100,88 @@ def test_a_calibration_caps_only_runs_whose_sut_receive_is_steered_alike(store: 
     calibration(store, steered, 1_500_000.0)
     assert method.calibrated_max(store, 1, steered) == 1_500_000.0
     assert method.calibrated_max(store, 1, rps) == 1_000_000.0
+
+
+# ------------------------------------------------------------- a flow count far below the rest
+
+
+class Link:
+    """A stand-in tg→ts link that carries everything up to its limit and loses the rest: each
+    testbed built for a flow count takes the next limit of that flow count's list (the host's
+    speed moving between two searches of one flow count)."""
+
+    def __init__(self, limits: dict[int, list[float]]) -> None:
+        self.limits = limits
+        self.built: list[int] = []
+
+    def direct(self, where: placement.Placement, traffic: TrafficSettings, label: str,
+               ip: int = 4) -> Link.Testbed:
+        self.built.append(traffic.flows)
+        return Link.Testbed(self.limits[traffic.flows].pop(0))
+
+    class Testbed:
+        sink_kind = "stand-in"
+
+        def __init__(self, limit: float) -> None:
+            self.limit = limit
+
+        def __enter__(self) -> Link.Testbed:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def hosts(self) -> list[dict[str, str]]:
+            return []
+
+        def trial(self, rate: float, duration: float, **kw: float) -> TrialResult:
+            got = round(min(rate, self.limit) * duration)
+            return TrialResult(rate, duration, round(rate * duration), got, {"r0": got}, rate)
+
+
+def calibrate(store: Store, link: Link) -> tuple[int, dict[int, float]]:
+    ctx = RunContext(store, placement.choose(False), profiles.get("quick"),
+                     direct=link.direct)  # type: ignore[arg-type]
+    return method.calibrate(ctx, (1, 8, 32))
+
+
+def test_a_flow_count_far_below_the_others_is_searched_again_and_its_higher_search_caps(
+        store: Store) -> None:
+    """The host slowed down during the 1-flow search only (as main job R's calibration did,
+    877 kpps beside 1611): that flow count is searched once more, both searches are stored,
+    and the higher one caps every later run."""
+    link = Link({1: [877e3, 1600e3], 8: [1611e3], 32: [1614e3]})
+    run_id, found = calibrate(store, link)
+    assert link.built == [1, 8, 32, 1], "only the flow count far below the rest is searched again"
+    each = method.calibration_searches(store, run_id)
+    assert [round(x, -4) for x in each[1]] == [880e3, 1600e3], each
+    assert found[1] == max(each[1]) > 1.5e6
+    assert method.calibrated_max(store, 1) == found[1], "the cap is the higher search"
+    assert len(each[8]) == len(each[32]) == 1
+
+
+def test_a_flow_count_that_is_slower_twice_keeps_its_own_figure(store: Store) -> None:
+    """A link whose one flow really is slower (a NIC putting it on one queue) gives the same
+    figure twice, and that figure, not another flow count's, caps 1-flow runs."""
+    link = Link({1: [600e3, 610e3], 8: [1600e3], 32: [1600e3]})
+    _, found = calibrate(store, link)
+    assert link.built == [1, 8, 32, 1]
+    assert 590e3 < found[1] < 620e3
+
+
+def test_flow_counts_that_agree_are_searched_once(store: Store) -> None:
+    link = Link({1: [1589e3], 8: [1616e3], 32: [1600e3]})
+    _, found = calibrate(store, link)
+    assert link.built == [1, 8, 32]
+    assert set(found) == {1, 8, 32}
+
+
+@pytest.mark.parametrize(("found", "again"), [
+    ({1: 877e3, 8: 1611e3, 32: 1614e3}, [1]),
+    ({1: 1589e3, 8: 1616e3, 32: 1600e3}, []),
+    ({1: 1600e3, 8: 1300e3, 32: 1000e3}, [8, 32]),
+    ({1: 1000e3}, []),
+    ({}, []),
+])
+def test_which_flow_counts_are_searched_again(found: dict[int, float], again: list[int]) -> None:
+    assert method.to_search_again(found) == again

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vrlab import placement, profiles
+from vrlab import method, placement, profiles
 from vrlab.errors import UsageError
 from vrlab.method import RunContext
 from vrlab.paper import claim, figures, reproduce, verdicts
@@ -749,3 +749,23 @@ def test_a_claim_never_rests_on_a_sweep_its_own_search_contradicts(store: Store,
     fig5 = section(text, "## Fig. 5:")
     line = next(x for x in fig5.splitlines() if x.startswith("| native-routed"))
     assert f"| 480 kpps ({verdicts.CONTRADICTED}) |" in line, line
+
+
+def test_a_flow_count_searched_twice_shows_both_searches(store: Store, tmp_path: Path) -> None:
+    """The calibration line gives both searches of a flow count that calibration searched
+    again, and says the higher one is the cap."""
+    ctx = RunContext(store, placement.choose(False), profiles.get("quick"))
+    with method.stored_run(ctx, "calibrate", "calibration", "", {"flows": [1, 8]}, 4,
+                           60) as run_id:
+        for flows, pps in ((1, 877e3), (8, 1611e3), (1, 1600e3)):
+            sid = store.start_search(run_id, "NDR", 0.0)
+            store.finish_search(sid, lower_pps=pps, upper_pps=pps * 1.01, conditional_pps=pps,
+                                width=0.01, trials_used=5, time_spent_s=3.0,
+                                result={"flows": flows, "lower_is_min": False})
+    text = reproduce.write_report(store, [], {}, {1: 1600e3, 8: 1611e3}, tmp_path, "quick",
+                                  cal_runs=[run_id]).read_text()
+    line = next(x for x in text.splitlines() if x.startswith("- calibration"))
+    assert "1 flow(s) 1600 kpps (searched again" in line, line
+    assert "877 then 1600 kpps; the testbed's speed moved, or this flow count is slower, and " \
+        "the higher search is the cap" in line, line
+    assert "8 flow(s) 1611 kpps" in line and "1611 kpps (searched" not in line, line
