@@ -139,12 +139,6 @@ def hook_name(hook: str | None) -> str:
     return "its default hook" if hook is None else "XDP" if hook == "xdp" else hook
 
 
-def _limited(r: SearchRow) -> bool:
-    """The search's upper bound is the generator's limit (its ceiling, or a trial the
-    generator could not offer), not the SUT's."""
-    return bool(r.result.get("upper_is_max") or r.result.get("upper_is_testbed"))
-
-
 def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
                    caption: str, unbuilt: Mapping[str, str] | None = None) -> list[str]:
     """The paper's future work, measured: aggregate NDR against N for the shared engine and
@@ -237,9 +231,9 @@ def shared_section(store: Store, ndr_runs: NdrRuns, out: Path,
         ceiling (≤), and both there leave it saying nothing."""
         if r is None or r.lower_pps is None or not base or native is None:
             return "n/a"
-        if _limited(native) and _limited(r):
+        if repeated.capped(native) and repeated.capped(r):
             return "inconclusive (both at the testbed's limit)"
-        bound = "≥ " if _limited(r) else "≤ " if _limited(native) else ""
+        bound = "≥ " if repeated.capped(r) else "≤ " if repeated.capped(native) else ""
         return f"{bound}{r.lower_pps / base:.2f}"
 
     for n in figures.SHARED_N:
