@@ -32,7 +32,6 @@ Last line: one JSON object {"routers", "lookup_ns": {N: {"4", "6"}}, "lookup_ns_
 from __future__ import annotations
 
 import argparse
-import ctypes
 import functools
 import ipaddress
 import json
@@ -68,16 +67,7 @@ FAMILIES = (4, 6)
 def run(fd: int, frame: bytes, ifindex: int, repeat: int) -> tuple[int, int]:
     """One ``BPF_PROG_RUN`` of ``fd`` on ``frame`` received by ``ifindex``: (retval, ns per run,
     as the kernel averages it over ``repeat``)."""
-    data = ctypes.create_string_buffer(frame, len(frame))
-    out = ctypes.create_string_buffer(len(frame) + 256)
-    ctx = libbpf.XdpMd(0, len(frame), 0, ifindex, 0, 0)
-    o = libbpf.BpfTestRunOpts(
-        sz=ctypes.sizeof(libbpf.BpfTestRunOpts), data_in=ctypes.cast(data, ctypes.c_void_p),
-        data_out=ctypes.cast(out, ctypes.c_void_p), data_size_in=len(frame),
-        data_size_out=len(out), ctx_in=ctypes.cast(ctypes.pointer(ctx), ctypes.c_void_p),
-        ctx_size_in=ctypes.sizeof(ctx), repeat=repeat)
-    libbpf.check(libbpf.lib().bpf_prog_test_run_opts(fd, ctypes.byref(o)), "BPF_PROG_RUN")
-    return int(o.retval), int(o.duration)
+    return libbpf.run_timed(fd, frame, libbpf.XdpMd(0, len(frame), 0, ifindex, 0, 0), repeat)
 
 
 @contextmanager

@@ -769,3 +769,27 @@ def test_a_flow_count_searched_twice_shows_both_searches(store: Store, tmp_path:
     assert "877 then 1600 kpps; the testbed's speed moved, or this flow count is slower, and " \
         "the higher search is the cap" in line, line
     assert "8 flow(s) 1611 kpps" in line and "1611 kpps (searched" not in line, line
+
+
+@pytest.mark.parametrize(("where", "final_s", "says"), [
+    ({"sut_rx": "cpumap"}, 0.5, "16384 / 0.5 s = 33 kpps above what the SUT carries for good"),
+    ({"sut_rx": "cpumap"}, 10.0, "16384 / 10 s = 2 kpps above"),
+    ({}, 0.5, None),  # RPS alone: the SUT's backlog of 1000 frames, no deep queue
+    ({"sut_rx": "cpumap"}, None, None),  # a search that stored no final trial length
+])
+def test_the_ndr_section_bounds_what_the_steering_queue_can_hide(
+        store: Store, tmp_path: Path, where: dict[str, str], final_s: float | None,
+        says: str | None) -> None:
+    """Behind the cpumap's deep queue a final trial passes a load above what the SUT carries
+    for good, by up to the queue over the trial's length: the section says how much, from
+    the searches' own final trials, and only where a search ran behind that queue."""
+    result = {} if final_s is None else {"final_trial_s": final_s}
+    ndr_runs = {"native-bridged": [_searched(store, "native-bridged", 700e3, where=where,
+                                             result=result)]}
+    md = reproduce.write_report(store, ["ndr"], {}, {}, tmp_path, "quick", ndr_runs)
+    sec = section(md.read_text(), "## RFC 2544 / RFC 9971:")
+    if says is None:
+        assert "deep enough to hide" not in sec
+    else:
+        assert says in sec, sec
+        assert "an NDR here may read up to that much high" in sec

@@ -332,14 +332,21 @@ def prog_run(prog_fd: int, opts: ctypes._Pointer[BpfTestRunOpts]) -> None:
 
 def run_once(prog_fd: int, frame: bytes, ctx: XdpMd | None = None) -> int:
     """Run a program once on ``frame`` (BPF_PROG_RUN) and return its verdict."""
+    return run_timed(prog_fd, frame, ctx)[0]
+
+
+def run_timed(prog_fd: int, frame: bytes, ctx: XdpMd | None = None,
+             repeat: int = 1) -> tuple[int, int]:
+    """Run a program ``repeat`` times on ``frame`` (BPF_PROG_RUN): its verdict, and the
+    nanoseconds one run took as the kernel averages them over ``repeat``."""
     data = ctypes.create_string_buffer(frame, len(frame))
     opts = BpfTestRunOpts(sz=ctypes.sizeof(BpfTestRunOpts), data_in=ctypes.addressof(data),
-                          data_size_in=len(frame), repeat=1)
+                          data_size_in=len(frame), repeat=repeat)
     if ctx is not None:
         opts.ctx_in = ctypes.addressof(ctx)
         opts.ctx_size_in = ctypes.sizeof(XdpMd)
     prog_run(prog_fd, ctypes.pointer(opts))
-    return int(opts.retval)
+    return int(opts.retval), int(opts.duration)
 
 
 def fd_by_id(kind: str, obj_id: int) -> int:

@@ -210,6 +210,8 @@ def _loss_below_ndr(measured: list[tuple[str, int, str, list[LoadRow]]]) -> list
                   "testbed moves with the host's load; the calibration in the header and Fig. 4 "
                   "say how fast the testbed was), or the search's final trials were too short "
                   "for its deepest queue to overflow at a load a little above what it carries "
-                  "for good. Either way the latency shown for that load is not what the "
-                  "configuration gives while it carries it."]
+                  "for good (the throughput section gives how far above, and "
+                  "docs/design-notes.md a measurement of it). Either way the latency "
+                  "shown for that load is not what the configuration gives while it carries "
+                  "it."]
     return lines
