@@ -115,8 +115,9 @@ class Found:
 def run_search(tb: Testbed, goal: search.SearchGoal, lo: float, hi: float, initial_s: float,
                shortfall_is_loss: bool, trace: bool) -> Found:
     """MLRsearch for one goal over ``tb``. With ``shortfall_is_loss`` frames the generator failed
-    to offer count as lost (the testbed's own limit); without, it is capped at ``hi`` instead
-    and a trial's loss is the SUT's alone, as in `vrlab ndr`."""
+    to offer count as lost (the testbed's own limit) where it fell short beyond the tolerance a
+    SUT's trial is held to, as in calibration (``TrialResult.testbed_counts``); without, it is
+    capped at ``hi`` instead and a trial's loss is the SUT's alone, as in `vrlab ndr`."""
     short = 0
     top = 0.0
 
@@ -129,8 +130,7 @@ def run_search(tb: Testbed, goal: search.SearchGoal, lo: float, hi: float, initi
             log(f"    {rate / 1e3:8.1f} kpps {duration:4.2f} s: offered {r.achieved_pps / 1e3:7.1f}"
                 f" kpps, lost {r.sent - r.received}")
         if shortfall_is_loss:
-            offered = max(r.sent, round(rate * duration))
-            return offered, min(r.received, offered)
+            return r.testbed_counts()
         return r.sent, r.received
 
     t0 = time.monotonic()

@@ -353,13 +353,7 @@ def run_search(ctx: RunContext, tb: Testbed, run_id: int, goals: list[search.Sea
 
     def measure(rate: float, duration: float) -> tuple[int, int]:
         if count_shortfall_as_loss:
-            # a shortfall within the tolerance a SUT's trial is held to (a few frames skipped
-            # rather than sent late, vrlab.traffic.pacing) still offers the load; beyond it,
-            # the frames never offered are the testbed's loss
-            res = trial(rate, duration)
-            offered = res.sent if not res.generator_short else max(res.sent,
-                                                                   round(rate * duration))
-            return offered, min(res.received, offered)
+            return trial(rate, duration).testbed_counts()
         # A shortfall, or frames the sink dropped, say nothing of the SUT: such a trial is
         # stored as invalid and measured again. If the testbed still cannot offer and count
         # the load, it fails as the testbed's limit, and a bound it sets is flagged as the

@@ -93,6 +93,16 @@ class TrialResult:
         itself and a figure's hollow markers and the console's warning always agree."""
         return self.shortfall > SHORT_TOLERANCE
 
+    def testbed_counts(self) -> tuple[int, int]:
+        """Frames offered and received when the testbed itself is measured (tg→ts): a
+        shortfall within the tolerance a SUT's trial is held to (a few frames skipped rather
+        than sent late, vrlab.traffic.pacing) still offers the load; beyond it, the frames
+        never offered are the testbed's loss."""
+        if not self.generator_short:
+            return self.sent, self.received
+        offered = max(self.sent, round(self.target_pps * self.duration_s))
+        return offered, min(self.received, offered)
+
     @property
     def sink_drops(self) -> int:
         """Frames the sink's own receive backlog dropped: they got through the SUT, so their

@@ -197,3 +197,27 @@ def test_a_heavy_loss_at_the_ndr_is_not_called_a_burst() -> None:
     assert "heavy at NDR (760 kpps, 5.00%, median latency" in full and "light" not in full
     assert "did not carry a load its search found it carries" in full
     assert _loss_below_ndr([("a", 1, "clean", [load("NDR", 760e3, 0.0)])]) == []
+
+
+def test_a_heavy_loss_further_below_the_ndr_than_a_trial_can_hide_has_one_cause() -> None:
+    """A final trial of 0.5 s behind a queue of 16384 frames hides at most 33 kpps of
+    overload: a heavy loss at 90% of the PDR, 60 kpps below the NDR, cannot be that, so the
+    note names the one cause left; at the NDR both still fit. Without the bound (no deep
+    queue, or no trial length stored) every heavy loss keeps both causes."""
+    from vrlab.paper.latency_report import LoadRow, _loss_below_ndr
+
+    def load(name: str, pps: float, loss: float) -> LoadRow:
+        return LoadRow(name, pps, summary(22_000_000, 23_000_000), None, loss)
+
+    rs = [load("90% PDR", 700e3, 0.11), load("NDR", 760e3, 0.12)]
+    lines = _loss_below_ndr([("a", 1, "engine", rs)], 16384 / 0.5)
+    moved = next(x for x in lines if "further below" in x)
+    assert "engine at 90% PDR (700 kpps, 11.00%" in moved and "at NDR" not in moved
+    assert "(33 kpps, the throughput section)" in moved
+    assert "slower in this trial than during its search" in moved
+    both = next(x for x in lines if x.startswith("Loss of more than 1% at or below"))
+    assert "engine at NDR (760 kpps, 12.00%" in both and "90% PDR" not in both
+    assert "Two causes fit" in both
+    plain = _loss_below_ndr([("a", 1, "engine", rs)])
+    assert not any("further below" in x for x in plain)
+    assert "engine at 90% PDR" in next(x for x in plain if "Two causes fit" in x)

@@ -93,17 +93,21 @@ def plot(configs: Mapping[str, list[LoadRow]], out_base: Path, caption: str) -> 
 
 def section(store: Store, runs: Mapping[str, int], out: Path, caption: str,
             attack_runs: Mapping[str, int] | None = None, no_clock: str = "",
-            no_attack: str = "", unbuilt: Mapping[str, str] | None = None) -> list[str]:
+            no_attack: str = "", unbuilt: Mapping[str, str] | None = None,
+            hidden_pps: float | None = None) -> list[str]:
     """The section's markdown, its figures, and ``latency.json`` with every percentile; the
     attack result (``attack_runs``: engine -> stored attack run) at its end. Across the
     machines of a testbed file: ``no_clock``, why no latency could be timed there (tg and ts
     on two machines); ``no_attack``, why the attack was not measured; ``unbuilt``, the
-    configurations (by label) the testbed could not build, with the reason."""
+    configurations (by label) the testbed could not build, with the reason. ``hidden_pps``:
+    the most overload a search's final trial could hide in the SUT's queue
+    (``throughput_report.hidden_overload_pps``), which tells a heavy loss at a load near the
+    NDR from one further below it."""
     data: dict[str, object] = {}
     if no_clock:
         lines = [HEADING, "", f"Not measurable: {no_clock}.", ""]
     else:
-        lines, data = _loads(store, runs, out, caption)
+        lines, data = _loads(store, runs, out, caption, hidden_pps)
         gone = say(unbuilt or {})
         lines += [gone, ""] if gone else []
     if no_attack:
@@ -128,8 +132,8 @@ def _floor(store: Store, runs: Mapping[str, int]) -> LatencySummary | None:
     return None
 
 
-def _loads(store: Store, runs: Mapping[str, int], out: Path,
-           caption: str) -> tuple[list[str], dict[str, object]]:
+def _loads(store: Store, runs: Mapping[str, int], out: Path, caption: str,
+           hidden_pps: float | None = None) -> tuple[list[str], dict[str, object]]:
     """The loads' part of the section, and its part of ``latency.json``."""
     lines = [HEADING, "",
              "One-way latency from the generator's send (the XDP program stamps "
@@ -169,17 +173,21 @@ def _loads(store: Store, runs: Mapping[str, int], out: Path,
              "floor": None if r.floor is None else {
                  f"{p}_ns": getattr(r.floor, f"{p}_ns") for p in ("p50", "p90", "p99", "p999",
                                                                   "max")}} for r in rs]}
-    lines += _loss_below_ndr(measured)
+    lines += _loss_below_ndr(measured, hidden_pps)
     return [*lines, ""], data
 
 
-def _loss_below_ndr(measured: list[tuple[str, int, str, list[LoadRow]]]) -> list[str]:
+def _loss_below_ndr(measured: list[tuple[str, int, str, list[LoadRow]]],
+                    hidden_pps: float | None = None) -> list[str]:
     """A note for loads at or below their configuration's NDR that lost frames: without it a
     reader sees a loss where the search found none and takes one figure for wrong. A loss of
     more than :data:`~vrlab.paper.verdicts.SATURATED_LOSS` is no burst: the configuration did
-    not carry its NDR in that trial, and the note says so rather than explain it away."""
+    not carry its NDR in that trial, and the note says so rather than explain it away. Where
+    the load lies further below the NDR than a final trial could hide (``hidden_pps``), only
+    a change of the configuration's speed explains it, and the note says that instead."""
     bursts: list[str] = []
     over: list[str] = []
+    moved: list[str] = []
     for _, _, label, rs in measured:
         ndr = next((r.rate_pps for r in rs if r.name == "NDR"), None)
         if ndr is None:
@@ -188,10 +196,12 @@ def _loss_below_ndr(measured: list[tuple[str, int, str, list[LoadRow]]]) -> list
             if r.loss_ratio <= 0 or r.rate_pps > ndr * 1.0001:
                 continue
             hit = f"{label} at {r.name} ({r.rate_pps / 1e3:.0f} kpps, {r.loss_ratio:.2%}"
-            if r.loss_ratio > SATURATED_LOSS:
-                over.append(f"{hit}, median latency {_us(r.sut.p50_ns)} µs)")
-            else:
+            if r.loss_ratio <= SATURATED_LOSS:
                 bursts.append(f"{hit})")
+            elif hidden_pps is not None and r.rate_pps < ndr - hidden_pps:
+                moved.append(f"{hit}, median latency {_us(r.sut.p50_ns)} µs)")
+            else:
+                over.append(f"{hit}, median latency {_us(r.sut.p50_ns)} µs)")
     lines = []
     if bursts:
         lines += ["", "Loss at or below a configuration's NDR: " + "; ".join(bursts) + ". These "
@@ -214,4 +224,13 @@ def _loss_below_ndr(measured: list[tuple[str, int, str, list[LoadRow]]]) -> list
                   "docs/design-notes.md a measurement of it). Either way the latency "
                   "shown for that load is not what the configuration gives while it carries "
                   "it."]
+    if moved:
+        lines += ["", f"Loss of more than {SATURATED_LOSS:.0%} at a load further below a "
+                  "configuration's NDR than a search's final trial can hide in the SUT's queue "
+                  f"({(hidden_pps or 0.0) / 1e3:.0f} kpps, the throughput section): "
+                  + "; ".join(moved)
+                  + ". No trial length explains that: the configuration was slower in this "
+                  "trial than during its search (on this shared machine the speed of SUT and "
+                  "testbed moves with the host's load), and the latency shown for that load is "
+                  "that of a full queue, not what the configuration gives while it carries it."]
     return lines

@@ -126,24 +126,36 @@ def _goals_sentence(rows: dict[str, dict[str, SearchRow]]) -> str:
             "the generator's calibrated maximum; a bound the generator could not offer is marked.")
 
 
-def queue_sentence(store: Store, ndr_runs: NdrRuns,
-                   rows: Mapping[str, Mapping[str, SearchRow]]) -> str | None:
+def hidden_overload_pps(store: Store, ndr_runs: NdrRuns,
+                        rows: Mapping[str, Mapping[str, SearchRow]] | None = None
+                        ) -> tuple[float, float] | None:
     """How far a final trial's length lets an NDR read above what the SUT carries for good,
     where the SUT's frames reach its CPU through a cpumap: a queue that deep absorbs an
-    overload of up to its length over the trial's duration without losing a frame. None where
-    no search ran behind one, or none stored its final trials' length."""
+    overload of up to its length over the trial's duration without losing a frame. (The
+    overload in pps, the final trials' seconds); None where no search ran behind one, or
+    none stored its final trials' length."""
     steered = any(store.run(r).placement.get("sut_rx") == "cpumap"
                   for rs in ndr_runs.values() for r in rs)
+    rows = ndr_rows(store, ndr_runs) if rows is None else rows
     finals = [float(d) for g in rows.values() if "NDR" in g
               for d in [g["NDR"].result.get("final_trial_s")] if isinstance(d, int | float)]
     if not steered or not finals or min(finals) <= 0:
         return None
-    d = min(finals)
+    return CPUMAP_MAX_QUEUE / min(finals), min(finals)
+
+
+def queue_sentence(store: Store, ndr_runs: NdrRuns,
+                   rows: Mapping[str, Mapping[str, SearchRow]]) -> str | None:
+    """The bound of :func:`hidden_overload_pps`, said beside the NDRs it applies to."""
+    hidden = hidden_overload_pps(store, ndr_runs, rows)
+    if hidden is None:
+        return None
+    pps, d = hidden
     return (f"With the XDP generator the SUT's frames reach its CPU through a queue of "
             f"{CPUMAP_MAX_QUEUE} frames (`sut_rx` cpumap in the placement; the shared engine at "
             "XDP has one as deep), deep enough for this machine's stalls and deep enough to hide "
             f"a small overload: a final trial of {d:g} s passes a load up to {CPUMAP_MAX_QUEUE} / "
-            f"{d:g} s = {CPUMAP_MAX_QUEUE / d / 1e3:.0f} kpps above what the SUT carries for "
+            f"{d:g} s = {pps / 1e3:.0f} kpps above what the SUT carries for "
             "good, so an NDR here may read up to that much high (10 s trials, as in the paper "
             f"profile: {CPUMAP_MAX_QUEUE / 10 / 1e3:.1f} kpps). Where it did, the latency "
             "section's NDR row shows a standing queue of milliseconds, or loss.")
