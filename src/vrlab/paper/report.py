@@ -239,16 +239,16 @@ def write_report(store: Store, figs: list[str], runs: dict[str, int], cal: dict[
                          f"{throughput_report.bounds(ndr_rows.get(s.key, {}).get('NDR'))} | "
                          f"{max(x.std_pps for x in p) / 1e3:.1f} kpps | {_testbed_set(p)} |")
         lines.append("")
+    hidden = throughput_report.hidden_overload_pps(store, ndr_runs, ndr_rows)
+    hidden_pps = hidden[0] if hidden else None
     if on is not None and any(k in LATENCY for k in searches(figs)):
-        hidden = throughput_report.hidden_overload_pps(store, ndr_runs or {})
         lines += latency_report.section(store, latency_runs or {}, out, caption, attack_runs,
                                         on.no_clock, on.no_attack,
                                         on.of(k for k in LATENCY if k in searches(figs)),
-                                        hidden[0] if hidden else None)
+                                        hidden_pps)
     elif latency_runs is not None and ndr_runs:
-        hidden = throughput_report.hidden_overload_pps(store, ndr_runs)
         lines += latency_report.section(store, latency_runs, out, caption, attack_runs,
-                                        hidden_pps=hidden[0] if hidden else None)
+                                        hidden_pps=hidden_pps)
     lines += consistency.section(found)
     md = out / "report.md"
     md.write_text("\n".join(lines) + "\n")
