@@ -3,6 +3,7 @@ and a real-time loop never busy-waits."""
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -118,13 +119,13 @@ def test_a_refused_burst_waits_a_quantum_instead_of_retrying_at_once(fake: FakeT
 @pytest.mark.parametrize("rate", [10_000, 115_000, 650_000, 1_300_000])
 def test_a_sender_with_a_cost_per_call_sends_fewer_larger_bursts(
         monkeypatch: pytest.MonkeyPatch, rate: float) -> None:
-    """The XDP sender's bursts: at least ``MIN_BURST`` frames and a quarter millisecond of
+    """The XDP sender's bursts: at least ``MIN_BURST`` frames and its quantum's worth of
     traffic, so its calls (each a page pool built and torn down) stay few at every rate,
     while every frame still leaves and none is skipped."""
     from vrlab.traffic.xdp import live
 
     calls = {}
-    for kind, kw in (("default", {}), ("xdp", {"quantum_s": live.LIVE_QUANTUM_S,
+    for kind, kw in (("default", {}), ("xdp", {"quantum_s": live.quantum(rate),
                                                "min_burst": live.MIN_BURST})):
         ft = FakeTime(cost_s=0.2e-6)
         monkeypatch.setattr(pacing.time, "perf_counter", ft.perf_counter)
@@ -134,11 +135,31 @@ def test_a_sender_with_a_cost_per_call_sends_fewer_larger_bursts(
         calls[kind] = len(ft.bursts)
         if kind == "xdp":
             # every burst but the last (what is left) is one full burst or more
-            assert min(ft.bursts[:-1]) >= pacing.burst_size(rate, live.LIVE_QUANTUM_S,
+            assert min(ft.bursts[:-1]) >= pacing.burst_size(rate, live.quantum(rate),
                                                             live.MAX_REPEAT, live.MIN_BURST)
     assert calls["xdp"] < calls["default"] / 2
-    size = pacing.burst_size(rate, live.LIVE_QUANTUM_S, live.MAX_REPEAT, live.MIN_BURST)
+    size = pacing.burst_size(rate, live.quantum(rate), live.MAX_REPEAT, live.MIN_BURST)
     assert calls["xdp"] <= -(-pacing.total_frames(rate, 0.1) // size) + 1
+
+
+def test_the_xdp_quantum_grows_with_the_rate_only_where_the_cpu_is_short() -> None:
+    """A quarter millisecond up to the threshold rate, so bursts stay small where the CPU
+    has room; above it the calls a second fall as the rate rises, never below one a
+    millisecond; and a burst never shrinks as the rate rises."""
+    from vrlab.traffic.xdp import live
+
+    low = [10_000, 100_000, live.LIVE_QUANTUM_RATE_PPS]
+    assert all(live.quantum(r) == live.LIVE_QUANTUM_S for r in low)
+    assert live.quantum(1_000_000) == pytest.approx(2 * live.LIVE_QUANTUM_S)
+    assert live.quantum(10_000_000) == live.LIVE_QUANTUM_MAX_S
+    rates = [50_000 * k for k in range(1, 60)]
+    calls = [1 / live.quantum(r) for r in rates]
+    assert all(b <= a for a, b in itertools.pairwise(calls))
+    bursts = [pacing.burst_size(r, live.quantum(r), live.MAX_REPEAT, live.MIN_BURST)
+              for r in rates]
+    assert all(b >= a for a, b in itertools.pairwise(bursts))
+    with pytest.raises(ValueError):
+        live.quantum(0)
 
 
 def test_a_minimum_burst_never_exceeds_the_batch_limit() -> None:
