@@ -92,9 +92,8 @@ class LatencyOutcome:
             "pdr_pps": self.pdr_pps, "throughput_from": self.throughput_from,
             "trial_s": self.trial_s, "repeats": self.repeats,
             "latency": "one-way, generator's send (bpf_ktime_get_ns in the XDP program) to the "
-                       "sink's port (its XDP hook, or tc ingress where the sink counts after "
-                       "RPS), same clock; percentiles in ns, HdrHistogram, 2 significant "
-                       "digits",
+                       "sink's tc ingress, same clock; percentiles in ns, HdrHistogram, 2 "
+                       "significant digits",
             "loads": [{
                 "load": p.load.name, "rate_pps": p.load.rate_pps,
                 "percent_of_pdr": p.load.percent_of_pdr, "loss_ratio": p.loss_ratio,
@@ -225,7 +224,7 @@ def run_latency(ctx: RunContext, scenario: Scenario, spec_yaml: str, ndr_pps: fl
                                 record=store(False), progress=progress)
         base: list[LoadResult] = []
         if floor:
-            with ctx.direct(placement.floor(ctx.placement), traffic, "latency floor",
+            with ctx.direct(placement.rps_only(ctx.placement), traffic, "latency floor",
                             ip) as tb:
                 base = measure_loads(tb, todo, dur, repeats, warmup_s=warm,
                                      residual_s=resid, record=store(True), progress=progress)

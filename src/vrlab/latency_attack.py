@@ -211,7 +211,7 @@ def run_attack(ctx: RunContext, engine: str, trial_s: float, rounds: int,
             engine,
             ctx.testbed(lambda rid: wiring.make_plan(sc, rid), ctx.placement, traffic(sc),
                         f"latency attack {engine}"),
-            ctx.direct(placement.floor(ctx.placement), traffic(sc),
+            ctx.direct(placement.rps_only(ctx.placement), traffic(sc),
                        f"latency attack {engine} floor", ip),
             trial_s, rounds, ip=ip, burst=burst, run_id=run_id, record=record,
             progress=progress, on_up=lambda tb: record_testbed(ctx, run_id, tb))

@@ -15,10 +15,7 @@ With the sendmmsg generator it goes to CPU 1: measured, on CPU 0 it cost that se
 fifth of its rate and no sweep reached the SUT's limit. A SUT that forwards at XDP (the shared
 engine there) sends frames with no socket buffer; the sink counts them at its port's XDP hook
 (``sink_rx`` "xdp"), in the poll that runs on the SUT's CPU, so that CPU builds no socket buffer
-for the sink. Behind every other SUT, with the XDP generator, the sink's port hands each frame
-to the sink's CPU at that hook (``sink_rx`` "cpumap"), where a cpumap thread counts it without
-a socket buffer, and the SUT's CPU frees its own buffer as its NIC's transmit completion
-would. Every result records the placement it ran with, generator path included."""
+for the sink. Every result records the placement it ran with, generator path included."""
 
 from __future__ import annotations
 
@@ -35,7 +32,7 @@ GeneratorPath = Literal["xdp", "sendmmsg"]
 #: how the SUT's receive work reaches its CPU (see :class:`Placement`)
 SutRx = Literal["rps", "cpumap"]
 #: where the sink counts the frames a SUT sends (see :class:`Placement`)
-SinkRx = Literal["rps", "xdp", "cpumap"]
+SinkRx = Literal["rps", "xdp"]
 
 
 @dataclass(frozen=True)
@@ -58,10 +55,7 @@ class Placement:
     sut_rx: SutRx = "rps"
     #: "xdp": the sink counts at its port's XDP hook, in the poll that runs where the SUT sent
     #: from, for a SUT that forwards at XDP (its frames have no socket buffer until one is
-    #: built for the sink); "cpumap": the port's XDP poll hands each frame to ``sink_cpu``'s
-    #: cpumap thread, which counts it there with no socket buffer (a frame the veth passes to
-    #: the stack is counted at tc after RPS); "rps": at tc ingress, after RPS took the frame to
-    #: ``sink_cpu``
+    #: built for the sink); "rps": at tc ingress, after RPS took the frame to ``sink_cpu``
     sink_rx: SinkRx = "rps"
 
     def as_record(self) -> dict[str, str]:
@@ -91,7 +85,6 @@ class Placement:
             engines += f" on CPU {self.generator_cpu} (the sender's poll)"
         how = "cpumap" if self.sut_rx == "cpumap" else "RPS"
         sink = ("sink counting at XDP in the poll of the SUT's egress" if self.sink_rx == "xdp"
-                else f"sink receive (cpumap) on CPU {self.sink_cpu}" if self.sink_rx == "cpumap"
                 else f"sink receive (RPS) on CPU {self.sink_cpu}")
         return (f"generator ({self.generator}) on CPU {self.generator_cpu}, SUT receive ({how}) "
                 f"on CPU {self.sut_cpu}, {sink}{engines}")
@@ -103,8 +96,7 @@ def for_userspace(pl: Placement) -> Placement:
     its CPU with the softirq that feeds it livelocks (19-116 kpps instead of ~0.5 Mpps)."""
     if not pl.pinned:
         return pl
-    return replace(pl, sut_cpu=pl.generator_cpu, engine_cpu=pl.sut_cpu, sut_rx="rps",
-                   sink_rx="rps")
+    return replace(pl, sut_cpu=pl.generator_cpu, engine_cpu=pl.sut_cpu, sut_rx="rps")
 
 
 def rps_only(pl: Placement) -> Placement:
@@ -115,14 +107,6 @@ def rps_only(pl: Placement) -> Placement:
     thread's wake-ups stand for a SUT's receive, and in a run with a SUT they are the SUT's.
     The sink is received with RPS too."""
     return replace(pl, sut_rx="rps", sink_rx="rps")
-
-
-def floor(pl: Placement) -> Placement:
-    """The latency floor's placement: tg→ts alone, without the SUT's cpumap hop (its queue and
-    its thread's wake-ups are a SUT's receive), and with the sink as every run has it, so a
-    hand-off to the sink's CPU (``sink_rx`` "cpumap") is in the floor as in the runs it is
-    the floor of. A sink counting at XDP belongs to a SUT at XDP; alone it counts after RPS."""
-    return replace(pl, sut_rx="rps", sink_rx="cpumap" if pl.sink_rx == "cpumap" else "rps")
 
 
 def engine_hook(requested: str, pl: Placement) -> str:
@@ -155,8 +139,7 @@ def for_engine(pl: Placement, requested: str, xdp_cpu: str) -> Placement:
     hook = engine_hook(requested, pl)
     return replace(pl, engine_hook=hook,
                    xdp_cpu=xdp_cpu if hook == "xdp" and pl.pinned else None,
-                   sink_rx="xdp" if hook == "xdp" and pl.sut_rx == "cpumap"
-                   else "cpumap" if pl.sink_rx == "cpumap" else "rps")
+                   sink_rx="xdp" if hook == "xdp" and pl.sut_rx == "cpumap" else "rps")
 
 
 def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None,
@@ -167,10 +150,8 @@ def choose(pin: bool, sink_with: SinkWith = "sut", cpus: int | None = None,
     if not pin or n < 2:
         return Placement(False, None, None, None, n, generator=generator)
     gen, sut = avail[0], avail[1]
-    xdp = generator == "xdp"
     return Placement(True, gen, sut if sink_with == "sut" else gen, sut, n,
-                     generator=generator, sut_rx="cpumap" if xdp else "rps",
-                     sink_rx="cpumap" if xdp and sink_with == "generator" else "rps")
+                     generator=generator, sut_rx="cpumap" if generator == "xdp" else "rps")
 
 
 def rps_mask(cpu: int) -> str:

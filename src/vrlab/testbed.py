@@ -11,7 +11,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -28,14 +28,7 @@ from vrlab.plan.naming import ns_name
 from vrlab.platform import build as platform_build
 from vrlab.platform import lifecycle
 from vrlab.platform.layout import PlatformLayout
-from vrlab.results import (
-    SINK_BACKLOG_DROPS,
-    TG_MAX_BURST,
-    TG_REALTIME,
-    TG_SKIPPED,
-    LatencySummary,
-    TrialResult,
-)
+from vrlab.results import TG_MAX_BURST, TG_REALTIME, TG_SKIPPED, LatencySummary, TrialResult
 from vrlab.traffic.agent import Agent, AgentLink
 from vrlab.traffic.frames import Flow, build_frame, dual_flows, make_flows
 from vrlab.traffic.sink import Counts
@@ -110,8 +103,6 @@ class Testbed:
         self.ledger: Ledger | None = None
         self.plan: Plan | None = None
         self.gen: AgentLink | None = None
-        #: frames the sink's hand-off queue dropped so far, as last read (``sink_rx`` "cpumap")
-        self.sink_queue_drops = 0
         self.sink: AgentLink | None = None
         #: the shared eBPF engine (scenario ``shared``), for its counters and shares
         self.ebpf_engine: EbpfEngine | None = None
@@ -233,11 +224,6 @@ class Testbed:
                           with_sysfs=True)
         if not cpumap or pl.sut_cpu is None:
             return
-        if not p.sut_ns and pl.sink_rx == "cpumap":
-            # tg→ts alone, the sink handing frames to its own CPU: its poll queues each frame
-            # for the sink's thread, as a SUT's ingress poll queues it for the SUT's, so the
-            # testbed's CPU does per frame what it does in every run with a SUT
-            return
         if not p.sut_ns:
             # tg→ts alone: ts's port is received as every SUT's ingress is, its socket buffers
             # built on the SUT's CPU, so the testbed's CPU does per frame what it does in every
@@ -264,17 +250,12 @@ class Testbed:
                                routers=sink_prefixes(t),
                                count_flows=self.traffic.count_flows, latency=timed,
                                kind=self.traffic.sink,
-                               at={"xdp": "xdp", "cpumap": "cpumap"}.get(
-                                   self.placement.sink_rx, "tc"),
-                               cpu=self.placement.sink_cpu, via=self._sink_via(p))
+                               at="xdp" if self.placement.sink_rx == "xdp" else "tc")
         #: which counter the sink uses ("tc-bpf", "nftables")
         self.sink_kind = str(reply.get("sink", ""))
         #: where the sink's program runs on its port ("tcx", "tc", "xdp"; "nftables" for that
         #: sink's netdev hook)
         self.sink_hook = str(reply.get("hook", ""))
-        if self.placement.sink_rx == "cpumap" and "cpumap" not in self.sink_hook:
-            # the nftables sink took over: it counts after RPS, and results say so
-            self.placement = replace(self.placement, sink_rx="rps")
         #: how the latency probe is attached ("tcx", "tc"), "" when trials go untimed
         self.latency_attach = str(reply.get("attach", ""))
         #: "in-sink" where the tc BPF sink times frames in its own program, "own-program" where
@@ -292,15 +273,6 @@ class Testbed:
             self._napi_on_tg_peer(p)
         self.gen.call("sender", dev=t.tg_dev, frames=frames, path=self.placement.generator,
                       stamp=timed)
-
-    def _sink_via(self, p: Plan) -> int | None:
-        """The CPU the sink's frames go by on the testbed's own link (tg→ts with the SUT's
-        receive steered, as in calibration): the SUT's, so the sink's CPU takes them from
-        another CPU as it does behind a SUT (:class:`~vrlab.traffic.xdp.tcsink.TcSink`)."""
-        pl = self.placement
-        if p.sut_ns or pl.sink_rx != "cpumap" or pl.sut_rx != "cpumap":
-            return None
-        return pl.sut_cpu
 
     def _napi_on_tg_peer(self, p: Plan) -> None:
         """GRO on the port the generator's veth is cabled to (the SUT's ingress, or ts itself
@@ -329,7 +301,6 @@ class Testbed:
     def _read(self) -> tuple[Counts, Any]:
         """The sink's counters and, when it times frames, its probe's cumulative reading."""
         reply = self._running()[1].call("read")
-        self.sink_queue_drops = int(reply.get("queue_drops", 0))
         return reply["counts"], reply.get("latency")
 
     def _latency(self, before: Any, after: Any) -> tuple[dict[str, LatencySummary], int]:
@@ -396,7 +367,6 @@ class Testbed:
             gen.call("send", rate=rate_pps, duration=warmup_s, timeout=warmup_s + 30, **fixed)
             time.sleep(residual_s)
         (before, lat0), s0, b0 = self._read(), self.tg_stats(), self.backlog_drops()
-        q0 = self.sink_queue_drops
         rep = gen.call("send", rate=rate_pps, duration=duration_s,
                        timeout=duration_s + 30, **fixed)
         time.sleep(residual_s)
@@ -410,9 +380,6 @@ class Testbed:
                        TG_MAX_BURST: float(rep.get("max_burst", 0)),
                        TG_REALTIME: float(bool(rep.get("realtime", False)))})
         kernel.update(backlog_drops(self.placement, softnet.minus(b1, b0)))
-        if self.sink_queue_drops > q0:  # the sink's own queue: frames the SUT had forwarded
-            kernel[SINK_BACKLOG_DROPS] = kernel.get(SINK_BACKLOG_DROPS, 0.0) + \
-                float(self.sink_queue_drops - q0)
         latency, timed = self._latency(lat0, lat1)
         if lat1 is not None:
             kernel[LATENCY_TIMED] = float(timed)

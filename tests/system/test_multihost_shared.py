@@ -121,7 +121,9 @@ def test_overlapping_routers_on_the_sut_host_stay_apart(lab: sim.SimLab,
         c1 = tb.counts()
         send(r1.dst_mac, r1.prefix)
         own = tb.counts().minus(c1)
-    assert leaked.total == 0 and leaked.other == 0, leaked
+    # a leaked frame would count as r1's (its destination is in r1's prefix); "other" is not
+    # checked: a link's own IPv6 chatter (neighbour discovery) reaches the sink there
+    assert leaked.total == 0, leaked
     assert own.by_router.get("r1", 0) >= n * 0.95 and own.by_router.get("r0", 0) == 0, own
     assert_as_before(lab, before)
 

@@ -111,10 +111,10 @@ def test_a_sut_on_a_machine_of_its_own_gives_the_engine_tc() -> None:
 @pytest.mark.parametrize(("generator", "requested", "sink_rx"), [
     ("xdp", "auto", "xdp"),  # the engine settles at XDP: its frames reach the sink unbuilt
     ("xdp", "xdp", "xdp"),
-    ("xdp", "tc", "cpumap"),  # at tc the engine sends socket buffers: handed to the sink's CPU
+    ("xdp", "tc", "rps"),  # at tc the engine sends socket buffers, which RPS hands on
     ("sendmmsg", "xdp", "rps"),  # no cpumap steering: a testbed received with RPS alone
 ])
-def test_the_sink_counts_in_the_suts_poll_only_behind_an_engine_forwarding_at_xdp(
+def test_the_sink_counts_at_xdp_only_behind_an_engine_forwarding_at_xdp(
         generator: placement.GeneratorPath, requested: str, sink_rx: str) -> None:
     pl = placement.for_engine(_pinned(generator), requested, "sut")
     assert pl.sink_rx == sink_rx
@@ -122,38 +122,17 @@ def test_the_sink_counts_in_the_suts_poll_only_behind_an_engine_forwarding_at_xd
     if sink_rx == "xdp":
         assert rec["sink_rx"] == "xdp"
         assert "sink counting at XDP" in pl.describe() and "sink receive" not in pl.describe()
-    elif sink_rx == "cpumap":
-        assert rec["sink_rx"] == "cpumap"
-        assert f"sink receive (cpumap) on CPU {pl.sink_cpu}" in pl.describe()
     else:
         assert "sink_rx" not in rec  # recorded as every record before the XDP sink was
         assert "sink receive (RPS) on CPU" in pl.describe()
 
 
-def test_the_sink_takes_a_native_routers_frames_on_its_cpu_and_machines_keep_rps(
-        tmp_path: object) -> None:
+def test_a_native_router_and_a_testbed_of_machines_keep_the_tc_sink(tmp_path: object) -> None:
     store = Store(tmp_path / "r.sqlite")  # type: ignore[operator]
     ctx = method.RunContext(store, _pinned("xdp"), profiles.get("quick"))
     native, _ = spec.load("native-routed")
-    assert method.placed(ctx, native)[0].placement.sink_rx == "cpumap"
+    assert method.placed(ctx, native)[0].placement.sink_rx == "rps"
     shared, _ = spec.load("shared")
     at_xdp = method.placed(ctx, shared)[0].placement
     assert at_xdp.sink_rx == "xdp"
     assert placement.rps_only(at_xdp).sink_rx == "rps"
-
-
-def test_the_sink_hands_frames_to_its_own_cpu_only_where_it_shares_the_generators() -> None:
-    """With the XDP generator and the sink on the generator's CPU; not with the sendmmsg
-    generator, not with the sink on the SUT's CPU, not unpinned. The latency floor keeps the
-    hand-off (it is the testbed's path in every run), userspace engines and a testbed of
-    machines do not take it."""
-    xdp = _pinned("xdp")
-    assert xdp.sink_rx == "cpumap" and xdp.sink_cpu == xdp.generator_cpu
-    assert _pinned("sendmmsg").sink_rx == "rps"
-    assert placement.choose(True, "sut", cpus=2, generator="xdp").sink_rx == "rps"
-    assert placement.choose(False, generator="xdp").sink_rx == "rps"
-    floor = placement.floor(xdp)
-    assert floor.sink_rx == "cpumap" and floor.sut_rx == "rps"
-    assert placement.floor(placement.for_engine(xdp, "xdp", "sut")).sink_rx == "rps"
-    assert placement.for_userspace(xdp).sink_rx == "rps"
-    assert placement.rps_only(xdp).sink_rx == "rps"

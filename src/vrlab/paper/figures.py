@@ -95,13 +95,11 @@ USERSPACE_NOTE = (
 
 #: what the tg→ts link measures: the testbed's own CPU as every SUT run has it
 DIRECT_NOTE = (
-    "With the XDP generator, ts's port hands each frame to the sink's thread on the "
-    "generator's CPU by way of the SUT's CPU, which writes to it as a router would (`sink_rx` "
-    "cpumap in the placement): the generator's CPU sends, queues each frame from its poll and "
-    "counts it when it comes back from the other CPU, what it does per frame with a SUT in "
-    "between, so this link's loss-free rate is the testbed's own limit in those runs. (Where "
-    "the sink counts after RPS instead, `sink_rx` absent, ts's port is received as a SUT's "
-    "ingress is: the SUT's CPU builds each socket buffer and RPS hands it back.)")
+    "With the XDP generator, ts's port is received here the way the SUT's ingress is in every "
+    "run (`sut_rx` cpumap in the placement): its poll hands each frame to the SUT's CPU, "
+    "which builds its socket buffer, and the sink counts it after RPS on the generator's CPU. "
+    "So the generator's CPU does per frame what it does with a SUT in between, and this "
+    "link's loss-free rate is the testbed's own limit in those runs.")
 
 
 def _shared(engine: str, ns: tuple[int, ...] = SHARED_N, hook: str | None = None,

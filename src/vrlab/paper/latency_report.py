@@ -137,15 +137,14 @@ def _loads(store: Store, runs: Mapping[str, int], out: Path, caption: str,
     """The loads' part of the section, and its part of ``latency.json``."""
     lines = [HEADING, "",
              "One-way latency from the generator's send (the XDP program stamps "
-             "`bpf_ktime_get_ns` into each frame) to the sink's port, on the same clock: its "
-             "XDP hook, as the frame arrives (`sink_rx` cpumap or xdp in the run's placement; "
-             "with cpumap the frame is then counted on the sink's CPU), or its tc ingress where "
-             "the sink counts after RPS; "
+             "`bpf_ktime_get_ns` into each frame) to the sink's tc ingress (its XDP hook behind "
+             "the shared engine at XDP, whose frames reach the sink with no socket buffer: "
+             "`sink_rx` xdp in the run's placement), on the same clock; "
              "idle is 10 kpps, the other loads are shares of each configuration's own PDR (the "
              "median search above) and its NDR. Each load also ran on tg→ts alone (the floor), "
-             "so the testbed's queueing is never taken for the router's; the floor's link has "
-             "no cpumap hop to the SUT's CPU (its queue and its thread's wake-ups are the SUT's "
-             "receive), and the sink's own hand-off as every run has it. HdrHistogram, 2 "
+             "so the testbed's queueing is never taken for the router's; the floor's link is "
+             "received with RPS alone, without the cpumap hop that hands a SUT's frames to its "
+             "CPU (its queue and its thread's wake-ups are the SUT's receive). HdrHistogram, 2 "
              "significant digits; every router's and repeat's histogram merged.", ""]
     labels = {k.key: k.label for k in LATENCY}
     measured = [(k, r, labels.get(k, k), rows(store, r)) for k, r in runs.items()]

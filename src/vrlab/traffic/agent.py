@@ -81,8 +81,7 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                 timed = bool(msg.get("latency"))
                 sink, why = open_sink(msg.get("kind", "auto"), msg["table"], msg["dev"],
                                       msg["routers"], msg["count_flows"], timed=timed,
-                                      at=msg.get("at", "tc"), cpu=msg.get("cpu"),
-                                      via=msg.get("via"))
+                                      at=msg.get("at", "tc"))
                 reply = {"ok": True, "sink": sink.kind, "sink_note": why,
                          "hook": sink.how if isinstance(sink, TcSink) else "nftables"}
                 if timed and isinstance(sink, TcSink):
@@ -94,8 +93,6 @@ def _serve(ns: str, cpu: int | None, conn: Connection) -> None:
                 if sink is None:
                     raise TrafficError("read before sink: the sink has no counters yet")
                 reply = {"ok": True, "counts": sink.read()}
-                if isinstance(sink, TcSink):
-                    reply["queue_drops"] = sink.queue_drops()
                 if probe is not None:
                     reply["latency"] = probe.read()
                 elif isinstance(sink, TcSink) and sink.timed_routers:

@@ -8,10 +8,7 @@ instead. Results from the two are comparable frame for frame, but not in the hea
 leave the generator, so the agent reports which one counted (``tc-bpf`` or ``nftables``).
 
 A SUT that forwards at XDP has its frames counted at the sink port's XDP hook (``at="xdp"``,
-:mod:`vrlab.traffic.xdp.tcsink`), which only the BPF sink can do. Behind a SUT that sends
-socket buffers the BPF sink hands each frame to the sink's CPU at that hook first
-(``at="cpumap"``); where it cannot load, nftables counts at tc ingress instead, and the
-agent's reply says which hook counted.
+:mod:`vrlab.traffic.xdp.tcsink`), which only the BPF sink can do.
 
 Latency: the tc BPF sink times stamped frames itself; the nftables sink needs the latency probe
 (:class:`vrlab.traffic.xdp.probe.LatencyProbe`) attached beside it, which the agent does."""
@@ -31,25 +28,21 @@ SinkChoice = Literal["auto", "tc-bpf", "nftables"]
 def open_sink(choice: SinkChoice, table: str, dev: str,
               routers: Mapping[str, str | Sequence[str]],
               count_flows: bool = False, timed: bool = False,
-              at: str = "tc", cpu: int | None = None,
-              via: int | None = None) -> tuple[TcSink | NftSink, str]:
+              at: str = "tc") -> tuple[TcSink | NftSink, str]:
     """The sink on ``dev`` in this namespace (the sink agent's), and why ``auto`` could not
     take the tc BPF sink ("" when it did). ``table`` names the nftables sink's table;
     ``timed``: the tc BPF sink also times stamped frames, per router of ``routers``; ``at``:
-    the BPF sink's hook, "tc", "cpumap" (tc, each frame handed to ``cpu`` first, by way of
-    ``via`` on the testbed's own link; nftables falls back to tc alone) or "xdp" (where
-    nftables cannot count, so it is never the fallback)."""
-    if at == "xdp" and choice == "nftables":
+    the BPF sink's hook, "tc" or "xdp" (where nftables cannot count, so it is never the
+    fallback)."""
+    if at != "tc" and choice == "nftables":
         raise VrlabError(f"the nftables sink counts at tc ingress only, not at {at}; "
                          "use the BPF sink (auto or tc-bpf)")
     if choice != "nftables":
         try:
             return TcSink(dev, routers, count_flows,
-                          timed_routers=len(routers) if timed else 0, at=at,
-                          cpu=cpu if at == "cpumap" else None,
-                          via=via if at == "cpumap" else None), ""
+                          timed_routers=len(routers) if timed else 0, at=at), ""
         except VrlabError as e:
-            if choice == "tc-bpf" or at == "xdp":
+            if choice == "tc-bpf" or at != "tc":
                 raise
             why = f"the tc BPF sink cannot load here ({e}); counting with nftables"
     else:

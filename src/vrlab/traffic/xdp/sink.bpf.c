@@ -19,17 +19,6 @@
  * the fixed header, as in every frame the generator sends. Then TC_ACT_SHOT
  * or XDP_DROP: the sink never hands a frame to the IP layer.
  *
- * Behind a SUT that sends socket buffers the port can also hand each frame to
- * the sink's own CPU before anything is done with it (sink_handoff at XDP,
- * into the cpumap entry of that CPU), whose kernel thread runs the counting
- * body there (the sink_cpumap_* programs) on the frame as it is: no socket
- * buffer is received on the sink's CPU, and the SUT's CPU frees its own, as
- * its NIC's transmit completion would. A frame the veth passes to the stack
- * instead is counted by the tc program, into the same maps. On the testbed's
- * own link (no SUT between), the frame can go by way of another CPU first
- * (sink_bounce), which writes to it as a router would and hands it on: the
- * sink's CPU then does per frame what it does behind a SUT.
- *
  * The timed programs also time each stamped frame first (latency.h), in the
  * same run: the latency probe and the counter in one program, since a second
  * program on the hook would cost every frame its own dispatch. Their
@@ -122,48 +111,6 @@ struct ipv6hdr_min {
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
-
-/*
- * The hand-off to the sink's CPU: cpus holds that CPU's entry (its queue and
- * the counting program its thread runs), target[0] the CPU the port hands each
- * frame to: the sink's, or the CPU whose entry runs sink_bounce on the way
- * there, target[1] (the sink's) the CPU sink_bounce hands it on to. handoff counts, per
- * CPU, the frames handed on (slot 0) and the frames the thread took (slot 1):
- * what was handed on and never taken was dropped by the full queue, the
- * sink's loss, never the SUT's.
- */
-#define MAX_CPUS 64
-#define HANDED 0
-#define TAKEN 1
-
-struct {
-	__uint(type, BPF_MAP_TYPE_CPUMAP);
-	__uint(max_entries, MAX_CPUS);
-	__type(key, __u32);
-	__type(value, struct bpf_cpumap_val);
-} cpus SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u32);
-} target SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} handoff SEC(".maps");
-
-static __always_inline void count_handoff(__u32 slot)
-{
-	__u64 *c = bpf_map_lookup_elem(&handoff, &slot);
-
-	if (c)
-		*c += 1;
-}
 
 static __always_inline void count_slot(__u32 slot)
 {
@@ -308,67 +255,6 @@ static __always_inline int sink_xdp(struct xdp_md *ctx, int with_flows, int time
 		return sink_xdp(ctx, flows, timed);       \
 	}
 
-#define SINK_CPUMAP(name, flows)                          \
-	SEC("xdp/cpumap") int name(struct xdp_md *ctx)    \
-	{                                                 \
-		count_handoff(TAKEN);                     \
-		return sink_xdp(ctx, flows, 0);           \
-	}
-
-/*
- * A frame is timed here, as it reaches the sink's port, not when the sink's
- * thread takes it: that thread runs when the generator's loop, which shares its
- * CPU, sleeps, so its clock would add up to a burst's wait to every frame.
- */
-static __always_inline int hand_off(struct xdp_md *ctx, int timed)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 zero = 0;
-	__u32 *cpu = bpf_map_lookup_elem(&target, &zero);
-	long act;
-
-	if (!cpu)
-		return XDP_PASS;
-	if (timed && data + ETH_HLEN <= data_end)
-		time_frame_at(data, data_end, *(__u16 *)(data + 12));
-	act = bpf_redirect_map(&cpus, *cpu, XDP_PASS);
-	if (act == XDP_REDIRECT)
-		count_handoff(HANDED);
-	return act;
-}
-
-SEC("xdp")
-int sink_handoff(struct xdp_md *ctx)
-{
-	return hand_off(ctx, 0);
-}
-
-SEC("xdp")
-int sink_handoff_timed(struct xdp_md *ctx)
-{
-	return hand_off(ctx, 1);
-}
-
-/* On the way to the sink's CPU: write to the frame, as a router rewrites its
- * headers, so it reaches the sink's CPU from another CPU's cache. */
-SEC("xdp/cpumap")
-int sink_bounce(struct xdp_md *ctx)
-{
-	volatile __u8 *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 one = 1;
-	__u32 *cpu;
-
-	if ((void *)(data + 1) > data_end)
-		return XDP_DROP;
-	data[0] = data[0];
-	cpu = bpf_map_lookup_elem(&target, &one);
-	if (!cpu)
-		return XDP_DROP;
-	return bpf_redirect_map(&cpus, *cpu, XDP_DROP);
-}
-
 SINK_TC(sink_count, 0, 0)
 SINK_TC(sink_count_flows, 1, 0)
 SINK_TC(sink_count_timed, 0, 1)
@@ -377,7 +263,5 @@ SINK_XDP(sink_xdp_count, 0, 0)
 SINK_XDP(sink_xdp_count_flows, 1, 0)
 SINK_XDP(sink_xdp_count_timed, 0, 1)
 SINK_XDP(sink_xdp_count_flows_timed, 1, 1)
-SINK_CPUMAP(sink_cpumap_count, 0)
-SINK_CPUMAP(sink_cpumap_count_flows, 1)
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -23,33 +23,9 @@ at XDP as they arrive, with no socket buffer built for them. A veth's poll runs 
 sent into it, so at tc the SUT's CPU would build a socket buffer and run GRO for every frame it
 forwarded before RPS took it to the sink's CPU: the sink's receive work, charged to the SUT.
 At XDP the SUT's CPU runs only this program per frame (docs/design-notes.md has the
-measurements).
-
-Behind a SUT that sends socket buffers, ``at="cpumap"`` keeps the tc program and puts a
-hand-off in front of it at the port's XDP hook: the poll, on the SUT's CPU, queues each frame
-for the cpumap entry of the sink's CPU, whose kernel thread runs the counting body there on the
-frame as it is (a stamped frame is timed by the hand-off, as it reaches the port: the thread
-runs when the generator's loop sleeps, and its clock would add that wait). The sink's CPU then
-receives no socket buffer at all, and the SUT's frees its
-own, as its NIC's transmit completion would: measured behind native-routed, CPU 0 (generator and
-sink) spent 325-405 ns a frame at 1.0-1.4 Mpps against 643-745 ns with the tc program after
-RPS, and CPU 1 (the SUT) 457-530 ns against 590-645 ns (docs/design-notes.md). A frame the veth
-passes to the stack instead is counted by the tc program, into the same maps. Frames the
-entry's full queue dropped are the sink's loss (:meth:`TcSink.queue_drops`).
-
-The entry's kernel thread runs at the real-time priority of the generator's sending loop
-(``THREAD_PRIORITY``). At a normal priority the loop preempted it whenever it woke, so behind
-native-routed its queue overflowed from 2 Mpps, and a frame waited there 160-240 us at 1.5
-Mpps on the testbed's own link; one priority above the loop, it preempted the loop at every
-hand-off and the generator fell short from 1.8 Mpps. At the loop's priority it runs whenever
-the loop sleeps and empties its queue before the loop goes on.
-
-On the testbed's own link (tg→ts, no SUT) ``via`` sends each frame by way of another CPU
-first (the SUT's, idle there), whose cpumap thread writes to it and hands it on
-(``sink_bounce``): the sink's CPU then takes frames from another CPU's cache and wakes for
-them as it does behind a SUT, so the link's loss-free rate is the testbed's limit in those
-runs. Handed straight to its own CPU the link carried 5 Mpps, more than twice what the
-generator's CPU managed behind native-routed."""
+measurements). A SUT that sends socket buffers keeps the tc hook: an XDP program on the port
+would make its veth queue each buffer for a poll on the SUT's CPU instead of handing it to
+RPS."""
 
 from __future__ import annotations
 
@@ -67,7 +43,6 @@ from vrlab import net
 from vrlab.bpf import libbpf
 from vrlab.bpf.maps import BpfMap
 from vrlab.errors import VrlabError
-from vrlab.traffic import pacing
 from vrlab.traffic.sink import Counts
 from vrlab.traffic.xdp import build
 from vrlab.traffic.xdp.probe import Buckets, read_hists
@@ -82,26 +57,8 @@ TIMED_FLOWS_PROGRAM = "sink_count_flows_timed"
 XDP_PROGRAMS = {PROGRAM: "sink_xdp_count", FLOWS_PROGRAM: "sink_xdp_count_flows",
                 TIMED_PROGRAM: "sink_xdp_count_timed",
                 TIMED_FLOWS_PROGRAM: "sink_xdp_count_flows_timed"}
-#: the four as the sink CPU's cpumap thread runs them, in the same order: a timed frame has
-#: been timed already, by the hand-off
-CPUMAP_PROGRAMS = {PROGRAM: "sink_cpumap_count", FLOWS_PROGRAM: "sink_cpumap_count_flows",
-                   TIMED_PROGRAM: "sink_cpumap_count",
-                   TIMED_FLOWS_PROGRAM: "sink_cpumap_count_flows"}
-#: the XDP program that hands each frame to the sink's CPU, and its twin that times the
-#: stamped ones first
-HANDOFF_PROGRAM = "sink_handoff"
-TIMED_HANDOFF_PROGRAM = "sink_handoff_timed"
-#: the cpumap program that hands a frame on to the sink's CPU from another one
-BOUNCE_PROGRAM = "sink_bounce"
-#: the hand-off's queue: the largest the kernel allows
-HANDOFF_QUEUE = libbpf.CPUMAP_MAX_QUEUE
-#: the slots of the ``handoff`` counters: frames handed on, frames the sink's thread took
-_HANDED, _TAKEN = 0, 1
-#: SCHED_FIFO priority of the hand-off's kernel thread: the sending loop's, which shares its
-#: CPU, so once it runs (whenever the loop sleeps) it empties its queue before the loop goes on
-THREAD_PRIORITY = pacing.RT_PRIORITY
 #: where the sink's program can run on its port
-HOOKS = ("tc", "xdp", "cpumap")
+HOOKS = ("tc", "xdp")
 #: the clsact filter's name and priority where a kernel without tcx takes it: after the probe's
 FILTER_NAME = "vrlab_sink"
 FILTER_PRIO = net.FILTER_PRIO + 1
@@ -148,53 +105,24 @@ def prefixes_of(routers: Mapping[str, str | Sequence[str]]) -> dict[str, list[st
     return {name: [p] if isinstance(p, str) else list(p) for name, p in routers.items()}
 
 
-def _raise_thread(map_fd: int, cpu: int) -> int:
-    """Give the kernel thread of ``cpu``'s entry in the cpumap ``map_fd`` (named
-    ``cpumap/<cpu>/map:<map id>`` by the kernel) ``THREAD_PRIORITY``; its priority after,
-    0 where the thread is not found or the kernel refuses."""
-    map_id = struct.unpack_from("=II", libbpf.obj_info(map_fd, 8))[1]
-    name = f"cpumap/{cpu}/map:{map_id}"
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() != name:
-                    continue
-            os.sched_setscheduler(int(pid), os.SCHED_FIFO, os.sched_param(THREAD_PRIORITY))
-        except OSError:
-            continue
-        return THREAD_PRIORITY
-    return 0
-
-
 class TcSink:
     """The sink on the link ``dev`` of this namespace, counting per router of ``routers``
     (name -> its prefix, or its prefixes of either family) and, with ``count_flows``, per
     flow; with ``timed_routers`` > 0 it also keeps a latency histogram for each of that many
-    router indexes (the index each stamped frame carries). ``at``: the hook, "tc" or "xdp", or
-    "cpumap" (tc, with each frame the port's XDP poll takes handed to ``cpu``'s thread first).
+    router indexes (the index each stamped frame carries). ``at``: the hook, "tc" or "xdp".
     With ``dev`` None the program is loaded but attached nowhere: ``prog_fd`` runs it on frames
     with BPF_PROG_RUN."""
 
     kind = "tc-bpf"
 
     def __init__(self, dev: str | None, routers: Mapping[str, str | Sequence[str]],
-                 count_flows: bool = False, timed_routers: int = 0, at: str = "tc",
-                 cpu: int | None = None, via: int | None = None) -> None:
+                 count_flows: bool = False, timed_routers: int = 0, at: str = "tc") -> None:
         if at not in HOOKS:
             raise VrlabError(f"sink hook {at!r}: the BPF sink runs at one of {', '.join(HOOKS)}")
-        if (at == "cpumap") != (cpu is not None):
-            raise VrlabError("the sink hands frames to a CPU (cpu=...) exactly when at='cpumap'")
-        if via is not None and (cpu is None or via == cpu):
-            raise VrlabError("the sink's frames go by way of a CPU (via=...) other than its own")
         self.names = list(routers)
         self.timed_routers = timed_routers
         self.how = ""
-        #: the hand-off thread's SCHED_FIFO priority, 0 where it kept the kernel's
-        self.thread_priority = 0
         self._link: int | None = None
-        self._handoff: int | None = None
         self._flows: BpfMap | None = None
         keys = [(slot, *route_key(p))
                 for slot, ps in enumerate(prefixes_of(routers).values(), 1) for p in ps]
@@ -207,16 +135,10 @@ class TcSink:
         try:
             chosen = ((TIMED_FLOWS_PROGRAM if count_flows else TIMED_PROGRAM) if timed_routers
                       else (FLOWS_PROGRAM if count_flows else PROGRAM))
-            wanted = {chosen}
             if at == "xdp":
                 chosen = XDP_PROGRAMS[chosen]
-                wanted = {chosen}
-            elif at == "cpumap":
-                handoff = TIMED_HANDOFF_PROGRAM if timed_routers else HANDOFF_PROGRAM
-                wanted |= {CPUMAP_PROGRAMS[chosen], handoff, BOUNCE_PROGRAM}
-            for name in {*XDP_PROGRAMS, *XDP_PROGRAMS.values(), *CPUMAP_PROGRAMS.values(),
-                         HANDOFF_PROGRAM, TIMED_HANDOFF_PROGRAM, BOUNCE_PROGRAM}:
-                if name not in wanted:
+            for name in (*XDP_PROGRAMS, *XDP_PROGRAMS.values()):
+                if name != chosen:
                     self._obj.set_autoload(name, False)
             self._obj.load()
             self._ncpu = libbpf.possible_cpus()
@@ -237,20 +159,6 @@ class TcSink:
             elif dev is not None:
                 self._link, self.how = net.ingress_program(dev, self.prog_fd, FILTER_NAME,
                                                            FILTER_PRIO)
-            if at == "cpumap" and cpu is not None:
-                # the entry and its CPU first: a frame handed on before them would pass
-                self._obj.update("cpus", cpu, libbpf.cpumap_value(
-                    HANDOFF_QUEUE, self._obj.program_fd(CPUMAP_PROGRAMS[chosen])))
-                self._obj.update("target", 1, struct.pack("=I", cpu))
-                if via is not None:
-                    self._obj.update("cpus", via, libbpf.cpumap_value(
-                        HANDOFF_QUEUE, self._obj.program_fd(BOUNCE_PROGRAM)))
-                self._obj.update("target", 0, struct.pack("=I", cpu if via is None else via))
-                self.thread_priority = _raise_thread(self._obj.map_fd("cpus"), cpu)
-                if dev is not None:
-                    self._handoff = libbpf.xdp_link(socket.if_nametoindex(dev),
-                                                    self._obj.program_fd(handoff))
-                    self.how += "+cpumap"
         except BaseException:
             self.close()
             raise
@@ -269,14 +177,8 @@ class TcSink:
             return {}
         return read_hists(self._obj, self.timed_routers, self._ncpu)
 
-    def queue_drops(self) -> int:
-        """Frames handed to the sink's CPU that its thread never took, since the sink was
-        attached: dropped by the entry's full queue (0 unless ``at="cpumap"``). Read once the
-        frames in flight have arrived, they are the sink's loss."""
-        return self._slot(_HANDED, "handoff") - self._slot(_TAKEN, "handoff")
-
-    def _slot(self, i: int, table: str = "counts") -> int:
-        raw = self._obj.lookup(table, i, 8 * self._ncpu)
+    def _slot(self, i: int) -> int:
+        raw = self._obj.lookup("counts", i, 8 * self._ncpu)
         return int(np.frombuffer(raw, dtype=np.uint64).sum())
 
     def _read_flows(self) -> dict[tuple[str, str, int, int], int]:
@@ -292,10 +194,6 @@ class TcSink:
         return out
 
     def close(self) -> None:
-        if self._handoff is not None:  # the frames stop reaching the entry before it goes
-            with contextlib.suppress(OSError):
-                os.close(self._handoff)
-            self._handoff = None
         if self._flows is not None:
             self._flows.close()
             self._flows = None
