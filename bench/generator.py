@@ -480,9 +480,10 @@ def main() -> None:
     print(f"{'median':<7}{kpps(testbed_pps):>12}{kpps(ndr_pps):>17}")
     if headroom is not None:
         print(f"headroom = the median round's ratio = {'≤ ' if headroom_capped else ''}"
-              f"{headroom:.3f}  (a round whose native NDR reached its search ceiling, that "
-              "round's tg→ts rate, measured the testbed there, not the SUT: its ratio only "
-              "bounds the headroom from above)")
+              f"{headroom:.3f}" + ("  (a round whose native NDR reached its search ceiling, "
+                                   "that round's tg→ts rate, measured the testbed there, not "
+                                   "the SUT: its ratio only bounds the headroom from above)"
+                                   if any(n.at_ceiling for n in ndr) else ""))
 
     print("\ngoals: " + "; ".join(verdict(k, v) for k, v in
                                    (("ratio_best", ratio_best), ("headroom", headroom),

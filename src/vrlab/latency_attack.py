@@ -80,11 +80,10 @@ def testbed(sc: spec.Scenario, where: Placement, label: str) -> Testbed:
 def same_bursts(share_pps: float = SHARE_PPS, b_pps: float = B_PPS) -> int:
     """The frames of each of the generator's bursts, in both conditions: as many as it sends
     at a time beside A's share (:func:`~vrlab.traffic.xdp.live.quantum`'s worth, at least
-    ``MIN_BURST``). Left
-    to itself it would send twice as many at a time under the flood, and every timed frame
-    would wait behind twice as many others of its burst, in the generator, the router and
-    the sink: a rise of B's latency that is the generator's grouping, not the flood's effect
-    on the router (the testbed alone shows it, :func:`floor`)."""
+    ``MIN_BURST``). Left to itself it would send twice as many at a time under the flood, and
+    every timed frame would wait behind twice as many others of its burst, in the generator,
+    the router and the sink: a rise of B's latency that is the generator's grouping, not the
+    flood's effect on the router (the testbed alone shows it, :func:`floor`)."""
     total = share_pps + b_pps
     return pacing.burst_size(total, quantum(total), MAX_REPEAT, MIN_BURST)
 
