@@ -52,10 +52,9 @@ from vrlab.plan import wiring
 from vrlab.plan.model import Plan
 from vrlab.results import LATENCY_FLOOR, TrialResult
 from vrlab.testbed import Testbed, TrafficSettings
-from vrlab.traffic import pacing
 from vrlab.traffic.agent import AgentLink
 from vrlab.traffic.frames import build_frame, mix
-from vrlab.traffic.xdp.live import MAX_REPEAT, MIN_BURST, quantum
+from vrlab.traffic.xdp.live import default_burst
 
 
 def scenario(engine: str, ip: int = 4) -> tuple[spec.Scenario, str]:
@@ -79,13 +78,12 @@ def testbed(sc: spec.Scenario, where: Placement, label: str) -> Testbed:
 
 def same_bursts(share_pps: float = SHARE_PPS, b_pps: float = B_PPS) -> int:
     """The frames of each of the generator's bursts, in both conditions: as many as it sends
-    at a time beside A's share (:func:`~vrlab.traffic.xdp.live.quantum`'s worth, at least
-    ``MIN_BURST``). Left to itself it would send twice as many at a time under the flood, and
-    every timed frame would wait behind twice as many others of its burst, in the generator,
-    the router and the sink: a rise of B's latency that is the generator's grouping, not the
-    flood's effect on the router (the testbed alone shows it, :func:`floor`)."""
-    total = share_pps + b_pps
-    return pacing.burst_size(total, quantum(total), MAX_REPEAT, MIN_BURST)
+    at a time beside A's share (:func:`~vrlab.traffic.xdp.live.default_burst`). Left to
+    itself it would send twice as many at a time under the flood, and every timed frame would
+    wait behind twice as many others of its burst, in the generator, the router and the sink:
+    a rise of B's latency that is the generator's grouping, not the flood's effect on the
+    router (the testbed alone shows it, :func:`floor`)."""
+    return default_burst(share_pps + b_pps)
 
 
 def mix_turns(a: list[bytes], b: list[bytes], a_rate: float,

@@ -110,6 +110,12 @@ def quantum(rate_pps: float) -> float:
     return min(LIVE_QUANTUM_MAX_S, LIVE_QUANTUM_S * max(1.0, rate_pps / LIVE_QUANTUM_RATE_PPS))
 
 
+def default_burst(rate_pps: float, max_repeat: int = MAX_REPEAT) -> int:
+    """Frames per call that :meth:`LiveSender.send` sends at ``rate_pps`` when no burst is
+    given: :func:`quantum`'s worth, at least ``MIN_BURST``, at most ``max_repeat``."""
+    return pacing.burst_size(rate_pps, quantum(rate_pps), max_repeat, MIN_BURST)
+
+
 def _keep_in_dispatcher(ifindex: int, prog_fd: int) -> int:
     try:
         return libbpf.xdp_link(ifindex, prog_fd, libbpf.XDP_FLAGS_SKB_MODE)
