@@ -23,6 +23,7 @@ from vrlab.ledger import NETNS_DIR
 from vrlab.plan import naming, wiring  # not Testbed bare: pytest would collect it
 from vrlab.plan.model import Plan
 from vrlab.plan.naming import if_name
+from vrlab.results import TrialResult
 from vrlab.spec import Scenario
 from vrlab.testbed import TrafficSettings
 from vrlab.traffic.frames import Flow
@@ -35,6 +36,7 @@ pytestmark = [
 GUESTS = 3  # where a scenario takes guests: more than its default, fewer than a slow build
 PPS_PER_ROUTER = 2000  # far below any loss: every frame must arrive
 DURATION_S = 0.3  # 600 frames per router
+ATTEMPTS = 3  # trials on fresh testbeds before a generator that falls short fails the test
 NOISE = 5  # a "still" counter may move by this much (nothing stray is expected at all)
 
 # --------------------------------------------------------------------------- helpers
@@ -197,9 +199,20 @@ def test_ipv6_frames_take_the_same_path(name: str, ip: int) -> None:
     assert set(families.values()) == ({6} if ip == 6 else {4, 6})
 
 
-def deliver(name: str, ip: int) -> dict[tuple[str, str, int, int], int]:
-    """Build scenario ``name`` with frames of IP version ``ip``, run one slow trial, check
-    every frame arrived for its own router along the scenario's path; the sink's flow counts."""
+@dataclass(frozen=True)
+class Run:
+    """One trial on a fresh testbed, and the kernel's link counters around it."""
+
+    sc: Scenario
+    plan: Plan
+    res: TrialResult
+    flows: dict[tuple[str, str, int, int], int]
+    testbed_flows: list[Flow]
+    before: dict[tuple[str, str], Link]
+    after: dict[tuple[str, str], Link]
+
+
+def one_trial(name: str, ip: int) -> Run:
     sc = load(name, ip)
     routers = sc.router_count
     settings = TrafficSettings(flows=2 * routers, count_flows=True)
@@ -220,19 +233,34 @@ def deliver(name: str, ip: int) -> dict[tuple[str, str, int, int], int]:
 
         res = tb.trial(PPS_PER_ROUTER * routers, DURATION_S, warmup_s=0)
         after = links(p)
-        flows = tb.last_counts.flows
+        run = Run(sc, p, res, tb.last_counts.flows, tb.flows, before, after)
 
     assert leftover_namespaces(p.run_id) == [], "teardown left namespaces behind"
+    return run
 
-    assert res.sent >= 0.9 * PPS_PER_ROUTER * routers * DURATION_S, "generator fell short"
+
+def deliver(name: str, ip: int) -> dict[tuple[str, str, int, int], int]:
+    """Build scenario ``name`` with frames of IP version ``ip``, run one slow trial, check
+    every frame arrived for its own router along the scenario's path; the sink's flow counts.
+
+    A trial the generator could not offer (the machine stalled it: frames skipped, not sent
+    late) is the testbed's fault, not the path's, so it is run again on a fresh testbed, as
+    the tool itself measures such a trial again; the split the checks expect holds only for a
+    fresh generator's first trial."""
+    for _ in range(ATTEMPTS):
+        run = one_trial(name, ip)
+        if not run.res.generator_short:
+            break
+    sc, p, res, flows = run.sc, run.plan, run.res, run.flows
+    assert not res.generator_short, f"generator fell short in {ATTEMPTS} trials: {res.sent}"
     assert res.ingress_drops == 0
-    by_router = expected_by_router(p, tb.flows, res.sent)
+    by_router = expected_by_router(p, run.testbed_flows, res.sent)
     assert res.received_by_router == by_router, "a router's frames were lost or miscounted"
     assert res.received == res.sent
     # no generator frame reached the sink for no router's prefix: every UDP frame counted is
     # one of the testbed's flows and counted for its router (``res.other_received`` also holds
     # the links' own IPv6 chatter, neighbour discovery and MLD, on freshly made links)
-    assert set(flows) <= {(f.src_ip, f.dst_ip, f.sport, f.dport) for f in tb.flows}
-    assert_path(sc, p, deltas(before, after), by_router)
+    assert set(flows) <= {(f.src_ip, f.dst_ip, f.sport, f.dport) for f in run.testbed_flows}
+    assert_path(sc, p, deltas(run.before, run.after), by_router)
     assert sum(flows.values()) == res.received
     return flows
