@@ -89,7 +89,11 @@ def test_a_fixed_burst_groups_the_frames_alike_at_two_rates() -> None:
     many a call; with ``burst`` every call sends that many, whatever the rate (the latency
     attack compares two rates this way). Mean frames a call, from the sender's own count."""
     def mean_burst(rate: float, burst: int | None) -> float:
-        rep = p.send_live(frames, rate, 0.3, cpu=0, burst=burst)
+        # a send the machine stalled (frames skipped, bursts cut short) is sent again
+        for _ in range(3):
+            rep = p.send_live(frames, rate, 0.3, cpu=0, burst=burst)
+            if rep.sent >= pacing.total_frames(rate, 0.3) * 0.9:
+                break
         assert rep.sent >= pacing.total_frames(rate, 0.3) * 0.9
         return rep.sent / rep.bursts
 

@@ -66,12 +66,36 @@ def test_a_stalled_sender_skips_what_it_owes_instead_of_bursting(fake: FakeTime,
     fake.stall_at_s, fake.stall_s = 0.03, stall_s
     rate = 650_000
     p = pacing.run(rate, 0.1, 4096, fake.burst, rt=True)
-    lag = int(rate * pacing.MAX_LAG_S)
+    lag = pacing.catch_up_limit(rate, pacing.burst_size(rate))
     assert max(fake.bursts) <= lag < 4096
     assert p.max_burst == max(fake.bursts)
     # what the stall made late beyond the allowed lag was skipped, not sent
     assert p.skipped == pytest.approx(rate * stall_s - lag, abs=2 * pacing.burst_size(rate))
     assert p.sent + p.skipped == pacing.total_frames(rate, 0.1)
+
+
+@pytest.mark.parametrize("rate", [650_000, 2_200_000])
+def test_a_burst_late_by_less_than_the_lag_is_sent_in_full(fake: FakeTime, rate: int) -> None:
+    """Lateness counts from a burst's due time, whatever the burst's length: at 2.2 Mpps the
+    XDP sender's bursts are a millisecond long, as long as the lag itself, and a loop woken a
+    little late must still send every frame; later than the lag, it skips what is beyond."""
+    from vrlab.traffic.xdp import live
+
+    q = live.quantum(rate)
+    size = pacing.burst_size(rate, q, live.MAX_REPEAT, live.MIN_BURST)
+    fake.cost_s = 0.0
+    # a stall inside one burst: the next burst is then due ``late`` ago
+    for late, skips in ((0.8 * pacing.MAX_LAG_S, False), (3 * pacing.MAX_LAG_S, True)):
+        fake.bursts.clear()
+        fake.stall_at_s, fake.stall_s = fake.now - fake.start + 0.03, q + late
+        p = pacing.run(rate, 0.1, live.MAX_REPEAT, fake.burst, rt=True, quantum_s=q,
+                       min_burst=live.MIN_BURST)
+        assert p.sent + p.skipped == pacing.total_frames(rate, 0.1)
+        assert max(fake.bursts) <= pacing.catch_up_limit(rate, size)
+        if skips:
+            assert p.skipped == pytest.approx(rate * (late - pacing.MAX_LAG_S), abs=2 * size)
+        else:
+            assert p.skipped == 0 and max(fake.bursts) > size  # caught up in one go
 
 
 def test_a_real_time_loop_sleeps_where_a_normal_one_spins(monkeypatch: pytest.MonkeyPatch) -> None:
