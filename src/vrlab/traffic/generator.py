@@ -30,7 +30,7 @@ class SendReport:
     bursts: int
     #: frames the pacing loop skipped, late by more than ``pacing.MAX_LAG_S`` (in the shortfall)
     skipped: int = 0
-    max_burst: int = 0  # the largest burst, in frames
+    max_burst: int = 0  # the most frames owed at once, sent back to back (pacing.Paced)
     realtime: bool = False  # the loop ran at real-time priority (``pacing.realtime``)
 
 
