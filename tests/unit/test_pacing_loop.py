@@ -83,7 +83,7 @@ def test_a_burst_late_by_less_than_the_lag_is_sent_in_full(fake: FakeTime, rate:
     from vrlab.traffic.xdp import live
 
     q = live.quantum(rate)
-    size = pacing.burst_size(rate, q, live.MAX_REPEAT, live.MIN_BURST)
+    size = live.default_burst(rate)
     fake.cost_s = 0.0
     # a stall inside one burst: the next burst is then due ``late`` ago
     for late, skips in ((0.8 * pacing.MAX_LAG_S, False), (3 * pacing.MAX_LAG_S, True)):
@@ -166,10 +166,9 @@ def test_a_sender_with_a_cost_per_call_sends_fewer_larger_bursts(
         calls[kind] = len(ft.bursts)
         if kind == "xdp":
             # every burst but the last (what is left) is one full burst or more
-            assert min(ft.bursts[:-1]) >= pacing.burst_size(rate, live.quantum(rate),
-                                                            live.MAX_REPEAT, live.MIN_BURST)
+            assert min(ft.bursts[:-1]) >= live.default_burst(rate)
     assert calls["xdp"] < calls["default"] / 2
-    size = pacing.burst_size(rate, live.quantum(rate), live.MAX_REPEAT, live.MIN_BURST)
+    size = live.default_burst(rate)
     assert calls["xdp"] <= -(-pacing.total_frames(rate, 0.1) // size) + 1
 
 
@@ -186,8 +185,7 @@ def test_the_xdp_quantum_grows_with_the_rate_only_where_the_cpu_is_short() -> No
     rates = [50_000 * k for k in range(1, 60)]
     calls = [1 / live.quantum(r) for r in rates]
     assert all(b <= a for a, b in itertools.pairwise(calls))
-    bursts = [pacing.burst_size(r, live.quantum(r), live.MAX_REPEAT, live.MIN_BURST)
-              for r in rates]
+    bursts = [live.default_burst(r) for r in rates]
     assert all(b >= a for a, b in itertools.pairwise(bursts))
     with pytest.raises(ValueError):
         live.quantum(0)
