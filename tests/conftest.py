@@ -1,12 +1,20 @@
 """Shared fixtures: every test gets its own ledger directory and results database, and whatever a
 test built (in-process or through a CLI subprocess) is torn down from those ledgers afterwards,
-whether the test passed or not."""
+whether the test passed or not.
+
+As root the ledger directories live under /run, not in pytest's temporary folder: a session
+killed mid-test (a CI timeout, ``kill -9``) leaves its ledgers there, and the next session
+removes what they name before it starts. In pytest's folder they would be deleted, ledgers and
+all, three sessions later, leaving namespaces nothing names."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +74,7 @@ class VrlabEnv:
             r = subprocess.run(list(argv), env=self.env, capture_output=True, text=True,
                                timeout=timeout, check=False)
             return r, sorted(_netns_names() - before)
-        listing = self.state_dir.parent / f"netns-{os.urandom(4).hex()}.txt"
+        listing = self.db.parent / f"netns-{os.urandom(4).hex()}.txt"
         script = ('mkdir -p /run/netns && mount -t tmpfs vrltest-seal /run/netns || exit 99\n'
                   '"$@"; rc=$?\nls -1 /run/netns > "$VRLTEST_LISTING"\nexit $rc\n')
         r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
@@ -109,14 +117,73 @@ def _teardown_everything(state_dir: Path) -> None:
             print(f"conftest: tearing down {path} failed: {e}", file=sys.stderr)
 
 
+#: the root sessions' ledger directories, one folder per session named by its pid and start time
+STATE_ROOT = Path("/run/vrlab-tests")
+
+
+def reap_session(session: Path, me: Path) -> None:
+    """Tear down what the ledgers of a session no longer running left, then its folder. A
+    ledger whose owner still runs (a CLI the killed session started, still going) is left, and
+    the folder with it, for a later session."""
+    from vrlab import ledger, net
+
+    pid, _, start = session.name.partition("-")
+    if session != me and pid.isdigit() and start.isdigit() \
+            and ledger.alive(int(pid), int(start)):
+        return
+    kept = 0
+    for path in sorted(session.rglob("runs/*.jsonl")):
+        led = ledger.Ledger(path)
+        if led.owner_alive():
+            kept += 1
+            continue
+        try:
+            for what in net.teardown(led):
+                print(f"conftest: {session.name} left {what}: removed", file=sys.stderr)
+        except Exception as e:  # keep cleaning the others, then report
+            kept += 1
+            print(f"conftest: tearing down {path} failed: {e}", file=sys.stderr)
+    if not kept:
+        shutil.rmtree(session, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where this session's ledger directories go: without root, pytest's temporary folder
+    (nothing it could build outlives it); as root, a folder of its own under :data:`STATE_ROOT`,
+    after removing what killed sessions left there."""
+    if os.geteuid() != 0:
+        yield tmp_path_factory.mktemp("state")
+        return
+    from vrlab import ledger
+
+    pid = os.getpid()
+    me = STATE_ROOT / f"{pid}-{ledger.proc_start_time(pid)}"
+    for session in sorted(STATE_ROOT.glob("*")) if STATE_ROOT.is_dir() else ():
+        reap_session(session, me)
+    me.mkdir(parents=True)
+    try:
+        yield me
+    finally:
+        reap_session(me, me)
+        with contextlib.suppress(OSError):  # another session's folder is still there
+            STATE_ROOT.rmdir()
+
+
+def state_dir_in(root: Path, name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
+
+
 @pytest.fixture(autouse=True)
-def vrlab_env(tmp_path_factory: pytest.TempPathFactory,
+def vrlab_env(tmp_path_factory: pytest.TempPathFactory, state_root: Path,
               monkeypatch: pytest.MonkeyPatch) -> Iterator[VrlabEnv]:
     root = tmp_path_factory.mktemp("vrlab")
-    state_dir, db = root / "state", root / "results.sqlite"
+    state_dir, db = state_dir_in(state_root, "test"), root / "results.sqlite"
     monkeypatch.setenv("VRLAB_STATE_DIR", str(state_dir))
     monkeypatch.setenv("VRLAB_DB", str(db))
     try:
         yield VrlabEnv(state_dir, db, _subprocess_env(state_dir, db))
     finally:
         _teardown_everything(state_dir)
+        if not any(state_dir.rglob("runs/*.jsonl")):
+            shutil.rmtree(state_dir, ignore_errors=True)

@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,9 +49,9 @@ def lab_fixture(layout: sim.Layout) -> Callable[..., Iterator[sim.SimLab]]:
     started, then stopped."""
 
     @pytest.fixture(scope="module", name="lab")
-    def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sim.SimLab]:
+    def lab(state_root: Path) -> Iterator[sim.SimLab]:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("VRLAB_STATE_DIR", str(tmp_path_factory.mktemp("sim-state")))
+            mp.setenv("VRLAB_STATE_DIR", tempfile.mkdtemp(prefix="sim-", dir=state_root))
             started = sim.start(*layout)
         try:
             yield started

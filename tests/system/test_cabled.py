@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +25,11 @@ NS = f"vrlcbt{os.getpid() % 10000}"
 
 
 @pytest.fixture
-def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def machine(state_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A namespace with an interface "eth1" vrlab did not make, already carrying an address
     and a route of the user's."""
-    monkeypatch.setenv("VRLAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("VRLAB_STATE_DIR",
+                       tempfile.mkdtemp(prefix="cabled-", dir=state_root))
     subprocess.run(["ip", "netns", "add", NS], check=True)
     try:
         for cmd in (["link", "add", "eth1", "type", "veth", "peer", "name", "eth2"],

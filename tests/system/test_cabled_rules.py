@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,10 +29,11 @@ ALL_RP = "/proc/sys/net/ipv4/conf/all/rp_filter"
 
 
 @pytest.fixture
-def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def machine(state_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A namespace with "eth1" (a cabled interface: vrlab did not make it) and "h1b" (a guest
     veth's host end), with a policy rule and a route in table 100 of the user's."""
-    monkeypatch.setenv("VRLAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("VRLAB_STATE_DIR",
+                       tempfile.mkdtemp(prefix="cabled-", dir=state_root))
     subprocess.run(["ip", "netns", "add", NS], check=True)
     try:
         for cmd in (["link", "add", "eth1", "type", "veth", "peer", "name", "eth2"],
