@@ -124,7 +124,8 @@ STATE_ROOT = Path("/run/vrlab-tests")
 def reap_session(session: Path, me: Path) -> None:
     """Tear down what the ledgers of a session no longer running left, then its folder. A
     ledger whose owner still runs (a CLI the killed session started, still going) is left, and
-    the folder with it, for a later session."""
+    the folder with it, for a later session; so is a ledger that cannot be read, said on
+    stderr, for someone to check by hand as `vrlab clean` asks."""
     from vrlab import ledger, net
 
     pid, _, start = session.name.partition("-")
@@ -134,10 +135,10 @@ def reap_session(session: Path, me: Path) -> None:
     kept = 0
     for path in sorted(session.rglob("runs/*.jsonl")):
         led = ledger.Ledger(path)
-        if led.owner_alive():
-            kept += 1
-            continue
         try:
+            if led.owner_alive():
+                kept += 1
+                continue
             for what in net.teardown(led):
                 print(f"conftest: {session.name} left {what}: removed", file=sys.stderr)
         except Exception as e:  # keep cleaning the others, then report

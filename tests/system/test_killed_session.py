@@ -7,6 +7,7 @@ the real /run/vrlab-tests, so no other session on the host is touched."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from conftest import reap_session
 
 from vrlab import net
+from vrlab.errors import LedgerError
 from vrlab.ledger import Ledger, proc_start_time
 from vrlab.plan import naming
 
@@ -62,7 +64,8 @@ def build(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
         c.kill()
         c.wait()
     for path in tmp_path.rglob("runs/*.jsonl"):
-        net.teardown(Ledger(path))
+        with contextlib.suppress(LedgerError):  # a case's deliberately damaged one
+            net.teardown(Ledger(path))
 
 
 def _test_in(session: Path, how: str, children: list[subprocess.Popen[str]]) -> str:
@@ -106,3 +109,17 @@ def test_a_ledger_whose_owner_still_runs_is_kept(tmp_path: Path,
     reap_session(session, me=tmp_path / "me")
     assert _ns_exists(name), f"{name} was removed while the process that owns it still runs"
     assert session.is_dir(), "the folder of a ledger still owned was removed"
+
+
+def test_an_unreadable_ledger_is_kept_and_the_rest_cleaned(
+        tmp_path: Path, build: list[subprocess.Popen[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    session = _dead_session(tmp_path)
+    name = _test_in(session, "kill", build)
+    damaged = session / "test-y" / "runs" / "zzzd.jsonl"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text('{"kind": "owner", "pid": 1, "start": 1}\ngarbage\n{"kind": "netns"}\n')
+    reap_session(session, me=tmp_path / "me")
+    assert not _ns_exists(name), "a damaged ledger stopped the others' cleanup"
+    assert damaged.exists() and session.is_dir(), "a ledger nobody could read was deleted"
+    assert "zzzd.jsonl" in capsys.readouterr().err

@@ -98,6 +98,7 @@ def test_a_damaged_middle_line_is_an_error() -> None:
     led.record("netns", name="vrlzzzv-tg")
     with pytest.raises(LedgerError, match=r":2: unreadable"):
         led.entries()
+    led.path.unlink()  # it names nothing that exists; left, it would stop every cleanup
 
 
 # --------------------------------------------------------------------------- owners
