@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,18 +103,34 @@ def _subprocess_env(state_dir: Path, db: Path) -> dict[str, str]:
     return env
 
 
+def _tear_down(paths: Iterable[Path], spare_running: bool = False, whose: str = "") -> int:
+    """Remove whatever each ledger of ``paths`` names; how many were left: a ledger whose
+    owner still runs (with ``spare_running``), or whose teardown failed (said on stderr, and
+    the others cleaned all the same). ``whose``: a killed session's name, to say each object
+    it left."""
+    from vrlab import ledger, net
+
+    kept = 0
+    for path in paths:
+        led = ledger.Ledger(path)
+        try:
+            if spare_running and led.owner_alive():
+                kept += 1
+                continue
+            for what in net.teardown(led):
+                if whose:
+                    print(f"conftest: {whose} left {what}: removed", file=sys.stderr)
+        except Exception as e:
+            kept += 1
+            print(f"conftest: tearing down {path} failed: {e}", file=sys.stderr)
+    return kept
+
+
 def _teardown_everything(state_dir: Path) -> None:
     """Remove whatever any ledger under ``state_dir`` names (a failed test's leftovers)."""
     runs = state_dir / "runs"
-    if os.geteuid() != 0 or not runs.is_dir():
-        return
-    from vrlab import ledger, net
-
-    for path in sorted(runs.glob("*.jsonl")):
-        try:
-            net.teardown(ledger.Ledger(path))
-        except Exception as e:  # keep cleaning the others, then report
-            print(f"conftest: tearing down {path} failed: {e}", file=sys.stderr)
+    if os.geteuid() == 0 and runs.is_dir():
+        _tear_down(sorted(runs.glob("*.jsonl")))
 
 
 #: the root sessions' ledger directories, one folder per session named by its pid and start time
@@ -126,25 +142,14 @@ def reap_session(session: Path, me: Path) -> None:
     ledger whose owner still runs (a CLI the killed session started, still going) is left, and
     the folder with it, for a later session; so is a ledger that cannot be read, said on
     stderr, for someone to check by hand as `vrlab clean` asks."""
-    from vrlab import ledger, net
+    from vrlab import ledger
 
     pid, _, start = session.name.partition("-")
     if session != me and pid.isdigit() and start.isdigit() \
             and ledger.alive(int(pid), int(start)):
         return
-    kept = 0
-    for path in sorted(session.rglob("runs/*.jsonl")):
-        led = ledger.Ledger(path)
-        try:
-            if led.owner_alive():
-                kept += 1
-                continue
-            for what in net.teardown(led):
-                print(f"conftest: {session.name} left {what}: removed", file=sys.stderr)
-        except Exception as e:  # keep cleaning the others, then report
-            kept += 1
-            print(f"conftest: tearing down {path} failed: {e}", file=sys.stderr)
-    if not kept:
+    if not _tear_down(sorted(session.rglob("runs/*.jsonl")), spare_running=True,
+                      whose=session.name):
         shutil.rmtree(session, ignore_errors=True)
 
 
@@ -172,6 +177,7 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def state_dir_in(root: Path, name: str) -> Path:
+    """A new ledger directory of this session's (``state_root``), named ``name-...``."""
     return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
 
 

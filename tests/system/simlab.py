@@ -15,7 +15,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from conftest import state_dir_in
 
 from vrlab.hosts import sim
 
@@ -51,7 +51,7 @@ def lab_fixture(layout: sim.Layout) -> Callable[..., Iterator[sim.SimLab]]:
     @pytest.fixture(scope="module", name="lab")
     def lab(state_root: Path) -> Iterator[sim.SimLab]:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("VRLAB_STATE_DIR", tempfile.mkdtemp(prefix="sim-", dir=state_root))
+            mp.setenv("VRLAB_STATE_DIR", str(state_dir_in(state_root, "sim")))
             started = sim.start(*layout)
         try:
             yield started

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import state_dir_in
 
 from vrlab import cabled, net, nsexec
 from vrlab.errors import KernelError
@@ -28,8 +28,7 @@ NS = f"vrlcbt{os.getpid() % 10000}"
 def machine(state_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A namespace with an interface "eth1" vrlab did not make, already carrying an address
     and a route of the user's."""
-    monkeypatch.setenv("VRLAB_STATE_DIR",
-                       tempfile.mkdtemp(prefix="cabled-", dir=state_root))
+    monkeypatch.setenv("VRLAB_STATE_DIR", str(state_dir_in(state_root, "cabled")))
     subprocess.run(["ip", "netns", "add", NS], check=True)
     try:
         for cmd in (["link", "add", "eth1", "type", "veth", "peer", "name", "eth2"],

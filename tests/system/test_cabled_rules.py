@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import state_dir_in
 
 from vrlab import cabled, net, nsexec
 from vrlab.errors import KernelError
@@ -32,8 +32,7 @@ ALL_RP = "/proc/sys/net/ipv4/conf/all/rp_filter"
 def machine(state_root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A namespace with "eth1" (a cabled interface: vrlab did not make it) and "h1b" (a guest
     veth's host end), with a policy rule and a route in table 100 of the user's."""
-    monkeypatch.setenv("VRLAB_STATE_DIR",
-                       tempfile.mkdtemp(prefix="cabled-", dir=state_root))
+    monkeypatch.setenv("VRLAB_STATE_DIR", str(state_dir_in(state_root, "cabled")))
     subprocess.run(["ip", "netns", "add", NS], check=True)
     try:
         for cmd in (["link", "add", "eth1", "type", "veth", "peer", "name", "eth2"],
